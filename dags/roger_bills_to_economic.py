@@ -1,0 +1,133 @@
+"""
+### Roger bills → e-conomic journals
+
+Nightly (02:00 Europe/Copenhagen) for every active agreement, over the data
+interval that just ended: **extract** bills changed in Roger, **validate** them
+(Great Expectations, one run per group) and **transform** them into supplier
+invoices and payments, **load** them into the agreement's journals exactly
+once, and **summarise** the run (table in the log, JSON report, failures named).
+
+Agreements are processed in groups (one mapped task per group, named by the
+agreements it holds), so hundreds of agreements stay within what the
+scheduler can run. Manual runs take params: `from_date`/`to_date` (a date
+range, inclusive), `agreements` (ids; empty = all active) and `dry_run`
+(build and validate the journal rows, show them, post nothing).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+MASTER_DATA = Asset("roger_economic://master_data")
+
+
+@dag(
+    dag_id="roger_bills_to_economic",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Europe/Copenhagen"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Copenhagen"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["roger", "e-conomic", "bookkeeping"],
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": 2.0},
+    params={
+        "from_date": Param(None, type=["null", "string"], format="date", description="first day (inclusive)"),
+        "to_date": Param(None, type=["null", "string"], format="date", description="last day (inclusive)"),
+        "agreements": Param([], type="array", items={"type": "string"}, description="agreement ids; empty = all"),
+        "dry_run": Param(False, type="boolean", description="validate and show the journal rows, post nothing"),
+    },
+    doc_md=__doc__,
+)
+def roger_bills_to_economic():
+    @task(inlets=[MASTER_DATA])
+    def plan() -> list[dict]:
+        """Choose the agreements and the window; group the agreements."""
+        from roger_economic.config import active_agreement_ids
+        from roger_economic.db import session
+        from roger_economic.pipeline import groups
+        from roger_economic_airflow.runtime import selected_agreements, window
+
+        context = get_current_context()
+        with session() as sess:
+            ids = active_agreement_ids(sess, selected_agreements(context))
+        win = window(context)
+        print(f"{len(ids)} agreements, window {win.label()}, dry_run={context['params'].get('dry_run')}")
+        return [{**g, "since": win.since, "before": win.before} for g in groups(ids)]
+
+    @task(map_index_template="{{ group_label }}")
+    def extract(group: dict) -> dict:
+        from roger_economic.pipeline import Window, extract
+        from roger_economic_airflow.runtime import endpoints
+
+        context = get_current_context()
+        context["group_label"] = group["label"]
+        results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(),
+                          context["run_id"])
+        for aid, res in results.items():
+            print(f"{aid}: {res}")
+        return group
+
+    @task(map_index_template="{{ group_label }}")
+    def validate(group: dict) -> dict:
+        from roger_economic.pipeline import validate
+
+        context = get_current_context()
+        context["group_label"] = group["label"]
+        dry_run = bool(context["params"].get("dry_run"))
+        results = validate(group["agreements"], context["run_id"], dry_run=dry_run)
+        for aid, res in results.items():
+            entries = res.pop("entries", None)
+            quarantine = res.pop("quarantine", None)
+            print(f"{aid}: {res}")
+            for entry in entries or []:
+                print(f"  would post {entry['kind']} of {entry['bill_id']} to journal {entry['journal']} "
+                      f"({entry['year']}): {entry['entry']}")
+            for finding in quarantine or []:
+                print(f"  would quarantine {finding['bill_id']}: {finding['rule']}: {finding['message']}")
+        return group
+
+    @task(map_index_template="{{ group_label }}", pool="economic_api")
+    def load(group: dict) -> dict:
+        from roger_economic.pipeline import load
+
+        context = get_current_context()
+        context["group_label"] = group["label"]
+        if context["params"].get("dry_run"):
+            print("dry run: nothing posted")
+            return group
+        results = load(group["agreements"], endpoints_(), context["run_id"])
+        for aid, res in results.items():
+            print(f"{aid}: {res}")
+        return group
+
+    @task(trigger_rule="all_done")
+    def summarise(groups: list[dict]) -> dict:
+        """Print the per-agreement table, store the JSON report; fail naming failed agreements."""
+        from roger_economic import report
+
+        context = get_current_context()
+        ids = [a for g in groups for a in g["agreements"]]
+        result = report.build(context["run_id"], ids)
+        print(report.table(result))
+        path = report.save(result)
+        print(f"run report: {path}")
+        bad = [a for a in result["agreements"] if a["outcome"] != "ok"]
+        if bad and not context["params"].get("dry_run"):
+            names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)
+            raise RuntimeError(f"{len(bad)} agreement(s) did not complete: {names}")
+        return result["totals"]
+
+    def endpoints_():
+        from roger_economic_airflow.runtime import endpoints
+
+        return endpoints()
+
+    groups = plan()
+    loaded = load.expand(group=validate.expand(group=extract.expand(group=groups)))
+    summarise(loaded)
+
+
+roger_bills_to_economic()

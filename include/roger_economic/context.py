@@ -1,0 +1,148 @@
+"""Everything one agreement's bills are judged and booked against, read once per run.
+
+An :class:`AgreementContext` joins the agreement's setup (journals, policies,
+mapping tables) with its master-data snapshots and the suppliers we have
+already resolved, and offers the look-ups the rules need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from roger_economic import masterdata
+from roger_economic.db import models
+from roger_economic.periods import Calendar
+
+
+@dataclass(frozen=True)
+class Settings:
+    id: str
+    name: str
+    roger_company_id: str
+    roger_token_ref: str
+    economic_token_ref: str
+    invoice_journal: int
+    payment_journal: int
+    default_account: int | None
+    supplier_policy: str
+    supplier_group: int | None
+    payment_terms: int | None
+    default_supplier: int | None
+    closed_period_policy: str
+    book_without_attachment: bool
+
+    @classmethod
+    def of(cls, row: models.Agreement) -> Settings:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+def normalise_cvr(cvr: Any) -> str | None:
+    """CVR compared as 8 digits: drop a ``DK`` prefix and spaces."""
+    if not cvr:
+        return None
+    digits = re.sub(r"[^0-9]", "", str(cvr).upper().removeprefix("DK"))
+    return digits if len(digits) == 8 else None
+
+
+def normalise_name(name: Any) -> str:
+    return " ".join(str(name or "").split()).casefold()
+
+
+def vendor_key(name: Any, cvr: Any) -> str:
+    """One vendor, one supplier: keyed by CVR when there is one, else by name."""
+    norm = normalise_cvr(cvr)
+    return f"cvr:{norm}" if norm else f"name:{normalise_name(name)}"
+
+
+@dataclass
+class AgreementContext:
+    settings: Settings
+    categories: dict[str, tuple[int, str | None]]
+    methods: dict[str, int]
+    snapshots: dict[str, Any]
+    supplier_links: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        snap = self.snapshots
+        self.accounts = {a["accountNumber"]: a for a in snap.get("accounts", [])}
+        self.journals = {j["journalNumber"]: j for j in snap.get("journals", [])}
+        self.vat_rates = {v["vatCode"]: Decimal(str(v.get("ratePercentage", 0))) for v in snap.get("vat_accounts", [])}
+        self.currencies = {c["code"] for c in snap.get("currencies", [])}
+        self.calendar = Calendar(snap.get("accounting_years", []))
+        self.base_currency = ((snap.get("self") or {}).get("settings") or {}).get("baseCurrency", "DKK")
+        self.suppliers_by_cvr: dict[str, int] = {}
+        self.suppliers_by_name: dict[str, int] = {}
+        for sup in snap.get("suppliers", []):
+            if sup.get("barred"):
+                continue
+            cvr = normalise_cvr(sup.get("corporateIdentificationNumber"))
+            if cvr:
+                self.suppliers_by_cvr.setdefault(cvr, sup["supplierNumber"])
+            self.suppliers_by_name.setdefault(normalise_name(sup.get("name")), sup["supplierNumber"])
+
+    @property
+    def has_master_data(self) -> bool:
+        return bool(self.accounts) and bool(self.journals)
+
+    def supplier_for(self, name: Any, cvr: Any) -> tuple[int | None, str]:
+        """(supplier number, how): matched by CVR, then by name; else what the policy says."""
+        key = vendor_key(name, cvr)
+        if key in self.supplier_links:
+            return self.supplier_links[key], "matched"
+        norm = normalise_cvr(cvr)
+        if norm and norm in self.suppliers_by_cvr:
+            return self.suppliers_by_cvr[norm], "matched"
+        by_name = self.suppliers_by_name.get(normalise_name(name))
+        if by_name is not None:
+            return by_name, "matched"
+        policy = self.settings.supplier_policy
+        if policy == "create":
+            return None, "create"
+        if policy == "default" and self.settings.default_supplier is not None:
+            return self.settings.default_supplier, "default"
+        return None, "unresolved"
+
+    def stop_reason(self) -> str | None:
+        """Why the whole agreement cannot book now (None: it can)."""
+        if not self.has_master_data:
+            return "no master data yet: run roger_master_data for this agreement"
+        for number, entry_type in ((self.settings.invoice_journal, "supplierInvoice"),
+                                   (self.settings.payment_journal, "supplierPayment")):
+            problem = masterdata.journal_problem(self.journals, number, entry_type)
+            if problem:
+                return problem
+        if not self.categories and self.settings.default_account is None:
+            return "no mapping at all: map categories or set a default account"
+        if not masterdata.has_scanning(self.snapshots) and not self.settings.book_without_attachment:
+            return ("the e-conomic agreement lacks the scanning add-on (Indscanning) and book_without_attachment "
+                    "is off: enable the add-on or allow booking without the PDF")
+        return None
+
+
+def load_contexts(sess: Session, agreement_ids: list[str]) -> dict[str, AgreementContext]:
+    """Contexts for many agreements with a handful of queries (not a few per agreement)."""
+    rows = {a.id: a for a in sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))}
+    cats: dict[str, dict[str, tuple[int, str | None]]] = {a: {} for a in agreement_ids}
+    for m in sess.scalars(select(models.CategoryMapping).where(models.CategoryMapping.agreement_id.in_(agreement_ids))):
+        cats[m.agreement_id][m.category_id] = (m.account_number, m.vat_code)
+    methods: dict[str, dict[str, int]] = {a: {} for a in agreement_ids}
+    for p in sess.scalars(
+        select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id.in_(agreement_ids))
+    ):
+        methods[p.agreement_id][p.method_id] = p.account_number
+    links: dict[str, dict[str, int]] = {a: {} for a in agreement_ids}
+    for link in sess.scalars(select(models.SupplierLink).where(models.SupplierLink.agreement_id.in_(agreement_ids))):
+        if link.supplier_number is not None:
+            links[link.agreement_id][link.vendor_key] = link.supplier_number
+    snaps = masterdata.load(sess, agreement_ids)
+    return {
+        aid: AgreementContext(Settings.of(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
+        for aid in agreement_ids
+        if aid in rows
+    }

@@ -1,0 +1,70 @@
+"""Database access: one engine per URL, sessions, and migrations.
+
+SQLite (a file under ``var/``) is the embedded default; any SQLAlchemy URL in
+``ROGER_ECONOMIC_DB_URL`` (PostgreSQL in production) takes its place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def default_url() -> str:
+    url = os.environ.get("ROGER_ECONOMIC_DB_URL")
+    if url:
+        return url
+    var = PROJECT_ROOT / "var"
+    var.mkdir(exist_ok=True)
+    return f"sqlite:///{var / 'roger_economic.db'}"
+
+
+@cache
+def engine(url: str | None = None) -> Engine:
+    url = url or default_url()
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(eng, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # concurrent task processes share the file
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@contextmanager
+def session(url: str | None = None) -> Iterator[Session]:
+    """A unit of work: committed when the block ends, rolled back on error."""
+    factory = sessionmaker(engine(url), expire_on_commit=False)
+    with factory() as sess:
+        try:
+            yield sess
+            sess.commit()
+        except BaseException:
+            sess.rollback()
+            raise
+
+
+def migrate(url: str | None = None) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", (url or default_url()).replace("%", "%%"))
+    command.upgrade(cfg, "head")

@@ -1,0 +1,1 @@
+"""Everything e-conomic-specific: its conventions, written once, and its REST client."""

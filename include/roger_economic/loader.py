@@ -1,0 +1,378 @@
+"""Posting planned entries into e-conomic, exactly once.
+
+For one agreement, in this order:
+1. recover rows left ``posting`` by a crash or a lost answer, by looking their
+   bill ids up among the journal's draft entries (found: posted; not found:
+   planned again);
+2. withdraw or replace entries whose bill changed or was deleted in Roger
+   (drafts are deleted; booked entries become review items, never edited);
+3. create missing suppliers (once, under the ``create`` policy);
+4. post the planned vouchers in batches, one POST per journal and batch, with a
+   ledger row marked ``posting`` *before* the call and an idempotency key that
+   a retry of the same batch repeats;
+5. attach each invoice's PDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from roger_economic.context import AgreementContext, normalise_cvr
+from roger_economic.db import models
+from roger_economic.economic.client import MAX_ATTACHMENT_BYTES, EconomicClient
+from roger_economic.economic.conventions import vat_zone_for
+from roger_economic.errors import ValidationRejected
+from roger_economic.roger.client import RogerClient
+from roger_economic.texts import bill_id_in
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+DECIMAL_FIELDS = ("amount", "contraVatAmount", "exchangeRate")
+SessionFactory = Callable[[], Any]
+
+
+@dataclass
+class LoadResult:
+    counts: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+def _voucher(row: models.Posting) -> dict[str, Any]:
+    """The stored voucher with its amounts as exact decimals again."""
+    voucher = row.payload["voucher"]
+    out = {**voucher, "entries": {}}
+    for kind, items in voucher["entries"].items():
+        fixed = []
+        for item in items:
+            item = dict(item)
+            for name in DECIMAL_FIELDS:
+                if name in item:
+                    item[name] = Decimal(str(item[name]))
+            fixed.append(item)
+        out["entries"][kind] = fixed
+    return out
+
+
+def _batch_key(agreement_id: str, journal: int, rows: list[models.Posting]) -> str:
+    raw = "|".join([agreement_id, str(journal), *sorted(r.idempotency_key for r in rows)])
+    return "rb-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+class Loader:
+    def __init__(
+        self, session: SessionFactory, ctx: AgreementContext, economic: EconomicClient, roger: RogerClient,
+        run_id: str,
+    ) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.aid = ctx.settings.id
+        self.economic = economic
+        self.roger = roger
+        self.run_id = run_id
+        self.result = LoadResult()
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> LoadResult:
+        self.recover()
+        self.withdraw_and_replace()
+        self.create_suppliers()
+        self.post_planned()
+        self.attach_documents()
+        self.settle_bill_states()
+        return self.result
+
+    def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
+        return list(sess.scalars(
+            select(models.Posting)
+            .where(models.Posting.agreement_id == self.aid, models.Posting.status.in_(statuses))
+            .order_by(models.Posting.id)
+        ))
+
+    # ------------------------------------------------------------------ 1. recovery
+    def recover(self) -> None:
+        with self.session() as sess:
+            stuck = self._rows(sess, "posting")
+            if not stuck:
+                return
+            known = set(sess.scalars(select(models.Posting.entry_number).where(
+                models.Posting.agreement_id == self.aid, models.Posting.entry_number.is_not(None))))
+            by_journal: dict[int, list[models.Posting]] = defaultdict(list)
+            for row in stuck:
+                by_journal[row.journal_number].append(row)
+            for journal, rows in by_journal.items():
+                found: dict[tuple[str, str], dict[str, Any]] = {}
+                for entry in self.economic.entries(journal):
+                    bill = bill_id_in(entry.get("text", ""))
+                    if bill and entry.get("journalEntryNumber") not in known:
+                        kind = "payment" if entry.get("entryType") == "supplierPayment" else "invoice"
+                        found[(bill, kind)] = entry
+                for row in rows:
+                    entry = found.get((row.bill_id, row.entry_kind))
+                    if entry is not None:
+                        row.status = "posted"
+                        row.voucher_number = (entry.get("voucher") or {}).get("voucherNumber")
+                        row.entry_number = entry.get("journalEntryNumber")
+                        row.accounting_year = (entry.get("accountingYear") or {}).get("year", row.accounting_year)
+                        row.posted_at = datetime.now(UTC)
+                        self.result.counts["recovered"] += 1
+                    else:
+                        row.status = "planned"
+                        row.batch_key = None
+                        self.result.counts["requeued"] += 1
+            log.info("agreement %s: recovered %d entries, requeued %d", self.aid,
+                     self.result.counts["recovered"], self.result.counts["requeued"])
+
+    # ------------------------------------------------------------------ 2. changes after booking
+    def withdraw_and_replace(self) -> None:
+        with self.session() as sess:
+            planned = self._rows(sess, "planned")
+            live = {(r.bill_id, r.entry_kind): r for r in self._rows(sess, "posted")}
+            withdrawn_bills = set(sess.scalars(select(models.StagedBill.bill_id).where(
+                models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "withdraw")))
+            to_retire: list[tuple[models.Posting, models.Posting | None]] = []
+            for row in planned:
+                old = live.get((row.bill_id, row.entry_kind))
+                if old is not None and old.id != row.id:
+                    to_retire.append((old, row))
+            for (bill_id, _kind), old in live.items():
+                if bill_id in withdrawn_bills:
+                    to_retire.append((old, None))
+            for old, new in to_retire:
+                still_draft = old.entry_number is not None and self.economic.entry(
+                    old.journal_number, old.entry_number) is not None
+                if still_draft:
+                    self.economic.delete_entry(old.journal_number, old.entry_number,
+                                               f"del-{old.idempotency_key}")
+                    old.status = "superseded" if new is not None else "withdrawn"
+                    self.result.counts["replaced" if new is not None else "withdrawn"] += 1
+                else:
+                    version = new.bill_version if new is not None else old.bill_version
+                    message = (
+                        f"{old.entry_kind} of bill {old.bill_id} is booked in e-conomic (voucher "
+                        f"{old.accounting_year}-{old.voucher_number}) but the bill "
+                        f"{'changed' if new is not None else 'was deleted or marked duplicate'} in Roger: "
+                        "reverse it by hand"
+                    )
+                    self._review(sess, old.bill_id, version, old.entry_kind, message)
+                    if new is not None:
+                        new.status = "review"
+                    else:
+                        old.status = "withdrawn"
+                    self.result.counts["review"] += 1
+            for bill_id in withdrawn_bills:
+                sess.execute(update(models.StagedBill).where(
+                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id == bill_id
+                ).values(state="withdrawn"))
+
+    def _review(self, sess: Session, bill_id: str, version: int, kind: str, message: str) -> None:
+        exists = sess.scalar(select(models.ReviewItem).where(
+            models.ReviewItem.agreement_id == self.aid, models.ReviewItem.bill_id == bill_id,
+            models.ReviewItem.bill_version == version, models.ReviewItem.entry_kind == kind))
+        if exists is None:
+            sess.add(models.ReviewItem(agreement_id=self.aid, bill_id=bill_id, bill_version=version, entry_kind=kind,
+                                       message=message, created_at=datetime.now(UTC)))
+
+    # ------------------------------------------------------------------ 3. suppliers
+    def create_suppliers(self) -> None:
+        with self.session() as sess:
+            rows = self._rows(sess, "planned")
+            links = {
+                link.vendor_key: link for link in sess.scalars(
+                    select(models.SupplierLink).where(models.SupplierLink.agreement_id == self.aid))
+            }
+            vendors: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                vendor = row.payload.get("vendor") or {}
+                if vendor.get("how") == "create":
+                    link = links.get(vendor["key"])
+                    if link is None or link.supplier_number is None:
+                        vendors.setdefault(vendor["key"], vendor)
+        for key, vendor in vendors.items():
+            number = self._find_supplier(vendor)
+            if number is None:
+                created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
+                number = created["supplierNumber"]
+                self.result.counts["suppliers_created"] += 1
+            with self.session() as sess:
+                link = sess.get(models.SupplierLink, (self.aid, key)) or models.SupplierLink(
+                    agreement_id=self.aid, vendor_key=key, created_at=datetime.now(UTC))
+                link.supplier_number = number
+                link.how = "created"
+                sess.add(link)
+            self.ctx.supplier_links[key] = number
+
+    def _supplier_key(self, vendor_key: str) -> str:
+        return "rs-" + hashlib.sha256(f"{self.aid}|{vendor_key}".encode()).hexdigest()[:40]
+
+    def _find_supplier(self, vendor: dict[str, Any]) -> int | None:
+        """A supplier made by an earlier, interrupted attempt (looked up before creating again)."""
+        cvr = normalise_cvr(vendor.get("cvr"))
+        filter_ = f"corporateIdentificationNumber$eq:{cvr}" if cvr else f"name$eq:{vendor.get('name')}"
+        found = self.economic.collection("/suppliers", filter_)
+        return found[0]["supplierNumber"] if found else None
+
+    def _supplier_body(self, vendor: dict[str, Any]) -> dict[str, Any]:
+        settings = self.ctx.settings
+        body: dict[str, Any] = {
+            "name": str(vendor.get("name"))[:255],
+            "currency": vendor.get("currency") or self.ctx.base_currency,
+            "supplierGroup": {"supplierGroupNumber": settings.supplier_group},
+            "paymentTerms": {"paymentTermsNumber": settings.payment_terms},
+            "vatZone": {"vatZoneNumber": vat_zone_for(vendor.get("country"))},
+        }
+        cvr = normalise_cvr(vendor.get("cvr"))
+        if cvr:
+            body["corporateIdentificationNumber"] = cvr
+        if vendor.get("country"):
+            body["country"] = vendor["country"]
+        return body
+
+    # ------------------------------------------------------------------ 4. vouchers
+    def post_planned(self) -> None:
+        with self.session() as sess:
+            rows = [r for r in self._rows(sess, "planned")]
+            by_journal: dict[int, list[int]] = defaultdict(list)
+            for row in rows:
+                by_journal[row.journal_number].append(row.id)
+        for journal, ids in by_journal.items():
+            for start in range(0, len(ids), BATCH_SIZE):
+                self._post_batch(journal, ids[start : start + BATCH_SIZE])
+
+    def _post_batch(self, journal: int, ids: list[int]) -> None:
+        with self.session() as sess:
+            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            vouchers = []
+            for row in rows:
+                voucher = _voucher(row)
+                vendor = row.payload.get("vendor") or {}
+                if vendor.get("how") == "create":
+                    number = self.ctx.supplier_links.get(vendor["key"])
+                    for items in voucher["entries"].values():
+                        for item in items:
+                            item["supplier"] = {"supplierNumber": number}
+                vouchers.append(voucher)
+            key = _batch_key(self.aid, journal, rows)
+            now = datetime.now(UTC)
+            for row in rows:
+                row.status, row.batch_key, row.sent_at = "posting", key, now
+        try:
+            created = self.economic.post_vouchers(journal, vouchers, key)
+        except ValidationRejected as exc:
+            self._rejected(journal, ids, exc)
+            return
+        with self.session() as sess:
+            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            for row, voucher in zip(rows, created, strict=True):
+                entries = voucher.get("entries", {})
+                items = entries.get("supplierInvoices") or entries.get("supplierPayments") or [{}]
+                row.status = "posted"
+                row.voucher_number = voucher.get("voucherNumber")
+                row.accounting_year = (voucher.get("accountingYear") or {}).get("year", row.accounting_year)
+                row.entry_number = items[0].get("journalEntryNumber")
+                row.posted_at = datetime.now(UTC)
+                if row.entry_kind == "invoice":
+                    row.attachment = "pending" if row.payload.get("has_document") else "none"
+                self.result.counts[f"{row.entry_kind}s_booked"] += 1
+
+    def _rejected(self, journal: int, ids: list[int], exc: ValidationRejected) -> None:
+        """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest."""
+        bad: set[int] = set()
+        for path, code, message, value in exc.fields:
+            index = path[1 : path.index("]")] if path.startswith("[") else "0"
+            if index.isdigit() and int(index) < len(ids):
+                bad.add(int(index))
+        if not bad:
+            bad = set(range(len(ids)))
+        with self.session() as sess:
+            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            now = datetime.now(UTC)
+            for i, row in enumerate(rows):
+                row.batch_key = None
+                if i in bad:
+                    row.status = "rejected"
+                    row.error = str(exc)[:2000]
+                    sess.add(models.Quarantine(
+                        agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version,
+                        entry_kind=row.entry_kind, rule="economic_rejected", severity="stop", value=None,
+                        message=str(exc)[:2000], first_seen=now, last_seen=now, run_id=self.run_id))
+                    self.result.counts["rejected"] += 1
+                else:
+                    row.status = "planned"
+        rest = [ids[i] for i in range(len(ids)) if i not in bad]
+        if rest:
+            self._post_batch(journal, rest)
+
+    # ------------------------------------------------------------------ 5. attachments
+    def attach_documents(self) -> None:
+        from roger_economic.masterdata import has_scanning
+
+        if not has_scanning(self.ctx.snapshots):
+            with self.session() as sess:
+                for row in self._rows(sess, "posted"):
+                    if row.attachment == "pending":
+                        row.attachment = "skipped"
+                        self.result.counts["attachments_skipped"] += 1
+            return
+        with self.session() as sess:
+            pending = [(r.id, r.bill_id, r.journal_number, r.accounting_year, r.voucher_number)
+                       for r in self._rows(sess, "posted") if r.attachment == "pending"]
+        for row_id, bill_id, journal, year, voucher in pending:
+            pdf = self.roger.document(bill_id)
+            if len(pdf) > MAX_ATTACHMENT_BYTES:
+                state = "too_large"
+                with self.session() as sess:
+                    row = sess.get(models.Posting, row_id)
+                    self._review(sess, bill_id, row.bill_version, "invoice",
+                                 f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB: attach by hand")
+            else:
+                key = "ra-" + hashlib.sha256(f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}".encode()).hexdigest()[:40]
+                self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
+                state = "attached"
+            with self.session() as sess:
+                sess.get(models.Posting, row_id).attachment = state
+            self.result.counts[f"attachments_{state}"] += 1
+
+    # ------------------------------------------------------------------ 6. bill states
+    def settle_bill_states(self) -> None:
+        """A planned bill is booked once none of its entries waits any more."""
+        with self.session() as sess:
+            waiting = set(sess.scalars(select(models.Posting.bill_id).where(
+                models.Posting.agreement_id == self.aid, models.Posting.status.in_(("planned", "posting")))))
+            review = set(sess.scalars(select(models.Posting.bill_id).where(
+                models.Posting.agreement_id == self.aid, models.Posting.status == "review")))
+            for bill in sess.scalars(select(models.StagedBill).where(
+                    models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "planned")):
+                if bill.bill_id in review:
+                    bill.state = "review"
+                elif bill.bill_id not in waiting:
+                    bill.state = "booked"
+
+
+def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:
+    """Take the agreement for this loader (a second run of the same agreement waits its turn)."""
+    now = datetime.now(UTC)
+    result = sess.execute(
+        update(models.Agreement)
+        .where(models.Agreement.id == agreement_id)
+        .where((models.Agreement.lease_until.is_(None)) | (models.Agreement.lease_until < now)
+               | (models.Agreement.lease_owner == owner))
+        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+    )
+    return result.rowcount == 1
+
+
+def release(sess: Session, agreement_id: str, owner: str) -> None:
+    sess.execute(update(models.Agreement).where(models.Agreement.id == agreement_id,
+                                                models.Agreement.lease_owner == owner)
+                 .values(lease_owner=None, lease_until=None))

@@ -1,0 +1,145 @@
+"""Master data of both sides, read once per refresh and kept per agreement.
+
+The bills run reads these snapshots from the database instead of calling
+e-conomic per bill, which is what keeps it at a few calls per agreement.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from roger_economic.db import models
+from roger_economic.economic.client import EconomicClient
+from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES, SCANNING_MODULE_NAMES
+from roger_economic.roger.client import RogerClient
+
+ECONOMIC_KINDS = ("self", "accounts", "journals", "accounting_years", "vat_accounts", "currencies", "suppliers")
+ROGER_KINDS = ("roger_company", "roger_categories", "roger_payment_methods")
+
+
+def fetch(economic: EconomicClient, roger: RogerClient) -> dict[str, Any]:
+    years = economic.collection("/accounting-years")
+    for year in years:
+        if not year.get("closed"):
+            year["periods"] = economic.accounting_year_periods(year["year"])
+    return {
+        "self": economic.self_(),
+        "accounts": economic.collection("/accounts"),
+        "journals": economic.collection("/journals"),
+        "accounting_years": years,
+        "vat_accounts": economic.collection("/vat-accounts"),
+        "currencies": economic.collection("/currencies"),
+        "suppliers": economic.collection("/suppliers"),
+        "roger_company": roger.company(),
+        "roger_categories": roger.categories(),
+        "roger_payment_methods": roger.payment_methods(),
+    }
+
+
+def save(sess: Session, agreement_id: str, snapshots: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    for kind, payload in snapshots.items():
+        row = sess.get(models.MasterData, (agreement_id, kind))
+        if row is None:
+            row = models.MasterData(agreement_id=agreement_id, kind=kind)
+        row.payload = payload
+        row.fetched_at = now
+        sess.add(row)
+
+
+def load(sess: Session, agreement_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """{agreement_id: {kind: payload}} for many agreements in one query."""
+    out: dict[str, dict[str, Any]] = {a: {} for a in agreement_ids}
+    rows = sess.execute(
+        select(models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.payload).where(
+            models.MasterData.agreement_id.in_(agreement_ids)
+        )
+    )
+    for aid, kind, payload in rows:
+        out[aid][kind] = payload
+    return out
+
+
+def modules(snapshots: dict[str, Any]) -> set[str]:
+    return {str(m.get("name", "")).lower() for m in (snapshots.get("self") or {}).get("modules", [])}
+
+
+def has_scanning(snapshots: dict[str, Any]) -> bool:
+    return bool(modules(snapshots) & SCANNING_MODULE_NAMES)
+
+
+def account_problem(accounts: dict[int, dict[str, Any]], number: int | None) -> str | None:
+    """Why an account cannot take a direct entry, or ``None`` when it can."""
+    if number is None:
+        return "missing"
+    acc = accounts.get(int(number))
+    if acc is None:
+        return "unknown"
+    if acc.get("barred"):
+        return "barred"
+    if acc.get("accountType") not in BOOKABLE_ACCOUNT_TYPES:
+        return f"{acc.get('accountType')} account"
+    if acc.get("blockDirectEntries"):
+        return "blocks direct entries"
+    return None
+
+
+def journal_problem(journals: dict[int, dict[str, Any]], number: int, entry_type: str) -> str | None:
+    journal = journals.get(int(number))
+    if journal is None:
+        return f"journal {number} does not exist"
+    restricted = (journal.get("settings") or {}).get("entryTypeRestrictedTo")
+    if restricted and restricted != entry_type:
+        return f"journal {number} ({journal.get('name')}) only takes {restricted} entries, not {entry_type}"
+    return None
+
+
+def mapping_gaps(
+    agreement: models.Agreement,
+    categories: dict[str, tuple[int, str | None]],
+    methods: dict[str, int],
+    snapshots: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """What in the agreement's setup cannot be booked as it stands, one item per gap."""
+    accounts = {a["accountNumber"]: a for a in snapshots.get("accounts", [])}
+    journals = {j["journalNumber"]: j for j in snapshots.get("journals", [])}
+    vat_codes = {v["vatCode"] for v in snapshots.get("vat_accounts", [])}
+    gaps: list[dict[str, Any]] = []
+
+    def gap(kind: str, item: str, message: str, stops: str = "bills") -> None:
+        gaps.append({"kind": kind, "item": item, "message": message, "stops": stops})
+
+    for number, entry_type in ((agreement.invoice_journal, "supplierInvoice"),
+                               (agreement.payment_journal, "supplierPayment")):
+        problem = journal_problem(journals, number, entry_type)
+        if problem:
+            gap("journal", str(number), problem, "agreement")
+    if not categories and agreement.default_account is None:
+        gap("mapping", "*", "no category mapping and no default account", "agreement")
+    if agreement.default_account is not None:
+        problem = account_problem(accounts, agreement.default_account)
+        if problem:
+            gap("default_account", str(agreement.default_account), f"default account is {problem}")
+    for cat in snapshots.get("roger_categories", []):
+        if cat.get("archived") or cat["id"] in categories:
+            continue
+        if agreement.default_account is None:
+            gap("category", cat["id"], f"category '{cat.get('name')}' is not mapped and there is no default account")
+    for cat_id, (account, vat) in categories.items():
+        problem = account_problem(accounts, account)
+        if problem:
+            gap("category", cat_id, f"category {cat_id} maps to account {account}, which is {problem}")
+        if vat and vat not in vat_codes:
+            gap("category", cat_id, f"category {cat_id} uses VAT code {vat}, which e-conomic does not know")
+    for method in snapshots.get("roger_payment_methods", []):
+        if not method.get("archived") and method["id"] not in methods:
+            gap("payment_method", method["id"], f"payment method '{method.get('name')}' is not mapped")
+    for method_id, account in methods.items():
+        problem = account_problem(accounts, account)
+        if problem:
+            gap("payment_method", method_id, f"payment method {method_id} maps to account {account}, which is {problem}")
+    return gaps

@@ -1,0 +1,303 @@
+"""The steps the DAGs wire together, each for a *group* of agreements.
+
+Why groups: the scheduler runs about 9 task instances a second and a Great
+Expectations run costs the same for 1 bill or 10,000, so a nightly run over
+hundreds of agreements maps one task per group, not per agreement. Inside a
+group each agreement is handled on its own: its failure is recorded under its
+name (``run_reports``) and the others go on; the load step fails at its end,
+naming the agreements that failed, so Airflow's retry takes them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from roger_economic import masterdata
+from roger_economic.context import AgreementContext, Settings, load_contexts
+from roger_economic.credentials import Endpoints
+from roger_economic.db import models, session
+from roger_economic.economic.client import EconomicClient
+from roger_economic.errors import AgreementStopped, AuthError, IntegrationError
+from roger_economic.http import RetryPolicy
+from roger_economic.roger.client import RogerClient
+
+log = logging.getLogger(__name__)
+
+GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "25"))
+LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "4"))
+
+
+class AgreementsFailed(IntegrationError):
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        lines = "; ".join(f"{a}: {m}" for a, m in sorted(failures.items()))
+        super().__init__(f"{len(failures)} agreement(s) failed: {lines}")
+
+
+@dataclass(frozen=True)
+class Window:
+    since: str | None
+    before: str | None
+
+    def label(self) -> str:
+        return f"[{self.since or '-∞'}, {self.before or 'now'})"
+
+
+def groups(agreement_ids: list[str], size: int = GROUP_SIZE) -> list[dict[str, Any]]:
+    """Agreements in groups, each labelled by the agreements it holds (the mapped task's name)."""
+    out = []
+    for start in range(0, len(agreement_ids), size):
+        ids = agreement_ids[start : start + size]
+        label = ids[0] if len(ids) == 1 else f"{ids[0]} … {ids[-1]} ({len(ids)})"
+        out.append({"label": label, "agreements": ids})
+    return out
+
+
+def clients(settings: Settings, endpoints: Endpoints, policy: RetryPolicy | None = None,
+            on_call: Callable[[str, str], None] | None = None) -> tuple[EconomicClient, RogerClient]:
+    economic = EconomicClient(endpoints.economic_base_url, endpoints.app_secret,
+                              endpoints.token(settings.economic_token_ref), settings.id, policy, on_call)
+    roger = RogerClient(endpoints.roger_base_url, settings.roger_company_id, endpoints.token(settings.roger_token_ref),
+                        settings.id, policy, on_call)
+    return economic, roger
+
+
+def _record(run_id: str, agreement_id: str, phase: str, outcome: str, counts: dict[str, Any],
+            message: str | None = None) -> None:
+    with session() as sess:
+        row = sess.get(models.RunReport, (run_id, agreement_id, phase)) or models.RunReport(
+            run_id=run_id, agreement_id=agreement_id, phase=phase)
+        row.outcome, row.counts, row.message, row.finished_at = outcome, dict(counts), message, datetime.now(UTC)
+        sess.add(row)
+
+
+def _settings(agreement_ids: list[str]) -> dict[str, Settings]:
+    with session() as sess:
+        rows = sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))
+        return {r.id: Settings.of(r) for r in rows}
+
+
+def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_id: str, phase: str,
+          threads: int = 1) -> dict[str, Any]:
+    """Run ``work`` per agreement; a failure is recorded under the agreement's name, never fatal here."""
+
+    def one(aid: str) -> tuple[str, dict[str, Any]]:
+        try:
+            counts = work(aid)
+            _record(run_id, aid, phase, "ok", counts)
+            return aid, {"outcome": "ok", **counts}
+        except AgreementStopped as exc:
+            _record(run_id, aid, phase, "stopped", {}, exc.reason)
+            log.error("agreement %s stopped in %s: %s", aid, phase, exc.reason)
+            return aid, {"outcome": "stopped", "message": exc.reason}
+        except IntegrationError as exc:
+            _record(run_id, aid, phase, "failed", {}, str(exc))
+            log.error("agreement %s failed in %s: %s", aid, phase, exc)
+            return aid, {"outcome": "failed", "message": str(exc)}
+
+    if threads > 1 and len(agreement_ids) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return dict(pool.map(one, agreement_ids))
+    return dict(one(a) for a in agreement_ids)
+
+
+# ---------------------------------------------------------------------------- master data
+
+
+def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: str) -> dict[str, Any]:
+    settings = _settings(agreement_ids)
+
+    def work(aid: str) -> dict[str, Any]:
+        economic, roger = clients(settings[aid], endpoints)
+        try:
+            try:
+                snaps = masterdata.fetch(economic, roger)
+            except AuthError as exc:
+                with session() as sess:
+                    status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
+                    status.api_access, status.master_data_error = False, str(exc)
+                    sess.add(status)
+                raise AgreementStopped(aid, f"token rejected: {exc}") from None
+        finally:
+            economic.close()
+            roger.close()
+        with session() as sess:
+            masterdata.save(sess, aid, snaps)
+            ctx = load_contexts(sess, [aid])[aid]
+            row = sess.get(models.Agreement, aid)
+            gaps = masterdata.mapping_gaps(row, ctx.categories, ctx.methods, snaps)
+            if not masterdata.has_scanning(snaps):
+                gaps.append({"kind": "scanning_addon", "item": "Indscanning", "stops": "attachments"
+                             if not row.book_without_attachment else "nothing",
+                             "message": "the e-conomic agreement lacks the scanning add-on (Indscanning): "
+                                        + ("bills are booked without their PDF" if row.book_without_attachment
+                                           else "bills wait until it is enabled or book_without_attachment is set")})
+            status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
+            status.scanning_addon = masterdata.has_scanning(snaps)
+            status.api_access = True
+            status.mapping_gaps = gaps
+            status.master_data_at = datetime.now(UTC)
+            status.master_data_error = None
+            sess.add(status)
+        return {"accounts": len(snaps["accounts"]), "suppliers": len(snaps["suppliers"]),
+                "categories": len(snaps["roger_categories"]), "gaps": len(gaps)}
+
+    return _each(agreement_ids, work, run_id, "masterdata", threads=LOAD_THREADS)
+
+
+# ---------------------------------------------------------------------------- extract
+
+
+def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
+    """Stage every bill changed in the window (newest version wins; an older or equal one changes nothing)."""
+    settings = _settings(agreement_ids)
+
+    def work(aid: str) -> dict[str, Any]:
+        counts: Counter = Counter()
+        roger = RogerClient(endpoints.roger_base_url, settings[aid].roger_company_id,
+                            endpoints.token(settings[aid].roger_token_ref), aid)
+        try:
+            try:
+                bills = list(roger.bills(window.since, window.before))
+            except AuthError as exc:
+                raise AgreementStopped(aid, f"Roger token rejected: {exc}") from None
+        finally:
+            roger.close()
+        counts["seen"] = len(bills)
+        now = datetime.now(UTC)
+        with session() as sess:
+            staged = {b.bill_id: b for b in sess.scalars(select(models.StagedBill).where(
+                models.StagedBill.agreement_id == aid,
+                models.StagedBill.bill_id.in_([b.get("id") for b in bills if isinstance(b.get("id"), str)])))}
+            for bill in bills:
+                bill_id, version = bill.get("id"), bill.get("version")
+                if not isinstance(bill_id, str) or not isinstance(version, int):
+                    counts["malformed"] += 1
+                    log.warning("agreement %s: a Roger record without id/version was skipped", aid)
+                    continue
+                row = staged.get(bill_id)
+                if row is not None and (row.version > version or (row.version == version and row.payload == bill)):
+                    counts["unchanged"] += 1
+                    continue
+                row = row or models.StagedBill(agreement_id=aid, bill_id=bill_id)
+                row.version, row.payload, row.updated_at = version, bill, str(bill.get("updated_at"))
+                row.state, row.staged_at, row.run_id = "new", now, run_id
+                sess.add(row)
+                staged[bill_id] = row
+                counts["staged"] += 1
+        return dict(counts)
+
+    return _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
+
+
+# ---------------------------------------------------------------------------- validate + transform
+
+
+def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> dict[str, Any]:
+    """Validate and transform every open bill of the group in one frame; plan its entries."""
+    from roger_economic import ledger, quarantine, transform, validation
+    from roger_economic.prepare import prepare
+
+    results: dict[str, Any] = {}
+    with session() as sess:
+        contexts = load_contexts(sess, agreement_ids)
+        runnable: dict[str, AgreementContext] = {}
+        for aid in agreement_ids:
+            reason = contexts[aid].stop_reason() if aid in contexts else "agreement unknown"
+            if reason:
+                results[aid] = {"outcome": "stopped", "message": reason}
+            else:
+                runnable[aid] = contexts[aid]
+        bills = [
+            (b.agreement_id, b.payload)
+            for b in sess.scalars(select(models.StagedBill).where(
+                models.StagedBill.agreement_id.in_(list(runnable)),
+                models.StagedBill.state.in_(("new", "quarantined", "planned", "waiting_attachment"))))
+        ]
+    frame = prepare(bills, runnable) if bills else None
+    findings = validation.run(frame) if frame is not None else []
+    planned, outcomes = transform.build(frame, findings, runnable) if frame is not None else ([], [])
+    per: dict[str, Counter] = {aid: Counter() for aid in runnable}
+    for outcome in outcomes:
+        per[outcome.agreement_id][outcome.state] += 1
+    for entry in planned:
+        per[entry.agreement_id][f"{entry.kind}s_planned"] += 1
+    if dry_run:
+        for aid in runnable:
+            results[aid] = {"outcome": "ok", **per[aid], "dry_run": True,
+                            "entries": [_dry(e) for e in planned if e.agreement_id == aid],
+                            "quarantine": [_finding(f) for f in findings if f.agreement_id == aid]}
+        return results
+    with session() as sess:
+        plan_counts = ledger.plan(sess, planned, run_id)
+        quarantine.record(sess, outcomes, run_id)
+    for aid in runnable:
+        counts = dict(per[aid])
+        counts["reasons"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "stop"))
+        counts["warnings"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "warn"))
+        results[aid] = {"outcome": "ok", **counts}
+        _record(run_id, aid, "validate", "ok", counts)
+    for aid, res in results.items():
+        if res["outcome"] != "ok":
+            _record(run_id, aid, "validate", res["outcome"], {}, res["message"])
+    log.info("validated %d bills of %d agreements: %s", len(bills), len(runnable), plan_counts)
+    return results
+
+
+def _dry(entry: Any) -> dict[str, Any]:
+    from roger_economic.economic.jsonnum import to_plain
+
+    return {"bill_id": entry.bill_id, "kind": entry.kind, "journal": entry.journal, "year": entry.year,
+            "entry": to_plain(entry.entry)}
+
+
+def _finding(f: Any) -> dict[str, Any]:
+    return {"bill_id": f.bill_id, "rule": f.rule, "severity": f.severity, "value": f.value, "message": f.message}
+
+
+# ---------------------------------------------------------------------------- load
+
+
+def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: RetryPolicy | None = None,
+         on_call: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures."""
+    from roger_economic.loader import Loader, lease, release
+
+    with session() as sess:
+        contexts = load_contexts(sess, agreement_ids)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+    def work(aid: str) -> dict[str, Any]:
+        ctx = contexts[aid]
+        reason = ctx.stop_reason()
+        if reason:
+            raise AgreementStopped(aid, reason)
+        with session() as sess:
+            if not lease(sess, aid, owner):
+                raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
+        economic, roger = clients(ctx.settings, endpoints, policy, on_call)
+        try:
+            return dict(Loader(session, ctx, economic, roger, run_id).run().counts)
+        except AuthError as exc:
+            raise AgreementStopped(aid, f"token rejected: {exc}") from None
+        finally:
+            economic.close()
+            roger.close()
+            with session() as sess:
+                release(sess, aid, owner)
+
+    results = _each(agreement_ids, work, run_id, "load", threads=LOAD_THREADS)
+    failed = {a: r["message"] for a, r in results.items() if r["outcome"] == "failed"}
+    if failed:
+        raise AgreementsFailed(failed)
+    return results

@@ -1,0 +1,255 @@
+"""Bills into one pandas frame, joined with each agreement's mappings and master data.
+
+One row per bill. Every booking rule gets a ``chk_*`` column that reads
+``ok`` (or ``n/a``) when the rule holds and otherwise says what is wrong, and
+the resolved values (contra account, VAT code, supplier, booking dates and
+years) sit beside them. Validation then checks the columns; the transform
+reads the resolved values. Call with all agreements of a group at once: one
+frame, one validation.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from roger_economic import masterdata, payment_codes
+from roger_economic.context import AgreementContext, vendor_key
+from roger_economic.money import decimals, parse_amount, vat_fits
+from roger_economic.texts import INVOICE_NUMBER_MAX
+
+WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
+OPEN = frozenset({"UPCOMING", "INITIALIZED"})
+REQUIRED = ("bill_id", "vendor_name", "issue_date_raw", "currency", "amount_raw", "document_type")
+OK, NA = "ok", "n/a"
+
+FIELDS = {  # frame column: path in the Roger bill
+    "bill_id": ("id",), "version": ("version",), "status": ("status",), "deleted": ("deleted",),
+    "document_type": ("document_type",), "vendor_name": ("vendor", "name"), "vendor_cvr": ("vendor", "cvr"),
+    "vendor_country": ("vendor", "country"), "currency": ("currency",), "amount_raw": ("amount",),
+    "vat_raw": ("vat_amount",), "issue_date_raw": ("issue_date",), "due_date_raw": ("due_date",),
+    "category_id": ("category_id",), "invoice_number": ("invoice_number",), "payment_code": ("payment_code",),
+    "method_id": ("payment", "method_id"), "paid_date_raw": ("payment", "paid_date"),
+    "pay_amount_raw": ("payment", "amount"), "pay_currency": ("payment", "currency"),
+    "pay_base_raw": ("payment", "amount_base_currency"), "has_document": ("has_document",),
+}
+
+
+def _dig(bill: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = bill
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def flatten(bills: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """(agreement_id, Roger bill) pairs as a frame of raw columns, whatever shape the records have."""
+    rows = []
+    for agreement_id, bill in bills:
+        row = {col: _dig(bill, path) for col, path in FIELDS.items()}
+        row["agreement_id"] = agreement_id
+        row["has_payment"] = isinstance(bill.get("payment"), dict)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["agreement_id", *FIELDS, "has_payment"], dtype=object)
+    frame["row_key"] = [f"{a}|{b}|{i}" for i, (a, b) in enumerate(zip(frame.agreement_id, frame.bill_id, strict=True))]
+    return frame
+
+
+def action_of(status: Any, deleted: Any, document_type: Any) -> str:
+    """book | waiting | withdraw: what a bill asks for, before any rule is checked."""
+    if deleted is True or status == "DUPLICATE":
+        return "withdraw"
+    if status in WAITING:
+        return "waiting"
+    if status in OPEN or status == "PAID":
+        return "book"
+    return "waiting" if status is None else "withdraw"
+
+
+def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, AgreementContext]) -> pd.DataFrame:
+    frame = flatten(bills)
+    frame["action"] = [action_of(s, d, t) for s, d, t in zip(frame.status, frame.deleted, frame.document_type,
+                                                              strict=True)]
+    frame["amount"] = frame.amount_raw.map(parse_amount)
+    frame["vat_amount"] = frame.vat_raw.map(parse_amount)
+    frame["pay_amount"] = frame.pay_amount_raw.map(parse_amount)
+    frame["pay_base"] = frame.pay_base_raw.map(parse_amount)
+    frame["issue_date"] = frame.issue_date_raw.map(_date)
+    frame["due_date"] = frame.due_date_raw.map(_date)
+    frame["paid_date"] = frame.paid_date_raw.map(_date)
+    frame["is_receipt"] = frame.document_type.eq("receipt")
+    # A payment entry is due for PAID bills and receipts, and for credit notes only when Roger shows one.
+    frame["needs_payment"] = frame.action.eq("book") & (
+        frame.is_receipt | (frame.status.eq("PAID") & (frame.document_type.ne("credit_note") | frame.has_payment))
+    )
+    frame["chk_required"] = [
+        OK if all(v not in (None, "") for v in vals) and _date(vals[2]) is not None
+        else "missing or malformed: " + ", ".join(c for c, v in zip(REQUIRED, vals, strict=True)
+                                                  if v in (None, "") or (c == "issue_date_raw" and not _date(v)))
+        for vals in zip(*(frame[c] for c in REQUIRED), strict=True)
+    ]
+    frame["chk_amount"] = [
+        OK if a is not None and a > 0 else f"amount {r!r} is not positive with at most 2 decimals"
+        for a, r in zip(frame.amount, frame.amount_raw, strict=True)
+    ]
+    frame["vendor_key"] = [vendor_key(n, c) for n, c in zip(frame.vendor_name, frame.vendor_cvr, strict=True)]
+    frame = _join_mappings(frame, contexts)
+    resolved = [_resolve_row(row, contexts[row["agreement_id"]]) for row in frame.to_dict("records")]
+    extra = pd.DataFrame(resolved, index=frame.index, dtype=object)
+    return pd.concat([frame, extra], axis=1)
+
+
+def _join_mappings(frame: pd.DataFrame, contexts: dict[str, AgreementContext]) -> pd.DataFrame:
+    """Category and payment-method mappings joined in as columns (a merge per table, not per bill)."""
+    cat_rows = [
+        {"agreement_id": aid, "category_id": cat, "mapped_account": acc, "mapped_vat": vat}
+        for aid, ctx in contexts.items() for cat, (acc, vat) in ctx.categories.items()
+    ]
+    cats = pd.DataFrame(cat_rows, columns=["agreement_id", "category_id", "mapped_account", "mapped_vat"], dtype=object)
+    method_rows = [
+        {"agreement_id": aid, "method_id": m, "pay_account": acc}
+        for aid, ctx in contexts.items() for m, acc in ctx.methods.items()
+    ]
+    methods = pd.DataFrame(method_rows, columns=["agreement_id", "method_id", "pay_account"], dtype=object)
+    defaults = pd.DataFrame(
+        [{"agreement_id": aid, "default_account": ctx.settings.default_account} for aid, ctx in contexts.items()],
+        columns=["agreement_id", "default_account"], dtype=object,
+    )
+    out = frame.merge(cats, on=["agreement_id", "category_id"], how="left")
+    out = out.merge(methods, on=["agreement_id", "method_id"], how="left")
+    out = out.merge(defaults, on="agreement_id", how="left")
+    out.index = frame.index
+    return out.astype(object).where(out.notna(), None)
+
+
+def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
+    """The per-agreement look-ups: accounts, VAT, supplier, dates, and what each rule says."""
+    out: dict[str, Any] = {}
+    book = row["action"] == "book"
+    policy = ctx.settings.closed_period_policy
+    # contra account: the category's account, else (no category, or unmapped) the default account.
+    if row["mapped_account"] is not None:
+        contra, source = int(row["mapped_account"]), "category"
+    else:
+        contra, source = (int(row["default_account"]) if row["default_account"] is not None else None), "default"
+    out["contra_account"] = contra
+    if not book:
+        out["chk_category"] = out["chk_contra"] = NA
+    elif contra is None:
+        out["chk_category"] = f"category {row['category_id']!r} is not mapped and there is no default account"
+        out["chk_contra"] = NA
+    else:
+        out["chk_category"] = OK
+        problem = masterdata.account_problem(ctx.accounts, contra)
+        out["chk_contra"] = OK if problem is None else f"{source} account {contra} is {problem}"
+    # VAT: the category's code, else the contra account's own VAT account, else none.
+    vat_code = row["mapped_vat"] if source == "category" and row["mapped_vat"] else None
+    if vat_code is None and contra is not None:
+        vat_code = ((ctx.accounts.get(contra) or {}).get("vatAccount") or {}).get("vatCode")
+    out["vat_code"] = vat_code
+    vat = row["vat_amount"] if vat_code else None
+    out["vat_to_send"] = vat
+    rate = ctx.vat_rates.get(vat_code) if vat_code else None
+    out["w_vat"] = (
+        f"VAT {vat} does not fit {vat_code} ({rate}%) on {row['amount']}"
+        if book and vat is not None and rate is not None and row["amount"] is not None
+        and not vat_fits(row["amount"], vat, rate)
+        else OK
+    )
+    out["chk_currency"] = (
+        OK if not book or row["currency"] in ctx.currencies else f"currency {row['currency']!r} unknown to e-conomic"
+    )
+    # invoice date: the issue date (a receipt's: the payment date), placed in an open year.
+    base_day = row["paid_date"] if row["is_receipt"] and row["paid_date"] else row["issue_date"]
+    out.update(_placement("invoice", base_day, ctx, policy, book))
+    # supplier
+    number, how = ctx.supplier_for(row["vendor_name"], row["vendor_cvr"])
+    out["supplier_number"], out["supplier_how"] = number, how
+    out["chk_supplier"] = (
+        OK if not book or how != "unresolved"
+        else f"vendor {row['vendor_name']!r} (CVR {row['vendor_cvr']}) has no supplier and the policy is "
+             f"{ctx.settings.supplier_policy}"
+    )
+    # warnings that never stop a bill
+    due, issue = row["due_date"], row["issue_date"]
+    out["w_due"] = f"due date {due} is before issue date {issue}" if book and due and issue and due < issue else OK
+    number_text = row["invoice_number"]
+    if not book:
+        out["w_invoice_number"] = OK
+    elif not number_text:
+        out["w_invoice_number"] = "no invoice number: entries carry no supplierInvoiceNumber"
+    elif len(str(number_text)) > INVOICE_NUMBER_MAX:
+        out["w_invoice_number"] = f"invoice number {number_text!r} cut to {INVOICE_NUMBER_MAX} characters"
+    else:
+        out["w_invoice_number"] = OK
+    code = payment_codes.parse(row["payment_code"], row["invoice_number"] or row["vendor_name"])
+    out["payment_details"] = code.details
+    out["w_payment_code"] = code.warning if book and code.warning else OK
+    # the payment entry's own rules
+    out.update(_payment_checks(row, ctx, policy))
+    return out
+
+
+def _placement(kind: str, day: date | None, ctx: AgreementContext, policy: str, active: bool) -> dict[str, Any]:
+    if not active or day is None:
+        return {f"{kind}_date": day, f"{kind}_year": None, f"chk_{kind}_date": NA if not active else OK}
+    placed = ctx.calendar.place(day, policy)
+    check = OK if placed.date is not None else f"{kind} date {placed.problem}"
+    return {f"{kind}_date": placed.date, f"{kind}_year": placed.year, f"chk_{kind}_date": check}
+
+
+def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> dict[str, Any]:
+    needs = bool(row["needs_payment"])
+    out: dict[str, Any] = {}
+    if not needs:
+        out.update({"chk_pay_present": NA, "chk_pay_method": NA, "chk_pay_account": NA, "chk_pay_currency": NA,
+                    "chk_payment_date": NA, "payment_date": None, "payment_year": None, "exchange_rate": None})
+        return out
+    missing = [name for name, value in (("method_id", row["method_id"]), ("paid_date", row["paid_date"]),
+                                        ("amount", row["pay_amount"]), ("currency", row["pay_currency"]))
+               if value in (None, "")]
+    out["chk_pay_present"] = OK if not missing else "payment missing or malformed: " + ", ".join(missing)
+    account = row["pay_account"]
+    if row["method_id"] and account is None:
+        out["chk_pay_method"] = f"payment method {row['method_id']!r} is not mapped"
+        out["chk_pay_account"] = NA
+    else:
+        out["chk_pay_method"] = OK
+        problem = masterdata.account_problem(ctx.accounts, account) if account is not None else None
+        out["chk_pay_account"] = OK if problem is None else f"payment account {account} is {problem}"
+    pay_currency = row["pay_currency"]
+    if pay_currency and pay_currency not in ctx.currencies:
+        out["chk_pay_currency"] = f"payment currency {pay_currency!r} unknown to e-conomic"
+    elif pay_currency and pay_currency != row["currency"]:
+        out["chk_pay_currency"] = f"payment currency {pay_currency} differs from the bill's {row['currency']}"
+    else:
+        out["chk_pay_currency"] = OK
+    out.update(_placement("payment", row["paid_date"], ctx, policy, True))
+    rate = None
+    amount, base = row["pay_amount"], row["pay_base"]
+    if amount and base and pay_currency and pay_currency != ctx.base_currency and amount > 0:
+        from roger_economic.money import exchange_rate
+
+        rate = exchange_rate(amount, base)
+    out["exchange_rate"] = rate
+    return out
+
+
+def too_many_decimals(raw: Any) -> bool:
+    return raw is not None and decimals(raw) > 2
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    return value if isinstance(value, Decimal) else parse_amount(value)

@@ -1,0 +1,104 @@
+"""The run report: one line per agreement (seen, booked, already booked, quarantined, failed).
+
+Stored as JSON per run (``var/reports/<run>.json`` and the ``agreement_status``
+rows the UI reads) and printed as a table in the task log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from roger_economic.db import PROJECT_ROOT, models, session
+
+REPORTS = PROJECT_ROOT / "var" / "reports"
+COLUMNS = ("agreement", "seen", "invoices", "payments", "already", "quarantined", "waiting", "outcome")
+
+
+def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
+    with session() as sess:
+        rows = list(sess.scalars(select(models.RunReport).where(models.RunReport.run_id == run_id)))
+        open_q = dict(sess.execute(
+            select(models.Quarantine.agreement_id, func.count(func.distinct(models.Quarantine.bill_id)))
+            .where(models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None),
+                   models.Quarantine.severity == "stop")
+            .group_by(models.Quarantine.agreement_id)).all())
+        reasons: dict[str, Counter] = {a: Counter() for a in agreement_ids}
+        for aid, rule in sess.execute(
+            select(models.Quarantine.agreement_id, models.Quarantine.rule).where(
+                models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None),
+                models.Quarantine.severity == "stop")):
+            reasons[aid][rule] += 1
+    phases: dict[str, dict[str, models.RunReport]] = {a: {} for a in agreement_ids}
+    for row in rows:
+        phases.setdefault(row.agreement_id, {})[row.phase] = row
+    agreements = []
+    for aid in agreement_ids:
+        got = phases.get(aid, {})
+        extract, validate, load = (got.get(p) for p in ("extract", "validate", "load"))
+        problems = [f"{r.phase}: {r.message}" for r in got.values() if r.outcome != "ok"]
+        outcome = "ok"
+        if any(r.outcome == "stopped" for r in got.values()):
+            outcome = "stopped"
+        if any(r.outcome == "failed" for r in got.values()):
+            outcome = "failed"
+        lc = load.counts if load else {}
+        vc = validate.counts if validate else {}
+        agreements.append({
+            "agreement": aid,
+            "seen": (extract.counts.get("seen", 0) if extract else 0),
+            "invoices": lc.get("invoices_booked", 0),
+            "payments": lc.get("payments_booked", 0),
+            "already": vc.get("already_booked", 0),
+            "quarantined": open_q.get(aid, 0),
+            "waiting": vc.get("waiting", 0),
+            "reasons": dict(reasons.get(aid, {})),
+            "attachments": lc.get("attachments_attached", 0),
+            "review": lc.get("review", 0),
+            "outcome": outcome,
+            "problems": problems,
+        })
+    totals = Counter()
+    for a in agreements:
+        for key in ("seen", "invoices", "payments", "quarantined", "waiting"):
+            totals[key] += a[key]
+        totals[a["outcome"]] += 1
+    return {"run_id": run_id, "finished_at": datetime.now(UTC).isoformat(), "totals": dict(totals),
+            "agreements": agreements}
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [[str(a[c]) for c in COLUMNS] for a in report["agreements"]]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
+    line = "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    for a in report["agreements"]:
+        if a["reasons"]:
+            out.append(f"  {a['agreement']} quarantined: " + ", ".join(f"{k} x{v}" for k, v in a["reasons"].items()))
+        for problem in a["problems"]:
+            out.append(f"  {a['agreement']} {a['outcome']}: {problem}")
+    return "\n".join(out)
+
+
+def save(report: dict[str, Any]) -> Path:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / (re.sub(r"[^A-Za-z0-9_.-]", "_", report["run_id"]) + ".json")
+    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    with session() as sess:
+        for a in report["agreements"]:
+            status = sess.get(models.AgreementStatus, a["agreement"]) or models.AgreementStatus(
+                agreement_id=a["agreement"])
+            status.last_run_id = report["run_id"]
+            status.last_run_at = datetime.now(UTC)
+            status.last_outcome = a["outcome"]
+            status.last_message = "; ".join(a["problems"])[:4000] or None
+            status.last_counts = {k: a[k] for k in ("seen", "invoices", "payments", "quarantined", "waiting")}
+            sess.add(status)
+    return path

@@ -1,0 +1,139 @@
+"""The booking rules as one Great Expectations suite, run once over a whole group's frame.
+
+Each expectation carries its rule name, severity (``stop`` or ``warn``),
+which entry it guards (``invoice`` or ``payment``) and the column that holds
+the offending value. The result is turned into one :class:`Finding` per
+failing bill and rule. ``great_expectations`` is imported here, inside the
+function that runs it, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from roger_economic.prepare import NA, OK
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: str  # stop | warn
+    entry: str  # invoice | payment
+    kind: str  # status | not_null | unique | length
+    column: str
+    value_column: str
+    description: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("required_fields", "stop", "invoice", "status", "chk_required", "chk_required",
+         "required fields present and well-formed"),
+    Rule("amount_positive_2_decimals", "stop", "invoice", "status", "chk_amount", "amount_raw",
+         "amount positive with at most 2 decimals"),
+    Rule("currency_known", "stop", "invoice", "status", "chk_currency", "currency", "currency known to e-conomic"),
+    Rule("category_mapped", "stop", "invoice", "status", "chk_category", "category_id",
+         "category mapped, or a default account"),
+    Rule("contra_account_bookable", "stop", "invoice", "status", "chk_contra", "contra_account",
+         "contra account exists, not barred, not heading/sum, takes direct entries"),
+    Rule("invoice_date_open", "stop", "invoice", "status", "chk_invoice_date", "issue_date_raw",
+         "invoice date in an open accounting year and period"),
+    Rule("supplier_resolved", "stop", "invoice", "status", "chk_supplier", "vendor_name",
+         "vendor resolves to a supplier under the agreement's policy"),
+    Rule("unique_in_batch", "stop", "invoice", "unique", "bill_key", "bill_id", "each bill once in a batch"),
+    Rule("payment_present", "stop", "payment", "status", "chk_pay_present", "chk_pay_present",
+         "a paid bill carries its payment"),
+    Rule("payment_method_mapped", "stop", "payment", "status", "chk_pay_method", "method_id",
+         "payment method mapped to an account"),
+    Rule("payment_account_bookable", "stop", "payment", "status", "chk_pay_account", "pay_account",
+         "payment account bookable"),
+    Rule("payment_currency", "stop", "payment", "status", "chk_pay_currency", "pay_currency",
+         "payment currency known and the bill's"),
+    Rule("payment_date_open", "stop", "payment", "status", "chk_payment_date", "paid_date_raw",
+         "payment date in an open accounting year and period"),
+    Rule("due_after_issue", "warn", "invoice", "status", "w_due", "due_date_raw", "due date not before issue date"),
+    Rule("vat_fits_rate", "warn", "invoice", "status", "w_vat", "vat_raw", "VAT amount fits the code's rate"),
+    Rule("invoice_number_fits", "warn", "invoice", "status", "w_invoice_number", "invoice_number",
+         "invoice number present and at most 30 characters"),
+    Rule("payment_code_parses", "warn", "invoice", "status", "w_payment_code", "payment_code",
+         "FI payment code parses"),
+)
+RULES_BY_NAME = {r.name: r for r in RULES}
+
+
+@dataclass(frozen=True)
+class Finding:
+    agreement_id: str
+    bill_id: str
+    version: int | None
+    rule: str
+    severity: str
+    entry: str
+    value: str | None
+    message: str
+
+
+def _suite_expectations(gx: Any) -> list[Any]:
+    expectations = []
+    for rule in RULES:
+        meta = {"rule": rule.name}
+        if rule.kind == "status":
+            allowed = [OK, NA]
+            expectations.append(gx.expectations.ExpectColumnValuesToBeInSet(
+                column=rule.column, value_set=allowed, meta=meta, description=rule.description))
+        elif rule.kind == "unique":
+            expectations.append(gx.expectations.ExpectColumnValuesToBeUnique(
+                column=rule.column, meta=meta, description=rule.description))
+    return expectations
+
+
+def run(frame: pd.DataFrame) -> list[Finding]:
+    """Validate the bookable rows of a prepared frame; one finding per failing bill and rule."""
+    rows = frame[frame.action.eq("book")].copy()
+    if rows.empty:
+        return []
+    rows["bill_key"] = rows.agreement_id.astype(str) + "|" + rows.bill_id.astype(str)
+    checked = rows[["row_key", "bill_key", *{r.column for r in RULES if r.kind == "status"}]].astype(str)
+    result = _validate(checked)
+    by_key = rows.set_index("row_key")
+    findings: list[Finding] = []
+    for res in result.results:
+        if res.success:
+            continue
+        rule = RULES_BY_NAME[res.expectation_config.meta["rule"]]
+        for hit in res.result.get("unexpected_index_list") or []:
+            row = by_key.loc[hit["row_key"]]
+            status = row[rule.column]
+            value = row[rule.value_column]
+            message = (
+                f"bill {row['bill_id']} appears more than once in the batch" if rule.kind == "unique" else str(status)
+            )
+            findings.append(Finding(
+                agreement_id=row["agreement_id"], bill_id=str(row["bill_id"]),
+                version=int(row["version"]) if row["version"] is not None else None,
+                rule=rule.name, severity=rule.severity, entry=rule.entry,
+                value=None if value is None else str(value), message=message,
+            ))
+    return findings
+
+
+def _validate(frame: pd.DataFrame) -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("roger_bills")
+    batch = source.add_dataframe_asset("bills").add_batch_definition_whole_dataframe("run")
+    suite = context.suites.add(gx.ExpectationSuite(name="booking_rules"))
+    for expectation in _suite_expectations(gx):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="booking_rules", data=batch, suite=suite)
+    )
+    return definition.run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"]},
+    )

@@ -1,0 +1,242 @@
+"""What both sandbox servers share: JSON in and out, faults, starting and stopping.
+
+Each sandbox subclasses :class:`JsonHandler`, implements ``route()`` and
+``scope_of()``, and is served by a ``ThreadingHTTPServer``. Faults are acted
+out here, once, so that both sandboxes fail in exactly the same ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sandboxes.faults import FaultBook, FaultRule
+
+
+class Reply(Exception):
+    """Raised inside a route to answer at once with a status and a JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], state: Any) -> None:
+        super().__init__(address, handler)
+        self.state = state
+        self.faults = FaultBook()
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Routes a request, applies armed faults around it, and answers JSON."""
+
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+    kinds_before = frozenset({"status", "slow", "reset", "lost_answer", "page_fail", "malformed"})
+
+    # ---- to implement
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict]:
+        raise NotImplementedError
+
+    def scope_of(self, path: str) -> str:
+        """The agreement or company the request is about (for scoped faults)."""
+        return "*"
+
+    # ---- plumbing
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the sandbox quiet
+        if os.environ.get("SANDBOX_VERBOSE"):
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.fault: FaultRule | None = None
+        if path.startswith("/_control/"):
+            self._control(method, path, body)
+            return
+        fault = self.server.faults.take(self.scope_of(path), method, path)
+        if fault is not None:
+            self.fault = fault
+            if fault.kind == "status":
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self.send_json(fault.status, self.fault_body(fault.status), headers)
+                return
+            if fault.kind == "reset":
+                self._drop()
+                return
+            if fault.kind == "slow":
+                time.sleep(fault.delay)
+        try:
+            status, payload, headers = self.route(method, path, query, body)
+        except Reply as reply:
+            status, payload, headers = reply.status, reply.body, reply.headers
+        if fault is not None and fault.kind == "lost_answer":
+            self._drop()
+            return
+        self.send_json(status, payload, headers)
+
+    def fault_body(self, status: int) -> Any:
+        return {"message": f"Injected fault {status}", "httpStatusCode": status}
+
+    def _drop(self) -> None:
+        """Close the socket without a word: the client sees a reset / empty reply."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        if isinstance(payload, bytes | bytearray):
+            data = bytes(payload)
+            content_type = (headers or {}).pop("Content-Type", "application/octet-stream")
+        else:
+            data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+            content_type = "application/json; charset=utf-8"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        """``/_control/faults`` (POST a rule, DELETE all, GET list) and the sandbox's own ``control()``."""
+        data = json.loads(body) if body else {}
+        if path == "/_control/faults":
+            if method == "POST":
+                rules = data if isinstance(data, list) else [data]
+                try:
+                    for rule in rules:
+                        self.server.faults.add(FaultRule.from_json(rule))
+                except (TypeError, ValueError) as exc:
+                    self.send_json(400, {"error": str(exc)})
+                    return
+                self.send_json(201, {"armed": len(rules)})
+            elif method == "DELETE":
+                self.server.faults.clear(seed=data.get("seed") if isinstance(data, dict) else None)
+                self.send_json(204, None)
+            else:
+                self.send_json(200, {"rules": self.server.faults.rules(), "log": self.server.faults.log})
+            return
+        if path == "/_control/health":
+            self.send_json(200, {"ok": True})
+            return
+        try:
+            status, payload = self.control(method, path.removeprefix("/_control/"), data)
+        except Reply as reply:
+            status, payload = reply.status, reply.body
+        self.send_json(status, payload)
+
+    def control(self, method: str, name: str, data: Any) -> tuple[int, Any]:
+        raise Reply(404, {"error": f"no control endpoint {name}"})
+
+
+def serve_in_thread(handler: type[JsonHandler], state: Any, host: str = "127.0.0.1", port: int = 0):
+    """Start a sandbox inside this process (tests of the sandbox itself); returns the server."""
+    import threading
+
+    server = SandboxServer((host, port), handler, state)
+    threading.Thread(target=server.serve_forever, daemon=True, name=handler.__name__).start()
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(base_url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/_control/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class SandboxProcess:
+    """A sandbox started as its own process (``python -m sandboxes.<module> --port N ...``)."""
+
+    def __init__(self, module: str, args: Sequence[str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.module = module
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SandboxProcess:
+        cmd = [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until_up(self.base_url)
+        except OSError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def control(self, method: str, name: str, data: Any = None) -> Any:
+        req = urllib.request.Request(
+            f"{self.base_url}/_control/{name}", method=method,
+            data=None if data is None else json.dumps(data).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None

@@ -48,7 +48,7 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: SandboxServer
-    kinds_before = frozenset({"status", "slow", "reset", "lost_answer", "page_fail", "malformed"})
+    kinds_before = frozenset({"status", "slow", "reset", "lost_answer"})  # the rest a route acts out itself
 
     # ---- to implement
     def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict]:
@@ -88,7 +88,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         if path.startswith("/_control/"):
             self._control(method, path, body)
             return
-        fault = self.server.faults.take(self.scope_of(path), method, path)
+        fault = self.server.faults.take(self.scope_of(path), method, path, kinds=self.kinds_before)
         if fault is not None:
             self.fault = fault
             if fault.kind == "status":

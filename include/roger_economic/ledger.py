@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -47,9 +48,9 @@ def current(sess: Session, agreement_ids: list[str]) -> dict[tuple[str, str, str
     return {(r.agreement_id, r.bill_id, r.entry_kind): r for r in rows}
 
 
-def plan(sess: Session, entries: list[PlannedEntry], run_id: str) -> dict[str, int]:
-    """Write planned rows for entries not already booked as they are; returns counts."""
-    counts = {"planned": 0, "already_booked": 0, "replacing": 0}
+def plan(sess: Session, entries: list[PlannedEntry], run_id: str) -> dict[str, Counter]:
+    """Write planned rows for entries not already booked as they are; returns counts per agreement."""
+    counts: dict[str, Counter] = defaultdict(Counter)
     if not entries:
         return counts
     agreement_ids = sorted({e.agreement_id for e in entries})
@@ -67,11 +68,11 @@ def plan(sess: Session, entries: list[PlannedEntry], run_id: str) -> dict[str, i
         digest = payload_hash(entry)
         booked = live.get((entry.agreement_id, entry.bill_id, entry.kind))
         if booked is not None and booked.payload_hash == digest:
-            counts["already_booked"] += 1
+            counts[entry.agreement_id]["already_booked"] += 1
             continue
         key = entry_key(entry.agreement_id, entry.bill_id, entry.kind, entry.version)
         if booked is not None and booked.idempotency_key == key:
-            counts["already_booked"] += 1  # same version in flight: the loader finishes it
+            counts[entry.agreement_id]["already_booked"] += 1  # same version in flight: the loader finishes it
             continue
         row = existing.get(key) or models.Posting(
             agreement_id=entry.agreement_id, bill_id=entry.bill_id, bill_version=entry.version,
@@ -86,5 +87,5 @@ def plan(sess: Session, entries: list[PlannedEntry], run_id: str) -> dict[str, i
         row.run_id = run_id
         row.attachment = "none"
         sess.add(row)
-        counts["replacing" if booked is not None else "planned"] += 1
+        counts[entry.agreement_id]["replacing" if booked is not None else "planned"] += 1
     return counts

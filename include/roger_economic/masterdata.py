@@ -23,9 +23,8 @@ ROGER_KINDS = ("roger_company", "roger_categories", "roger_payment_methods")
 
 def fetch(economic: EconomicClient, roger: RogerClient) -> dict[str, Any]:
     years = economic.collection("/accounting-years")
-    for year in years:
-        if not year.get("closed"):
-            year["periods"] = economic.accounting_year_periods(year["year"])
+    for year in years:  # "periods" is a link in e-conomic's answer; keep the periods themselves
+        year["periods"] = [] if year.get("closed") else economic.accounting_year_periods(year["year"])
     return {
         "self": economic.self_(),
         "accounts": economic.collection("/accounts"),

@@ -28,7 +28,7 @@ class Calendar:
                  [
                      (date.fromisoformat(p["fromDate"]), date.fromisoformat(p["toDate"]), bool(p.get("barred")
                                                                                           or p.get("closed")))
-                     for p in y.get("periods", []) or []
+                     for p in (y.get("periods") if isinstance(y.get("periods"), list) else [])
                  ])
                 for y in years
             ),

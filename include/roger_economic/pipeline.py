@@ -104,6 +104,11 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             _record(run_id, aid, phase, "failed", {}, str(exc))
             log.error("agreement %s failed in %s: %s", aid, phase, exc)
             return aid, {"outcome": "failed", "message": str(exc)}
+        except Exception as exc:  # an unforeseen fault in one agreement must not take the group down
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            _record(run_id, aid, phase, "failed", {}, message)
+            log.exception("agreement %s failed in %s", aid, phase)
+            return aid, {"outcome": "failed", "message": message}
 
     if threads > 1 and len(agreement_ids) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -243,6 +248,7 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
         quarantine.record(sess, outcomes, run_id)
     for aid in runnable:
         counts = dict(per[aid])
+        counts["already_booked"] = plan_counts[aid]["already_booked"]
         counts["reasons"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "stop"))
         counts["warnings"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "warn"))
         results[aid] = {"outcome": "ok", **counts}
@@ -250,7 +256,7 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
     for aid, res in results.items():
         if res["outcome"] != "ok":
             _record(run_id, aid, "validate", res["outcome"], {}, res["message"])
-    log.info("validated %d bills of %d agreements: %s", len(bills), len(runnable), plan_counts)
+    log.info("validated %d bills of %d agreements", len(bills), len(runnable))
     return results
 
 

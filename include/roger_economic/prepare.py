@@ -18,11 +18,12 @@ import pandas as pd
 
 from roger_economic import masterdata, payment_codes
 from roger_economic.context import AgreementContext, vendor_key
-from roger_economic.money import decimals, parse_amount, vat_fits
+from roger_economic.money import decimals, exchange_rate, parse_amount, vat_fits
 from roger_economic.texts import INVOICE_NUMBER_MAX
 
 WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
 OPEN = frozenset({"UPCOMING", "INITIALIZED"})
+DOCUMENT_TYPES = frozenset({"bill", "receipt", "credit_note"})
 REQUIRED = ("bill_id", "vendor_name", "issue_date_raw", "currency", "amount_raw", "document_type")
 OK, NA = "ok", "n/a"
 
@@ -47,6 +48,12 @@ def _dig(bill: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def _text_or_none(value: Any) -> str | None:
+    """A free-text field trimmed; blank means absent."""
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
 def _date(value: Any) -> date | None:
     try:
         return date.fromisoformat(str(value)) if value else None
@@ -67,6 +74,15 @@ def flatten(bills: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
     return frame
 
 
+def _required(values: dict[str, Any]) -> str:
+    """ok, or which required fields are missing or malformed (an unknown document type is malformed)."""
+    bad = [name for name, value in values.items()
+           if value in (None, "")
+           or (name == "issue_date_raw" and _date(value) is None)
+           or (name == "document_type" and value not in DOCUMENT_TYPES)]
+    return OK if not bad else "missing or malformed: " + ", ".join(bad)
+
+
 def action_of(status: Any, deleted: Any, document_type: Any) -> str:
     """book | waiting | withdraw: what a bill asks for, before any rule is checked."""
     if deleted is True or status == "DUPLICATE":
@@ -82,6 +98,7 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     frame = flatten(bills)
     frame["action"] = [action_of(s, d, t) for s, d, t in zip(frame.status, frame.deleted, frame.document_type,
                                                               strict=True)]
+    frame["invoice_number"] = frame.invoice_number.map(_text_or_none)
     frame["amount"] = frame.amount_raw.map(parse_amount)
     frame["vat_amount"] = frame.vat_raw.map(parse_amount)
     frame["pay_amount"] = frame.pay_amount_raw.map(parse_amount)
@@ -94,12 +111,8 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     frame["needs_payment"] = frame.action.eq("book") & (
         frame.is_receipt | (frame.status.eq("PAID") & (frame.document_type.ne("credit_note") | frame.has_payment))
     )
-    frame["chk_required"] = [
-        OK if all(v not in (None, "") for v in vals) and _date(vals[2]) is not None
-        else "missing or malformed: " + ", ".join(c for c, v in zip(REQUIRED, vals, strict=True)
-                                                  if v in (None, "") or (c == "issue_date_raw" and not _date(v)))
-        for vals in zip(*(frame[c] for c in REQUIRED), strict=True)
-    ]
+    frame["chk_required"] = [_required(dict(zip(REQUIRED, vals, strict=True)))
+                             for vals in zip(*(frame[c] for c in REQUIRED), strict=True)]
     frame["chk_amount"] = [
         OK if a is not None and a > 0 else f"amount {r!r} is not positive with at most 2 decimals"
         for a, r in zip(frame.amount, frame.amount_raw, strict=True)
@@ -164,7 +177,7 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     rate = ctx.vat_rates.get(vat_code) if vat_code else None
     out["w_vat"] = (
         f"VAT {vat} does not fit {vat_code} ({rate}%) on {row['amount']}"
-        if book and vat is not None and rate is not None and row["amount"] is not None
+        if book and vat is not None and rate is not None and row["amount"] is not None and row["amount"] > 0
         and not vat_fits(row["amount"], vat, rate)
         else OK
     )
@@ -173,6 +186,7 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     )
     # invoice date: the issue date (a receipt's: the payment date), placed in an open year.
     base_day = row["paid_date"] if row["is_receipt"] and row["paid_date"] else row["issue_date"]
+    out["invoice_day"] = base_day  # the date asked for, before any move (the offending value when it is closed)
     out.update(_placement("invoice", base_day, ctx, policy, book))
     # supplier
     number, how = ctx.supplier_for(row["vendor_name"], row["vendor_cvr"])
@@ -219,7 +233,7 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
         return out
     missing = [name for name, value in (("method_id", row["method_id"]), ("paid_date", row["paid_date"]),
                                         ("amount", row["pay_amount"]), ("currency", row["pay_currency"]))
-               if value in (None, "")]
+               if value in (None, "") or (name == "amount" and value <= 0)]
     out["chk_pay_present"] = OK if not missing else "payment missing or malformed: " + ", ".join(missing)
     account = row["pay_account"]
     if row["method_id"] and account is None:
@@ -239,9 +253,8 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
     out.update(_placement("payment", row["paid_date"], ctx, policy, True))
     rate = None
     amount, base = row["pay_amount"], row["pay_base"]
-    if amount and base and pay_currency and pay_currency != ctx.base_currency and amount > 0:
-        from roger_economic.money import exchange_rate
-
+    if (amount and base and amount > 0 and base > 0 and pay_currency == row["currency"]
+            and pay_currency != ctx.base_currency):
         rate = exchange_rate(amount, base)
     out["exchange_rate"] = rate
     return out

@@ -29,6 +29,10 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
             .where(models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None),
                    models.Quarantine.severity == "stop")
             .group_by(models.Quarantine.agreement_id)).all())
+        waiting = dict(sess.execute(
+            select(models.StagedBill.agreement_id, func.count()).where(
+                models.StagedBill.agreement_id.in_(agreement_ids), models.StagedBill.state == "waiting")
+            .group_by(models.StagedBill.agreement_id)).all())
         reasons: dict[str, Counter] = {a: Counter() for a in agreement_ids}
         for aid, rule in sess.execute(
             select(models.Quarantine.agreement_id, models.Quarantine.rule).where(
@@ -55,9 +59,9 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
             "seen": (extract.counts.get("seen", 0) if extract else 0),
             "invoices": lc.get("invoices_booked", 0),
             "payments": lc.get("payments_booked", 0),
-            "already": vc.get("already_booked", 0),
+            "already": (extract.counts.get("unchanged", 0) if extract else 0) + vc.get("already_booked", 0),
             "quarantined": open_q.get(aid, 0),
-            "waiting": vc.get("waiting", 0),
+            "waiting": waiting.get(aid, 0),
             "reasons": dict(reasons.get(aid, {})),
             "attachments": lc.get("attachments_attached", 0),
             "review": lc.get("review", 0),

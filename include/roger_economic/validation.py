@@ -38,7 +38,7 @@ RULES: tuple[Rule, ...] = (
          "category mapped, or a default account"),
     Rule("contra_account_bookable", "stop", "invoice", "status", "chk_contra", "contra_account",
          "contra account exists, not barred, not heading/sum, takes direct entries"),
-    Rule("invoice_date_open", "stop", "invoice", "status", "chk_invoice_date", "issue_date_raw",
+    Rule("invoice_date_open", "stop", "invoice", "status", "chk_invoice_date", "invoice_day",
          "invoice date in an open accounting year and period"),
     Rule("supplier_resolved", "stop", "invoice", "status", "chk_supplier", "vendor_name",
          "vendor resolves to a supplier under the agreement's policy"),
@@ -99,12 +99,17 @@ def run(frame: pd.DataFrame) -> list[Finding]:
     result = _validate(checked)
     by_key = rows.set_index("row_key")
     findings: list[Finding] = []
+    seen: set[tuple[str, str, str]] = set()
     for res in result.results:
         if res.success:
             continue
         rule = RULES_BY_NAME[res.expectation_config.meta["rule"]]
         for hit in res.result.get("unexpected_index_list") or []:
             row = by_key.loc[hit["row_key"]]
+            once = (str(row["agreement_id"]), str(row["bill_id"]), rule.name)
+            if once in seen:  # a bill twice in the batch: one finding, not one per copy
+                continue
+            seen.add(once)
             status = row[rule.column]
             value = row[rule.value_column]
             message = (

@@ -39,7 +39,7 @@ def _config_with(tmp_path, agreement_id: str, **changes):
 
 
 def test_quarantine_releases_itself_once_the_mapping_is_added(project_db, airflow_db, sandboxes, tmp_path):
-    roger, economic = sandboxes
+    _roger, economic = sandboxes
     load_file(ROOT / "config" / "agreements.example.yaml")
     assert run_dags(WINDOW).state == "success"
     held = {q.bill_id for q in open_quarantine("agr_0003") if q.rule == "category_mapped"}

@@ -114,6 +114,12 @@ def roger_bills_to_economic():
         print(report.table(result))
         path = report.save(result)
         print(f"run report: {path}")
+        if not context["params"].get("dry_run"):
+            from roger_economic_airflow.alerts import notify
+
+            channels = notify(result)
+            if channels:
+                print(f"alert sent via {', '.join(channels)}")
         bad = [a for a in result["agreements"] if a["outcome"] != "ok"]
         if bad and not context["params"].get("dry_run"):
             names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)

@@ -1,0 +1,43 @@
+"""Sending a run's alert through the configured channels (webhook and/or Airflow's SMTP provider).
+
+Configuration (environment):
+- ``ROGER_ECONOMIC_ALERT_WEBHOOK``: a URL that receives the alert as JSON.
+- ``ROGER_ECONOMIC_ALERT_EMAILS``: comma-separated recipients, sent through the SMTP
+  connection ``ROGER_ECONOMIC_ALERT_SMTP_CONN`` (default ``smtp_default``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from html import escape
+from typing import Any
+
+from roger_economic import alerts
+
+log = logging.getLogger(__name__)
+
+
+def notify(report: dict[str, Any]) -> list[str]:
+    """Send the run's alert once; returns the channels used (empty when there was nothing to say)."""
+    alert = alerts.build(report)
+    if alert is None or alerts.already_sent(report["run_id"]):
+        return []
+    channels: list[str] = []
+    webhook = os.environ.get("ROGER_ECONOMIC_ALERT_WEBHOOK")
+    if webhook:
+        alerts.send_webhook(webhook, alert)
+        channels.append("webhook")
+    emails = [e.strip() for e in os.environ.get("ROGER_ECONOMIC_ALERT_EMAILS", "").split(",") if e.strip()]
+    if emails:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        conn_id = os.environ.get("ROGER_ECONOMIC_ALERT_SMTP_CONN", "smtp_default")
+        with SmtpHook(smtp_conn_id=conn_id) as hook:
+            hook.send_email_smtp(to=emails, subject=alert.subject,
+                                 html_content=f"<pre>{escape(alert.text)}</pre>")
+        channels.append("email")
+    if channels:
+        alerts.mark_sent(report["run_id"], channels)
+        log.info("alert sent via %s", ", ".join(channels))
+    return channels

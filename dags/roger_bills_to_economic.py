@@ -60,28 +60,29 @@ def roger_bills_to_economic():
     @task(map_index_template="{{ group_label }}")
     def extract(group: dict) -> dict:
         from roger_economic.pipeline import Window, extract
+        from roger_economic.report import phase_table
         from roger_economic_airflow.runtime import endpoints
 
         context = get_current_context()
         context["group_label"] = group["label"]
         results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(),
                           context["run_id"])
-        for aid, res in results.items():
-            print(f"{aid}: {res}")
+        print(phase_table(results))
         return group
 
     @task(map_index_template="{{ group_label }}")
     def validate(group: dict) -> dict:
         from roger_economic.pipeline import validate
+        from roger_economic.report import phase_table
 
         context = get_current_context()
         context["group_label"] = group["label"]
         dry_run = bool(context["params"].get("dry_run"))
         results = validate(group["agreements"], context["run_id"], dry_run=dry_run)
-        for aid, res in results.items():
+        print(phase_table(results))
+        for res in results.values():
             entries = res.pop("entries", None)
             quarantine = res.pop("quarantine", None)
-            print(f"{aid}: {res}")
             for entry in entries or []:
                 print(f"  would post {entry['kind']} of {entry['bill_id']} to journal {entry['journal']} "
                       f"({entry['year']}): {entry['entry']}")
@@ -92,15 +93,16 @@ def roger_bills_to_economic():
     @task(map_index_template="{{ group_label }}", pool="economic_api")
     def load(group: dict) -> dict:
         from roger_economic.pipeline import load
+        from roger_economic.report import phase_table
+        from roger_economic_airflow.runtime import endpoints
 
         context = get_current_context()
         context["group_label"] = group["label"]
         if context["params"].get("dry_run"):
             print("dry run: nothing posted")
             return group
-        results = load(group["agreements"], endpoints_(), context["run_id"])
-        for aid, res in results.items():
-            print(f"{aid}: {res}")
+        results = load(group["agreements"], endpoints(), context["run_id"])
+        print(phase_table(results))
         return group
 
     @task(trigger_rule="all_done")
@@ -125,11 +127,6 @@ def roger_bills_to_economic():
             names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)
             raise RuntimeError(f"{len(bad)} agreement(s) did not complete: {names}")
         return result["totals"]
-
-    def endpoints_():
-        from roger_economic_airflow.runtime import endpoints
-
-        return endpoints()
 
     groups = plan()
     loaded = load.expand(group=validate.expand(group=extract.expand(group=groups)))

@@ -53,8 +53,9 @@ class Calendar:
                 continue
             candidate = max(day, start)
             while candidate <= end:
-                blocked = next((p_end for p_start, p_end, barred in periods if barred and p_start <= candidate <= p_end),
-                               None)
+                blocked = next(
+                    (p_end for p_start, p_end, barred in periods if barred and p_start <= candidate <= p_end), None
+                )
                 if blocked is None:
                     return candidate, year
                 candidate = blocked + timedelta(days=1)

@@ -106,3 +106,24 @@ def save(report: dict[str, Any]) -> Path:
             status.last_counts = {k: a[k] for k in ("seen", "invoices", "payments", "quarantined", "waiting")}
             sess.add(status)
     return path
+
+
+def phase_table(results: dict[str, dict[str, Any]]) -> str:
+    """One step's results for a group, one line per agreement (for the task log)."""
+    keys: list[str] = []
+    for res in results.values():
+        for key, value in res.items():
+            if key not in keys and key not in ("outcome", "message") and not isinstance(value, dict | list):
+                keys.append(key)
+    columns = ["agreement", "outcome", *keys]
+    rows = [[aid, str(res.get("outcome", "")), *(str(res.get(k, 0)) for k in keys)] for aid, res in results.items()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    for aid, res in results.items():
+        if res.get("message"):
+            out.append(f"{aid} {res.get('outcome')}: {res['message']}")
+        for name in ("reasons", "warnings"):
+            if res.get(name):
+                out.append(f"{aid} {name}: " + ", ".join(f"{k} x{v}" for k, v in res[name].items()))
+    return "\n".join(out)

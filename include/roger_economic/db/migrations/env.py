@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from roger_economic.db.models import Base
 from sqlalchemy import create_engine, pool
+
+from roger_economic.db.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from roger_economic import masterdata
 from roger_economic.context import AgreementContext, Settings, load_contexts
 from roger_economic.credentials import Endpoints
-from roger_economic.db import models, session
+from roger_economic.db import PROJECT_ROOT, models, session
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AgreementStopped, AuthError, IntegrationError
 from roger_economic.http import RetryPolicy
@@ -33,6 +34,7 @@ from roger_economic.roger.client import RogerClient
 
 log = logging.getLogger(__name__)
 
+DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
 GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "25"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "4"))
 
@@ -230,7 +232,11 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
                 models.StagedBill.state.in_(("new", "quarantined", "planned", "waiting_attachment"))))
         ]
     frame = prepare(bills, runnable) if bills else None
-    findings = validation.run(frame) if frame is not None else []
+    docs = None
+    if frame is not None and os.environ.get("ROGER_ECONOMIC_DATA_DOCS", "1") == "1":
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}__{agreement_ids[0]}")
+        docs = validation.DataDocs(DATA_DOCS, label)
+    findings = validation.run(frame, docs) if frame is not None else []
     planned, outcomes = transform.build(frame, findings, runnable) if frame is not None else ([], [])
     per: dict[str, Counter] = {aid: Counter() for aid in runnable}
     for outcome in outcomes:
@@ -249,6 +255,8 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
     for aid in runnable:
         counts = dict(per[aid])
         counts["already_booked"] = plan_counts[aid]["already_booked"]
+        if docs is not None and docs.page is not None:
+            counts["data_docs"] = str(docs.page.relative_to(DATA_DOCS))
         counts["reasons"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "stop"))
         counts["warnings"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "warn"))
         results[aid] = {"outcome": "ok", **counts}

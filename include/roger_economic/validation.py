@@ -10,6 +10,7 @@ function that runs it, never at DAG parse time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -89,14 +90,14 @@ def _suite_expectations(gx: Any) -> list[Any]:
     return expectations
 
 
-def run(frame: pd.DataFrame) -> list[Finding]:
+def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
     """Validate the bookable rows of a prepared frame; one finding per failing bill and rule."""
     rows = frame[frame.action.eq("book")].copy()
     if rows.empty:
         return []
     rows["bill_key"] = rows.agreement_id.astype(str) + "|" + rows.bill_id.astype(str)
     checked = rows[["row_key", "bill_key", *{r.column for r in RULES if r.kind == "status"}]].astype(str)
-    result = _validate(checked)
+    result = _validate(checked, docs)
     by_key = rows.set_index("row_key")
     findings: list[Finding] = []
     seen: set[tuple[str, str, str]] = set()
@@ -124,7 +125,8 @@ def run(frame: pd.DataFrame) -> list[Finding]:
     return findings
 
 
-def _validate(frame: pd.DataFrame) -> Any:
+def _validate(frame: pd.DataFrame, docs: DataDocs | None = None) -> Any:
+    """One validation of the whole frame; with ``docs``, also Great Expectations Data Docs for it."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -138,7 +140,30 @@ def _validate(frame: pd.DataFrame) -> Any:
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="booking_rules", data=batch, suite=suite)
     )
-    return definition.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"]},
-    )
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["row_key"]}
+    if docs is None:
+        return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context.add_data_docs_site(site_name="roger_economic", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.directory)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name="booking_rules", validation_definitions=[definition], result_format=result_format,
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["roger_economic"])],
+    ))
+    outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=docs.run_name))
+    pages = sorted((docs.directory / "validations").rglob("*.html"))
+    docs.page = next((p for p in pages if docs.run_name in str(p)), None)
+    return next(iter(outcome.run_results.values()))
+
+
+@dataclass
+class DataDocs:
+    """Where to write the run's Data Docs, and (after the run) the page of this validation."""
+
+    directory: Path
+    run_name: str
+    page: Path | None = None

@@ -25,7 +25,7 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from roger_economic import masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import session
+from roger_economic.pipeline import DATA_DOCS
 from roger_economic_ui import queries
 
 BILLS_DAG = "roger_bills_to_economic"
@@ -132,7 +133,7 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 {% for r in rows %}<tr>
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}">{{ r.name }}</a><div class="muted">{{ r.id }}
 {% if not r.active %} · inactive{% endif %}</div></td>
-<td>{% if r.last_run_id %}{{ r.last_run_at | dt }}<div class="muted">{{ r.last_run_id }}</div>
+<td>{% if r.last_run_id %}{{ r.last_run_at | dt }}<div class="muted">{{ r.last_run_id }}</div>{% if r.data_docs %}<a href="{{ base }}/data-docs/{{ r.data_docs }}">validation (Data Docs)</a>{% endif %}
 {% else %}<span class="muted">never</span>{% endif %}</td>
 <td><span class="badge {{ r.last_outcome }}" title="{{ r.last_message or '' }}">{{ r.last_outcome }}</span></td>
 <td class="num">{{ r.booked }}</td>
@@ -468,6 +469,16 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
     else:
         msg = f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it has finished."
     return _redirect(request, f"/agreements/{agreement_id}", msg)
+
+
+@app.get("/data-docs/{path:path}", dependencies=[CanRead])
+def data_docs(path: str) -> Response:
+    """Great Expectations Data Docs of the runs' validations (files under var/data_docs)."""
+    root = DATA_DOCS.resolve()
+    target = (root / path).resolve()
+    if not target.is_file() or not target.is_relative_to(root):
+        raise HTTPException(404, "No such Data Docs page")
+    return FileResponse(target)
 
 
 @app.get("/agreements/{agreement_id}/bills", response_class=HTMLResponse, dependencies=[CanRead])

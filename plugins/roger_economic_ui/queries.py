@@ -58,6 +58,7 @@ def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
     rows = sess.execute(query.order_by(A.name, A.id).offset((page - 1) * per_page).limit(per_page)).all()
     ids = [a.id for a, _s in rows]
     booked, failed, quarantined = _posting_counts(sess, ids), _failed_counts(sess, ids), _open_quarantine(sess, ids)
+    docs = _data_docs(sess, [(a.id, s.last_run_id) for a, s in rows if s is not None and s.last_run_id])
     out = []
     for agreement, status in rows:
         out.append({
@@ -77,8 +78,21 @@ def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
             "api_access": status.api_access if status else None,
             "master_data_error": status.master_data_error if status else None,
             "master_data_at": status.master_data_at if status else None,
+            "data_docs": docs.get(agreement.id),
         })
     return out, total
+
+
+def _data_docs(sess: Session, last_runs: list[tuple[str, str]]) -> dict[str, str]:
+    """The Great Expectations Data Docs page of each agreement's last validation (relative path)."""
+    if not last_runs:
+        return {}
+    R = models.RunReport
+    rows = sess.execute(select(R.agreement_id, R.run_id, R.counts).where(
+        R.agreement_id.in_([a for a, _ in last_runs]), R.run_id.in_({r for _, r in last_runs}), R.phase == "validate"))
+    wanted = dict(last_runs)
+    return {aid: counts["data_docs"] for aid, run_id, counts in rows
+            if wanted.get(aid) == run_id and (counts or {}).get("data_docs")}
 
 
 def _posting_counts(sess: Session, ids: list[str]) -> dict[str, int]:

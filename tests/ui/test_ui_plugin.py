@@ -341,3 +341,19 @@ def _bill_states(url: str) -> dict[str, str]:
     with session(url) as sess:
         return dict(sess.execute(select(models.StagedBill.bill_id, models.StagedBill.state).where(
             models.StagedBill.agreement_id == AID)).all())
+
+
+def test_data_docs_of_the_last_validation_are_linked_and_served(admin, anon, seeded, monkeypatch, tmp_path):
+    from roger_economic_ui import app as ui
+
+    monkeypatch.setattr(ui, "DATA_DOCS", tmp_path)
+    page = tmp_path / "validations" / "booking_rules" / "run1" / "batch.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html>booking_rules validation</html>", encoding="utf-8")
+    (tmp_path.parent / "secret.txt").write_text("not for the web", encoding="utf-8")
+
+    served = admin.get("/roger-economic/data-docs/validations/booking_rules/run1/batch.html")
+    assert served.status_code == 200 and "booking_rules validation" in served.text
+    assert admin.get("/roger-economic/data-docs/../secret.txt").status_code == 404
+    assert admin.get("/roger-economic/data-docs/%2e%2e/secret.txt").status_code == 404
+    assert anon.get("/roger-economic/data-docs/validations/booking_rules/run1/batch.html").status_code == 401

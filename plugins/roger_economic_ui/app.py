@@ -133,7 +133,8 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 {% for r in rows %}<tr>
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}">{{ r.name }}</a><div class="muted">{{ r.id }}
 {% if not r.active %} · inactive{% endif %}</div></td>
-<td>{% if r.last_run_id %}{{ r.last_run_at | dt }}<div class="muted">{{ r.last_run_id }}</div>{% if r.data_docs %}<a href="{{ base }}/data-docs/{{ r.data_docs }}">validation (Data Docs)</a>{% endif %}
+<td>{% if r.last_run_id %}{{ r.last_run_at | dt }}<div class="muted">{{ r.last_run_id }}</div>
+{% if r.data_docs %}<a href="{{ base }}/data-docs/{{ r.data_docs }}">validation (Data Docs)</a>{% endif %}
 {% else %}<span class="muted">never</span>{% endif %}</td>
 <td><span class="badge {{ r.last_outcome }}" title="{{ r.last_message or '' }}">{{ r.last_outcome }}</span></td>
 <td class="num">{{ r.booked }}</td>

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
 GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "25"))
+MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "200"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "4"))
 
 
@@ -55,8 +56,13 @@ class Window:
         return f"[{self.since or '-∞'}, {self.before or 'now'})"
 
 
-def groups(agreement_ids: list[str], size: int = GROUP_SIZE) -> list[dict[str, Any]]:
-    """Agreements in groups, each labelled by the agreements it holds (the mapped task's name)."""
+def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = MAX_GROUPS) -> list[dict[str, Any]]:
+    """Agreements in groups, each labelled by the agreements it holds (the mapped task's name).
+
+    Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped tasks (Airflow's
+    ``max_map_length`` is 1024, and a readable grid is far smaller).
+    """
+    size = max(size, -(-len(agreement_ids) // max_groups))
     out = []
     for start in range(0, len(agreement_ids), size):
         ids = agreement_ids[start : start + size]

@@ -20,6 +20,12 @@ class Placement:
     moved: bool = False
 
 
+def _periods(year: dict[str, Any]) -> list[dict[str, Any]]:
+    """The year's periods, when master data holds them (e-conomic's answer only links to them)."""
+    periods = year.get("periods")
+    return periods if isinstance(periods, list) else []
+
+
 class Calendar:
     def __init__(self, years: list[dict[str, Any]]) -> None:
         self.years = sorted(
@@ -28,7 +34,7 @@ class Calendar:
                  [
                      (date.fromisoformat(p["fromDate"]), date.fromisoformat(p["toDate"]), bool(p.get("barred")
                                                                                           or p.get("closed")))
-                     for p in (y.get("periods") if isinstance(y.get("periods"), list) else [])
+                     for p in _periods(y)
                  ])
                 for y in years
             ),

@@ -147,7 +147,7 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
         with session() as sess:
             masterdata.save(sess, aid, snaps)
             ctx = load_contexts(sess, [aid])[aid]
-            row = sess.get(models.Agreement, aid)
+            row = sess.get_one(models.Agreement, aid)
             gaps = masterdata.mapping_gaps(row, ctx.categories, ctx.methods, snaps)
             if not masterdata.has_scanning(snaps):
                 gaps.append({"kind": "scanning_addon", "item": "Indscanning", "stops": "attachments"

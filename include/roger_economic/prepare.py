@@ -153,6 +153,7 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     book = row["action"] == "book"
     policy = ctx.settings.closed_period_policy
     # contra account: the category's account, else (no category, or unmapped) the default account.
+    contra: int | None
     if row["mapped_account"] is not None:
         contra, source = int(row["mapped_account"]), "category"
     else:

@@ -68,7 +68,7 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
             "outcome": outcome,
             "problems": problems,
         })
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for a in agreements:
         for key in ("seen", "invoices", "payments", "quarantined", "waiting"):
             totals[key] += a[key]

@@ -87,6 +87,9 @@ class AgreementStatus(Base):
     mapping_gaps: Mapped[list[Any]] = mapped_column(JSON, default=list)
     master_data_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     master_data_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the end of the last window extracted in full: the next run starts here at the latest, so a
+    # failed night leaves no gap
+    extracted_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
     last_run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)

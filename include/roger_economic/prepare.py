@@ -162,7 +162,10 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     if not book:
         out["chk_category"] = out["chk_contra"] = NA
     elif contra is None:
-        out["chk_category"] = f"category {row['category_id']!r} is not mapped and there is no default account"
+        out["chk_category"] = (
+            f"category {row['category_id']!r} is not mapped and there is no default account" if row["category_id"]
+            else "the bill has no category and there is no default account"
+        )
         out["chk_contra"] = NA
     else:
         out["chk_category"] = OK

@@ -130,7 +130,9 @@ def roger_bills_to_economic():
 
     groups = plan()
     loaded = load.expand(group=validate.expand(group=extract.expand(group=groups)))
-    summarise(loaded)
+    # every planned group, not load's output: a failed load pushes no XCom, and its agreements must
+    # still be in the report (and fail the run), not silently drop out of it
+    loaded >> summarise(groups)
 
 
 roger_bills_to_economic()

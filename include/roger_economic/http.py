@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -35,13 +36,30 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def _env_number(name: str, default: float) -> float:
+    """A number from the environment (read when a policy is made, so tests and deployments can tune it)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        log.warning("%s=%r is not a number; using %s", name, raw, default)
+        return default
+    return value if value > 0 else default
+
+
 @dataclass
 class RetryPolicy:
-    max_attempts: int = 6
-    base_delay: float = 0.25
-    max_delay: float = 30.0
-    budget: float = 120.0  # seconds of waiting per call, at most
-    timeout: float = 30.0  # per request
+    """How often and how long to retry; defaults from ``ROGER_ECONOMIC_HTTP_*`` environment variables."""
+
+    max_attempts: int = field(default_factory=lambda: int(_env_number("ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS", 6)))
+    base_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BASE_DELAY", 0.25))
+    max_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_MAX_DELAY", 30.0))
+    budget: float = field(  # seconds of waiting per call, at most
+        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BUDGET", 120.0))
+    timeout: float = field(  # per request
+        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_TIMEOUT", 30.0))
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
 
@@ -125,20 +143,27 @@ class ApiCaller:
                         self.policy.sleep(delay)
                         waited += delay
                         continue
-                raise Unreachable(self.service, self.agreement, method, path, None, kind) from None
-            if resp.status_code in RETRY_STATUSES and resp.status_code not in ok_statuses and (
-                retry_safe or resp.status_code == 429
-            ):
-                if attempt < self.policy.max_attempts:
-                    delay = self._backoff(attempt, resp.headers.get("Retry-After"))
-                    if waited + delay <= self.policy.budget:
-                        log.warning("%s %s %s: HTTP %d, retry %d in %.1fs", self.service, method, path,
-                                    resp.status_code, attempt, delay)
-                        self.policy.sleep(delay)
-                        waited += delay
-                        continue
+                note = f"{kind} (gave up after {attempt} attempt(s), {waited:.1f}s waited)"
+                if not retry_safe:
+                    note = f"{kind}; not retried: a {method} without an idempotency key may have been processed"
+                raise Unreachable(self.service, self.agreement, method, path, None, note) from None
+            retryable = resp.status_code in RETRY_STATUSES and resp.status_code not in ok_statuses and (
+                retry_safe or resp.status_code == 429)
+            if retryable and attempt < self.policy.max_attempts:
+                delay = self._backoff(attempt, resp.headers.get("Retry-After"))
+                if waited + delay <= self.policy.budget:
+                    log.warning("%s %s %s: HTTP %d, retry %d in %.1fs", self.service, method, path,
+                                resp.status_code, attempt, delay)
+                    self.policy.sleep(delay)
+                    waited += delay
+                    continue
             if resp.status_code >= 400 and resp.status_code not in ok_statuses:
-                raise self._error(method, path, resp)
+                gave_up = None
+                if resp.status_code in RETRY_STATUSES and (retry_safe or resp.status_code == 429):
+                    gave_up = f"gave up after {attempt} attempt(s), {waited:.1f}s waited"
+                    if resp.status_code == 429 and resp.headers.get("Retry-After"):
+                        gave_up += f", Retry-After {resp.headers['Retry-After']}s"
+                raise self._error(method, path, resp, gave_up)
             body: Any
             if raw:
                 body = resp.content
@@ -149,20 +174,25 @@ class ApiCaller:
             return Answer(resp.status_code, dict(resp.headers), body)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """The wait before the next try: what ``Retry-After`` asks (never less), else jittered backoff."""
         if retry_after:
             try:
-                return min(float(retry_after), self.policy.max_delay)
+                asked = float(retry_after)
             except ValueError:
-                pass
+                asked = None
+            if asked is not None and asked >= 0:
+                return asked  # polite: never sooner than asked; the budget decides whether to wait at all
         delay = self.policy.base_delay * (2 ** (attempt - 1))
         return min(delay * (0.5 + random.random()), self.policy.max_delay)
 
-    def _error(self, method: str, path: str, resp: requests.Response) -> ApiError:
+    def _error(self, method: str, path: str, resp: requests.Response, note: str | None = None) -> ApiError:
         try:
             details = resp.json()
         except ValueError:
             details = None
         message = _message_of(details) or resp.reason or "error"
+        if note:
+            message = f"{message} ({note})"
         status = resp.status_code
         args = (self.service, self.agreement, method, path, status, message, details)
         if status in (401, 403):

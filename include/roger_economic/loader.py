@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, false, select, update
 from sqlalchemy.orm import Session
 
 from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import models
-from roger_economic.economic.client import MAX_ATTACHMENT_BYTES, EconomicClient
+from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.economic.conventions import vat_zone_for
 from roger_economic.errors import ValidationRejected
 from roger_economic.roger.client import RogerClient
@@ -37,7 +39,14 @@ from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
+BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
+
+
+def batch_size() -> int:
+    try:
+        return max(1, min(BATCH_SIZE, int(os.environ.get("ROGER_ECONOMIC_BATCH_SIZE") or BATCH_SIZE)))
+    except ValueError:
+        return BATCH_SIZE
 DECIMAL_FIELDS = ("amount", "contraVatAmount", "exchangeRate")
 SessionFactory = Callable[[], Any]
 
@@ -62,6 +71,10 @@ def _voucher(row: models.Posting) -> dict[str, Any]:
             fixed.append(item)
         out["entries"][kind] = fixed
     return out
+
+
+def _by_ids(sess: Session, ids: list[int]) -> list[models.Posting]:
+    return list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
 
 
 def _batch_key(agreement_id: str, journal: int, rows: list[models.Posting]) -> str:
@@ -118,14 +131,17 @@ class Loader:
                         kind = "payment" if entry.get("entryType") == "supplierPayment" else "invoice"
                         found[(bill, kind)] = entry
                 for row in rows:
-                    entry = found.get((row.bill_id, row.entry_kind))
-                    if entry is not None:
+                    hit = found.get((row.bill_id, row.entry_kind))
+                    if hit is not None:
                         row.status = "posted"
-                        row.voucher_number = (entry.get("voucher") or {}).get("voucherNumber")
-                        row.entry_number = entry.get("journalEntryNumber")
-                        row.accounting_year = (entry.get("accountingYear") or {}).get("year", row.accounting_year)
+                        row.voucher_number = (hit.get("voucher") or {}).get("voucherNumber")
+                        row.entry_number = hit.get("journalEntryNumber")
+                        row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
                         row.posted_at = datetime.now(UTC)
+                        if row.entry_kind == "invoice":  # its PDF is still to be attached
+                            row.attachment = "pending" if row.payload.get("has_document") else "none"
                         self.result.counts["recovered"] += 1
+                        self.result.counts[f"{row.entry_kind}s_booked"] += 1
                     else:
                         row.status = "planned"
                         row.batch_key = None
@@ -151,7 +167,7 @@ class Loader:
             for old, new in to_retire:
                 still_draft = old.entry_number is not None and self.economic.entry(
                     old.journal_number, old.entry_number) is not None
-                if still_draft:
+                if still_draft and old.entry_number is not None:
                     self.economic.delete_entry(old.journal_number, old.entry_number,
                                                f"del-{old.idempotency_key}")
                     old.status = "superseded" if new is not None else "withdrawn"
@@ -246,12 +262,13 @@ class Loader:
             for row in rows:
                 by_journal[row.journal_number].append(row.id)
         for journal, ids in by_journal.items():
-            for start in range(0, len(ids), BATCH_SIZE):
-                self._post_batch(journal, ids[start : start + BATCH_SIZE])
+            size = batch_size()
+            for start in range(0, len(ids), size):
+                self._post_batch(journal, ids[start : start + size])
 
     def _post_batch(self, journal: int, ids: list[int]) -> None:
         with self.session() as sess:
-            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            rows = _by_ids(sess, ids)
             vouchers = []
             for row in rows:
                 voucher = _voucher(row)
@@ -272,7 +289,7 @@ class Loader:
             self._rejected(journal, ids, exc)
             return
         with self.session() as sess:
-            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            rows = _by_ids(sess, ids)
             for row, voucher in zip(rows, created, strict=True):
                 entries = voucher.get("entries", {})
                 items = entries.get("supplierInvoices") or entries.get("supplierPayments") or [{}]
@@ -288,14 +305,14 @@ class Loader:
     def _rejected(self, journal: int, ids: list[int], exc: ValidationRejected) -> None:
         """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest."""
         bad: set[int] = set()
-        for path, code, message, value in exc.fields:
+        for path, _code, _message, _value in exc.fields:
             index = path[1 : path.index("]")] if path.startswith("[") else "0"
             if index.isdigit() and int(index) < len(ids):
                 bad.add(int(index))
         if not bad:
             bad = set(range(len(ids)))
         with self.session() as sess:
-            rows = list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
+            rows = _by_ids(sess, ids)
             now = datetime.now(UTC)
             for i, row in enumerate(rows):
                 row.batch_key = None
@@ -326,21 +343,26 @@ class Loader:
             return
         with self.session() as sess:
             pending = [(r.id, r.bill_id, r.journal_number, r.accounting_year, r.voucher_number)
-                       for r in self._rows(sess, "posted") if r.attachment == "pending"]
+                       for r in self._rows(sess, "posted") if r.attachment == "pending" and r.voucher_number]
         for row_id, bill_id, journal, year, voucher in pending:
             pdf = self.roger.document(bill_id)
-            if len(pdf) > MAX_ATTACHMENT_BYTES:
-                state = "too_large"
-                with self.session() as sess:
-                    row = sess.get(models.Posting, row_id)
-                    self._review(sess, bill_id, row.bill_version, "invoice",
-                                 f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB: attach by hand")
-            else:
-                key = "ra-" + hashlib.sha256(f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}".encode()).hexdigest()[:40]
-                self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
-                state = "attached"
+            state = "too_large"
+            if fits_one_request(pdf):
+                raw = f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}"
+                key = "ra-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+                # ``exists``: attached by an earlier try whose answer was lost: nothing is added twice
+                outcome = self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
+                state = "too_large" if outcome == "too_large" else "attached"
             with self.session() as sess:
-                sess.get(models.Posting, row_id).attachment = state
+                row = sess.get(models.Posting, row_id)
+                row.attachment = state
+                if state == "too_large":
+                    self._review(sess, bill_id, row.bill_version, "invoice",
+                                 f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB per upload: "
+                                 f"the entry is booked (voucher {year}-{voucher}) without it; attach it by hand")
+                    self.result.counts["review"] += 1
+                    log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid,
+                                bill_id, len(pdf))
             self.result.counts[f"attachments_{state}"] += 1
 
     # ------------------------------------------------------------------ 6. bill states
@@ -360,16 +382,40 @@ class Loader:
 
 
 def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:
-    """Take the agreement for this loader (a second run of the same agreement waits its turn)."""
+    """Take the agreement for this loader (a second run of the same agreement waits its turn).
+
+    A lease whose holder was a process on this host that no longer lives (killed mid-batch) is taken
+    over at once instead of blocking the retry until it expires; recovery then sorts out its batch.
+    """
     now = datetime.now(UTC)
-    result = sess.execute(
+    holder = sess.scalar(select(models.Agreement.lease_owner).where(models.Agreement.id == agreement_id))
+    stale = holder is not None and holder != owner and _dead_local_owner(holder)
+    result = cast(CursorResult, sess.execute(
         update(models.Agreement)
         .where(models.Agreement.id == agreement_id)
         .where((models.Agreement.lease_until.is_(None)) | (models.Agreement.lease_until < now)
-               | (models.Agreement.lease_owner == owner))
+               | (models.Agreement.lease_owner == owner)
+               | ((models.Agreement.lease_owner == holder) if stale else false()))
         .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-    )
+    ))
+    if result.rowcount == 1 and stale:
+        log.warning("agreement %s: took over the lease of %s, a process that is gone", agreement_id, holder)
     return result.rowcount == 1
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """``host:pid:run`` names a process on this host that has ended."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def release(sess: Session, agreement_id: str, owner: str) -> None:

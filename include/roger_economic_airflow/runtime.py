@@ -19,7 +19,7 @@ def _connection(conn_id: str) -> Any | None:
 
     try:
         return BaseHook.get_connection(conn_id)
-    except Exception:  # not defined: fall back to the environment  # noqa: BLE001
+    except Exception:  # not defined: fall back to the environment
         return None
 
 

@@ -14,7 +14,13 @@ from roger_economic.errors import ApiError, NotFound
 from roger_economic.http import Answer, ApiCaller, RetryPolicy
 
 PAGE_SIZE = 1000
-MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024  # per request, the multipart envelope included
+MULTIPART_OVERHEAD = 1024  # boundary and part headers around the file (a few hundred bytes; kept generous)
+
+
+def fits_one_request(document: bytes) -> bool:
+    """Whether the document can go up in one attachment request (9 MB, the multipart envelope included)."""
+    return len(document) + MULTIPART_OVERHEAD <= MAX_ATTACHMENT_BYTES
 
 
 class EconomicClient:
@@ -100,12 +106,15 @@ class EconomicClient:
         return answer.status != 404
 
     def attach(self, journal: int, year: str, voucher: int, pdf: bytes, filename: str, key: str) -> str:
-        """Attach a PDF to a voucher: ``attached``, or ``exists`` when it already had one."""
+        """Attach a PDF to a voucher: ``attached``, ``exists`` when it already had one (a rerun, or an
+        answer lost after the idempotency key expired: nothing is added twice), ``too_large`` on 413."""
         path = f"{voucher_path(journal, year, voucher)}/attachment/file"
         answer = self.http.request(
             "POST", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key,
-            content_type=None, ok_statuses=frozenset({400}),
+            content_type=None, ok_statuses=frozenset({400, 413}),
         )
+        if answer.status == 413:
+            return "too_large"
         if answer.status == 400:
             if "already has attachment" in str(answer.body).lower():
                 return "exists"

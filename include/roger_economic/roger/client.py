@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from roger_economic.http import ApiCaller, RetryPolicy
 
 BOOKABLE_FEED_STATUSES = None  # the feed is read whole: waiting and withdrawn bills matter too
+
+
+def page_limit() -> int:
+    """Bills per page of the feed (``ROGER_ECONOMIC_ROGER_PAGE_SIZE``, 1..500; default 500)."""
+    try:
+        return max(1, min(500, int(os.environ.get("ROGER_ECONOMIC_ROGER_PAGE_SIZE") or 500)))
+    except ValueError:
+        return 500
 
 
 class RogerClient:
@@ -35,9 +44,9 @@ class RogerClient:
     def payment_methods(self) -> list[dict[str, Any]]:
         return self.http.request("GET", "/payment-methods").body["data"]
 
-    def bills(self, updated_since: str | None, updated_before: str | None, limit: int = 500) -> Iterator[dict]:
+    def bills(self, updated_since: str | None, updated_before: str | None, limit: int | None = None) -> Iterator[dict]:
         """Every bill changed in ``[updated_since, updated_before)``, oldest change first."""
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, Any] = {"limit": limit or page_limit()}
         if updated_since:
             params["updated_since"] = updated_since
         if updated_before:

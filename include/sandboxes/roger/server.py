@@ -31,6 +31,8 @@ Control endpoints (JSON in, JSON out; ``company_id`` is ``"cmp_0001"`` or the in
   → 201, the full bill: a freshly generated bill (new id unless given; 409 if it exists)
   with the given fields laid over it, version 1, ``updated_at`` (and ``created_at``) defaulting
   to the company's latest ``updated_at`` + 1 s.
+- ``POST /_control/bills/document`` ``{"company_id", "bill_id", "bytes": N}`` → 200: the bill's PDF is
+  served padded to ``N`` bytes (a scan too large for e-conomic's 9 MB); ``"bytes": null`` undoes it.
 - ``POST /_control/revoke`` / ``POST /_control/unrevoke`` ``{"company_id"}`` → 200
   ``{"revoked": [company ids]}``; a revoked company's token answers 401.
 - ``GET /_control/problems?company_id=cmp_0001`` → ``{bill_id: problem_kind}``
@@ -102,6 +104,7 @@ class RogerState:
         self.lock = threading.RLock()
         self.tokens = {world.roger_token(i, token_prefix): i for i in range(1, companies + 1)}
         self.revoked: set[int] = set()
+        self.document_bytes: dict[tuple[int, str], int] = {}  # (company, bill) -> padded PDF size
         self.stats: dict[str, Counter[str]] = {}
         self._bills: dict[int, dict[str, dict[str, Any]]] = {}
         self._index: dict[int, list[tuple[datetime, str]]] = {}
@@ -340,7 +343,11 @@ class RogerHandler(JsonHandler):
             state.count(cid, "documents")
             if bill is None or not bill.get("has_document"):
                 raise _error(404, "not_found", f"no document for bill {bill_match['bid']}", state)
-            return 200, data.document_pdf(bill), {"Content-Type": "application/pdf"}
+            pdf = data.document_pdf(bill)
+            size = state.document_bytes.get((i, bill["id"]))
+            if size and size > len(pdf):
+                pdf += b"%" + b"0" * (size - len(pdf) - 2) + b"\n"  # a PDF comment after %%EOF
+            return 200, pdf, {"Content-Type": "application/pdf"}
         state.count(cid, "bill")
         if bill is None:
             raise _error(404, "not_found", f"no bill {bill_match['bid']}", state)
@@ -440,6 +447,17 @@ class RogerHandler(JsonHandler):
                 return 201, state.add(i, partial, body.get("problem"))
             except Reply as reply:
                 raise Reply(reply.status, {"error": reply.body["error"]["message"]}) from None
+        if (method, name) == ("POST", "bills/document"):
+            i = self._company_arg(company)
+            bill_id, size = str(body.get("bill_id")), body.get("bytes")
+            if state.bill(i, bill_id) is None:
+                raise Reply(404, {"error": f"no bill {bill_id}"})
+            with state.lock:
+                if size is None:
+                    state.document_bytes.pop((i, bill_id), None)
+                else:
+                    state.document_bytes[(i, bill_id)] = int(size)
+            return 200, {"bill_id": bill_id, "bytes": size}
         if method == "POST" and name in ("revoke", "unrevoke"):
             i = self._company_arg(company)
             with state.lock:

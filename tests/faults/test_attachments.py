@@ -1,0 +1,110 @@
+"""Each invoice voucher gets its PDF once: across reruns, after a lost answer, never silently dropped."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from roger_economic import pipeline
+from roger_economic.config import load_file
+from roger_economic.db import models, session
+from roger_economic_airflow import local
+from tests.faults.helpers import (
+    arm,
+    control,
+    endpoints,
+    ledger_rows,
+    prepare,
+    run_bills,
+    run_master_data,
+    state_of,
+    window,
+)
+
+ATTACHMENT = r"/attachment/file$"
+
+
+def _pages(economic, i: int = 1) -> dict[tuple[str, int], int]:
+    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+            for v in state_of(economic, i)["vouchers"]}
+
+
+def _with_document(aid: str) -> list[models.Posting]:
+    return [r for r in ledger_rows(aid) if r.entry_kind == "invoice" and r.payload.get("has_document")]
+
+
+def test_rerun_after_a_lost_attachment_answer_adds_no_second_page(demo):
+    _roger, economic = demo
+    prepare(["agr_0001"])
+    # the first upload is stored, every answer to it is lost: the run gives up
+    arm(economic, kind="lost_answer", scope="700001", method="POST", path=ATTACHMENT, times=4)
+    with pytest.raises(pipeline.AgreementsFailed, match="agr_0001"):
+        pipeline.load(["agr_0001"], endpoints(), "run-1")
+    # an hour later the idempotency key is forgotten; the rerun must not add the PDF again
+    control(economic, "POST", "clock", {"advance_seconds": 3700})
+    assert pipeline.load(["agr_0001"], endpoints(), "run-2")["agr_0001"]["outcome"] == "ok"
+    assert pipeline.load(["agr_0001"], endpoints(), "run-3")["agr_0001"]["outcome"] == "ok"
+
+    pages = _pages(economic)
+    rows = _with_document("agr_0001")
+    assert rows
+    for row in rows:
+        assert row.attachment == "attached"
+        assert pages[(row.accounting_year, row.voucher_number)] == 1, row.bill_id
+    assert state_of(economic, 1)["counters"]["attachments"].get("PATCH", 0) == 0
+
+
+def test_a_document_over_9_mb_is_a_review_item_not_dropped(demo):
+    roger, economic = demo
+    bill = control(roger, "POST", "bills/add", {"company_id": "cmp_0001", "bill": {
+        "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING", "document_type": "bill", "has_document": True,
+        "category_id": "cat_office", "deleted": False}})
+    control(roger, "POST", "bills/document", {"company_id": "cmp_0001", "bill_id": bill["id"],
+                                               "bytes": 9 * 1024 * 1024 + 500_000})
+    prepare(["agr_0001"])
+    result = pipeline.load(["agr_0001"], endpoints(), "run-large")
+
+    assert result["agr_0001"]["outcome"] == "ok"
+    assert result["agr_0001"]["attachments_too_large"] == 1 and result["agr_0001"]["review"] >= 1
+    row = next(r for r in ledger_rows("agr_0001") if r.bill_id == bill["id"] and r.entry_kind == "invoice")
+    assert row.status == "posted" and row.attachment == "too_large"
+    assert _pages(economic)[(row.accounting_year, row.voucher_number)] == 0
+    with session() as sess:
+        review = list(sess.scalars(select(models.ReviewItem).where(models.ReviewItem.bill_id == bill["id"])))
+    assert len(review) == 1 and "9 MB" in review[0].message and bill["id"] in review[0].message
+    # the others still got theirs
+    assert all(r.attachment == "attached" for r in _with_document("agr_0001") if r.bill_id != bill["id"])
+
+
+def _agreement_10(path, book_without_attachment: bool):
+    doc = yaml.safe_load(local.write_agreements_file(path, 10).read_text(encoding="utf-8"))
+    doc["agreements"] = [a for a in doc["agreements"] if a["id"] == "agr_0010"]
+    doc["agreements"][0]["book_without_attachment"] = book_without_attachment
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_attachment(
+        project_db, airflow_db, fast_retries, tmp_path):
+    roger, economic = local.start_sandboxes(agreements=10, bills=6)
+    try:
+        load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=False))
+        run_master_data()
+        day = window("2026-11-25") | {"from_date": "2026-11-18"}
+
+        stopped = run_bills(day)
+        assert stopped.state == "failed"
+        assert "agr_0010" in stopped.failures and "scanning add-on" in stopped.failures["agr_0010"]
+        assert not state_of(economic, 10)["vouchers"]
+
+        load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=True))
+        booked = run_bills(day)
+        assert booked.state == "success", booked.failures
+        vouchers = state_of(economic, 10)["vouchers"]
+        assert vouchers and all(v["attachment"] is None for v in vouchers)
+        assert {r.attachment for r in _with_document("agr_0010")} <= {"skipped"}
+        assert not state_of(economic, 10)["counters"].get("attachments")
+    finally:
+        roger.stop()
+        economic.stop()

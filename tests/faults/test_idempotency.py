@@ -1,0 +1,89 @@
+"""A lost answer on the voucher POST never books twice: within the hour the idempotency key replays the
+answer; after the hour (the key forgotten) the loader finds the entries in e-conomic by bill id first."""
+
+from __future__ import annotations
+
+import pytest
+
+from roger_economic import pipeline
+from tests.faults.helpers import (
+    arm,
+    control,
+    endpoints,
+    fired,
+    ledger_rows,
+    prepare,
+    state_of,
+)
+from tests.integration.helpers import live_entries
+
+VOUCHERS = r"^/journals/\d+/vouchers$"
+
+
+def _journals_planned(aid: str) -> set[int]:
+    return {r.journal_number for r in ledger_rows(aid) if r.status == "planned"}
+
+
+def _vouchers(economic) -> int:
+    return sum(1 for v in state_of(economic, 1)["vouchers"] if v["status"] != "deleted")
+
+
+def _attachment_pages(economic) -> dict[tuple[str, int], int]:
+    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+            for v in state_of(economic, 1)["vouchers"]}
+
+
+def test_lost_answer_within_the_hour_is_replayed_by_its_key(demo):
+    _roger, economic = demo
+    prepare(["agr_0001"])
+    journals = _journals_planned("agr_0001")
+    planned = sum(1 for r in ledger_rows("agr_0001") if r.status == "planned")
+    assert planned > 0
+    arm(economic, kind="lost_answer", scope="700001", method="POST", path=VOUCHERS, times=1)
+
+    result = pipeline.load(["agr_0001"], endpoints(), "run-lost-answer")
+
+    assert result["agr_0001"]["outcome"] == "ok"
+    assert [f["kind"] for f in fired(economic)] == ["lost_answer"]
+    state = state_of(economic, 1)
+    # one POST per journal, plus the one retry of the lost one, answered from the idempotency cache
+    assert state["counters"]["vouchers"]["POST"] == len(journals) + 1
+    rows = ledger_rows("agr_0001")
+    assert {r.status for r in rows} == {"posted"}
+    assert _vouchers(economic) == len(rows) == planned
+    assert max(live_entries(state).values()) == 1
+
+
+def test_lost_answer_after_the_hour_is_found_by_bill_id_before_posting_again(demo):
+    _roger, economic = demo
+    prepare(["agr_0001"])
+    planned = sum(1 for r in ledger_rows("agr_0001") if r.status == "planned")
+    # every try of the first batch is processed and its answer dropped: the run gives up
+    arm(economic, kind="lost_answer", scope="700001", method="POST", path=VOUCHERS, times=4)
+    with pytest.raises(pipeline.AgreementsFailed, match=r"agr_0001.*connection lost"):
+        pipeline.load(["agr_0001"], endpoints(), "run-1")
+    in_flight = [r for r in ledger_rows("agr_0001") if r.status == "posting"]
+    assert in_flight, "the ledger should show the batch whose answer never came"
+    assert _vouchers(economic) == len(in_flight)  # e-conomic has them, once (the retries were replays)
+    posts_before = state_of(economic, 1)["counters"]["vouchers"]["POST"]
+
+    # an hour and more later e-conomic has forgotten the key: only the look-up by bill id protects now
+    control(economic, "POST", "clock", {"advance_seconds": 3700})
+    result = pipeline.load(["agr_0001"], endpoints(), "run-2")
+
+    assert result["agr_0001"]["outcome"] == "ok"
+    assert result["agr_0001"]["recovered"] == len(in_flight)
+    rows = ledger_rows("agr_0001")
+    assert {r.status for r in rows} == {"posted"}
+    state = state_of(economic, 1)
+    assert _vouchers(economic) == len(rows) == planned
+    assert max(live_entries(state).values()) == 1
+    # the recovered batch was not posted again: only the journals still to do got a POST
+    remaining = {r.journal_number for r in rows if r.id not in {x.id for x in in_flight}}
+    assert state["counters"]["vouchers"]["POST"] == posts_before + len(remaining)
+    # and the recovered invoices still got their PDF, once
+    pages = _attachment_pages(economic)
+    for row in rows:
+        if row.entry_kind == "invoice" and row.payload.get("has_document"):
+            assert row.attachment == "attached", row.bill_id
+            assert pages[(row.accounting_year, row.voucher_number)] == 1, row.bill_id

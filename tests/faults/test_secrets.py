@@ -1,0 +1,93 @@
+"""No token value ever reaches a log, an XCom, the project database, a run report or an error message.
+
+The sandboxes are started with recognisable token values; both DAGs run, once cleanly and once with
+e-conomic answering 401 for one agreement, 500 for another and Roger rejecting a third; then every
+place a token could leak to is searched for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from roger_economic import report
+from roger_economic.config import load_file
+from roger_economic_airflow import local
+from tests.faults.helpers import ALL, ROOT, arm, control, run_bills, run_master_data
+
+PREFIX = "SECRET-7f3a-"
+APP_SECRET = "APPSECRET-9c1d"
+NEEDLES = (PREFIX, APP_SECRET, PREFIX.lower(), APP_SECRET.lower())
+
+
+def _dump(url: str) -> str:
+    """Every row of every table of a database, as text."""
+    engine = sa.create_engine(url)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(engine)
+        parts = []
+        with engine.connect() as conn:
+            for table in meta.sorted_tables:
+                for row in conn.execute(sa.select(table)):
+                    parts.append(f"{table.name}: {tuple(row)!r}")
+        return "\n".join(parts)
+    finally:
+        engine.dispose()
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p): p.read_bytes().decode("utf-8", errors="replace") for p in folder.rglob("*") if p.is_file()}
+
+
+def _leaks(where: str, text: str) -> list[str]:
+    return [f"{where}: ...{text[max(0, text.find(n) - 80): text.find(n) + 40]}..." for n in NEEDLES if n in text]
+
+
+def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, capfd, caplog):
+    roger, economic = local.start_sandboxes(agreements=3, bills=6, prefix=PREFIX, app_secret=APP_SECRET)
+    try:
+        load_file(ROOT / "config" / "agreements.example.yaml")
+        run_master_data()
+        clean = run_bills(ALL)
+        assert clean.state == "success", clean.failures  # the tokens work
+
+        control(economic, "POST", "revoke", {"agreement": 700001})
+        arm(economic, kind="status", status=500, scope="700002", times=-1)
+        control(roger, "POST", "revoke", {"company_id": "cmp_0003"})
+        for company in ("cmp_0001", "cmp_0002"):  # something to post, so that e-conomic is asked
+            control(roger, "POST", "bills/add", {"company_id": company, "bill": {
+                "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING", "category_id": "cat_office"}})
+        faulty = run_bills(ALL)
+        assert faulty.state == "failed"
+        assert set(faulty.failures) == {"agr_0001", "agr_0002", "agr_0003"}, faulty.failures
+        assert "401" in faulty.failures["agr_0001"] or "token rejected" in faulty.failures["agr_0001"]
+        assert "token rejected" in faulty.failures["agr_0003"]
+    finally:
+        roger.stop()
+        economic.stop()
+    out, err = capfd.readouterr()
+
+    places: dict[str, str] = {"captured stdout": out, "captured stderr": err, "captured log": caplog.text,
+                              "run failures": repr([clean.failures, faulty.failures])}
+    logs = Path(os.environ["AIRFLOW_HOME"]) / "logs"  # dag.test() logs to the console; files if any
+    if logs.exists():
+        places.update(_files(logs))
+    places.update(_files(report.REPORTS))
+    places["project database"] = _dump(project_db)
+    airflow_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    engine = sa.create_engine(airflow_url)
+    with engine.connect() as conn:
+        places["airflow xcom"] = "\n".join(repr(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM xcom")))
+        places["airflow task instances"] = "\n".join(
+            repr(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM task_instance")))
+    engine.dispose()
+
+    console = out + err + caplog.text  # the task logs of dag.test(), with the errors' texts
+    assert "agr_0002 failed in load" in console and "did not complete" in console
+    assert places["airflow xcom"] and places["project database"]
+    assert "agr_0001" in places["project database"]
+    leaks = [leak for where, text in places.items() for leak in _leaks(where, text)]
+    assert not leaks, leaks

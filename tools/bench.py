@@ -1,0 +1,618 @@
+"""The benchmark: the nightly bills run through real Airflow components, against the sandboxes.
+
+    .venv/bin/python tools/bench.py                                # 200 agreements × 50 bills
+    .venv/bin/python tools/bench.py --agreements 10 --bills 20     # quick
+    .venv/bin/python tools/bench.py --agreements 3 --bills 10      # smoke
+    .venv/bin/python tools/bench.py --celery --agreements 5 --bills 20
+
+Per phase (LocalExecutor; with ``--celery`` a LocalExecutor phase and then a
+CeleryExecutor phase on the same data, whose bookings must be identical):
+
+1. a fresh AIRFLOW_HOME under /tmp, fresh PostgreSQL databases for Airflow's
+   metadata and the project, ``airflow db migrate``, the ``economic_api`` pool,
+   the Roger sandbox (N companies × M bills, problem rate 0.05, paid rate 0.4),
+   the e-conomic sandbox and a second one for the floor, the agreements file,
+   and the master data refresh (called directly; not timed);
+2. ``airflow scheduler``, ``airflow dag-processor``, ``airflow api-server``
+   (and two ``airflow celery worker``) as subprocesses in their own process
+   groups; one triggered ``roger_bills_to_economic`` run over the sandbox
+   window; wall time (queued → end, from the Airflow DB), task instances,
+   peak RSS of the Airflow process trees, e-conomic calls per booked bill and
+   per agreement, Roger calls, entries booked;
+3. the floor: ``tools/floor.py`` replays the run's HTTP calls with plain
+   ``requests`` (no Airflow, no database) against the same Roger sandbox and
+   the second e-conomic sandbox;
+4. a rerun of the same window (must post nothing) and its floor;
+5. one table and the targets (met / NOT met).
+
+Every process started here is stopped at the end, also on error or Ctrl-C.
+Component logs, task logs and the run details stay in the printed home directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+
+import psutil  # noqa: E402  (installed with Airflow)
+import psycopg2  # noqa: E402
+import requests  # noqa: E402
+
+from roger_economic_airflow import local  # noqa: E402
+from sandboxes import world  # noqa: E402
+from sandboxes.httpbase import SandboxProcess, free_port  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+DAG_ID = "roger_bills_to_economic"
+SANDBOX_END = "2026-11-26T00:00:00Z"
+SANDBOX_DAYS = 7
+# the sandbox's updated_at spread is [end - 7 days, end) in UTC; the DAG's dates are Copenhagen days
+CONF = {"from_date": "2026-11-18", "to_date": "2026-11-26"}
+DAILY_LIMIT = 50_000
+TARGETS = {"nightly_s": 180.0, "run_floor": 2.0, "non_attachment_per_bill": 0.05, "rerun_share": 0.20,
+           "parse_s": 0.2}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------- databases
+
+
+def recreate_database(name: str) -> str:
+    conn = psycopg2.connect(f"{PG}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return f"{PG}/{name}"
+
+
+def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+class Components:
+    """Airflow components, each in its own process group; RSS of their trees sampled."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.peak = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        out = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "airflow"), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True, cwd=str(self.home))
+
+    def rss(self) -> int:
+        total = 0
+        for proc in list(self.procs.values()):
+            try:
+                root = psutil.Process(proc.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self._stop.wait(0.25)
+
+    def reset_peak(self) -> None:
+        self.peak = self.rss()
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with {proc.returncode}; see {self.home / (name + '.log')}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # what is left of the group
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+
+# ---------------------------------------------------------------------------- sandboxes' counters
+
+
+def economic_states(base: str, agreements: int) -> dict[int, dict[str, Any]]:
+    out = {}
+    with requests.Session() as s:
+        for i in range(1, agreements + 1):
+            number = world.agreement_number(i)
+            out[i] = s.get(f"{base}/_control/state", params={"agreement": number}, timeout=60).json()
+    return out
+
+
+def counters(states: dict[int, dict[str, Any]]) -> dict[int, Counter]:
+    """Per agreement: (kind, method) → calls."""
+    out = {}
+    for i, st in states.items():
+        c: Counter = Counter()
+        for kind, per in (st.get("counters") or {}).items():
+            for method, n in per.items():
+                c[(kind, method)] += n
+        out[i] = c
+    return out
+
+
+def delta(after: dict[int, Counter], before: dict[int, Counter]) -> dict[int, Counter]:
+    return {i: after[i] - before.get(i, Counter()) for i in after}
+
+
+def roger_stats(base: str) -> Counter:
+    body = requests.get(f"{base}/_control/stats", timeout=60).json()
+    total: Counter = Counter()
+    for kinds in body.get("companies", {}).values():
+        total.update(kinds)
+    return total
+
+
+# ---------------------------------------------------------------------------- the phase
+
+
+class Phase:
+    def __init__(self, args: argparse.Namespace, executor: str) -> None:
+        self.args = args
+        self.executor = executor
+        self.home = Path(args.home or f"/tmp/roger-bench-{os.getpid()}") / executor.lower()
+        self.roger: SandboxProcess | None = None
+        self.economic: SandboxProcess | None = None
+        self.floor_economic: SandboxProcess | None = None
+        self.components: Components | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.notes: dict[str, Any] = {}
+        self._floor_suppliers_done: dict[int, set[int]] = {}
+
+    # ---- setup
+    def setup(self) -> None:
+        a = self.args
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        self.home.mkdir(parents=True)
+        self.airflow_db = recreate_database("airflow_bench")
+        self.project_db = recreate_database("roger_economic_bench")
+        local.configure(self.home, db_url=self.project_db.replace("postgresql://", "postgresql+psycopg2://"),
+                        airflow_db_url=self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"))
+        self.api_port = free_port()
+        env = {
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__PARALLELISM": str(a.parallelism),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the triggered runs
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "ROGER_ECONOMIC_GROUP_SIZE": str(a.group_size),
+            "ROGER_ECONOMIC_LOAD_THREADS": str(a.load_threads),
+        }
+        if self.executor == "CeleryExecutor":
+            self.queue = f"bench-{os.getpid()}"
+            env.update({
+                "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"),
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(a.celery_concurrency),
+            })
+        os.environ.update(env)
+        log(f"{self.executor}: home {self.home}; migrating Airflow's and the project's databases …")
+        local.migrate_airflow()
+        from roger_economic.db import migrate
+
+        migrate(os.environ["ROGER_ECONOMIC_DB_URL"])
+        local.ensure_pool(8)
+        log(f"sandboxes: {a.agreements} agreements × {a.bills} bills …")
+        extra_roger = ["--problem-rate", "0.05", "--paid-rate", "0.4", "--end", SANDBOX_END,
+                       "--days", str(SANDBOX_DAYS)]
+        self.roger, self.economic = local.start_sandboxes(a.agreements, a.bills, seed=a.seed,
+                                                          extra_roger=extra_roger)
+        self.floor_economic = SandboxProcess("sandboxes.economic", [
+            "--agreements", str(a.agreements), "--token-prefix", "sbx-", "--app-secret",
+            world.DEFAULT_APP_SECRET]).start()
+        from roger_economic.config import load_file
+
+        load_file(local.write_agreements_file(self.home / "agreements.yaml", a.agreements))
+        self.ids = [world.agreement_key(i) for i in range(1, a.agreements + 1)]
+        log("master data refresh (direct, not timed) …")
+        from roger_economic.pipeline import refresh_master_data
+        from roger_economic_airflow.runtime import endpoints
+
+        before = counters(economic_states(self.economic.base_url, a.agreements))
+        t0 = time.perf_counter()
+        results = refresh_master_data(self.ids, endpoints(), "bench-master-data")
+        bad = {k: v for k, v in results.items() if v.get("outcome") != "ok"}
+        if bad:
+            raise RuntimeError(f"master data refresh failed: {bad}")
+        md = delta(counters(economic_states(self.economic.base_url, a.agreements)), before)
+        self.notes["master_data_s"] = time.perf_counter() - t0
+        self.notes["master_data_calls_per_agreement_max"] = max(sum(c.values()) for c in md.values())
+
+    def start_components(self) -> None:
+        env = dict(os.environ)
+        self.components = c = Components(self.home)
+        c.start("api-server", ["api-server", "--port", str(self.api_port), "--host", "127.0.0.1",
+                               "--workers", str(self.args.api_workers)], env)
+        c.start("dag-processor", ["dag-processor"], env)
+        c.start("scheduler", ["scheduler"], env)
+        if self.executor == "CeleryExecutor":
+            for n in (1, 2):
+                c.start(f"celery-worker-{n}", ["celery", "worker", "-H", f"bench{n}@%h", "-q", self.queue,
+                                               "-c", str(self.args.celery_concurrency), "--skip-serve-logs",
+                                               "--without-gossip", "--without-mingle"], env)
+        log("waiting for the DAGs to be parsed and the api-server to answer …")
+        deadline = time.monotonic() + 180
+        while True:
+            c.check_alive()
+            parsed = query(self.airflow_db, "select count(*) from serialized_dag where dag_id = %s", (DAG_ID,))[0][0]
+            try:
+                up = requests.get(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=2).ok
+            except requests.RequestException:
+                up = False
+            if parsed and up:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"DAG not parsed / api-server not up after 180 s (parsed={parsed}, up={up})")
+            time.sleep(0.5)
+        subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "unpause", DAG_ID], check=True,
+                       stdout=subprocess.DEVNULL, env=env)
+
+    # ---- one triggered run
+    def trigger_and_measure(self, label: str) -> dict[str, Any]:
+        a, c = self.args, self.components
+        eco_before_states = economic_states(self.economic.base_url, a.agreements)
+        eco_before = counters(eco_before_states)
+        roger_before = roger_stats(self.roger.base_url)
+        posted_before = query(self.project_db, "select coalesce(max(id), 0) from postings")[0][0]
+        run_id = f"bench_{label}_{int(time.time())}"
+        c.reset_peak()
+        log(f"{label}: triggering {DAG_ID} {json.dumps(CONF)} …")
+        t0 = time.monotonic()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "trigger", DAG_ID, "--run-id", run_id,
+                        "--conf", json.dumps(CONF)], check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
+        while True:
+            c.check_alive()
+            state = query(self.airflow_db, "select state from dag_run where dag_id=%s and run_id=%s",
+                          (DAG_ID, run_id))
+            if state and state[0][0] in ("success", "failed"):
+                break
+            if time.monotonic() - t0 > a.timeout:
+                raise RuntimeError(f"{label}: run not finished after {a.timeout} s")
+            time.sleep(0.5)
+        bench_clock = time.monotonic() - t0
+        peak = c.peak
+        (state, queued, started, ended), = query(
+            self.airflow_db, "select state, queued_at, start_date, end_date from dag_run where dag_id=%s and run_id=%s",
+            (DAG_ID, run_id))
+        wall = (ended - queued).total_seconds()
+        tis = query(self.airflow_db, "select task_id, map_index, state, try_number, queued_dttm, start_date, end_date "
+                                     "from task_instance where dag_id=%s and run_id=%s", (DAG_ID, run_id))
+        eco_after_states = economic_states(self.economic.base_url, a.agreements)
+        eco = delta(counters(eco_after_states), eco_before)
+        roger = roger_stats(self.roger.base_url) - roger_before
+        new_posted = query(self.project_db, "select id, agreement_id, bill_id, entry_kind, batch_key, journal_number, "
+                                            "accounting_year, voucher_number, attachment from postings "
+                                            "where id > %s and status = 'posted' order by id", (posted_before,))
+        entries = len(new_posted)
+        booked_bills = len({(r[1], r[2]) for r in new_posted})
+        total = Counter()
+        for per in eco.values():
+            total.update(per)
+        vouchers = sum(n for (k, _m), n in total.items() if k == "vouchers")
+        attachments = sum(n for (k, _m), n in total.items() if k == "attachments")
+        other = sum(n for (k, _m), n in total.items() if k not in ("vouchers", "attachments"))
+        posts = sum(n for (_k, m), n in total.items() if m != "GET")
+        per_agreement = [sum(x.values()) for x in eco.values()] or [0]
+        row = {
+            "run": label, "run_id": run_id, "state": state, "agreements": a.agreements, "bills": a.bills,
+            "entries": entries, "booked_bills": booked_bills, "wall": wall, "bench_clock": bench_clock,
+            "queue_to_start": (started - queued).total_seconds(),
+            "bills_per_s": a.agreements * a.bills / wall if wall else 0.0, "tis": len(tis),
+            "tries": sum(max(t[3] or 1, 1) for t in tis),
+            "vouchers": vouchers, "attachments": attachments, "other": other, "posts": posts,
+            "calls_max": max(per_agreement), "calls_mean": sum(per_agreement) / len(per_agreement),
+            "roger": sum(roger.values()), "roger_kinds": dict(roger), "peak_mb": peak / 2**20,
+            "economic_kinds": {f"{k} {m}": n for (k, m), n in sorted(total.items())},
+        }
+        self._task_summary(row, tis, started)
+        # the floor of exactly these calls
+        plan = self._floor_plan(eco, eco_after_states, new_posted)
+        row.update(self._floor(plan, label))
+        self.rows.append(row)
+        log(f"{label}: {state} in {wall:.1f} s; {entries} entries; floor {row['floor']:.1f} s")
+        return row
+
+    def _task_summary(self, row: dict[str, Any], tis: list[tuple], run_start) -> None:
+        per: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "busy": 0.0, "queued": 0.0})
+        for task_id, _mi, _st, _try, queued, start, end in tis:
+            p = per[task_id]
+            p["n"] += 1
+            if start and end:
+                p["busy"] += (end - start).total_seconds()
+                p["first"] = min(p.get("first", start), start)
+                p["last"] = max(p.get("last", end), end)
+            if queued and start:
+                p["queued"] += (start - queued).total_seconds()
+        order = ["plan", "extract", "validate", "load", "summarise"]
+        summary = {}
+        for task_id in sorted(per, key=lambda t: order.index(t) if t in order else 99):
+            p = per[task_id]
+            summary[task_id] = {
+                "tis": p["n"], "busy_s": round(p["busy"], 1), "mean_s": round(p["busy"] / p["n"], 1),
+                "mean_queue_s": round(p["queued"] / p["n"], 1),
+                "span": [round((p["first"] - run_start).total_seconds(), 1),
+                         round((p["last"] - run_start).total_seconds(), 1)] if "first" in p else None,
+            }
+        row["tasks"] = summary
+        (self.home / f"tasks_{row['run']}.json").write_text(json.dumps(summary, indent=1))
+
+    def _floor_plan(self, eco: dict[int, Counter], states: dict[int, dict[str, Any]],
+                    posted: list[tuple]) -> dict[str, Any]:
+        from roger_economic_airflow.runtime import window
+
+        win = window({"params": CONF})
+        fresh = economic_states(self.floor_economic.base_url, self.args.agreements)
+        by_agreement: dict[str, list[tuple]] = defaultdict(list)
+        for r in posted:
+            by_agreement[r[1]].append(r)
+        agreements = []
+        for i in range(1, self.args.agreements + 1):
+            aid = world.agreement_key(i)
+            st = states[i]
+            calls = eco[i]
+            initial = {s["supplierNumber"] for s in fresh[i]["suppliers"]}
+            created = [s for s in st["suppliers"] if s["supplierNumber"] not in initial
+                       and s["supplierNumber"] not in self._floor_suppliers_done.get(i, set())]
+            self._floor_suppliers_done.setdefault(i, set()).update(s["supplierNumber"] for s in created)
+            vouchers = {(v["journal"], v["accountingYear"], v["voucherNumber"]): v for v in st["vouchers"]}
+            batches: dict[str, dict[str, Any]] = {}
+            for (_id, _aid, bill, _kind, key, journal, year, number, attachment) in by_agreement.get(aid, []):
+                b = batches.setdefault(key, {"journal": journal, "key": f"floor-{key}", "vouchers": [], "attach": []})
+                b["vouchers"].append(vouchers[(journal, year, number)]["payload"])
+                b["attach"].append(bill if attachment == "attached" else None)
+            agreements.append({
+                "id": aid, "company_id": world.company_id(i), "roger_token": world.roger_token(i, "sbx-"),
+                "economic_token": world.grant_token(i, "sbx-"), "since": win.since, "before": win.before,
+                "invoice_journal": 2,
+                "supplier_lookups": calls[("suppliers", "GET")],
+                "entry_reads": calls[("entries", "GET")],
+                "other_reads": sum(n for (k, m), n in calls.items() if k == "reads"),
+                "suppliers": [[s["supplierNumber"], _supplier_body(s)] for s in created],
+                "batches": list(batches.values()),
+            })
+        return {"roger_base_url": f"{self.roger.base_url}/v1", "economic_base_url": self.floor_economic.base_url,
+                "app_secret": world.DEFAULT_APP_SECRET, "agreements": agreements}
+
+    def _floor(self, plan: dict[str, Any], label: str) -> dict[str, Any]:
+        path = self.home / f"floor_{label}.json"
+        path.write_text(json.dumps(plan))
+        out = subprocess.run([sys.executable, str(ROOT / "tools" / "floor.py"), str(path), "--threads",
+                              str(self.args.load_threads)], capture_output=True, text=True)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"floor failed: {out.stderr[-2000:]}")
+        result = json.loads(lines[-1])
+        if result["errors"]:
+            log(f"floor errors: {result['errors'][:5]}")
+        return {"floor": result["seconds"], "floor_calls": result["calls"], "floor_errors": len(result["errors"])}
+
+    def bookings(self) -> set[tuple[str, str, str, str]]:
+        out = set()
+        for aid, bill, kind, payload in query(self.project_db, "select agreement_id, bill_id, entry_kind, payload "
+                                                               "from postings where status = 'posted'"):
+            amount = sum((Decimal(str(item["amount"])) for items in payload["voucher"]["entries"].values()
+                          for item in items), Decimal(0))
+            out.add((aid, bill, kind, str(amount)))
+        return out
+
+    def teardown(self) -> None:
+        if self.components is not None:
+            self.components.stop()
+            self.components = None
+        for sb in (self.roger, self.economic, self.floor_economic):
+            if sb is not None:
+                sb.stop()
+        self.roger = self.economic = self.floor_economic = None
+
+    def run(self) -> None:
+        try:
+            self.setup()
+            self.start_components()
+            first = self.trigger_and_measure("first")
+            if first["state"] != "success":
+                log(f"first run ended {first['state']}: see {self.home / 'logs'}")
+            self.trigger_and_measure("rerun")
+            self.notes["booked"] = self.bookings()
+        finally:
+            self.teardown()
+
+
+def _supplier_body(s: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": s["name"], "currency": s["currency"]}
+    for prop, key in (("supplierGroup", "supplierGroupNumber"), ("paymentTerms", "paymentTermsNumber"),
+                      ("vatZone", "vatZoneNumber")):
+        if isinstance(s.get(prop), dict) and key in s[prop]:
+            body[prop] = {key: s[prop][key]}
+    for key in ("corporateIdentificationNumber", "country"):
+        if s.get(key):
+            body[key] = s[key]
+    return body
+
+
+# ---------------------------------------------------------------------------- parse time
+
+
+def parse_times() -> dict[str, float]:
+    code = ("import sys, time, runpy\nimport airflow.sdk\nt = time.perf_counter()\n"
+            "runpy.run_path(sys.argv[1], run_name='__dag_parse__')\nprint(time.perf_counter() - t)")
+    out = {}
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        best = []
+        for _ in range(3):
+            res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                 env=dict(os.environ), check=True)
+            best.append(float(res.stdout.strip().splitlines()[-1]))
+        out[path.name] = min(best)
+    return out
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def table(rows: list[dict[str, Any]], executor: str) -> str:
+    head = ["executor", "run", "agreements", "bills/agr", "entries", "wall s", "bills/s", "TIs",
+            "eco/booked bill vch|att|reads", "eco calls/agr max|mean", "Roger calls", "peak MB", "floor s",
+            "run/floor"]
+    lines = []
+    for r in rows:
+        per = (f"{r['vouchers'] / r['booked_bills']:.3f}|{r['attachments'] / r['booked_bills']:.3f}|"
+               f"{r['other'] / r['booked_bills']:.3f}" if r["booked_bills"] else
+               f"n/a ({r['vouchers']}|{r['attachments']}|{r['other']} calls)")
+        lines.append([executor, r["run"], str(r["agreements"]), str(r["bills"]), str(r["entries"]),
+                      f"{r['wall']:.1f}", f"{r['bills_per_s']:.1f}", str(r["tis"]), per,
+                      f"{r['calls_max']}|{r['calls_mean']:.1f}", str(r["roger"]), f"{r['peak_mb']:.0f}",
+                      f"{r['floor']:.2f}", f"{r['wall'] / r['floor']:.1f}" if r["floor"] else "n/a"])
+    widths = [max(len(h), *(len(ln[i]) for ln in lines)) for i, h in enumerate(head)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, lines)])
+
+
+def targets(phase: Phase, parse: dict[str, float]) -> list[tuple[str, bool, str]]:
+    first, rerun = phase.rows[0], phase.rows[1]
+    non_att = (first["vouchers"] + first["other"]) / first["booked_bills"] if first["booked_bills"] else 0.0
+    daily = first["calls_max"] + phase.notes.get("master_data_calls_per_agreement_max", 0)
+    return [
+        (f"nightly run < {TARGETS['nightly_s']:.0f} s", first["wall"] < TARGETS["nightly_s"] and
+         first["state"] == "success", f"{first['wall']:.1f} s ({first['state']})"),
+        (f"run/floor <= {TARGETS['run_floor']}", first["wall"] / first["floor"] <= TARGETS["run_floor"],
+         f"{first['wall']:.1f} / {first['floor']:.2f} = {first['wall'] / first['floor']:.1f}"),
+        (f"e-conomic non-attachment calls <= {TARGETS['non_attachment_per_bill']} per booked bill",
+         non_att <= TARGETS["non_attachment_per_bill"],
+         f"({first['vouchers']} vouchers + {first['other']} other) / {first['booked_bills']} bills = {non_att:.3f}"),
+        (f"rerun < {TARGETS['rerun_share']:.0%} of first run, zero POSTs",
+         rerun["wall"] < TARGETS["rerun_share"] * first["wall"] and rerun["posts"] == 0 and rerun["vouchers"] == 0
+         and rerun["state"] == "success",
+         f"{rerun['wall']:.1f} s = {rerun['wall'] / first['wall']:.0%}; POST/PUT/DELETE calls {rerun['posts']}, "
+         f"voucher calls {rerun['vouchers']} ({rerun['state']})"),
+        (f"e-conomic calls per agreement per day < {DAILY_LIMIT:,} (master data + bills run)", daily < DAILY_LIMIT,
+         f"max {daily}"),
+        *[(f"parse {name} < {TARGETS['parse_s']} s", t < TARGETS["parse_s"], f"{t:.3f} s")
+          for name, t in parse.items()],
+    ]
+
+
+def report(phase: Phase, parse: dict[str, float]) -> None:
+    print()
+    print(table(phase.rows, phase.executor))
+    print()
+    for name, ok, detail in targets(phase, parse):
+        print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
+    print()
+    for r in phase.rows:
+        print(f"  {r['run']}: run {r['run_id']} {r['state']}; queued→running {r['queue_to_start']:.1f} s; "
+              f"bench clock {r['bench_clock']:.1f} s; {r['booked_bills']} bills booked; task tries {r['tries']}")
+        print(f"    e-conomic: {r['economic_kinds']}")
+        print(f"    Roger: {r['roger_kinds']}; floor calls: {r['floor_calls']}"
+              + (f"; floor errors {r['floor_errors']}" if r["floor_errors"] else ""))
+        for task_id, s in r["tasks"].items():
+            print(f"    {task_id:<10} {s['tis']:>3} TIs, busy {s['busy_s']:>6.1f} s (mean {s['mean_s']:.1f} s), "
+                  f"mean queued→start {s['mean_queue_s']:.1f} s, span {s['span']}")
+    print(f"  master data refresh (direct, untimed): {phase.notes.get('master_data_s', 0):.1f} s, max "
+          f"{phase.notes.get('master_data_calls_per_agreement_max')} e-conomic calls per agreement")
+    print(f"  logs: {phase.home}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agreements", type=int, default=None, help="default 200 (5 with --celery)")
+    parser.add_argument("--bills", type=int, default=None, help="bills per agreement; default 50 (20 with --celery)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--parallelism", type=int, default=int(os.environ.get("AIRFLOW__CORE__PARALLELISM", 6)))
+    parser.add_argument("--group-size", type=int, default=int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", 25)))
+    parser.add_argument("--load-threads", type=int, default=int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", 4)))
+    parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument("--celery", action="store_true", help="also a CeleryExecutor phase; bookings must match")
+    parser.add_argument("--celery-concurrency", type=int, default=2, help="per worker (two workers)")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--home", default=None, help="parent of the phases' AIRFLOW_HOMEs [/tmp/roger-bench-PID]")
+    args = parser.parse_args()
+    args.agreements = args.agreements or (5 if args.celery else 200)
+    args.bills = args.bills or (20 if args.celery else 50)
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    phases = [Phase(args, "LocalExecutor")] + ([Phase(args, "CeleryExecutor")] if args.celery else [])
+    parse: dict[str, float] = {}
+    ok = True
+    try:
+        for phase in phases:
+            phase.run()
+            if not parse:
+                parse = parse_times()
+            report(phase, parse)
+            ok = ok and all(r["state"] == "success" for r in phase.rows)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        return 130
+    finally:
+        for phase in phases:
+            phase.teardown()
+    if args.celery:
+        local_b, celery_b = phases[0].notes.get("booked", set()), phases[1].notes.get("booked", set())
+        same = local_b == celery_b
+        print(f"\n  {'met    ' if same else 'NOT met'}  CeleryExecutor bookings == LocalExecutor bookings: "
+              f"{len(local_b)} (agreement, bill, kind, amount) local, {len(celery_b)} celery, "
+              f"{len(local_b ^ celery_b)} differ")
+        ok = ok and same
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

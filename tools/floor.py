@@ -1,0 +1,148 @@
+"""The floor: the bills run's HTTP calls, replayed by a bare script (no Airflow, no pandas, no GX, no database).
+
+    .venv/bin/python tools/floor.py PLAN.json [--threads 4]
+
+``tools/bench.py`` writes PLAN.json after the first bills run: per agreement the Roger
+token and window (the bill pages are read the same way, ``limit=500`` with the cursor),
+the supplier lookups and creations, the voucher batches with the bodies the run posted
+(one POST per journal and batch, same vouchers, suppliers renumbered to the floor's
+own), the PDFs to download and upload, and the number of other e-conomic reads. The
+e-conomic calls go to a *second*, fresh e-conomic sandbox so the run's state stays as
+it was; the Roger calls go to the same Roger sandbox.
+
+One ``requests.Session`` per agreement and service, ``--threads`` agreements at a time
+(the pipeline's ``ROGER_ECONOMIC_LOAD_THREADS``). Prints one JSON line:
+``{"seconds", "calls": {...}, "errors": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+
+def _check(resp: requests.Response, what: str) -> requests.Response:
+    if resp.status_code >= 400:
+        raise RuntimeError(f"{what}: HTTP {resp.status_code}: {resp.text[:300]}")
+    return resp
+
+
+def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, app_secret: str,
+                     calls: Counter, lock: threading.Lock) -> None:
+    local: Counter = Counter()
+    roger = requests.Session()
+    roger.headers.update({"Authorization": f"Bearer {plan['roger_token']}", "Accept": "application/json"})
+    eco = requests.Session()
+    eco.headers.update({"X-AppSecretToken": app_secret, "X-AgreementGrantToken": plan["economic_token"],
+                        "Accept": "application/json"})
+    company = f"{roger_base.rstrip('/')}/companies/{plan['company_id']}"
+    try:
+        # extract: the bill pages, oldest change first
+        params: dict[str, Any] = {"limit": 500}
+        if plan.get("since"):
+            params["updated_since"] = plan["since"]
+        if plan.get("before"):
+            params["updated_before"] = plan["before"]
+        cursor = None
+        while True:
+            page = _check(roger.get(f"{company}/bills", params={**params, **({"cursor": cursor} if cursor else {})}),
+                          "bills page").json()
+            local["roger_pages"] += 1
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        # other e-conomic reads the run made (lookups, drafts)
+        for _ in range(plan.get("supplier_lookups", 0)):
+            _check(eco.get(f"{economic_base}/suppliers", params={"skippages": 0, "pagesize": 1000,
+                                                                  "filter": "name$eq:floor"}), "supplier lookup")
+            local["economic_suppliers_get"] += 1
+        for _ in range(plan.get("entry_reads", 0)):
+            _check(eco.get(f"{economic_base}/journals/{plan['invoice_journal']}/entries",
+                           params={"skippages": 0, "pagesize": 1000}), "entries read")
+            local["economic_entries_get"] += 1
+        for _ in range(plan.get("other_reads", 0)):
+            _check(eco.get(f"{economic_base}/self"), "read")
+            local["economic_reads_get"] += 1
+        # suppliers created by the run: same bodies, renumbered
+        renumber: dict[int, int] = {}
+        for old, body in plan.get("suppliers", []):
+            created = _check(eco.post(f"{economic_base}/suppliers", data=json.dumps(body),
+                                      headers={"Content-Type": "application/json"}), "supplier").json()
+            renumber[int(old)] = created["supplierNumber"]
+            local["economic_suppliers_post"] += 1
+        # vouchers: one POST per batch, then the PDFs of that batch's invoices
+        uploads: list[tuple[int, str, int, str]] = []
+        for batch in plan.get("batches", []):
+            vouchers = batch["vouchers"]
+            if renumber:
+                for voucher in vouchers:
+                    for items in voucher.get("entries", {}).values():
+                        for item in items:
+                            sup = item.get("supplier")
+                            if isinstance(sup, dict) and sup.get("supplierNumber") in renumber:
+                                sup["supplierNumber"] = renumber[sup["supplierNumber"]]
+            answers = _check(eco.post(f"{economic_base}/journals/{batch['journal']}/vouchers",
+                                      data=json.dumps(vouchers), headers={"Content-Type": "application/json",
+                                                                         "Idempotency-Key": batch["key"]}),
+                             "vouchers").json()
+            local["economic_vouchers_post"] += 1
+            for answer, bill_id in zip(answers, batch["attach"], strict=True):
+                if bill_id:
+                    year = answer["accountingYear"]["year"]
+                    uploads.append((batch["journal"], year, answer["voucherNumber"], bill_id))
+        for journal, year, number, bill_id in uploads:
+            pdf = _check(roger.get(f"{company}/bills/{bill_id}/document"), "document").content
+            local["roger_documents"] += 1
+            year_path = year.replace("/", "_6_")
+            _check(eco.post(f"{economic_base}/journals/{journal}/vouchers/{year_path}-{number}/attachment/file",
+                            files={"file": (f"{bill_id}.pdf", pdf, "application/pdf")},
+                            headers={"Idempotency-Key": f"fa-{plan['id']}-{journal}-{year}-{number}"}), "attachment")
+            local["economic_attachments_post"] += 1
+    finally:
+        roger.close()
+        eco.close()
+        with lock:
+            calls.update(local)
+
+
+def run(plan: dict[str, Any], threads: int) -> dict[str, Any]:
+    calls: Counter = Counter()
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def one(agreement: dict[str, Any]) -> None:
+        try:
+            replay_agreement(agreement, plan["roger_base_url"], plan["economic_base_url"], plan["app_secret"],
+                             calls, lock)
+        except Exception as exc:  # reported; the others go on
+            errors.append(f"{agreement['id']}: {exc}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, plan["agreements"]))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "calls": dict(calls), "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("plan")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(argv)
+    with open(args.plan, encoding="utf-8") as fh:
+        plan = json.load(fh)
+    result = run(plan, args.threads)
+    print(json.dumps(result))
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

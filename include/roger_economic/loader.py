@@ -215,8 +215,14 @@ class Loader:
                     if link is None or link.supplier_number is None:
                         vendors.setdefault(vendor["key"], vendor)
         for key, vendor in vendors.items():
-            number = self._find_supplier(vendor)
+            # Looked up first only when an earlier attempt was interrupted (its link says "creating"):
+            # a plain first creation costs one call, not two.
+            interrupted = key in links
+            number = self._find_supplier(vendor) if interrupted else None
             if number is None:
+                with self.session() as sess:
+                    sess.merge(models.SupplierLink(agreement_id=self.aid, vendor_key=key, supplier_number=None,
+                                                   how="creating", created_at=datetime.now(UTC)))
                 created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
                 number = created["supplierNumber"]
                 self.result.counts["suppliers_created"] += 1

@@ -10,6 +10,8 @@ naming the agreements that failed, so Airflow's retry takes them again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -17,7 +19,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,16 +174,28 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
 
 
 def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
-    """Stage every bill changed in the window (newest version wins; an older or equal one changes nothing)."""
+    """Stage every bill changed in the window (newest version wins; an older or equal one changes nothing).
+
+    The window starts no later than where the agreement's last complete extraction ended, so a night
+    that failed (or never ran) leaves no gap for the next one to miss.
+    """
     settings = _settings(agreement_ids)
+    with session() as sess:
+        watermarks = dict(sess.execute(select(models.AgreementStatus.agreement_id,
+                                              models.AgreementStatus.extracted_until).where(
+            models.AgreementStatus.agreement_id.in_(agreement_ids))).all())
 
     def work(aid: str) -> dict[str, Any]:
         counts: Counter = Counter()
+        mark = watermarks.get(aid)
+        since = min(window.since, mark) if window.since and mark else window.since
+        if since != window.since:
+            counts["caught_up_from"] = since
         roger = RogerClient(endpoints.roger_base_url, settings[aid].roger_company_id,
                             endpoints.token(settings[aid].roger_token_ref), aid)
         try:
             try:
-                bills = list(roger.bills(window.since, window.before))
+                bills = list(roger.bills(since, window.before))
             except AuthError as exc:
                 raise AgreementStopped(aid, f"Roger token rejected: {exc}") from None
         finally:
@@ -208,6 +222,11 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
                 sess.add(row)
                 staged[bill_id] = row
                 counts["staged"] += 1
+            if window.before:
+                status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
+                if not status.extracted_until or status.extracted_until < window.before:
+                    status.extracted_until = window.before
+                sess.add(status)
         return dict(counts)
 
     return _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
@@ -216,12 +235,24 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
 # ---------------------------------------------------------------------------- validate + transform
 
 
+def setup_fingerprint(sess: Any, ctx: AgreementContext) -> str:
+    """What a quarantined bill is judged against: setup, mappings, supplier links and master-data age.
+
+    When it has not changed since the last run and no bill is new, quarantined bills would be judged
+    the same way again, so the group skips validation (and never imports pandas or GX).
+    """
+    fetched = sorted((kind, str(at)) for kind, at in sess.execute(
+        select(models.MasterData.kind, models.MasterData.fetched_at).where(
+            models.MasterData.agreement_id == ctx.settings.id)))
+    plain = {"settings": asdict(ctx.settings), "categories": sorted(ctx.categories.items()),
+             "methods": sorted(ctx.methods.items()), "links": sorted(ctx.supplier_links.items()), "md": fetched}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> dict[str, Any]:
     """Validate and transform every open bill of the group in one frame; plan its entries."""
-    from roger_economic import ledger, quarantine, transform, validation
-    from roger_economic.prepare import prepare
-
     results: dict[str, Any] = {}
+    fingerprints: dict[str, str] = {}
     with session() as sess:
         contexts = load_contexts(sess, agreement_ids)
         runnable: dict[str, AgreementContext] = {}
@@ -231,12 +262,36 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
                 results[aid] = {"outcome": "stopped", "message": reason}
             else:
                 runnable[aid] = contexts[aid]
+        fresh = set(sess.scalars(select(models.StagedBill.agreement_id).where(
+            models.StagedBill.agreement_id.in_(list(runnable)),
+            models.StagedBill.state.in_(("new", "planned"))).distinct()))
+        judged = dict(sess.execute(select(models.AgreementStatus.agreement_id,
+                                          models.AgreementStatus.judged_fingerprint).where(
+            models.AgreementStatus.agreement_id.in_(list(runnable)))).all())
+        rejudge = set()
+        for aid, ctx in runnable.items():
+            fingerprints[aid] = setup_fingerprint(sess, ctx)
+            if aid in fresh or dry_run or judged.get(aid) != fingerprints[aid]:
+                rejudge.add(aid)
         bills = [
             (b.agreement_id, b.payload)
             for b in sess.scalars(select(models.StagedBill).where(
-                models.StagedBill.agreement_id.in_(list(runnable)),
-                models.StagedBill.state.in_(("new", "quarantined", "planned", "waiting_attachment"))))
+                models.StagedBill.agreement_id.in_(list(rejudge)),
+                models.StagedBill.state.in_(("new", "quarantined", "planned"))))
         ]
+    for aid in set(runnable) - rejudge:
+        results[aid] = {"outcome": "ok", "unchanged": True}
+        _record(run_id, aid, "validate", "ok", {"unchanged": True})
+    runnable = {aid: ctx for aid, ctx in runnable.items() if aid in rejudge}
+    if not bills and not dry_run:
+        _remember_fingerprints(fingerprints, runnable)
+        for aid in runnable:
+            results[aid] = {"outcome": "ok"}
+            _record(run_id, aid, "validate", "ok", {})
+        return results
+    from roger_economic import ledger, quarantine, transform, validation
+    from roger_economic.prepare import prepare
+
     frame = prepare(bills, runnable) if bills else None
     docs = None
     if frame is not None and os.environ.get("ROGER_ECONOMIC_DATA_DOCS", "1") == "1":
@@ -270,8 +325,17 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
     for aid, res in results.items():
         if res["outcome"] != "ok":
             _record(run_id, aid, "validate", res["outcome"], {}, res["message"])
+    _remember_fingerprints(fingerprints, runnable)
     log.info("validated %d bills of %d agreements", len(bills), len(runnable))
     return results
+
+
+def _remember_fingerprints(fingerprints: dict[str, str], judged: dict[str, AgreementContext]) -> None:
+    with session() as sess:
+        for aid in judged:
+            status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
+            status.judged_fingerprint = fingerprints[aid]
+            sess.add(status)
 
 
 def _dry(entry: Any) -> dict[str, Any]:

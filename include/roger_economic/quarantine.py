@@ -8,6 +8,7 @@ be booked in the same run: nobody has to press a button.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -29,6 +30,7 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
     for row in sess.scalars(select(models.Quarantine).where(
             models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None))):
         open_rows.setdefault((row.agreement_id, row.bill_id), []).append(row)
+    new_states: dict[tuple[str, str], list[str]] = defaultdict(list)
     for outcome in outcomes:
         key = (outcome.agreement_id, outcome.bill_id)
         failing = {(f.rule, f.entry): f for f in outcome.findings}
@@ -52,7 +54,10 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
                 message=finding.message, first_seen=now, last_seen=now, run_id=run_id))
             if finding.severity == "stop":
                 counts["opened"] += 1
-        sess.execute(update(models.StagedBill).where(
-            models.StagedBill.agreement_id == outcome.agreement_id, models.StagedBill.bill_id == outcome.bill_id
-        ).values(state=STATE_OF[outcome.state]))
+        new_states[(outcome.agreement_id, STATE_OF[outcome.state])].append(outcome.bill_id)
+    for (agreement_id, state), bill_ids in new_states.items():  # one UPDATE per agreement and state
+        for start in range(0, len(bill_ids), 500):
+            sess.execute(update(models.StagedBill).where(
+                models.StagedBill.agreement_id == agreement_id,
+                models.StagedBill.bill_id.in_(bill_ids[start : start + 500])).values(state=state))
     return counts

@@ -236,7 +236,10 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
 
 
 def setup_fingerprint(sess: Any, ctx: AgreementContext) -> str:
-    """What a quarantined bill is judged against: setup, mappings, supplier links and master-data age.
+    """What a quarantined bill is judged against: setup, mappings and master-data age.
+
+    (Suppliers this project creates are not part of it: they exist only under the ``create`` policy,
+    where no bill waits for a supplier.)
 
     When it has not changed since the last run and no bill is new, quarantined bills would be judged
     the same way again, so the group skips validation (and never imports pandas or GX).
@@ -245,7 +248,7 @@ def setup_fingerprint(sess: Any, ctx: AgreementContext) -> str:
         select(models.MasterData.kind, models.MasterData.fetched_at).where(
             models.MasterData.agreement_id == ctx.settings.id)))
     plain = {"settings": asdict(ctx.settings), "categories": sorted(ctx.categories.items()),
-             "methods": sorted(ctx.methods.items()), "links": sorted(ctx.supplier_links.items()), "md": fetched}
+             "methods": sorted(ctx.methods.items()), "md": fetched}
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -13,8 +13,9 @@ def snapshots(i: int = 1, scanning: bool = True) -> dict[str, Any]:
     """Master data shaped as e-conomic and Roger answer it, for sandbox agreement ``i``."""
     years = []
     for year, start, end, closed in world.accounting_years(i):
-        years.append({"year": year, "fromDate": start, "toDate": end, **({"closed": True} if closed else {}),
-                      "periods": []})
+        years.append(
+            {"year": year, "fromDate": start, "toDate": end, **({"closed": True} if closed else {}), "periods": []}
+        )
     accounts = []
     for a in world.CHART_OF_ACCOUNTS:
         acc: dict[str, Any] = {"accountNumber": a.number, "name": a.name, "accountType": a.account_type}
@@ -26,9 +27,14 @@ def snapshots(i: int = 1, scanning: bool = True) -> dict[str, Any]:
             acc["blockDirectEntries"] = True
         accounts.append(acc)
     journals = [
-        {"journalNumber": n, "name": name,
-         "settings": {**({"entryTypeRestrictedTo": r} if r else {}),
-                      "voucherNumbers": {"minimumVoucherNumber": lo, "maximumVoucherNumber": hi}}}
+        {
+            "journalNumber": n,
+            "name": name,
+            "settings": {
+                **({"entryTypeRestrictedTo": r} if r else {}),
+                "voucherNumbers": {"minimumVoucherNumber": lo, "maximumVoucherNumber": hi},
+            },
+        }
         for n, name, r, lo, hi in world.JOURNALS
     ]
     suppliers = []
@@ -41,32 +47,51 @@ def snapshots(i: int = 1, scanning: bool = True) -> dict[str, Any]:
     if scanning:
         modules.append({"moduleNumber": 2, "name": world.SCANNING_MODULE})
     return {
-        "self": {"agreementNumber": world.agreement_number(i), "settings": {"baseCurrency": "DKK"},
-                 "modules": modules},
+        "self": {"agreementNumber": world.agreement_number(i), "settings": {"baseCurrency": "DKK"}, "modules": modules},
         "accounts": accounts,
         "journals": journals,
         "accounting_years": years,
-        "vat_accounts": [{"vatCode": c, "name": n, "ratePercentage": float(r)} for c, n, r, _a, _c in world.VAT_ACCOUNTS],
+        "vat_accounts": [
+            {"vatCode": c, "name": n, "ratePercentage": float(r)} for c, n, r, _a, _c in world.VAT_ACCOUNTS
+        ],
         "currencies": [{"code": c, "name": n} for c, n in world.CURRENCIES],
         "suppliers": suppliers,
         "roger_categories": [{"id": c, "name": n, "archived": a} for c, n, a in world.CATEGORIES],
-        "roger_payment_methods": [{"id": p, "name": n, "kind": k, "archived": a}
-                                  for p, n, k, _m, a in world.PAYMENT_METHODS],
+        "roger_payment_methods": [
+            {"id": p, "name": n, "kind": k, "archived": a} for p, n, k, _m, a in world.PAYMENT_METHODS
+        ],
     }
 
 
-CATEGORIES = {"cat_office": (2750, None), "cat_software": (2760, "I25"), "cat_meals": (2250, "REP"),
-              "cat_rent": (3400, None), "cat_services": (2800, None), "cat_barred": (2795, None),
-              "cat_heading": (2700, None), "cat_blocked": (2796, None)}
+CATEGORIES = {
+    "cat_office": (2750, None),
+    "cat_software": (2760, "I25"),
+    "cat_meals": (2250, "REP"),
+    "cat_rent": (3400, None),
+    "cat_services": (2800, None),
+    "cat_barred": (2795, None),
+    "cat_heading": (2700, None),
+    "cat_blocked": (2796, None),
+}
 METHODS = {"pm_bank": 5820, "pm_credit": 6600, "pm_barred": 2795}
 
 
 def context(agreement_id: str = "agr_0001", i: int = 1, **overrides: Any) -> AgreementContext:
     settings: dict[str, Any] = {
-        "id": agreement_id, "name": agreement_id, "roger_company_id": world.company_id(i),
-        "roger_token_ref": "env:X", "economic_token_ref": "env:Y", "invoice_journal": 2, "payment_journal": 3,
-        "default_account": 3990, "supplier_policy": "create", "supplier_group": 1, "payment_terms": 1,
-        "default_supplier": None, "closed_period_policy": "quarantine", "book_without_attachment": False,
+        "id": agreement_id,
+        "name": agreement_id,
+        "roger_company_id": world.company_id(i),
+        "roger_token_ref": "env:X",
+        "economic_token_ref": "env:Y",
+        "invoice_journal": 2,
+        "payment_journal": 3,
+        "default_account": 3990,
+        "supplier_policy": "create",
+        "supplier_group": 1,
+        "payment_terms": 1,
+        "default_supplier": None,
+        "closed_period_policy": "quarantine",
+        "book_without_attachment": False,
     }
     snaps = overrides.pop("snapshots", None) or snapshots(i)
     categories = overrides.pop("categories", CATEGORIES)
@@ -76,13 +101,25 @@ def context(agreement_id: str = "agr_0001", i: int = 1, **overrides: Any) -> Agr
 
 
 BASE_BILL: dict[str, Any] = {
-    "id": "bill_01J9ZK3X4Q", "company_id": "cmp_0001", "version": 1, "status": "UPCOMING", "deleted": False,
+    "id": "bill_01J9ZK3X4Q",
+    "company_id": "cmp_0001",
+    "version": 1,
+    "status": "UPCOMING",
+    "deleted": False,
     "document_type": "bill",
     "vendor": {"name": "Dansk Kontorforsyning ApS", "cvr": "31245871", "country": "DK"},
-    "invoice_number": "2026-0042", "issue_date": "2026-10-05", "due_date": "2026-10-20", "currency": "DKK",
-    "amount": "1250.00", "vat_amount": "250.00", "category_id": "cat_office",
-    "payment_code": "+71<000000001234567+85123456<", "payment": None, "has_document": True,
-    "created_at": "2026-10-05T08:00:00Z", "updated_at": "2026-10-05T09:00:00Z",
+    "invoice_number": "2026-0042",
+    "issue_date": "2026-10-05",
+    "due_date": "2026-10-20",
+    "currency": "DKK",
+    "amount": "1250.00",
+    "vat_amount": "250.00",
+    "category_id": "cat_office",
+    "payment_code": "+71<000000001234567+85123456<",
+    "payment": None,
+    "has_document": True,
+    "created_at": "2026-10-05T08:00:00Z",
+    "updated_at": "2026-10-05T09:00:00Z",
 }
 
 
@@ -93,16 +130,27 @@ def bill(**changes: Any) -> dict[str, Any]:
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {}) if node.get(part) is not None else node.setdefault(part, {})
-            if node is None:
-                node = {}
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
         node[parts[-1]] = value
     return out
 
 
-def paid(method: str = "pm_bank", paid_date: str = "2026-10-18", amount: str | None = None,
-         currency: str = "DKK", base: str | None = None, **changes: Any) -> dict[str, Any]:
+def paid(
+    method: str = "pm_bank",
+    paid_date: str = "2026-10-18",
+    amount: str | None = None,
+    currency: str = "DKK",
+    base: str | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
     b = bill(status="PAID", **changes)
-    b["payment"] = {"method_id": method, "paid_date": paid_date, "amount": amount or b["amount"],
-                    "currency": currency, "amount_base_currency": base}
+    b["payment"] = {
+        "method_id": method,
+        "paid_date": paid_date,
+        "amount": amount or b["amount"],
+        "currency": currency,
+        "amount_base_currency": base,
+    }
     return b

@@ -112,8 +112,10 @@ def mapping_gaps(
     def gap(kind: str, item: str, message: str, stops: str = "bills") -> None:
         gaps.append({"kind": kind, "item": item, "message": message, "stops": stops})
 
-    for number, entry_type in ((agreement.invoice_journal, "supplierInvoice"),
-                               (agreement.payment_journal, "supplierPayment")):
+    for number, entry_type in (
+        (agreement.invoice_journal, "supplierInvoice"),
+        (agreement.payment_journal, "supplierPayment"),
+    ):
         problem = journal_problem(journals, number, entry_type)
         if problem:
             gap("journal", str(number), problem, "agreement")
@@ -140,5 +142,7 @@ def mapping_gaps(
     for method_id, account in methods.items():
         problem = account_problem(accounts, account)
         if problem:
-            gap("payment_method", method_id, f"payment method {method_id} maps to account {account}, which is {problem}")
+            gap(
+                "payment_method", method_id, f"payment method {method_id} maps to account {account}, which is {problem}"
+            )
     return gaps

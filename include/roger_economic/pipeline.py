@@ -37,9 +37,9 @@ from roger_economic.roger.client import RogerClient
 log = logging.getLogger(__name__)
 
 DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
-GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "25"))
+GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "50"))
 MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "200"))
-LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "4"))
+LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
 
 
 class AgreementsFailed(IntegrationError):
@@ -190,7 +190,7 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         mark = watermarks.get(aid)
         since = min(window.since, mark) if window.since and mark else window.since
         if since != window.since:
-            counts["caught_up_from"] = since
+            log.info("agreement %s: catching up from %s, where its last complete extraction ended", aid, since)
         roger = RogerClient(endpoints.roger_base_url, settings[aid].roger_company_id,
                             endpoints.token(settings[aid].roger_token_ref), aid)
         try:

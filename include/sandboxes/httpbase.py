@@ -7,6 +7,7 @@ out here, once, so that both sandboxes fail in exactly the same ways.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -60,7 +61,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         return "*"
 
     # ---- plumbing
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the sandbox quiet
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("SANDBOX_VERBOSE"):
             super().log_message(format, *args)
 
@@ -116,10 +117,8 @@ class JsonHandler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the socket without a word: the client sees a reset / empty reply."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         if isinstance(payload, bytes | bytearray):

@@ -70,8 +70,16 @@ class Profile:
 
 
 def profile(i: int) -> Profile:
-    names = ["Nordlys Rengøring ApS", "Havnens Bageri I/S", "Kvist Arkitekter A/S", "Fjord IT ApS",
-             "Lindholm Tømrer ApS", "Solsikke Café ApS", "Vestjysk Transport A/S", "Bølge Design ApS"]
+    names = [
+        "Nordlys Rengøring ApS",
+        "Havnens Bageri I/S",
+        "Kvist Arkitekter A/S",
+        "Fjord IT ApS",
+        "Lindholm Tømrer ApS",
+        "Solsikke Café ApS",
+        "Vestjysk Transport A/S",
+        "Bølge Design ApS",
+    ]
     return Profile(
         split_year=(i % 5 == 2),
         scanning_addon=(i % 10 != 0),
@@ -115,7 +123,34 @@ VENDORS: tuple[Vendor, ...] = (
 )
 
 EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    ]
 )
 
 # --------------------------------------------------------------------------- Roger master data
@@ -202,8 +237,12 @@ VAT_ACCOUNTS: tuple[tuple[str, str, str, int, int | None], ...] = (
 )
 
 CURRENCIES: tuple[tuple[str, str], ...] = (
-    ("DKK", "Danske kroner"), ("EUR", "Euro"), ("SEK", "Svenske kroner"),
-    ("NOK", "Norske kroner"), ("USD", "US dollar"), ("GBP", "Britiske pund"),
+    ("DKK", "Danske kroner"),
+    ("EUR", "Euro"),
+    ("SEK", "Svenske kroner"),
+    ("NOK", "Norske kroner"),
+    ("USD", "US dollar"),
+    ("GBP", "Britiske pund"),
 )
 
 # journalNumber, name, entryTypeRestrictedTo or None, min voucher, max voucher
@@ -214,11 +253,17 @@ JOURNALS: tuple[tuple[int, str, str | None, int, int], ...] = (
     (4, "Kundeindbetalinger", "customerPayment", 30000, 39999),
 )
 
-SUPPLIER_GROUPS: tuple[tuple[int, str], ...] = ((1, "Indenlandske leverandører"), (2, "EU-leverandører"),
-                                                (3, "Udenlandske leverandører"))
+SUPPLIER_GROUPS: tuple[tuple[int, str], ...] = (
+    (1, "Indenlandske leverandører"),
+    (2, "EU-leverandører"),
+    (3, "Udenlandske leverandører"),
+)
 VAT_ZONES: tuple[tuple[int, str], ...] = ((1, "Domestic"), (2, "EU"), (3, "Abroad"), (4, "Domestic exempt"))
-PAYMENT_TERMS: tuple[tuple[int, str, int], ...] = ((1, "Netto 8 dage", 8), (2, "Netto 14 dage", 14),
-                                                   (3, "Løbende måned + 30 dage", 30))
+PAYMENT_TERMS: tuple[tuple[int, str, int], ...] = (
+    (1, "Netto 8 dage", 8),
+    (2, "Netto 14 dage", 14),
+    (3, "Løbende måned + 30 dage", 30),
+)
 
 SCANNING_MODULE = "Indscanning"
 API_MODULE = "API"

@@ -23,7 +23,9 @@ def boxes():
 
 
 def economic_client(economic, token: str | None = None, sleeps: list[float] | None = None, budget: float = 60):
-    policy = RetryPolicy(base_delay=0.01, budget=budget, sleep=(sleeps.append if sleeps is not None else lambda s: None))
+    policy = RetryPolicy(
+        base_delay=0.01, budget=budget, sleep=(sleeps.append if sleeps is not None else lambda s: None)
+    )
     return EconomicClient(economic.base_url, "cli-app", token or world.grant_token(1, "cli-"), "agr_0001", policy)
 
 
@@ -65,8 +67,18 @@ def test_economic_401_is_an_auth_error_without_the_token(boxes):
 
 def test_economic_429_is_retried_after_the_time_it_asks(boxes):
     _, economic = boxes
-    economic.control("POST", "faults", {"kind": "status", "status": 429, "retry_after": 3, "times": 2,
-                                        "scope": str(world.agreement_number(1)), "path": "^/self$"})
+    economic.control(
+        "POST",
+        "faults",
+        {
+            "kind": "status",
+            "status": 429,
+            "retry_after": 3,
+            "times": 2,
+            "scope": str(world.agreement_number(1)),
+            "path": "^/self$",
+        },
+    )
     sleeps: list[float] = []
     answer = economic_client(economic, sleeps=sleeps).self_()
     assert answer["agreementNumber"] == world.agreement_number(1)
@@ -75,8 +87,18 @@ def test_economic_429_is_retried_after_the_time_it_asks(boxes):
 
 def test_economic_429_beyond_the_budget_gives_up_clearly(boxes):
     _, economic = boxes
-    economic.control("POST", "faults", {"kind": "status", "status": 429, "retry_after": 30, "times": -1,
-                                        "scope": str(world.agreement_number(1)), "path": "^/self$"})
+    economic.control(
+        "POST",
+        "faults",
+        {
+            "kind": "status",
+            "status": 429,
+            "retry_after": 30,
+            "times": -1,
+            "scope": str(world.agreement_number(1)),
+            "path": "^/self$",
+        },
+    )
     try:
         with pytest.raises(RateLimited) as caught:
             economic_client(economic, sleeps=[], budget=45).self_()
@@ -87,9 +109,22 @@ def test_economic_429_beyond_the_budget_gives_up_clearly(boxes):
 
 def test_economic_schema_rejection_names_the_field(boxes):
     _, economic = boxes
-    voucher = {"accountingYear": {"year": "2026"}, "journal": {"journalNumber": 2}, "entries": {"supplierInvoices": [{
-        "supplier": {"supplierNumber": 1}, "amount": Decimal("-100.005"), "contraAccount": {"accountNumber": 2750},
-        "currency": {"code": "DKK"}, "date": "2026-10-05", "text": "x [bill_TEST000001]"}]}}
+    voucher = {
+        "accountingYear": {"year": "2026"},
+        "journal": {"journalNumber": 2},
+        "entries": {
+            "supplierInvoices": [
+                {
+                    "supplier": {"supplierNumber": 1},
+                    "amount": Decimal("-100.005"),
+                    "contraAccount": {"accountNumber": 2750},
+                    "currency": {"code": "DKK"},
+                    "date": "2026-10-05",
+                    "text": "x [bill_TEST000001]",
+                }
+            ]
+        },
+    }
     with pytest.raises(ValidationRejected) as caught:
         economic_client(economic).post_vouchers(2, [voucher], "cli-key-1")
     paths = [path for path, *_ in caught.value.fields]

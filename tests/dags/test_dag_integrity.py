@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-HEAVY = ("great_expectations", "pandas", "sqlalchemy", "requests", "roger_economic.prepare", "roger_economic.validation")
+HEAVY = (
+    "great_expectations",
+    "pandas",
+    "sqlalchemy",
+    "requests",
+    "roger_economic.prepare",
+    "roger_economic.validation",
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ def test_2000_agreements_fit_well_under_max_map_length_with_every_agreement_once
     got = groups(ids)
     assert len(got) <= 200
     assert [a for g in got for a in g["agreements"]] == ids
-    assert got[0]["label"] == "agr_0001 … agr_0025 (25)"
+    assert got[0]["label"] == "agr_0001 … agr_0050 (50)"
 
 
 def test_very_many_agreements_grow_the_groups_instead_of_the_task_count():

@@ -11,6 +11,7 @@ import pytest
 import requests
 import yaml
 from jsonschema import Draft202012Validator
+
 from sandboxes import world
 from sandboxes.httpbase import SandboxProcess
 from sandboxes.roger import data

@@ -1,0 +1,32 @@
+"""A night whose extraction failed leaves no gap: the next run starts where the last complete one ended."""
+
+from __future__ import annotations
+
+import pytest
+
+from roger_economic.config import load_file
+from roger_economic.credentials import Endpoints
+from roger_economic.pipeline import Window, extract
+from tests.integration.helpers import ROOT, roger_bills, staged_states
+
+
+@pytest.mark.parametrize("project_db", ["sqlite"], indirect=True)
+def test_failed_night_is_caught_up_by_the_next(project_db, sandboxes):
+    roger, _economic = sandboxes
+    load_file(ROOT / "config" / "agreements.example.yaml")
+    endpoints = Endpoints.from_env()
+    nights = [Window("2026-11-10T23:00:00Z", "2026-11-19T23:00:00Z"),
+              Window("2026-11-19T23:00:00Z", "2026-11-22T23:00:00Z"),
+              Window("2026-11-22T23:00:00Z", "2026-11-26T23:00:00Z")]
+    assert extract(["agr_0001"], nights[0], endpoints, "night-0")["agr_0001"]["outcome"] == "ok"
+
+    roger.control("POST", "revoke", {"company_id": "cmp_0001"})
+    failed = extract(["agr_0001"], nights[1], endpoints, "night-1")["agr_0001"]
+    assert failed["outcome"] == "stopped" and "token" in failed["message"]
+    roger.control("POST", "unrevoke", {"company_id": "cmp_0001"})
+
+    assert extract(["agr_0001"], nights[2], endpoints, "night-2")["agr_0001"]["outcome"] == "ok"
+    in_missed_night = {b["id"] for b in roger_bills(roger, 1)
+                       if nights[1].since <= b["updated_at"] < nights[1].before}
+    assert in_missed_night, "the sandbox should have bills in the failed night's window"
+    assert in_missed_night <= set(staged_states("agr_0001"))

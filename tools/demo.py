@@ -6,7 +6,9 @@ Migrates the databases (SQLite under .airflow/), starts the Roger and
 e-conomic sandboxes, loads config/agreements.example.yaml, runs
 ``roger_master_data`` and then ``roger_bills_to_economic`` for the sandbox
 window, prints a per-agreement table, and runs the bills DAG a second time to
-show that it books nothing new.
+show that it books nothing new. State is kept in .airflow/ between invocations,
+so running the command again books nothing new either (``--fresh`` starts over;
+the e-conomic sandbox itself starts empty each time, as a stand-in).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from roger_economic_airflow import local  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bills", type=int, default=40, help="bills per agreement in the Roger sandbox")
-    parser.add_argument("--keep", action="store_true", help="keep the previous demo's state")
+    parser.add_argument("--fresh", action="store_true", help="forget what earlier demo runs booked")
     args = parser.parse_args()
 
     home = ROOT / ".airflow"
-    if not args.keep and home.exists():
+    if args.fresh and home.exists():
         shutil.rmtree(home)
     local.configure(home)
     print("migrating databases …")

@@ -1,4 +1,4 @@
-"""The run report: one line per agreement (seen, booked, already booked, quarantined, failed).
+"""The run report: one line per agreement (seen, booked, unchanged since last run, quarantined, failed).
 
 Stored as JSON per run (``var/reports/<run>.json`` and the ``agreement_status``
 rows the UI reads) and printed as a table in the task log.
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from roger_economic.db import PROJECT_ROOT, models, session
 
 REPORTS = PROJECT_ROOT / "var" / "reports"
-COLUMNS = ("agreement", "seen", "invoices", "payments", "already", "quarantined", "waiting", "outcome")
+COLUMNS = ("agreement", "seen", "invoices", "payments", "unchanged", "quarantined", "waiting", "outcome")
 
 
 def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
@@ -59,7 +59,8 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
             "seen": (extract.counts.get("seen", 0) if extract else 0),
             "invoices": lc.get("invoices_booked", 0),
             "payments": lc.get("payments_booked", 0),
-            "already": (extract.counts.get("unchanged", 0) if extract else 0) + vc.get("already_booked", 0),
+            "unchanged": extract.counts.get("unchanged", 0) if extract else 0,
+            "already_booked": vc.get("already_booked", 0),
             "quarantined": open_q.get(aid, 0),
             "waiting": waiting.get(aid, 0),
             "reasons": dict(reasons.get(aid, {})),

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
 GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "50"))
 MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "200"))
+LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
 
 
@@ -369,9 +371,15 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
         reason = ctx.stop_reason()
         if reason:
             raise AgreementStopped(aid, reason)
-        with session() as sess:
-            if not lease(sess, aid, owner):
+        waited = 0.0
+        while True:  # overlapping runs (a backfill) take turns per agreement instead of failing at once
+            with session() as sess:
+                if lease(sess, aid, owner):
+                    break
+            if waited >= LEASE_WAIT:
                 raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
+            time.sleep(2.0)
+            waited += 2.0
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:
             return dict(Loader(session, ctx, economic, roger, run_id).run().counts)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roger_economic.economic import conventions
+
 # --------------------------------------------------------------------------- identities
 
 
@@ -122,36 +124,7 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor("Google Ireland Ltd", None, "IE", "EUR", None, "cat_marketing", "name"),
 )
 
-EU_COUNTRIES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "CY",
-        "CZ",
-        "DE",
-        "EE",
-        "ES",
-        "FI",
-        "FR",
-        "GR",
-        "HR",
-        "HU",
-        "IE",
-        "IT",
-        "LT",
-        "LU",
-        "LV",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SE",
-        "SI",
-        "SK",
-    ]
-)
+EU_COUNTRIES = conventions.EU_COUNTRIES  # one list of EU members for both sides
 
 # --------------------------------------------------------------------------- Roger master data
 

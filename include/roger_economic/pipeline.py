@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from roger_economic import masterdata
 from roger_economic.context import AgreementContext, Settings, load_contexts
@@ -175,6 +176,37 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
 # ---------------------------------------------------------------------------- extract
 
 
+def _stage(aid: str, bills: list[dict[str, Any]], window: Window, run_id: str, counts: Counter) -> dict[str, Any]:
+    """Keep the newest version of each bill; advance the agreement's extraction watermark."""
+    now = datetime.now(UTC)
+    with session() as sess:
+        staged = {b.bill_id: b for b in sess.scalars(select(models.StagedBill).where(
+            models.StagedBill.agreement_id == aid,
+            models.StagedBill.bill_id.in_([b.get("id") for b in bills if isinstance(b.get("id"), str)])))}
+        for bill in bills:
+            bill_id, version = bill.get("id"), bill.get("version")
+            if not isinstance(bill_id, str) or not isinstance(version, int):
+                counts["malformed"] += 1
+                log.warning("agreement %s: a Roger record without id/version was skipped", aid)
+                continue
+            row = staged.get(bill_id)
+            if row is not None and (row.version > version or (row.version == version and row.payload == bill)):
+                counts["unchanged"] += 1
+                continue
+            row = row or models.StagedBill(agreement_id=aid, bill_id=bill_id)
+            row.version, row.payload, row.updated_at = version, bill, str(bill.get("updated_at"))
+            row.state, row.staged_at, row.run_id = "new", now, run_id
+            sess.add(row)
+            staged[bill_id] = row
+            counts["staged"] += 1
+        if window.before:
+            status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
+            if not status.extracted_until or status.extracted_until < window.before:
+                status.extracted_until = window.before
+            sess.add(status)
+    return dict(counts)
+
+
 def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
     """Stage every bill changed in the window (newest version wins; an older or equal one changes nothing).
 
@@ -203,33 +235,15 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         finally:
             roger.close()
         counts["seen"] = len(bills)
-        now = datetime.now(UTC)
-        with session() as sess:
-            staged = {b.bill_id: b for b in sess.scalars(select(models.StagedBill).where(
-                models.StagedBill.agreement_id == aid,
-                models.StagedBill.bill_id.in_([b.get("id") for b in bills if isinstance(b.get("id"), str)])))}
-            for bill in bills:
-                bill_id, version = bill.get("id"), bill.get("version")
-                if not isinstance(bill_id, str) or not isinstance(version, int):
-                    counts["malformed"] += 1
-                    log.warning("agreement %s: a Roger record without id/version was skipped", aid)
-                    continue
-                row = staged.get(bill_id)
-                if row is not None and (row.version > version or (row.version == version and row.payload == bill)):
-                    counts["unchanged"] += 1
-                    continue
-                row = row or models.StagedBill(agreement_id=aid, bill_id=bill_id)
-                row.version, row.payload, row.updated_at = version, bill, str(bill.get("updated_at"))
-                row.state, row.staged_at, row.run_id = "new", now, run_id
-                sess.add(row)
-                staged[bill_id] = row
-                counts["staged"] += 1
-            if window.before:
-                status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
-                if not status.extracted_until or status.extracted_until < window.before:
-                    status.extracted_until = window.before
-                sess.add(status)
-        return dict(counts)
+        attempt = 0
+        while True:  # an overlapping run (a backfill) may stage the same new bill at the same moment
+            try:
+                return _stage(aid, bills, window, run_id, Counter(counts))
+            except IntegrityError:
+                attempt += 1
+                if attempt == 3:
+                    raise
+                log.info("agreement %s: another run staged the same bills; staging again", aid)
 
     return _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
 
@@ -315,9 +329,16 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
                             "entries": [_dry(e) for e in planned if e.agreement_id == aid],
                             "quarantine": [_finding(f) for f in findings if f.agreement_id == aid]}
         return results
-    with session() as sess:
-        plan_counts = ledger.plan(sess, planned, run_id)
-        quarantine.record(sess, outcomes, run_id)
+    for attempt in range(1, 4):  # an overlapping run may plan the same entry at the same moment
+        try:
+            with session() as sess:
+                plan_counts = ledger.plan(sess, planned, run_id)
+                quarantine.record(sess, outcomes, run_id)
+            break
+        except IntegrityError:
+            if attempt == 3:
+                raise
+            log.info("another run planned the same entries; planning again")
     for aid in runnable:
         counts = dict(per[aid])
         counts["already_booked"] = plan_counts[aid]["already_booked"]

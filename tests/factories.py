@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from roger_economic.context import AgreementContext, Settings
+from roger_economic.transform import BillOutcome, PlannedEntry
 from sandboxes import world
 
 
@@ -154,3 +155,13 @@ def paid(
         "amount_base_currency": base,
     }
     return b
+
+
+def book(bills: list[dict[str, Any]], ctx: AgreementContext) -> tuple[list[PlannedEntry], list[BillOutcome]]:
+    """Prepare, validate and transform one agreement's bills in one batch, as the pipeline does."""
+    from roger_economic import transform, validation
+    from roger_economic.prepare import prepare
+
+    contexts = {ctx.settings.id: ctx}
+    frame = prepare([(ctx.settings.id, b) for b in bills], contexts)
+    return transform.build(frame, validation.run(frame), contexts)

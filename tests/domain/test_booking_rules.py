@@ -18,9 +18,7 @@ from typing import Any
 
 import pytest
 
-from roger_economic import transform, validation
 from roger_economic.context import AgreementContext
-from roger_economic.prepare import prepare
 from roger_economic.transform import BillOutcome, PlannedEntry
 from tests import factories as f
 
@@ -217,12 +215,6 @@ CASES = [
 ]
 
 
-def book(bills: list[dict[str, Any]], ctx: AgreementContext) -> tuple[list[PlannedEntry], list[BillOutcome]]:
-    contexts = {ctx.settings.id: ctx}
-    frame = prepare([(ctx.settings.id, b) for b in bills], contexts)
-    return transform.build(frame, validation.run(frame), contexts)
-
-
 @pytest.fixture(scope="module")
 def booked() -> Callable[[str], tuple[list[PlannedEntry], list[BillOutcome]]]:
     """All cases of one setup booked in one batch (computed once per setup)."""
@@ -230,7 +222,7 @@ def booked() -> Callable[[str], tuple[list[PlannedEntry], list[BillOutcome]]]:
 
     def of(setup: str) -> tuple[list[PlannedEntry], list[BillOutcome]]:
         if setup not in done:
-            done[setup] = book([c.bill for c in CASES if c.setup == setup], CONTEXTS[setup]())
+            done[setup] = f.book([c.bill for c in CASES if c.setup == setup], CONTEXTS[setup]())
         return done[setup]
 
     return of

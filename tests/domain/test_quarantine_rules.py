@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from roger_economic import transform, validation
 from roger_economic.context import AgreementContext
-from roger_economic.prepare import prepare
 from roger_economic.transform import BillOutcome, PlannedEntry
 from roger_economic.validation import Finding
 from tests import factories as f
@@ -145,12 +143,6 @@ DUPLICATES = [f.bill(id="bill_twice", amount="100.00", vat_amount="20.00"),
               f.bill(id="bill_twice", amount="200.00", vat_amount="40.00")]
 
 
-def book(bills: list[dict[str, Any]], ctx: AgreementContext) -> tuple[list[PlannedEntry], list[BillOutcome]]:
-    contexts = {ctx.settings.id: ctx}
-    frame = prepare([(ctx.settings.id, b) for b in bills], contexts)
-    return transform.build(frame, validation.run(frame), contexts)
-
-
 @pytest.fixture(scope="module")
 def booked() -> Callable[[str], tuple[list[PlannedEntry], list[BillOutcome]]]:
     """Each setup's cases in one batch, with the good neighbour in it too."""
@@ -161,7 +153,7 @@ def booked() -> Callable[[str], tuple[list[PlannedEntry], list[BillOutcome]]]:
             bills = [c.bill for c in CASES if c.setup == setup] + [f.bill(id=NEIGHBOUR)]
             if setup == "standard":
                 bills += DUPLICATES
-            done[setup] = book(bills, CONTEXTS[setup]())
+            done[setup] = f.book(bills, CONTEXTS[setup]())
         return done[setup]
 
     return of

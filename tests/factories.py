@@ -147,14 +147,20 @@ def paid(
     **changes: Any,
 ) -> dict[str, Any]:
     b = bill(status="PAID", **changes)
-    b["payment"] = {
-        "method_id": method,
-        "paid_date": paid_date,
-        "amount": amount or b["amount"],
-        "currency": currency,
-        "amount_base_currency": base,
-    }
+    b["payment"] = pay(method, paid_date, amount or b["amount"], currency, base)
     return b
+
+
+def pay(
+    method: str = "pm_bank",
+    paid_date: str = "2026-10-18",
+    amount: str = "1250.00",
+    currency: str = "DKK",
+    base: str | None = None,
+) -> dict[str, Any]:
+    """A Roger payment object (what a PAID bill carries)."""
+    return {"method_id": method, "paid_date": paid_date, "amount": amount, "currency": currency,
+            "amount_base_currency": base}
 
 
 def book(bills: list[dict[str, Any]], ctx: AgreementContext) -> tuple[list[PlannedEntry], list[BillOutcome]]:

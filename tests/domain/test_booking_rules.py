@@ -21,6 +21,7 @@ import pytest
 from roger_economic.context import AgreementContext
 from roger_economic.transform import BillOutcome, PlannedEntry
 from tests import factories as f
+from tests.factories import pay
 
 D = Decimal
 INVOICE_JOURNAL, PAYMENT_JOURNAL = 2, 3
@@ -71,12 +72,6 @@ def payment(bill_id: str, year: str = "2026", drop: tuple[str, ...] = (), **fiel
     }
     entry.update(fields)
     return "payment", PAYMENT_JOURNAL, year, {k: v for k, v in entry.items() if k not in drop}
-
-
-def pay(method: str = "pm_bank", paid_date: str = "2026-10-18", amount: str = "1250.00", currency: str = "DKK",
-        base: str | None = None) -> dict[str, Any]:
-    return {"method_id": method, "paid_date": paid_date, "amount": amount, "currency": currency,
-            "amount_base_currency": base}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from roger_economic.context import AgreementContext
 from roger_economic.transform import BillOutcome, PlannedEntry
 from roger_economic.validation import Finding
 from tests import factories as f
+from tests.factories import pay
 
 NEIGHBOUR = "bill_good_neighbour"
 
@@ -32,12 +33,6 @@ CONTEXTS: dict[str, Callable[[], AgreementContext]] = {
     "default supplier not set": lambda: f.context(supplier_policy="default", default_supplier=None),
     "next open date": lambda: f.context(closed_period_policy="next_open_date"),
 }
-
-
-def pay(method: str = "pm_bank", paid_date: str = "2026-10-18", amount: str = "1250.00", currency: str = "DKK",
-        base: str | None = None) -> dict[str, Any]:
-    return {"method_id": method, "paid_date": paid_date, "amount": amount, "currency": currency,
-            "amount_base_currency": base}
 
 
 @dataclass

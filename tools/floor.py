@@ -39,8 +39,10 @@ def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, 
                      calls: Counter, lock: threading.Lock) -> None:
     local: Counter = Counter()
     roger = requests.Session()
-    roger.headers.update({"Authorization": f"Bearer {plan['roger_token']}", "Accept": "application/json"})
     eco = requests.Session()
+    for session in (roger, eco):  # no per-call scan of the environment (it holds every agreement's token)
+        session.trust_env = False
+    roger.headers.update({"Authorization": f"Bearer {plan['roger_token']}", "Accept": "application/json"})
     eco.headers.update({"X-AppSecretToken": app_secret, "X-AgreementGrantToken": plan["economic_token"],
                         "Accept": "application/json"})
     company = f"{roger_base.rstrip('/')}/companies/{plan['company_id']}"

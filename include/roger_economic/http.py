@@ -11,6 +11,7 @@ the session's headers and never reach a message.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -92,6 +93,13 @@ class ApiCaller:
         self.policy = policy or RetryPolicy()
         self.session = requests.Session()
         self.session.headers.update(headers)
+        # requests reads proxy and CA settings from the environment again on every call (about 2 ms of
+        # CPU each, the largest client cost per call in a load): read them once, for this session
+        self.session.trust_env = False
+        self.session.proxies.update(_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -204,6 +212,12 @@ class ApiCaller:
         if status == 400 and isinstance(details, dict) and "errors" in details:
             return ValidationRejected(*args)
         return ApiError(*args)
+
+
+@functools.lru_cache(maxsize=64)
+def _environ_proxies(base_url: str) -> dict[str, str]:
+    """The proxies the environment names for a service (read once per process and base URL)."""
+    return requests.utils.get_environ_proxies(base_url)
 
 
 def _message_of(details: Any) -> str | None:

@@ -39,6 +39,7 @@ from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
+ATTACHED_WRITE_EVERY = 25  # attachments recorded per commit
 BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
 
 
@@ -153,9 +154,14 @@ class Loader:
     def withdraw_and_replace(self) -> None:
         with self.session() as sess:
             planned = self._rows(sess, "planned")
-            live = {(r.bill_id, r.entry_kind): r for r in self._rows(sess, "posted")}
             withdrawn_bills = set(sess.scalars(select(models.StagedBill.bill_id).where(
                 models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "withdraw")))
+            # only the booked entries of the bills at hand: an agreement's history grows every night
+            concerned = sorted({r.bill_id for r in planned} | withdrawn_bills)
+            live = {(r.bill_id, r.entry_kind): r for start in range(0, len(concerned), 500)
+                    for r in sess.scalars(select(models.Posting).where(
+                        models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
+                        models.Posting.bill_id.in_(concerned[start:start + 500])))}
             to_retire: list[tuple[models.Posting, models.Posting | None]] = []
             for row in planned:
                 old = live.get((row.bill_id, row.entry_kind))
@@ -340,36 +346,64 @@ class Loader:
     def attach_documents(self) -> None:
         from roger_economic.masterdata import has_scanning
 
+        waiting = (models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
+                   models.Posting.attachment == "pending")
         if not has_scanning(self.ctx.snapshots):
             with self.session() as sess:
-                for row in self._rows(sess, "posted"):
-                    if row.attachment == "pending":
-                        row.attachment = "skipped"
-                        self.result.counts["attachments_skipped"] += 1
+                skipped = cast(CursorResult, sess.execute(
+                    update(models.Posting).where(*waiting).values(attachment="skipped"))).rowcount
+            if skipped:
+                self.result.counts["attachments_skipped"] += skipped
             return
         with self.session() as sess:
-            pending = [(r.id, r.bill_id, r.journal_number, r.accounting_year, r.voucher_number)
-                       for r in self._rows(sess, "posted") if r.attachment == "pending" and r.voucher_number]
-        for row_id, bill_id, journal, year, voucher in pending:
-            pdf = self.roger.document(bill_id)
-            state = "too_large"
-            if fits_one_request(pdf):
-                raw = f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}"
-                key = "ra-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
-                # ``exists``: attached by an earlier try whose answer was lost: nothing is added twice
-                outcome = self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
-                state = "too_large" if outcome == "too_large" else "attached"
-            with self.session() as sess:
-                row = sess.get(models.Posting, row_id)
-                row.attachment = state
-                if state == "too_large":
-                    self._review(sess, bill_id, row.bill_version, "invoice",
-                                 f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB per upload: "
-                                 f"the entry is booked (voucher {year}-{voucher}) without it; attach it by hand")
-                    self.result.counts["review"] += 1
-                    log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid,
-                                bill_id, len(pdf))
-            self.result.counts[f"attachments_{state}"] += 1
+            pending = [tuple(r) for r in sess.execute(
+                select(models.Posting.id, models.Posting.bill_id, models.Posting.journal_number,
+                       models.Posting.accounting_year, models.Posting.voucher_number)
+                .where(*waiting, models.Posting.voucher_number.is_not(None)).order_by(models.Posting.id))]
+        attached: list[int] = []
+        try:
+            for row_id, bill_id, journal, year, voucher in pending:
+                self._attach_one(row_id, bill_id, journal, year, voucher, attached)
+        finally:
+            self._mark_attached(attached)
+
+    def _attach_one(self, row_id: int, bill_id: str, journal: int, year: str, voucher: int,
+                    attached: list[int]) -> None:
+        pdf = self.roger.document(bill_id)
+        state = "too_large"
+        if fits_one_request(pdf):
+            raw = f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}"
+            key = "ra-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+            # ``exists``: attached by an earlier try whose answer was lost: nothing is added twice
+            outcome = self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
+            state = "too_large" if outcome == "too_large" else "attached"
+        self.result.counts[f"attachments_{state}"] += 1
+        if state == "attached":
+            attached.append(row_id)
+            if len(attached) >= ATTACHED_WRITE_EVERY:
+                self._mark_attached(attached)
+            return
+        with self.session() as sess:
+            row = sess.get(models.Posting, row_id)
+            row.attachment = state
+            self._review(sess, bill_id, row.bill_version, "invoice",
+                         f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB per upload: "
+                         f"the entry is booked (voucher {year}-{voucher}) without it; attach it by hand")
+            self.result.counts["review"] += 1
+        log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid, bill_id,
+                    len(pdf))
+
+    def _mark_attached(self, row_ids: list[int]) -> None:
+        """Record attachments a few at a time: one commit per upload cost more CPU than the upload.
+
+        If the process dies before this, the next run uploads again and e-conomic answers that the voucher
+        already has its attachment (or the idempotency key replays the first answer): nothing is added twice.
+        """
+        if not row_ids:
+            return
+        with self.session() as sess:
+            sess.execute(update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment="attached"))
+        row_ids.clear()
 
     # ------------------------------------------------------------------ 6. bill states
     def settle_bill_states(self) -> None:
@@ -385,6 +419,26 @@ class Loader:
                     bill.state = "review"
                 elif bill.bill_id not in waiting:
                     bill.state = "booked"
+
+
+def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
+    """The agreements a :class:`Loader` would do anything for (the steps of ``Loader.run``).
+
+    A night's rerun, and most agreements on a quiet night, have nothing to load: they are passed by
+    without a lease, clients or a query per step.
+    """
+    posting = models.Posting
+    staged = models.StagedBill
+    out: set[str] = set()
+    for start in range(0, len(agreement_ids), 500):
+        ids = agreement_ids[start:start + 500]
+        out |= set(sess.scalars(select(posting.agreement_id).where(
+            posting.agreement_id.in_(ids),
+            posting.status.in_(("planned", "posting"))
+            | ((posting.status == "posted") & (posting.attachment == "pending"))).distinct()))
+        out |= set(sess.scalars(select(staged.agreement_id).where(
+            staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw"))).distinct()))
+    return out
 
 
 def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:

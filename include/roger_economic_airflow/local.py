@@ -68,7 +68,7 @@ def start_sandboxes(agreements: int, bills: int, seed: int = 7, prefix: str = "s
     return roger, economic
 
 
-def write_agreements_file(path: Path, count: int, gaps_every: int = 0) -> Path:
+def write_agreements_file(path: Path, count: int, gaps_every: int = 0, journals: tuple[int, int] = (2, 3)) -> Path:
     """An agreements file for ``count`` sandbox agreements (the benchmark's and the scale tests')."""
     import yaml
 
@@ -89,7 +89,8 @@ def write_agreements_file(path: Path, count: int, gaps_every: int = 0) -> Path:
             "default_account": 3990, "categories": full_categories, "payment_methods": methods,
             "book_without_attachment": True,
         })
-    doc = {"defaults": {"journals": {"supplier_invoices": 2, "supplier_payments": 3}, "supplier_policy": "create",
+    doc = {"defaults": {"journals": {"supplier_invoices": journals[0], "supplier_payments": journals[1]},
+                        "supplier_policy": "create",
                         "supplier_group": 1, "payment_terms": 1}, "agreements": items}
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path

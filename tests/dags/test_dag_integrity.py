@@ -48,7 +48,7 @@ def test_bills_dag_covers_a_real_window_in_copenhagen(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert "Europe/Copenhagen" in repr(dag.timetable)
     assert set(dag.params.keys()) >= {"from_date", "to_date", "agreements", "dry_run"}
-    load = dag.get_task("load")
+    load = dag.get_task("agreements.load")
     assert load.pool == "economic_api"
 
 

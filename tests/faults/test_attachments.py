@@ -108,3 +108,37 @@ def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_a
     finally:
         roger.stop()
         economic.stop()
+
+
+def test_agreements_with_nothing_to_load_are_passed_by_and_unfinished_ones_are_not(demo):
+    """The load skips agreements with no work (a rerun's usual case), but never one with a PDF still to attach
+    or a bill to withdraw: those are finished by the next load."""
+    from roger_economic.loader import agreements_with_work
+
+    _roger, economic = demo
+    ids = ["agr_0001", "agr_0002", "agr_0003"]
+    prepare(ids)
+    with session() as sess:
+        assert agreements_with_work(sess, ids) == set(ids)  # everything is planned
+    assert all(r["outcome"] == "ok" for r in pipeline.load(ids, endpoints(), "run-1").values())
+    with session() as sess:
+        assert agreements_with_work(sess, ids) == set()
+
+    # a PDF whose upload was never recorded, and a bill deleted in Roger after booking
+    unattached = _with_document("agr_0001")[0]
+    deleted = next(r for r in ledger_rows("agr_0002") if r.status == "posted")
+    with session() as sess:
+        sess.get(models.Posting, unattached.id).attachment = "pending"
+        staged = sess.get(models.StagedBill, ("agr_0002", deleted.bill_id))
+        staged.state = "withdraw"
+    with session() as sess:
+        assert agreements_with_work(sess, ids) == {"agr_0001", "agr_0002"}
+
+    results = pipeline.load(ids, endpoints(), "run-2")
+
+    assert results["agr_0003"] == {"outcome": "ok"}
+    assert results["agr_0001"]["attachments_attached"] == 1
+    assert results["agr_0002"]["withdrawn"] >= 1
+    assert next(r for r in ledger_rows("agr_0001") if r.id == unattached.id).attachment == "attached"
+    assert {r.status for r in ledger_rows("agr_0002") if r.bill_id == deleted.bill_id} == {"withdrawn"}
+    assert _pages(economic)[(unattached.accounting_year, unattached.voucher_number)] == 1

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from tests.faults.helpers import (
     AGREEMENTS,
@@ -29,6 +30,23 @@ pipeline.load(["agr_0001"], Endpoints.from_env(), "run-to-be-killed")
 """
 
 
+def _load_killed_when(ready: Callable[[], bool], env: dict[str, str] | None = None) -> None:
+    """Run agr_0001's load in its own process and SIGKILL it as soon as ``ready()`` holds."""
+    proc = subprocess.Popen([sys.executable, "-c", LOAD], env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert proc.poll() is None, f"the load ended before it could be killed: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the load never got that far"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _live_vouchers(economic) -> int:
     return sum(1 for v in state_of(economic, 1)["vouchers"] if v["status"] != "deleted")
 
@@ -40,20 +58,7 @@ def test_sigkill_mid_batch_then_rerun_books_each_bill_once(demo, airflow_db):
     assert planned >= 4
     # one voucher per POST, each answered slowly: the kill lands between or inside the batches
     arm(economic, kind="slow", delay=0.4, scope="700001", method="POST", path=r"^/journals/\d+/vouchers$", times=-1)
-    env = {**os.environ, "ROGER_ECONOMIC_BATCH_SIZE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", LOAD], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while _live_vouchers(economic) < 2:
-            assert proc.poll() is None, f"the load ended before it could be killed: {proc.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no voucher arrived"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _load_killed_when(lambda: _live_vouchers(economic) >= 2, {"ROGER_ECONOMIC_BATCH_SIZE": "1"})
     disarm(economic)
     time.sleep(1)  # a request the dead process had sent still lands in e-conomic
     rows = ledger_rows("agr_0001")
@@ -74,3 +79,32 @@ def test_sigkill_mid_batch_then_rerun_books_each_bill_once(demo, airflow_db):
     result = check(roger, economic, bills, final=True)
     assert result.duplicates == 0 and result.lost == 0 and result.foreign == 0, result.problems
     assert result.booked > 0
+
+
+def _attached_in_economic(economic) -> dict[tuple[str, int], int]:
+    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+            for v in state_of(economic, 1)["vouchers"] if v["status"] != "deleted"}
+
+
+def test_sigkill_between_attachments_then_rerun_attaches_each_pdf_once(demo, airflow_db):
+    """Attachments are recorded a few at a time: uploads the dead process never recorded are met again by
+    the rerun as 'already has an attachment', so every voucher ends with exactly one PDF, none left out."""
+    _roger, economic = demo
+    prepare(["agr_0001", "agr_0002", "agr_0003"])
+    arm(economic, kind="slow", delay=0.3, scope="700001", method="POST", path=r"/attachment/file$", times=-1)
+    _load_killed_when(lambda: sum(1 for pages in _attached_in_economic(economic).values() if pages) >= 3)
+    disarm(economic)
+    time.sleep(1)
+    with_pdf = [r for r in ledger_rows("agr_0001") if r.entry_kind == "invoice" and r.payload.get("has_document")]
+    uploaded = _attached_in_economic(economic)
+    unrecorded = [r for r in with_pdf if r.attachment == "pending" and uploaded[(r.accounting_year, r.voucher_number)]]
+    assert unrecorded, "the kill should leave uploads the ledger has not recorded yet"
+
+    run = run_bills(ALL)
+
+    assert run.state == "success", run.failures
+    uploaded = _attached_in_economic(economic)
+    for row in [r for r in ledger_rows("agr_0001") if r.entry_kind == "invoice" and r.payload.get("has_document")]:
+        assert row.attachment == "attached", row.bill_id
+        assert uploaded[(row.accounting_year, row.voucher_number)] == 1, row.bill_id
+    assert state_of(economic, 1)["counters"]["attachments"].get("PATCH", 0) == 0

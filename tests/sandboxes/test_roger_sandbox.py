@@ -298,3 +298,16 @@ def test_stats_count_requests_per_company_and_kind(roger):
     get(roger, f"/companies/{C2}/bills", token="")
     stats = roger.control("GET", "stats")["companies"][C2]
     assert stats == {"bills_pages": 3, "master_data": 1, "rejected": 1}
+
+
+def test_history_bills_fill_the_week_before_the_window_and_leave_the_window_alone(roger):
+    """The benchmark's onboarding night books the history; the night after sees only the window's bills."""
+    with SandboxProcess("sandboxes.roger", [*ARGS, "--history-bills", "20", "--history-days", "7"]) as with_history:
+        night = data.parse_time(END) - timedelta(days=DAYS)
+        history, _ = walk(with_history, 1, limit=50, updated_before=data.format_time(night))
+        window, _ = walk(with_history, 1, limit=50, updated_since=data.format_time(night))
+        plain, _ = walk(roger, 1, limit=50)
+    assert len(history) == 20
+    assert all(night - timedelta(days=7) <= data.parse_time(b["updated_at"]) < night for b in history)
+    assert window == plain  # the night's bills are the same with or without a history
+    assert not {b["id"] for b in history} & {b["id"] for b in window}

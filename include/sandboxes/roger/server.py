@@ -92,8 +92,10 @@ class RogerState:
 
     def __init__(self, companies: int = 3, bills: int = 40, seed: int | str = 7, token_prefix: str = "sbx-",
                  end: str = "2026-11-26T00:00:00Z", days: float = 7, problem_rate: float = 0.05,
-                 paid_rate: float = 0.4) -> None:
+                 paid_rate: float = 0.4, history_bills: int = 0, history_days: float = 7) -> None:
         self.companies = companies
+        self.history_bills = history_bills  # per company, updated in [end - days - history_days, end - days)
+        self.history_days = history_days
         self.bills_per_company = bills
         self.seed = seed
         self.token_prefix = token_prefix
@@ -114,7 +116,8 @@ class RogerState:
     def config(self) -> dict[str, Any]:
         return {"companies": self.companies, "bills": self.bills_per_company, "seed": self.seed,
                 "token_prefix": self.token_prefix, "end": self.end, "days": self.days,
-                "problem_rate": self.problem_rate, "paid_rate": self.paid_rate}
+                "problem_rate": self.problem_rate, "paid_rate": self.paid_rate,
+                "history_bills": self.history_bills, "history_days": self.history_days}
 
     def request_id(self) -> str:
         return f"req_{next(self._request_ids):08d}"
@@ -132,6 +135,10 @@ class RogerState:
         if i not in self._bills:
             bills = data.generate_company(i, self.bills_per_company, self.seed, self.end, self.days,
                                           self.problem_rate, self.paid_rate)
+            if self.history_bills:  # earlier nights' bills (what an agreement that has been running has seen)
+                history_end = data.parse_time(self.end) - timedelta(days=self.days)
+                bills += data.generate_company(i, self.history_bills, f"{self.seed}:history", history_end,
+                                               self.history_days, self.problem_rate, self.paid_rate)
             self._bills[i] = {b["id"]: b for b in bills}
             self._index[i] = sorted((data.parse_time(b["updated_at"]), b["id"]) for b in bills)
             self._next_n[i] = self.bills_per_company

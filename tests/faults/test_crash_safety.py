@@ -47,6 +47,11 @@ def _load_killed_when(ready: Callable[[], bool], env: dict[str, str] | None = No
             proc.kill()
 
 
+def _posted_and_in_flight(posted: int) -> bool:
+    statuses = [r.status for r in ledger_rows("agr_0001")]
+    return statuses.count("posted") >= posted and "posting" in statuses
+
+
 def _live_vouchers(economic) -> int:
     return sum(1 for v in state_of(economic, 1)["vouchers"] if v["status"] != "deleted")
 
@@ -58,7 +63,10 @@ def test_sigkill_mid_batch_then_rerun_books_each_bill_once(demo, airflow_db):
     assert planned >= 4
     # one voucher per POST, each answered slowly: the kill lands between or inside the batches
     arm(economic, kind="slow", delay=0.4, scope="700001", method="POST", path=r"^/journals/\d+/vouchers$", times=-1)
-    _load_killed_when(lambda: _live_vouchers(economic) >= 2, {"ROGER_ECONOMIC_BATCH_SIZE": "1"})
+    # killed while a batch is in flight (its POST sleeping in the sandbox), after two were answered;
+    # watching e-conomic's voucher count instead would fire just as an answer arrives, when the kill
+    # can land between two batches
+    _load_killed_when(lambda: _posted_and_in_flight(2), {"ROGER_ECONOMIC_BATCH_SIZE": "1"})
     disarm(economic)
     time.sleep(1)  # a request the dead process had sent still lands in e-conomic
     rows = ledger_rows("agr_0001")

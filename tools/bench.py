@@ -65,7 +65,6 @@ DAG_ID = "roger_bills_to_economic"
 # end is midnight in Copenhagen, so the two windows below are exactly Copenhagen days
 SANDBOX_END = "2026-11-25T23:00:00Z"
 SANDBOX_DAYS = 7
-# the sandbox's updated_at spread is [end - 7 days, end) in UTC; the DAG's dates are Copenhagen days
 CONF = {"from_date": "2026-11-19", "to_date": "2026-11-25"}
 ONBOARDING_CONF = {"from_date": "2026-11-12", "to_date": "2026-11-18"}
 DAILY_LIMIT = 50_000
@@ -262,8 +261,8 @@ class Phase:
             world.DEFAULT_APP_SECRET]).start()
         from roger_economic.config import load_file
 
-        journals = (1, 1) if a.journals == "shared" else (2, 3)
-        load_file(local.write_agreements_file(self.home / "agreements.yaml", a.agreements, journals=journals))
+        self.journals = (1, 1) if a.journals == "shared" else (2, 3)  # (invoices, payments)
+        load_file(local.write_agreements_file(self.home / "agreements.yaml", a.agreements, journals=self.journals))
         self.ids = [world.agreement_key(i) for i in range(1, a.agreements + 1)]
         log("master data refresh (direct, not timed) …")
         from roger_economic.pipeline import refresh_master_data
@@ -424,7 +423,7 @@ class Phase:
             agreements.append({
                 "id": aid, "company_id": world.company_id(i), "roger_token": world.roger_token(i, "sbx-"),
                 "economic_token": world.grant_token(i, "sbx-"), "since": win.since, "before": win.before,
-                "invoice_journal": 1 if self.args.journals == "shared" else 2,
+                "invoice_journal": self.journals[0],
                 "supplier_lookups": calls[("suppliers", "GET")],
                 "entry_reads": calls[("entries", "GET")],
                 "other_reads": sum(n for (k, m), n in calls.items() if k == "reads"),

@@ -158,10 +158,10 @@ class Loader:
                 models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "withdraw")))
             # only the booked entries of the bills at hand: an agreement's history grows every night
             concerned = sorted({r.bill_id for r in planned} | withdrawn_bills)
-            live = {(r.bill_id, r.entry_kind): r for start in range(0, len(concerned), 500)
+            live = {(r.bill_id, r.entry_kind): r for chunk in _chunks(concerned)
                     for r in sess.scalars(select(models.Posting).where(
                         models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
-                        models.Posting.bill_id.in_(concerned[start:start + 500])))}
+                        models.Posting.bill_id.in_(chunk)))}
             to_retire: list[tuple[models.Posting, models.Posting | None]] = []
             for row in planned:
                 old = live.get((row.bill_id, row.entry_kind))
@@ -430,8 +430,7 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
     posting = models.Posting
     staged = models.StagedBill
     out: set[str] = set()
-    for start in range(0, len(agreement_ids), 500):
-        ids = agreement_ids[start:start + 500]
+    for ids in _chunks(agreement_ids):
         out |= set(sess.scalars(select(posting.agreement_id).where(
             posting.agreement_id.in_(ids),
             posting.status.in_(("planned", "posting"))
@@ -439,6 +438,11 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
         out |= set(sess.scalars(select(staged.agreement_id).where(
             staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw"))).distinct()))
     return out
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    """``values`` in slices short enough for one SQL ``IN (...)`` on every database."""
+    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
 def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:

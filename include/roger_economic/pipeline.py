@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,7 @@ from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
 GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "50"))
@@ -175,6 +176,18 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
     return _each(agreement_ids, work, run_id, "masterdata", threads=LOAD_THREADS)
 
 
+def _again_on_race(write: Callable[[], T], what: str, attempts: int = 3) -> T:
+    """Run ``write`` again when an overlapping run (a backfill) wrote the same unique rows first."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+            log.info("%s: another run wrote the same rows at the same moment; trying again", what)
+    raise AssertionError("unreachable")
+
+
 # ---------------------------------------------------------------------------- extract
 
 
@@ -237,15 +250,8 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         finally:
             roger.close()
         counts["seen"] = len(bills)
-        attempt = 0
-        while True:  # an overlapping run (a backfill) may stage the same new bill at the same moment
-            try:
-                return _stage(aid, bills, window, run_id, Counter(counts))
-            except IntegrityError:
-                attempt += 1
-                if attempt == 3:
-                    raise
-                log.info("agreement %s: another run staged the same bills; staging again", aid)
+        return _again_on_race(lambda: _stage(aid, bills, window, run_id, Counter(counts)),
+                              f"agreement {aid}: staging")
 
     return _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
 
@@ -331,16 +337,13 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
                             "entries": [_dry(e) for e in planned if e.agreement_id == aid],
                             "quarantine": [_finding(f) for f in findings if f.agreement_id == aid]}
         return results
-    for attempt in range(1, 4):  # an overlapping run may plan the same entry at the same moment
-        try:
-            with session() as sess:
-                plan_counts = ledger.plan(sess, planned, run_id)
-                quarantine.record(sess, outcomes, run_id)
-            break
-        except IntegrityError:
-            if attempt == 3:
-                raise
-            log.info("another run planned the same entries; planning again")
+    def plan_and_record() -> dict[str, Any]:
+        with session() as sess:
+            counts = ledger.plan(sess, planned, run_id)
+            quarantine.record(sess, outcomes, run_id)
+        return counts
+
+    plan_counts = _again_on_race(plan_and_record, "planning")
     for aid in runnable:
         counts = dict(per[aid])
         counts["already_booked"] = plan_counts[aid]["already_booked"]

@@ -68,7 +68,7 @@ def start_sandboxes(agreements: int, bills: int, seed: int = 7, prefix: str = "s
     return roger, economic
 
 
-def write_agreements_file(path: Path, count: int, gaps_every: int = 0, journals: tuple[int, int] = (2, 3)) -> Path:
+def write_agreements_file(path: Path, count: int, journals: tuple[int, int] = (2, 3)) -> Path:
     """An agreements file for ``count`` sandbox agreements (the benchmark's and the scale tests')."""
     import yaml
 

@@ -65,19 +65,21 @@ def roger_bills_to_economic():
     def extract(group: dict) -> dict:
         from roger_economic.pipeline import Window, extract
         from roger_economic.report import phase_table
-        from roger_economic_airflow.runtime import endpoints
+        from roger_economic_airflow.runtime import cpu_used, endpoints
 
         context = get_current_context()
         context["group_label"] = group["label"]
         results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(),
                           context["run_id"])
         print(phase_table(results))
+        print(cpu_used())
         return group
 
     @task(map_index_template="{{ group_label }}")
     def validate(group: dict) -> dict:
         from roger_economic.pipeline import validate
         from roger_economic.report import phase_table
+        from roger_economic_airflow.runtime import cpu_used
 
         context = get_current_context()
         context["group_label"] = group["label"]
@@ -92,13 +94,14 @@ def roger_bills_to_economic():
                       f"({entry['year']}): {entry['entry']}")
             for finding in quarantine or []:
                 print(f"  would quarantine {finding['bill_id']}: {finding['rule']}: {finding['message']}")
+        print(cpu_used())
         return group
 
     @task(map_index_template="{{ group_label }}", pool="economic_api")
     def load(group: dict) -> dict:
         from roger_economic.pipeline import load
         from roger_economic.report import phase_table
-        from roger_economic_airflow.runtime import endpoints
+        from roger_economic_airflow.runtime import cpu_used, endpoints
 
         context = get_current_context()
         context["group_label"] = group["label"]
@@ -107,6 +110,7 @@ def roger_bills_to_economic():
             return group
         results = load(group["agreements"], endpoints(), context["run_id"])
         print(phase_table(results))
+        print(cpu_used())
         return group
 
     @task(trigger_rule="all_done")

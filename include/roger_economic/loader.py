@@ -26,11 +26,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, false, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Table, bindparam, false, select, update
+from sqlalchemy.orm import Session, defer
 
 from roger_economic.context import AgreementContext, normalise_cvr
-from roger_economic.db import models
+from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.economic.conventions import vat_zone_for
 from roger_economic.errors import ValidationRejected
@@ -58,9 +58,23 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _voucher(row: models.Posting) -> dict[str, Any]:
+@dataclass
+class Planned:
+    """A planned ledger row as the loader needs it, read (and its payload decoded) once per load."""
+
+    id: int
+    bill_id: str
+    bill_version: int
+    kind: str
+    journal: int
+    year: str
+    idempotency_key: str
+    payload: dict[str, Any]
+
+
+def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
     """The stored voucher with its amounts as exact decimals again."""
-    voucher = row.payload["voucher"]
+    voucher = payload["voucher"]
     out = {**voucher, "entries": {}}
     for kind, items in voucher["entries"].items():
         fixed = []
@@ -74,11 +88,7 @@ def _voucher(row: models.Posting) -> dict[str, Any]:
     return out
 
 
-def _by_ids(sess: Session, ids: list[int]) -> list[models.Posting]:
-    return list(sess.scalars(select(models.Posting).where(models.Posting.id.in_(ids)).order_by(models.Posting.id)))
-
-
-def _batch_key(agreement_id: str, journal: int, rows: list[models.Posting]) -> str:
+def _batch_key(agreement_id: str, journal: int, rows: list[Planned]) -> str:
     raw = "|".join([agreement_id, str(journal), *sorted(r.idempotency_key for r in rows)])
     return "rb-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
@@ -99,12 +109,20 @@ class Loader:
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
         self.recover()
-        self.withdraw_and_replace()
-        self.create_suppliers()
-        self.post_planned()
+        planned = self.withdraw_and_replace(self._planned())
+        self.create_suppliers(planned)
+        self.post_planned(planned)
         self.attach_documents()
         self.settle_bill_states()
         return self.result
+
+    def _planned(self) -> list[Planned]:
+        posting = models.Posting
+        with self.session() as sess:
+            return [Planned(*r) for r in sess.execute(
+                select(posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
+                       posting.journal_number, posting.accounting_year, posting.idempotency_key, posting.payload)
+                .where(posting.agreement_id == self.aid, posting.status == "planned").order_by(posting.id))]
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(sess.scalars(
@@ -151,20 +169,21 @@ class Loader:
                      self.result.counts["recovered"], self.result.counts["requeued"])
 
     # ------------------------------------------------------------------ 2. changes after booking
-    def withdraw_and_replace(self) -> None:
+    def withdraw_and_replace(self, planned: list[Planned]) -> list[Planned]:
+        """Retire booked entries whose bill changed or went away; returns the planned rows still to post."""
+        held: set[int] = set()
         with self.session() as sess:
-            planned = self._rows(sess, "planned")
             withdrawn_bills = set(sess.scalars(select(models.StagedBill.bill_id).where(
                 models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "withdraw")))
             # only the booked entries of the bills at hand: an agreement's history grows every night
-            concerned = sorted({r.bill_id for r in planned} | withdrawn_bills)
-            live = {(r.bill_id, r.entry_kind): r for chunk in _chunks(concerned)
-                    for r in sess.scalars(select(models.Posting).where(
+            concerned = sorted({p.bill_id for p in planned} | withdrawn_bills)
+            live = {(r.bill_id, r.entry_kind): r for chunk in in_chunks(concerned)
+                    for r in sess.scalars(select(models.Posting).options(defer(models.Posting.payload)).where(
                         models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
                         models.Posting.bill_id.in_(chunk)))}
-            to_retire: list[tuple[models.Posting, models.Posting | None]] = []
+            to_retire: list[tuple[models.Posting, Planned | None]] = []
             for row in planned:
-                old = live.get((row.bill_id, row.entry_kind))
+                old = live.get((row.bill_id, row.kind))
                 if old is not None and old.id != row.id:
                     to_retire.append((old, row))
             for (bill_id, _kind), old in live.items():
@@ -188,14 +207,18 @@ class Loader:
                     )
                     self._review(sess, old.bill_id, version, old.entry_kind, message)
                     if new is not None:
-                        new.status = "review"
+                        held.add(new.id)
                     else:
                         old.status = "withdrawn"
                     self.result.counts["review"] += 1
+            if held:
+                sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held)))
+                             .values(status="review"))
             for bill_id in withdrawn_bills:
                 sess.execute(update(models.StagedBill).where(
                     models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id == bill_id
                 ).values(state="withdrawn"))
+        return [p for p in planned if p.id not in held]
 
     def _review(self, sess: Session, bill_id: str, version: int, kind: str, message: str) -> None:
         exists = sess.scalar(select(models.ReviewItem).where(
@@ -206,15 +229,14 @@ class Loader:
                                        message=message, created_at=datetime.now(UTC)))
 
     # ------------------------------------------------------------------ 3. suppliers
-    def create_suppliers(self) -> None:
+    def create_suppliers(self, planned: list[Planned]) -> None:
         with self.session() as sess:
-            rows = self._rows(sess, "planned")
             links = {
                 link.vendor_key: link for link in sess.scalars(
                     select(models.SupplierLink).where(models.SupplierLink.agreement_id == self.aid))
             }
             vendors: dict[str, dict[str, Any]] = {}
-            for row in rows:
+            for row in planned:
                 vendor = row.payload.get("vendor") or {}
                 if vendor.get("how") == "create":
                     link = links.get(vendor["key"])
@@ -267,78 +289,80 @@ class Loader:
         return body
 
     # ------------------------------------------------------------------ 4. vouchers
-    def post_planned(self) -> None:
-        with self.session() as sess:
-            rows = [r for r in self._rows(sess, "planned")]
-            by_journal: dict[int, list[int]] = defaultdict(list)
-            for row in rows:
-                by_journal[row.journal_number].append(row.id)
-        for journal, ids in by_journal.items():
-            size = batch_size()
-            for start in range(0, len(ids), size):
-                self._post_batch(journal, ids[start : start + size])
+    def post_planned(self, planned: list[Planned]) -> None:
+        by_journal: dict[int, list[Planned]] = defaultdict(list)
+        for row in planned:
+            by_journal[row.journal].append(row)
+        size = batch_size()
+        for journal, rows in by_journal.items():
+            for start in range(0, len(rows), size):
+                self._post_batch(journal, rows[start : start + size])
 
-    def _post_batch(self, journal: int, ids: list[int]) -> None:
-        with self.session() as sess:
-            rows = _by_ids(sess, ids)
-            vouchers = []
-            for row in rows:
-                voucher = _voucher(row)
-                vendor = row.payload.get("vendor") or {}
-                if vendor.get("how") == "create":
-                    number = self.ctx.supplier_links.get(vendor["key"])
-                    for items in voucher["entries"].values():
-                        for item in items:
-                            item["supplier"] = {"supplierNumber": number}
-                vouchers.append(voucher)
-            key = _batch_key(self.aid, journal, rows)
-            now = datetime.now(UTC)
-            for row in rows:
-                row.status, row.batch_key, row.sent_at = "posting", key, now
+    def _post_batch(self, journal: int, rows: list[Planned]) -> None:
+        vouchers = []
+        for row in rows:
+            voucher = _voucher(row.payload)
+            vendor = row.payload.get("vendor") or {}
+            if vendor.get("how") == "create":
+                number = self.ctx.supplier_links.get(vendor["key"])
+                for items in voucher["entries"].values():
+                    for item in items:
+                        item["supplier"] = {"supplierNumber": number}
+            vouchers.append(voucher)
+        key = _batch_key(self.aid, journal, rows)
+        posting = models.Posting
+        with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
+            sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]))
+                         .values(status="posting", batch_key=key, sent_at=datetime.now(UTC)))
         try:
             created = self.economic.post_vouchers(journal, vouchers, key)
         except ValidationRejected as exc:
-            self._rejected(journal, ids, exc)
+            self._rejected(journal, rows, exc)
             return
-        with self.session() as sess:
-            rows = _by_ids(sess, ids)
-            for row, voucher in zip(rows, created, strict=True):
-                entries = voucher.get("entries", {})
-                items = entries.get("supplierInvoices") or entries.get("supplierPayments") or [{}]
-                row.status = "posted"
-                row.voucher_number = voucher.get("voucherNumber")
-                row.accounting_year = (voucher.get("accountingYear") or {}).get("year", row.accounting_year)
-                row.entry_number = items[0].get("journalEntryNumber")
-                row.posted_at = datetime.now(UTC)
-                if row.entry_kind == "invoice":
-                    row.attachment = "pending" if row.payload.get("has_document") else "none"
-                self.result.counts[f"{row.entry_kind}s_booked"] += 1
+        now = datetime.now(UTC)
+        done = []
+        for row, voucher in zip(rows, created, strict=True):
+            entries = voucher.get("entries", {})
+            items = entries.get("supplierInvoices") or entries.get("supplierPayments") or [{}]
+            done.append({
+                "row_id": row.id, "voucher_number": voucher.get("voucherNumber"),
+                "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
+                "entry_number": items[0].get("journalEntryNumber"),
+                "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
+            })
+            self.result.counts[f"{row.kind}s_booked"] += 1
+        table = cast(Table, posting.__table__)
+        with self.session() as sess:  # one statement for the batch (executemany by primary key)
+            sess.execute(update(table).where(table.c.id == bindparam("row_id")).values(
+                status="posted", posted_at=now, voucher_number=bindparam("voucher_number"),
+                accounting_year=bindparam("accounting_year"), entry_number=bindparam("entry_number"),
+                attachment=bindparam("attachment")), done)
 
-    def _rejected(self, journal: int, ids: list[int], exc: ValidationRejected) -> None:
+    def _rejected(self, journal: int, rows: list[Planned], exc: ValidationRejected) -> None:
         """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest."""
         bad: set[int] = set()
         for path, _code, _message, _value in exc.fields:
             index = path[1 : path.index("]")] if path.startswith("[") else "0"
-            if index.isdigit() and int(index) < len(ids):
+            if index.isdigit() and int(index) < len(rows):
                 bad.add(int(index))
         if not bad:
-            bad = set(range(len(ids)))
+            bad = set(range(len(rows)))
+        posting = models.Posting
         with self.session() as sess:
-            rows = _by_ids(sess, ids)
             now = datetime.now(UTC)
-            for i, row in enumerate(rows):
-                row.batch_key = None
-                if i in bad:
-                    row.status = "rejected"
-                    row.error = str(exc)[:2000]
-                    sess.add(models.Quarantine(
-                        agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version,
-                        entry_kind=row.entry_kind, rule="economic_rejected", severity="stop", value=None,
-                        message=str(exc)[:2000], first_seen=now, last_seen=now, run_id=self.run_id))
-                    self.result.counts["rejected"] += 1
-                else:
-                    row.status = "planned"
-        rest = [ids[i] for i in range(len(ids)) if i not in bad]
+            rejected = [row for i, row in enumerate(rows) if i in bad]
+            rest = [row for i, row in enumerate(rows) if i not in bad]
+            for row in rejected:
+                sess.add(models.Quarantine(
+                    agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version,
+                    entry_kind=row.kind, rule="economic_rejected", severity="stop", value=None,
+                    message=str(exc)[:2000], first_seen=now, last_seen=now, run_id=self.run_id))
+                self.result.counts["rejected"] += 1
+            sess.execute(update(posting).where(posting.id.in_([r.id for r in rejected]))
+                         .values(status="rejected", batch_key=None, error=str(exc)[:2000]))
+            if rest:
+                sess.execute(update(posting).where(posting.id.in_([r.id for r in rest]))
+                             .values(status="planned", batch_key=None))
         if rest:
             self._post_batch(journal, rest)
 
@@ -408,17 +432,20 @@ class Loader:
     # ------------------------------------------------------------------ 6. bill states
     def settle_bill_states(self) -> None:
         """A planned bill is booked once none of its entries waits any more."""
+        posting, staged = models.Posting, models.StagedBill
         with self.session() as sess:
-            waiting = set(sess.scalars(select(models.Posting.bill_id).where(
-                models.Posting.agreement_id == self.aid, models.Posting.status.in_(("planned", "posting")))))
-            review = set(sess.scalars(select(models.Posting.bill_id).where(
-                models.Posting.agreement_id == self.aid, models.Posting.status == "review")))
-            for bill in sess.scalars(select(models.StagedBill).where(
-                    models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "planned")):
-                if bill.bill_id in review:
-                    bill.state = "review"
-                elif bill.bill_id not in waiting:
-                    bill.state = "booked"
+            waiting = set(sess.scalars(select(posting.bill_id).where(
+                posting.agreement_id == self.aid, posting.status.in_(("planned", "posting")))))
+            review = set(sess.scalars(select(posting.bill_id).where(
+                posting.agreement_id == self.aid, posting.status == "review")))
+            planned = set(sess.scalars(select(staged.bill_id).where(
+                staged.agreement_id == self.aid, staged.state == "planned")))
+            to_review = sorted(planned & review)
+            booked = sorted(planned - review - waiting)
+            for state, bills in (("review", to_review), ("booked", booked)):
+                for chunk in in_chunks(bills):
+                    sess.execute(update(staged).where(staged.agreement_id == self.aid, staged.bill_id.in_(chunk))
+                                 .values(state=state))
 
 
 def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
@@ -430,7 +457,7 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
     posting = models.Posting
     staged = models.StagedBill
     out: set[str] = set()
-    for ids in _chunks(agreement_ids):
+    for ids in in_chunks(agreement_ids):
         out |= set(sess.scalars(select(posting.agreement_id).where(
             posting.agreement_id.in_(ids),
             posting.status.in_(("planned", "posting"))
@@ -438,11 +465,6 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
         out |= set(sess.scalars(select(staged.agreement_id).where(
             staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw"))).distinct()))
     return out
-
-
-def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
-    """``values`` in slices short enough for one SQL ``IN (...)`` on every database."""
-    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
 def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:

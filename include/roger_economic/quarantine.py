@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from roger_economic.db import models
+from roger_economic.db import in_chunks, models
 from roger_economic.transform import BillOutcome
 
 STATE_OF = {"planned": "planned", "quarantined": "quarantined", "waiting": "waiting", "withdraw": "withdraw"}
@@ -30,7 +30,8 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
     for row in sess.scalars(select(models.Quarantine).where(
             models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None))):
         open_rows.setdefault((row.agreement_id, row.bill_id), []).append(row)
-    new_states: dict[tuple[str, str], list[str]] = defaultdict(list)
+    new_states: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    opened: list[dict] = []
     for outcome in outcomes:
         key = (outcome.agreement_id, outcome.bill_id)
         failing = {(f.rule, f.entry): f for f in outcome.findings}
@@ -48,16 +49,19 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
                 row.last_seen, row.value, row.message, row.bill_version = now, finding.value, finding.message, (
                     outcome.version or row.bill_version)
         for finding in failing.values():
-            sess.add(models.Quarantine(
-                agreement_id=outcome.agreement_id, bill_id=outcome.bill_id, bill_version=outcome.version or 0,
-                entry_kind=finding.entry, rule=finding.rule, severity=finding.severity, value=finding.value,
-                message=finding.message, first_seen=now, last_seen=now, run_id=run_id))
+            opened.append({
+                "agreement_id": outcome.agreement_id, "bill_id": outcome.bill_id, "bill_version": outcome.version or 0,
+                "entry_kind": finding.entry, "rule": finding.rule, "severity": finding.severity,
+                "value": finding.value, "message": finding.message, "first_seen": now, "last_seen": now,
+                "run_id": run_id})
             if finding.severity == "stop":
                 counts["opened"] += 1
-        new_states[(outcome.agreement_id, STATE_OF[outcome.state])].append(outcome.bill_id)
-    for (agreement_id, state), bill_ids in new_states.items():  # one UPDATE per agreement and state
-        for start in range(0, len(bill_ids), 500):
-            sess.execute(update(models.StagedBill).where(
-                models.StagedBill.agreement_id == agreement_id,
-                models.StagedBill.bill_id.in_(bill_ids[start : start + 500])).values(state=state))
+        new_states[STATE_OF[outcome.state]].append(key)
+    if opened:
+        sess.execute(insert(models.Quarantine), opened)
+    staged = models.StagedBill
+    for state, keys in new_states.items():  # one UPDATE per state and 500 bills, across the group's agreements
+        for chunk in in_chunks(keys):
+            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk))
+                         .values(state=state).execution_options(synchronize_session=False))
     return counts

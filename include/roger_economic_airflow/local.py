@@ -21,6 +21,8 @@ def configure(home: Path | None = None, db_url: str | None = None, airflow_db_ur
     """Point Airflow and the project at a local home; returns it."""
     home = home or ROOT / ".airflow"
     home.mkdir(parents=True, exist_ok=True)
+    # config/ holds airflow_local_settings.py (warm task workers); docker-compose mounts it as $AIRFLOW_HOME/config
+    python_path = [str(ROOT / "config"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -33,6 +35,10 @@ def configure(home: Path | None = None, db_url: str | None = None, airflow_db_ur
         "ROGER_ECONOMIC_DB_URL": db_url or os.environ.get("ROGER_ECONOMIC_DB_URL")
         or f"sqlite:///{home / 'roger_economic.db'}",
         "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
+        # a night is a chain of short tasks: look for the next one sooner than the default 1 s when idle
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get(
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"),
     }
     os.environ.update(env)
     return home

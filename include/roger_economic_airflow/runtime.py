@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,3 +79,8 @@ def _iso(moment: datetime | None) -> str | None:
 def selected_agreements(context: dict[str, Any]) -> list[str] | None:
     chosen = (context.get("params") or {}).get("agreements") or []
     return [str(a).strip() for a in chosen if str(a).strip()] or None
+
+
+def cpu_used() -> str:
+    """The task process's CPU time so far, for its log (the benchmark adds these up per task)."""
+    return f"task process CPU: {time.process_time():.2f} s"

@@ -6,14 +6,27 @@ from roger_economic.pipeline import groups
 def test_2000_agreements_fit_well_under_max_map_length_with_every_agreement_once():
     ids = [f"agr_{i:04d}" for i in range(1, 2001)]
     got = groups(ids)
-    assert len(got) == 25  # the default bound; each group pays a fixed validation cost
+    assert len(got) == 20  # groups of the default size, well under the bound of 25
     assert [a for g in got for a in g["agreements"]] == ids
-    assert got[0]["label"] == "agr_0001 … agr_0080 (80)"
+    assert got[0]["label"] == "agr_0001 … agr_0100 (100)"
 
 
 def test_a_firm_of_200_agreements_runs_in_groups_of_the_default_size():
     got = groups([f"agr_{i:04d}" for i in range(1, 201)])
-    assert [len(g["agreements"]) for g in got] == [50, 50, 50, 50]
+    assert [len(g["agreements"]) for g in got] == [100, 100]
+
+
+def test_groups_are_even_so_they_finish_together():
+    ids = [f"agr_{i:04d}" for i in range(1, 251)]
+    got = groups(ids)
+    assert [len(g["agreements"]) for g in got] == [84, 83, 83]
+    assert [a for g in got for a in g["agreements"]] == ids
+
+
+def test_beyond_the_bound_groups_grow_instead_of_their_number():
+    ids = [f"agr_{i:04d}" for i in range(1, 5001)]
+    got = groups(ids)
+    assert len(got) == 25 and {len(g["agreements"]) for g in got} == {200}
 
 
 def test_very_many_agreements_grow_the_groups_instead_of_the_task_count():
@@ -24,3 +37,7 @@ def test_very_many_agreements_grow_the_groups_instead_of_the_task_count():
 
 def test_a_single_agreement_run_is_named_by_the_agreement():
     assert groups(["agr_0042"]) == [{"label": "agr_0042", "agreements": ["agr_0042"]}]
+
+
+def test_no_agreements_no_groups():
+    assert groups([]) == []

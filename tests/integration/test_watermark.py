@@ -30,3 +30,33 @@ def test_failed_night_is_caught_up_by_the_next(project_db, sandboxes):
                        if nights[1].since <= b["updated_at"] < nights[1].before}
     assert in_missed_night, "the sandbox should have bills in the failed night's window"
     assert in_missed_night <= set(staged_states("agr_0001"))
+
+
+@pytest.mark.parametrize("project_db", ["sqlite", "postgres"], indirect=True)
+def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
+    """Roger's version grows by one on every change: an older or same-version copy (a repeated page, or a
+    body that breaks that contract) never replaces what is staged; a newer one does, once."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from roger_economic.db import models, session
+    from roger_economic.pipeline import _stage
+
+    load_file(ROOT / "config" / "agreements.example.yaml")
+    window = Window(None, None)
+    bill = {"id": "bill_stage_1", "version": 2, "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING",
+            "amount": "100.00"}
+    assert _stage("agr_0001", [bill], window, "night-1", Counter()) == {"staged": 1}
+
+    same_version_other_body = {**bill, "amount": None}
+    older = {**bill, "version": 1, "status": "DRAFT"}
+    assert _stage("agr_0001", [same_version_other_body, older], window, "night-2", Counter()) == {"unchanged": 2}
+
+    newer = {**bill, "version": 3, "status": "PAID"}
+    assert _stage("agr_0001", [bill, newer, older], window, "night-3", Counter()) == {"staged": 1, "unchanged": 2}
+    with session() as sess:
+        version, payload, run_id = sess.execute(select(
+            models.StagedBill.version, models.StagedBill.payload, models.StagedBill.run_id).where(
+            models.StagedBill.agreement_id == "agr_0001", models.StagedBill.bill_id == "bill_stage_1")).one()
+    assert (version, payload, run_id) == (3, newer, "night-3")

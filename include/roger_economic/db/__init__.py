@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,7 +44,12 @@ def engine(url: str | None = None) -> Engine:
             cur.close()
 
         return eng
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    options: dict[str, Any] = {}
+    if url.startswith(("postgresql://", "postgresql+psycopg2://")):
+        # UPDATEs of many rows by primary key (a posted batch) in pages, not one round trip per row
+        options["executemany_mode"] = "values_plus_batch"
+    # pre-ping: long-lived processes (the API server's UI page, the benchmark) outlive a database restart
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **options)
 
 
 @contextmanager
@@ -57,6 +63,11 @@ def session(url: str | None = None) -> Iterator[Session]:
         except BaseException:
             sess.rollback()
             raise
+
+
+def in_chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    """``values`` in slices short enough for one SQL ``IN (...)`` on every database."""
+    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
 def migrate(url: str | None = None) -> None:

@@ -3,9 +3,12 @@
 Airflow runs every task instance in a process forked from its executor's worker
 (LocalExecutor workers are forked from the scheduler, Celery's pool processes
 from the Celery worker). What those processes imported before forking is
-already loaded in every task. Importing pandas and Great Expectations (and the
-project's domain package) costs several CPU-seconds per process, which every
+already loaded in every task. Importing pandas and Great Expectations (and
+their dependencies) costs several CPU-seconds per process, which every
 validation task would otherwise pay again; here it is paid once per worker.
+The project's own modules are not pre-imported: they are cheap, and a worker
+must pick up a changed ``include/`` (and its settings) at the next task, not at
+its next restart.
 
 Only the processes that fork tasks import them: the scheduler when it runs
 tasks itself (LocalExecutor) and the Celery worker. The API server, the DAG
@@ -22,6 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+
+__all__: list[str] = []  # Airflow copies a local-settings module's public names into airflow.settings
 
 
 def _forks_tasks(argv: list[str]) -> bool:

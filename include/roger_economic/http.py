@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
+import certifi
 import urllib3
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import NewConnectionError
@@ -169,7 +170,7 @@ class ApiCaller:
                     self.policy.sleep(delay)
                     waited += delay
                     continue
-            if resp.status >= 400 and resp.status not in ok_statuses:
+            if resp.status >= 300 and resp.status not in ok_statuses:  # a redirect is not a success either
                 gave_up = None
                 if resp.status in RETRY_STATUSES and (retry_safe or resp.status == 429):
                     gave_up = f"gave up after {attempt} attempt(s), {waited:.1f}s waited"
@@ -219,11 +220,14 @@ class ApiCaller:
 
 
 def _pool_manager(base_url: str) -> urllib3.PoolManager:
-    """Connections for one caller: through the proxy the environment names, verified with its CA bundle."""
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    """Connections for one caller: through the proxy the environment names, verified with its CA bundle
+    (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's, as ``requests`` did)."""
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     proxy = _environ_proxy(base_url)
     if proxy:
-        return urllib3.ProxyManager(proxy, num_pools=4, maxsize=8, ca_certs=ca_bundle)
+        auth = urllib3.util.parse_url(proxy).auth
+        headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
+        return urllib3.ProxyManager(proxy, num_pools=4, maxsize=8, ca_certs=ca_bundle, proxy_headers=headers)
     return urllib3.PoolManager(num_pools=4, maxsize=8, ca_certs=ca_bundle)
 
 
@@ -239,7 +243,8 @@ def _proxy_for(scheme: str, host: str) -> str | None:
     every agreement's token reference in it), and every agreement has its own base URL on the same host."""
     if host and proxy_bypass(host):
         return None
-    return getproxies().get(scheme)
+    proxies = getproxies()
+    return proxies.get(scheme) or proxies.get("all")
 
 
 def _message_of(details: Any) -> str | None:

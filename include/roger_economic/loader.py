@@ -69,6 +69,7 @@ class Planned:
     journal: int
     year: str
     idempotency_key: str
+    payload_hash: str
     payload: dict[str, Any]
 
 
@@ -121,7 +122,8 @@ class Loader:
         with self.session() as sess:
             return [Planned(*r) for r in sess.execute(
                 select(posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
-                       posting.journal_number, posting.accounting_year, posting.idempotency_key, posting.payload)
+                       posting.journal_number, posting.accounting_year, posting.idempotency_key,
+                       posting.payload_hash, posting.payload)
                 .where(posting.agreement_id == self.aid, posting.status == "planned").order_by(posting.id))]
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
@@ -299,6 +301,24 @@ class Loader:
                 self._post_batch(journal, rows[start : start + size])
 
     def _post_batch(self, journal: int, rows: list[Planned]) -> None:
+        posting = models.Posting
+        with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
+            # still planned as read at the start of this load? an overlapping run (a backfill's validation)
+            # may have re-planned a row since: such a row waits for the next load, with its new content
+            as_read = {r.id: r.payload_hash for r in rows}
+            current = dict(sess.execute(select(posting.id, posting.payload_hash).where(
+                posting.id.in_(list(as_read)), posting.status == "planned")).all())
+            changed = [r for r in rows if current.get(r.id) != as_read[r.id]]
+            if changed:
+                log.info("agreement %s: %d entries were re-planned during this load; they wait for the next one",
+                         self.aid, len(changed))
+                self.result.counts["replanned_meanwhile"] += len(changed)
+                rows = [r for r in rows if current.get(r.id) == as_read[r.id]]
+            if not rows:
+                return
+            key = _batch_key(self.aid, journal, rows)
+            sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]), posting.status == "planned")
+                         .values(status="posting", batch_key=key, sent_at=datetime.now(UTC)))
         vouchers = []
         for row in rows:
             voucher = _voucher(row.payload)
@@ -309,11 +329,6 @@ class Loader:
                     for item in items:
                         item["supplier"] = {"supplierNumber": number}
             vouchers.append(voucher)
-        key = _batch_key(self.aid, journal, rows)
-        posting = models.Posting
-        with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
-            sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]))
-                         .values(status="posting", batch_key=key, sent_at=datetime.now(UTC)))
         try:
             created = self.economic.post_vouchers(journal, vouchers, key)
         except ValidationRejected as exc:

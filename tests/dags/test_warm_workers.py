@@ -19,7 +19,7 @@ PROBE = (
     "import sys\n"
     "sys.argv = {argv!r}\n"
     "import airflow.settings\n"
-    "print('warm' if {{'pandas', 'great_expectations', 'roger_economic.loader'}} <= set(sys.modules) else 'cold')\n"
+    "print('warm' if {{'pandas', 'great_expectations'}} <= set(sys.modules) else 'cold')\n"
 )
 
 

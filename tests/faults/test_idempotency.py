@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from roger_economic import pipeline
+from roger_economic.db import models, session
 from tests.faults.helpers import (
     arm,
     control,
@@ -87,3 +88,30 @@ def test_lost_answer_after_the_hour_is_found_by_bill_id_before_posting_again(dem
         if row.entry_kind == "invoice" and row.payload.get("has_document"):
             assert row.attachment == "attached", row.bill_id
             assert pages[(row.accounting_year, row.voucher_number)] == 1, row.bill_id
+
+
+def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
+    """A backfill's validation may re-plan an entry while a load runs: the load must not post the content it
+    read earlier; the entry stays planned and the next load posts what is planned now."""
+    from roger_economic.context import load_contexts
+    from roger_economic.loader import Loader
+
+    prepare(["agr_0001"])
+    with session() as sess:
+        ctx = load_contexts(sess, ["agr_0001"])["agr_0001"]
+    economic, roger = pipeline.clients(ctx.settings, endpoints())
+    loader = Loader(session, ctx, economic, roger, "run-1")
+    planned = loader.withdraw_and_replace(loader._planned())
+    loader.create_suppliers(planned)
+    moved = planned[0]
+    with session() as sess:  # what an overlapping run's ledger.plan does to a planned row
+        sess.get(models.Posting, moved.id).payload_hash = "re-planned-meanwhile"
+
+    loader.post_planned(planned)
+
+    rows = {r.id: r for r in ledger_rows("agr_0001")}
+    assert rows[moved.id].status == "planned"
+    assert {rows[p.id].status for p in planned[1:]} == {"posted"}
+    assert loader.result.counts["replanned_meanwhile"] == 1
+    assert pipeline.load(["agr_0001"], endpoints(), "run-2")["agr_0001"]["outcome"] == "ok"
+    assert {r.id: r.status for r in ledger_rows("agr_0001")}[moved.id] == "posted"

@@ -45,13 +45,7 @@ def _warm_up() -> None:
     try:
         import great_expectations  # noqa: F401
         import pandas  # noqa: F401
-
-        import roger_economic.ledger
-        import roger_economic.loader
-        import roger_economic.pipeline
-        import roger_economic.prepare
-        import roger_economic.quarantine  # noqa: F401
-    except ImportError as exc:  # a worker without the project installed still runs
+    except Exception as exc:  # a worker that cannot warm up still runs its tasks (cold)
         logging.getLogger(__name__).warning("warm workers: %s", exc)
     finally:
         quiet.setLevel(level)

@@ -223,7 +223,8 @@ def _pool_manager(base_url: str) -> urllib3.PoolManager:
     """Connections for one caller: through the proxy the environment names, verified with its CA bundle
     (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's, as ``requests`` did)."""
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    proxy = _environ_proxy(base_url)
+    parts = urlsplit(base_url)
+    proxy = _proxy_for(parts.scheme, parts.hostname or "")
     if proxy:
         auth = urllib3.util.parse_url(proxy).auth
         headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
@@ -231,15 +232,10 @@ def _pool_manager(base_url: str) -> urllib3.PoolManager:
     return urllib3.PoolManager(num_pools=4, maxsize=8, ca_certs=ca_bundle)
 
 
-def _environ_proxy(base_url: str) -> str | None:
-    """The proxy the environment names for a service (``*_proxy``, ``no_proxy``)."""
-    parts = urlsplit(base_url)
-    return _proxy_for(parts.scheme, parts.hostname or "")
-
-
 @functools.lru_cache(maxsize=64)
 def _proxy_for(scheme: str, host: str) -> str | None:
-    """Read once per scheme and host: reading proxy settings scans the whole environment (about 16 ms with
+    """The proxy the environment names for a host (``*_proxy``, ``all_proxy``, ``no_proxy``), read once per
+    scheme and host: reading proxy settings scans the whole environment (about 16 ms with
     every agreement's token reference in it), and every agreement has its own base URL on the same host."""
     if host and proxy_bypass(host):
         return None

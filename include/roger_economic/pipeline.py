@@ -95,15 +95,11 @@ def clients(settings: Settings, endpoints: Endpoints, policy: RetryPolicy | None
 
 def _record(run_id: str, agreement_id: str, phase: str, outcome: str, counts: dict[str, Any],
             message: str | None = None) -> None:
-    with session() as sess:
-        row = sess.get(models.RunReport, (run_id, agreement_id, phase)) or models.RunReport(
-            run_id=run_id, agreement_id=agreement_id, phase=phase)
-        row.outcome, row.counts, row.message, row.finished_at = outcome, dict(counts), message, datetime.now(UTC)
-        sess.add(row)
+    _record_all(run_id, phase, {agreement_id: {**counts, "outcome": outcome, "message": message}})
 
 
 def _record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> None:
-    """One run-report row per agreement of a group, in one transaction (``_record``'s batch form)."""
+    """One run-report row per agreement (``{agreement: {"outcome", "message"?, **counts}}``), one transaction."""
     now = datetime.now(UTC)
     with session() as sess:
         existing = {r.agreement_id: r for r in sess.scalars(select(models.RunReport).where(

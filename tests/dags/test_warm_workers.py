@@ -20,6 +20,7 @@ PROBE = (
     "sys.argv = {argv!r}\n"
     "import airflow.settings\n"
     "print('warm' if {{'pandas', 'great_expectations'}} <= set(sys.modules) else 'cold')\n"
+    "print('project loaded' if 'roger_economic.pipeline' in sys.modules else 'project not loaded')\n"
 )
 
 
@@ -34,7 +35,10 @@ def _probe(argv: list[str], tmp_path: Path, **env: str) -> str:
     out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], env=environ, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.strip().splitlines()[-1]
+    *_, heavy, project = out.stdout.strip().splitlines()
+    # the project's own modules are never pre-imported: a worker picks up a changed include/ at the next task
+    assert project == "project not loaded"
+    return heavy
 
 
 @pytest.mark.parametrize(("argv", "executor", "expected"), [

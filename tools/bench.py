@@ -440,10 +440,11 @@ class Phase:
         return out
 
     def _task_summary(self, row: dict[str, Any], tis: list[tuple], run_start) -> None:
-        per: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "busy": 0.0, "queued": 0.0})
-        for task_id, _mi, _st, _try, queued, start, end in tis:
+        per: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "skipped": 0, "busy": 0.0, "queued": 0.0})
+        for task_id, _mi, state, _try, queued, start, end in tis:
             p = per[task_id]
             p["n"] += 1
+            p["skipped"] += state == "skipped"
             if start and end:
                 p["busy"] += (end - start).total_seconds()
                 p["first"] = min(p.get("first", start), start)
@@ -455,7 +456,8 @@ class Phase:
         for task_id in sorted(per, key=lambda t: order.index(t) if t in order else 99):
             p = per[task_id]
             summary[task_id] = {
-                "tis": p["n"], "busy_s": round(p["busy"], 1), "mean_s": round(p["busy"] / p["n"], 1),
+                "tis": p["n"], "skipped": p["skipped"], "busy_s": round(p["busy"], 1),
+                "mean_s": round(p["busy"] / p["n"], 1),
                 "mean_queue_s": round(p["queued"] / p["n"], 1),
                 "span": [round((p["first"] - run_start).total_seconds(), 1),
                          round((p["last"] - run_start).total_seconds(), 1)] if "first" in p else None,
@@ -657,7 +659,9 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
         for task_id, s in r["tasks"].items():
             cpu_s = f", task CPU {s['cpu_s']:.1f} s" if "cpu_s" in s else ""
-            print(f"    {task_id:<10} {s['tis']:>3} TIs, busy {s['busy_s']:>6.1f} s (mean {s['mean_s']:.1f} s){cpu_s}, "
+            skipped = f" ({s['skipped']} skipped)" if s.get("skipped") else ""
+            print(f"    {task_id:<10} {s['tis']:>3} TIs{skipped}, busy {s['busy_s']:>6.1f} s "
+                  f"(mean {s['mean_s']:.1f} s){cpu_s}, "
                   f"mean queued→start {s['mean_queue_s']:.1f} s, span {s['span']}")
     shared = phase.args.journals == "shared"
     where = "invoices and payments in kassekladde 1" if shared else "invoices in 2, payments in 3"

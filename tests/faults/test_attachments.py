@@ -21,6 +21,7 @@ from tests.faults.helpers import (
     state_of,
     window,
 )
+from tests.integration.helpers import task_states
 
 ATTACHMENT = r"/attachment/file$"
 
@@ -97,6 +98,11 @@ def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_a
         assert stopped.state == "failed"
         assert "agr_0010" in stopped.failures and "scanning add-on" in stopped.failures["agr_0010"]
         assert not state_of(economic, 10)["vouchers"]
+        # a rerun finds nothing new, yet a stopped agreement is never a quiet night: it is reported again
+        again = run_bills(day)
+        assert again.state == "failed" and "scanning add-on" in again.failures["agr_0010"]
+        states = task_states(again.run_id)
+        assert states["agreements.validate"] == states["agreements.load"] == {"success"}
 
         load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=True))
         booked = run_bills(day)

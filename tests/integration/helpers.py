@@ -76,3 +76,16 @@ def run_dags(conf: dict[str, Any], master_data: bool = True):
 def agreement_status(agreement_id: str) -> models.AgreementStatus:
     with session() as sess:
         return sess.get(models.AgreementStatus, agreement_id)
+
+
+def task_states(run_id: str) -> dict[str, set[str]]:
+    """Task id → the states of its task instances (all map indexes) in one run of the bills DAG."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    states: dict[str, set[str]] = {}
+    with create_session() as sess:
+        for task_id, state in sess.execute(select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == "roger_bills_to_economic", TaskInstance.run_id == run_id)):
+            states.setdefault(task_id, set()).add(str(state))
+    return states

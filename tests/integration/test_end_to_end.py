@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from roger_economic import report
 from roger_economic.config import load_file
 from tests.economic_schema import errors
 from tests.integration.helpers import (
@@ -14,6 +15,7 @@ from tests.integration.helpers import (
     roger_bills,
     run_dags,
     staged_states,
+    task_states,
 )
 
 WINDOW = {"from_date": "2026-10-01", "to_date": "2026-11-26"}
@@ -68,6 +70,13 @@ def test_bills_become_entries_exactly_once(project_db, airflow_db, sandboxes):
 
     second = run_dags(WINDOW, master_data=False)
     assert second.state == "success"
+    # nothing new and nothing waiting: the rerun skips validation and loading, and still reports each agreement
+    states = task_states(second.run_id)
+    assert states["agreements.extract"] == {"success"} and states["summarise"] == {"success"}
+    assert states["agreements.validate"] == {"skipped"} and states["agreements.load"] == {"skipped"}
+    rerun = report.build(second.run_id, list(AGREEMENTS.values()))
+    assert [a["outcome"] for a in rerun["agreements"]] == ["ok"] * len(AGREEMENTS)
+    assert rerun["totals"]["invoices"] == rerun["totals"]["payments"] == 0
     for i in AGREEMENTS:
         state = economic_state(economic, i)
         assert (len(state["vouchers"]), state["counters"]["vouchers"].get("POST", 0)) == before[i]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, false, select, update
+from sqlalchemy import CursorResult, Table, bindparam, select, update
 from sqlalchemy.orm import Session, defer
 
 from roger_economic.context import AgreementContext, normalise_cvr
@@ -109,22 +109,29 @@ class Loader:
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
-        self.recover()
-        planned = self.withdraw_and_replace(self._planned())
+        planned, stuck = self._planned()
+        if stuck:  # rows left ``posting`` by a crash or a lost answer: sort them out, then read again
+            self.recover()
+            planned, _ = self._planned()
+        planned = self.withdraw_and_replace(planned)
         self.create_suppliers(planned)
         self.post_planned(planned)
         self.attach_documents()
         self.settle_bill_states()
         return self.result
 
-    def _planned(self) -> list[Planned]:
+    def _planned(self) -> tuple[list[Planned], bool]:
+        """The planned rows, and whether any row is stuck in ``posting`` (one read for both)."""
         posting = models.Posting
         with self.session() as sess:
-            return [Planned(*r) for r in sess.execute(
+            planned = [Planned(*r) for r in sess.execute(
                 select(posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
                        posting.journal_number, posting.accounting_year, posting.idempotency_key,
                        posting.payload_hash, posting.payload)
                 .where(posting.agreement_id == self.aid, posting.status == "planned").order_by(posting.id))]
+            stuck = sess.scalar(select(posting.id).where(posting.agreement_id == self.aid,
+                                                         posting.status == "posting").limit(1))
+        return planned, stuck is not None
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(sess.scalars(
@@ -232,18 +239,22 @@ class Loader:
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
+        unknown: dict[str, dict[str, Any]] = {}  # vendors to create that the context has no supplier for
+        for row in planned:
+            vendor = row.payload.get("vendor") or {}
+            if vendor.get("how") == "create" and vendor["key"] not in self.ctx.supplier_links:
+                unknown.setdefault(vendor["key"], vendor)
+        if not unknown:
+            return
         with self.session() as sess:
-            links = {
-                link.vendor_key: link for link in sess.scalars(
-                    select(models.SupplierLink).where(models.SupplierLink.agreement_id == self.aid))
-            }
-            vendors: dict[str, dict[str, Any]] = {}
-            for row in planned:
-                vendor = row.payload.get("vendor") or {}
-                if vendor.get("how") == "create":
-                    link = links.get(vendor["key"])
-                    if link is None or link.supplier_number is None:
-                        vendors.setdefault(vendor["key"], vendor)
+            links = {link.vendor_key: link for chunk in in_chunks(sorted(unknown)) for link in sess.scalars(
+                select(models.SupplierLink).where(models.SupplierLink.agreement_id == self.aid,
+                                                  models.SupplierLink.vendor_key.in_(chunk)))}
+            vendors = {key: vendor for key, vendor in unknown.items()
+                       if key not in links or links[key].supplier_number is None}
+        for key, link in links.items():  # made by another run since this one read its context
+            if link.supplier_number is not None:
+                self.ctx.supplier_links[key] = link.supplier_number
         for key, vendor in vendors.items():
             # Looked up first only when an earlier attempt was interrupted (its link says "creating"):
             # a plain first creation costs one call, not two.
@@ -449,10 +460,11 @@ class Loader:
         """A planned bill is booked once none of its entries waits any more."""
         posting, staged = models.Posting, models.StagedBill
         with self.session() as sess:
-            waiting = set(sess.scalars(select(posting.bill_id).where(
-                posting.agreement_id == self.aid, posting.status.in_(("planned", "posting")))))
-            review = set(sess.scalars(select(posting.bill_id).where(
-                posting.agreement_id == self.aid, posting.status == "review")))
+            waiting: set[str] = set()
+            review: set[str] = set()
+            for bill_id, status in sess.execute(select(posting.bill_id, posting.status).where(
+                    posting.agreement_id == self.aid, posting.status.in_(("planned", "posting", "review")))):
+                (review if status == "review" else waiting).add(bill_id)
             planned = set(sess.scalars(select(staged.bill_id).where(
                 staged.agreement_id == self.aid, staged.state == "planned")))
             to_review = sorted(planned & review)
@@ -489,17 +501,20 @@ def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bo
     over at once instead of blocking the retry until it expires; recovery then sorts out its batch.
     """
     now = datetime.now(UTC)
+    free = (models.Agreement.lease_until.is_(None)) | (models.Agreement.lease_until < now) | (
+        models.Agreement.lease_owner == owner)
+    taken = cast(CursorResult, sess.execute(
+        update(models.Agreement).where(models.Agreement.id == agreement_id, free)
+        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))))
+    if taken.rowcount == 1:  # the usual case: one statement
+        return True
     holder = sess.scalar(select(models.Agreement.lease_owner).where(models.Agreement.id == agreement_id))
-    stale = holder is not None and holder != owner and _dead_local_owner(holder)
+    if holder is None or holder == owner or not _dead_local_owner(holder):
+        return False  # held by a live run (or freed a moment ago): the caller waits its turn
     result = cast(CursorResult, sess.execute(
-        update(models.Agreement)
-        .where(models.Agreement.id == agreement_id)
-        .where((models.Agreement.lease_until.is_(None)) | (models.Agreement.lease_until < now)
-               | (models.Agreement.lease_owner == owner)
-               | ((models.Agreement.lease_owner == holder) if stale else false()))
-        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-    ))
-    if result.rowcount == 1 and stale:
+        update(models.Agreement).where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == holder)
+        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))))
+    if result.rowcount == 1:
         log.warning("agreement %s: took over the lease of %s, a process that is gone", agreement_id, holder)
     return result.rowcount == 1
 

@@ -96,7 +96,8 @@ def clients(settings: Settings, endpoints: Endpoints, policy: RetryPolicy | None
 
 
 def _record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> None:
-    """One run-report row per agreement (``{agreement: {"outcome", "message"?, **counts}}``), one transaction."""
+    """One run-report row per agreement (``{agreement: {"outcome", "message"?, "finished_at"?, **counts}}``),
+    one transaction."""
     now = datetime.now(UTC)
     with session() as sess:
         existing = {r.agreement_id: r for r in sess.scalars(select(models.RunReport).where(
@@ -104,8 +105,9 @@ def _record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> 
             models.RunReport.agreement_id.in_(list(results))))}
         for aid, res in results.items():
             row = existing.get(aid) or models.RunReport(run_id=run_id, agreement_id=aid, phase=phase)
-            row.outcome, row.message, row.finished_at = res["outcome"], res.get("message"), now
-            row.counts = {k: v for k, v in res.items() if k not in ("outcome", "message")}
+            row.outcome, row.message = res["outcome"], res.get("message")
+            row.finished_at = res.get("finished_at") or now
+            row.counts = {k: v for k, v in res.items() if k not in ("outcome", "message", "finished_at")}
             sess.add(row)
 
 
@@ -127,8 +129,9 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
     lock = threading.Lock()
 
     def keep(aid: str, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        finished = {**result, "finished_at": datetime.now(UTC)}  # when this agreement finished, not the write
         with lock:
-            buffered[aid] = result
+            buffered[aid] = finished
             if len(buffered) < RECORD_EVERY:
                 return aid, result
             batch = dict(buffered)

@@ -116,3 +116,31 @@ def test_sigkill_between_attachments_then_rerun_attaches_each_pdf_once(demo, air
         assert row.attachment == "attached", row.bill_id
         assert uploaded[(row.accounting_year, row.voucher_number)] == 1, row.bill_id
     assert state_of(economic, 1)["counters"]["attachments"].get("PATCH", 0) == 0
+
+
+def test_a_lease_is_shared_by_turns_and_a_dead_holder_s_lease_is_taken_over(demo):
+    """Two runs never load one agreement at once; a holder that died is not waited for."""
+    import socket
+
+    from roger_economic.db import session
+    from roger_economic.loader import lease, release
+
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first, second = f"{host}:{os.getpid()}:run-1", f"{host}:{os.getpid()}:run-2"
+    gone = f"{host}:{dead.pid}:run-0"
+    with session() as sess:
+        assert lease(sess, "agr_0001", first)
+    with session() as sess:
+        assert not lease(sess, "agr_0001", second)  # held by a live run: wait
+        assert lease(sess, "agr_0001", first)  # its holder may renew it
+        release(sess, "agr_0001", first)
+    with session() as sess:
+        assert lease(sess, "agr_0001", second)
+        release(sess, "agr_0001", second)
+    with session() as sess:  # a holder on this host whose process has ended
+        assert lease(sess, "agr_0001", gone)
+    with session() as sess:
+        assert lease(sess, "agr_0001", first)
+        assert not lease(sess, "agr_0001", second)

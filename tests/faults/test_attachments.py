@@ -148,3 +148,26 @@ def test_agreements_with_nothing_to_load_are_passed_by_and_unfinished_ones_are_n
     assert next(r for r in ledger_rows("agr_0001") if r.id == unattached.id).attachment == "attached"
     assert {r.status for r in ledger_rows("agr_0002") if r.bill_id == deleted.bill_id} == {"withdrawn"}
     assert _pages(economic)[(unattached.accounting_year, unattached.voucher_number)] == 1
+
+
+def test_a_group_is_settled_only_when_nothing_waits(demo):
+    """Validate and load are skipped for a group only when they would do nothing: never while entries wait to be
+    posted (a failed load last night), nor after a setup change that may release quarantined bills."""
+    from roger_economic.db import models as m
+
+    ids = ["agr_0001", "agr_0002", "agr_0003"]
+    quiet = {aid: {"outcome": "ok", "seen": 8, "unchanged": 8} for aid in ids}
+    prepare(ids)  # planned, not posted: as after a night whose load failed
+    assert not pipeline.settled(ids, "run-1", quiet)
+    assert not pipeline.settled(ids, "run-1", {**quiet, "agr_0001": {"outcome": "ok", "staged": 1}})
+    assert all(r["outcome"] == "ok" for r in pipeline.load(ids, endpoints(), "run-1").values())
+
+    assert pipeline.settled(ids, "run-2", quiet)
+    with session() as sess:
+        reported = {(r.agreement_id, r.phase): r.outcome for r in sess.scalars(
+            select(m.RunReport).where(m.RunReport.run_id == "run-2"))}
+    assert reported == {(aid, phase): "ok" for aid in ids for phase in ("validate", "load")}
+
+    with session() as sess:  # a mapping changed: quarantined bills must be judged again
+        sess.get(m.Agreement, "agr_0003").default_account = 3990
+    assert not pipeline.settled(ids, "run-3", quiet)

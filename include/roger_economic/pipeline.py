@@ -301,8 +301,9 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
 # ---------------------------------------------------------------------------- validate + transform
 
 
-def setup_fingerprint(sess: Any, ctx: AgreementContext) -> str:
-    """What a quarantined bill is judged against: setup, mappings and master-data age.
+def setup_fingerprint(ctx: AgreementContext, fetched: list[tuple[str, str]]) -> str:
+    """What a quarantined bill is judged against: setup, mappings and master-data age (``fetched``:
+    (kind, fetched_at) of the agreement's master data).
 
     (Suppliers this project creates are not part of it: they exist only under the ``create`` policy,
     where no bill waits for a supplier.)
@@ -310,11 +311,8 @@ def setup_fingerprint(sess: Any, ctx: AgreementContext) -> str:
     When it has not changed since the last run and no bill is new, quarantined bills would be judged
     the same way again, so the group skips validation (and never imports pandas or GX).
     """
-    fetched = sorted((kind, str(at)) for kind, at in sess.execute(
-        select(models.MasterData.kind, models.MasterData.fetched_at).where(
-            models.MasterData.agreement_id == ctx.settings.id)))
     plain = {"settings": asdict(ctx.settings), "categories": sorted(ctx.categories.items()),
-             "methods": sorted(ctx.methods.items()), "md": fetched}
+             "methods": sorted(ctx.methods.items()), "md": sorted(fetched)}
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -344,7 +342,13 @@ def _judgement(sess: Any, agreement_ids: list[str], dry_run: bool) -> _Judgement
     judged = dict(sess.execute(select(models.AgreementStatus.agreement_id,
                                       models.AgreementStatus.judged_fingerprint).where(
         models.AgreementStatus.agreement_id.in_(list(runnable)))).all())
-    fingerprints = {aid: setup_fingerprint(sess, ctx) for aid, ctx in runnable.items()}
+    fetched: dict[str, list[tuple[str, str]]] = {aid: [] for aid in runnable}
+    for chunk in in_chunks(list(runnable)):  # master-data ages of the whole group in one query
+        for aid, kind, at in sess.execute(select(
+                models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.fetched_at).where(
+                models.MasterData.agreement_id.in_(chunk))):
+            fetched[aid].append((kind, str(at)))
+    fingerprints = {aid: setup_fingerprint(ctx, fetched[aid]) for aid, ctx in runnable.items()}
     rejudge = {aid for aid in runnable if aid in fresh or dry_run or judged.get(aid) != fingerprints[aid]}
     return _Judgement(stopped, runnable, fingerprints, rejudge)
 

@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
@@ -106,6 +106,6 @@ def plan(sess: Session, entries: list[PlannedEntry], run_id: str) -> dict[str, C
             for name, value in values.items():
                 setattr(row, name, value)
         counts[entry.agreement_id]["replacing" if booked is not None else "planned"] += 1
-    if new_rows:  # one multi-row INSERT, not a unit of work per row
-        sess.execute(insert(models.Posting), new_rows)
+    if new_rows:  # one multi-row INSERT into the table: the ORM's bulk path costs more than the database
+        sess.execute(insert(cast(Table, models.Posting.__table__)), new_rows)
     return counts

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from roger_economic.context import AgreementContext, normalise_cvr
@@ -73,6 +73,16 @@ class Planned:
     payload: dict[str, Any]
 
 
+@dataclass
+class Work:
+    """What one agreement's load starts from (read in one go by :meth:`Loader._read`)."""
+
+    planned: list[Planned] = field(default_factory=list)
+    stuck: bool = False  # a row is left ``posting``: recovery first
+    withdrawn: set[str] = field(default_factory=set)  # bills withdrawn in Roger
+    live: dict[tuple[str, str], models.Posting] = field(default_factory=dict)  # booked entries of those bills
+
+
 def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
     """The stored voucher with its amounts as exact decimals again."""
     voucher = payload["voucher"]
@@ -106,32 +116,52 @@ class Loader:
         self.roger = roger
         self.run_id = run_id
         self.result = LoadResult()
+        # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
+        self.to_attach: list[tuple[int, str, int, str, int | None]] = []
+        self.attached_unsaved: list[int] = []  # uploaded, recorded with the bill states at the end
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
-        planned, stuck = self._planned()
-        if stuck:  # rows left ``posting`` by a crash or a lost answer: sort them out, then read again
+        work = self._read()
+        if work.stuck:  # rows left ``posting`` by a crash or a lost answer: sort them out, then read again
             self.recover()
-            planned, _ = self._planned()
-        planned = self.withdraw_and_replace(planned)
+            work = self._read()
+        planned = self.withdraw_and_replace(work)
         self.create_suppliers(planned)
         self.post_planned(planned)
         self.attach_documents()
         self.settle_bill_states()
         return self.result
 
-    def _planned(self) -> tuple[list[Planned], bool]:
-        """The planned rows, and whether any row is stuck in ``posting`` (one read for both)."""
-        posting = models.Posting
+    def _read(self) -> Work:
+        """Everything the load starts from, in one transaction (each unit of work is a round trip)."""
+        posting, staged = models.Posting, models.StagedBill
+        work = Work()
         with self.session() as sess:
-            planned = [Planned(*r) for r in sess.execute(
-                select(posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
-                       posting.journal_number, posting.accounting_year, posting.idempotency_key,
-                       posting.payload_hash, posting.payload)
-                .where(posting.agreement_id == self.aid, posting.status == "planned").order_by(posting.id))]
-            stuck = sess.scalar(select(posting.id).where(posting.agreement_id == self.aid,
-                                                         posting.status == "posting").limit(1))
-        return planned, stuck is not None
+            for r in sess.execute(
+                    select(posting.status, posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
+                           posting.journal_number, posting.accounting_year, posting.idempotency_key,
+                           posting.payload_hash, posting.payload)
+                    .where(posting.agreement_id == self.aid, posting.status.in_(("planned", "posting")))
+                    .order_by(posting.id)):
+                if r[0] == "posting":
+                    work.stuck = True
+                else:
+                    work.planned.append(Planned(*r[1:]))
+            work.withdrawn = set(sess.scalars(select(staged.bill_id).where(
+                staged.agreement_id == self.aid, staged.state == "withdraw")))
+            # only the booked entries of the bills at hand: an agreement's history grows every night
+            concerned = sorted({p.bill_id for p in work.planned} | work.withdrawn)
+            work.live = {(r.bill_id, r.entry_kind): r for chunk in in_chunks(concerned)
+                         for r in sess.scalars(select(posting).options(defer(posting.payload)).where(
+                             posting.agreement_id == self.aid, posting.status == "posted",
+                             posting.bill_id.in_(chunk)))}
+            self.to_attach = [tuple(r) for r in sess.execute(
+                select(posting.id, posting.bill_id, posting.journal_number, posting.accounting_year,
+                       posting.voucher_number)
+                .where(posting.agreement_id == self.aid, posting.status == "posted",
+                       posting.attachment == "pending").order_by(posting.id))]
+        return work
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(sess.scalars(
@@ -178,26 +208,23 @@ class Loader:
                      self.result.counts["recovered"], self.result.counts["requeued"])
 
     # ------------------------------------------------------------------ 2. changes after booking
-    def withdraw_and_replace(self, planned: list[Planned]) -> list[Planned]:
+    def withdraw_and_replace(self, work: Work) -> list[Planned]:
         """Retire booked entries whose bill changed or went away; returns the planned rows still to post."""
+        planned, live, withdrawn_bills = work.planned, work.live, work.withdrawn
         held: set[int] = set()
+        to_retire: list[tuple[models.Posting, Planned | None]] = []
+        for row in planned:
+            old = live.get((row.bill_id, row.kind))
+            if old is not None and old.id != row.id:
+                to_retire.append((old, row))
+        for (bill_id, _kind), old in live.items():
+            if bill_id in withdrawn_bills:
+                to_retire.append((old, None))
+        if not to_retire and not withdrawn_bills:  # the usual night: nothing to write
+            return planned
         with self.session() as sess:
-            withdrawn_bills = set(sess.scalars(select(models.StagedBill.bill_id).where(
-                models.StagedBill.agreement_id == self.aid, models.StagedBill.state == "withdraw")))
-            # only the booked entries of the bills at hand: an agreement's history grows every night
-            concerned = sorted({p.bill_id for p in planned} | withdrawn_bills)
-            live = {(r.bill_id, r.entry_kind): r for chunk in in_chunks(concerned)
-                    for r in sess.scalars(select(models.Posting).options(defer(models.Posting.payload)).where(
-                        models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
-                        models.Posting.bill_id.in_(chunk)))}
-            to_retire: list[tuple[models.Posting, Planned | None]] = []
-            for row in planned:
-                old = live.get((row.bill_id, row.kind))
-                if old is not None and old.id != row.id:
-                    to_retire.append((old, row))
-            for (bill_id, _kind), old in live.items():
-                if bill_id in withdrawn_bills:
-                    to_retire.append((old, None))
+            for old, _new in to_retire:
+                sess.add(old)  # read by :meth:`_read`; its changes below are written here
             for old, new in to_retire:
                 still_draft = old.entry_number is not None and self.economic.entry(
                     old.journal_number, old.entry_number) is not None
@@ -223,9 +250,9 @@ class Loader:
             if held:
                 sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held)))
                              .values(status="review"))
-            for bill_id in withdrawn_bills:
+            for chunk in in_chunks(sorted(withdrawn_bills)):  # one statement, not one per bill
                 sess.execute(update(models.StagedBill).where(
-                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id == bill_id
+                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk)
                 ).values(state="withdrawn"))
         return [p for p in planned if p.id not in held]
 
@@ -252,28 +279,34 @@ class Loader:
                                                   models.SupplierLink.vendor_key.in_(chunk)))}
             vendors = {key: vendor for key, vendor in unknown.items()
                        if key not in links or links[key].supplier_number is None}
+            # Marked ``creating`` before any call, in the same transaction: a crash after a creation leaves
+            # a link that says to look the supplier up first, so it is never created twice.
+            marks = [{"agreement_id": self.aid, "vendor_key": key, "supplier_number": None, "how": "creating",
+                      "created_at": datetime.now(UTC)} for key in vendors if key not in links]
+            if marks:
+                sess.execute(insert(models.SupplierLink), marks)
         for key, link in links.items():  # made by another run since this one read its context
             if link.supplier_number is not None:
                 self.ctx.supplier_links[key] = link.supplier_number
-        for key, vendor in vendors.items():
-            # Looked up first only when an earlier attempt was interrupted (its link says "creating"):
-            # a plain first creation costs one call, not two.
-            interrupted = key in links
-            number = self._find_supplier(vendor) if interrupted else None
-            if number is None:
+        numbers: dict[str, int] = {}
+        try:
+            for key, vendor in vendors.items():
+                # looked up first only when an earlier attempt was interrupted: a first creation is one call
+                number = self._find_supplier(vendor) if key in links else None
+                if number is None:
+                    created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
+                    number = created["supplierNumber"]
+                    self.result.counts["suppliers_created"] += 1
+                numbers[key] = number
+                self.ctx.supplier_links[key] = number
+        finally:  # what was created is recorded even when a later creation fails
+            if numbers:
+                table = cast(Table, models.SupplierLink.__table__)
                 with self.session() as sess:
-                    sess.merge(models.SupplierLink(agreement_id=self.aid, vendor_key=key, supplier_number=None,
-                                                   how="creating", created_at=datetime.now(UTC)))
-                created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
-                number = created["supplierNumber"]
-                self.result.counts["suppliers_created"] += 1
-            with self.session() as sess:
-                link = sess.get(models.SupplierLink, (self.aid, key)) or models.SupplierLink(
-                    agreement_id=self.aid, vendor_key=key, created_at=datetime.now(UTC))
-                link.supplier_number = number
-                link.how = "created"
-                sess.add(link)
-            self.ctx.supplier_links[key] = number
+                    sess.execute(update(table).where(table.c.agreement_id == self.aid,
+                                                     table.c.vendor_key == bindparam("key"))
+                                 .values(supplier_number=bindparam("number"), how="created"),
+                                 [{"key": k, "number": n} for k, n in numbers.items()])
 
     def _supplier_key(self, vendor_key: str) -> str:
         return "rs-" + hashlib.sha256(f"{self.aid}|{vendor_key}".encode()).hexdigest()[:40]
@@ -356,6 +389,9 @@ class Loader:
                 "entry_number": items[0].get("journalEntryNumber"),
                 "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
             })
+            if done[-1]["attachment"] == "pending":
+                self.to_attach.append((row.id, row.bill_id, journal, done[-1]["accounting_year"],
+                                       done[-1]["voucher_number"]))
             self.result.counts[f"{row.kind}s_booked"] += 1
         table = cast(Table, posting.__table__)
         with self.session() as sess:  # one statement for the batch (executemany by primary key)
@@ -394,28 +430,29 @@ class Loader:
 
     # ------------------------------------------------------------------ 5. attachments
     def attach_documents(self) -> None:
+        """Upload the PDFs of posted invoices (those read at the start and those posted by this load)."""
         from roger_economic.masterdata import has_scanning
 
-        waiting = (models.Posting.agreement_id == self.aid, models.Posting.status == "posted",
-                   models.Posting.attachment == "pending")
+        if not self.to_attach:
+            return
         if not has_scanning(self.ctx.snapshots):
             with self.session() as sess:
                 skipped = cast(CursorResult, sess.execute(
-                    update(models.Posting).where(*waiting).values(attachment="skipped"))).rowcount
+                    update(models.Posting).where(models.Posting.agreement_id == self.aid,
+                                                 models.Posting.status == "posted",
+                                                 models.Posting.attachment == "pending")
+                    .values(attachment="skipped"))).rowcount
             if skipped:
                 self.result.counts["attachments_skipped"] += skipped
             return
-        with self.session() as sess:
-            pending = [tuple(r) for r in sess.execute(
-                select(models.Posting.id, models.Posting.bill_id, models.Posting.journal_number,
-                       models.Posting.accounting_year, models.Posting.voucher_number)
-                .where(*waiting, models.Posting.voucher_number.is_not(None)).order_by(models.Posting.id))]
-        attached: list[int] = []
+        attached = self.attached_unsaved
         try:
-            for row_id, bill_id, journal, year, voucher in pending:
-                self._attach_one(row_id, bill_id, journal, year, voucher, attached)
-        finally:
+            for row_id, bill_id, journal, year, voucher in sorted(self.to_attach):
+                if voucher is not None:
+                    self._attach_one(row_id, bill_id, journal, year, voucher, attached)
+        except BaseException:
             self._mark_attached(attached)
+            raise
 
     def _attach_one(self, row_id: int, bill_id: str, journal: int, year: str, voucher: int,
                     attached: list[int]) -> None:
@@ -452,14 +489,20 @@ class Loader:
         if not row_ids:
             return
         with self.session() as sess:
+            self._save_attached(sess, row_ids)
+
+    @staticmethod
+    def _save_attached(sess: Session, row_ids: list[int]) -> None:
+        if row_ids:
             sess.execute(update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment="attached"))
-        row_ids.clear()
+            row_ids.clear()
 
     # ------------------------------------------------------------------ 6. bill states
     def settle_bill_states(self) -> None:
         """A planned bill is booked once none of its entries waits any more."""
         posting, staged = models.Posting, models.StagedBill
         with self.session() as sess:
+            self._save_attached(sess, self.attached_unsaved)  # the last uploads, in the same transaction
             waiting: set[str] = set()
             review: set[str] = set()
             for bill_id, status in sess.execute(select(posting.bill_id, posting.status).where(

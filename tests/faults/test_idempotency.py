@@ -101,7 +101,7 @@ def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
         ctx = load_contexts(sess, ["agr_0001"])["agr_0001"]
     economic, roger = pipeline.clients(ctx.settings, endpoints())
     loader = Loader(session, ctx, economic, roger, "run-1")
-    planned = loader.withdraw_and_replace(loader._planned()[0])
+    planned = loader.withdraw_and_replace(loader._read())
     loader.create_suppliers(planned)
     moved = planned[0]
     with session() as sess:  # what an overlapping run's ledger.plan does to a planned row

@@ -29,8 +29,19 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def to_plain(obj: Any) -> Any:
-    """For storing a payload as JSON in the database: decimals become exact strings."""
+    """For storing a payload as JSON in the database: decimals become exact strings.
+
+    Plain values are passed by without a call (a night plans thousands of vouchers).
+    """
+    kind = type(obj)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else to_plain(v) for k, v in obj.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _SCALARS else to_plain(v) for v in obj]
     if isinstance(obj, Decimal):
         return f"{obj:f}"
     if isinstance(obj, dict):

@@ -1,6 +1,8 @@
 """Posting planned entries into e-conomic, exactly once.
 
-For one agreement, in this order:
+For one agreement, in this order (what it starts from is read for a whole group
+at once by :func:`read_work`, and the bills' states are settled for the group at
+the end by :func:`settle_bill_states`):
 1. recover rows left ``posting`` by a crash or a lost answer, by looking their
    bill ids up among the journal's draft entries (found: posted; not found:
    planned again);
@@ -26,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session, defer
 
 from roger_economic.context import AgreementContext, normalise_cvr
@@ -81,6 +83,45 @@ class Work:
     stuck: bool = False  # a row is left ``posting``: recovery first
     withdrawn: set[str] = field(default_factory=set)  # bills withdrawn in Roger
     live: dict[tuple[str, str], models.Posting] = field(default_factory=dict)  # booked entries of those bills
+    # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
+    to_attach: list[tuple[int, str, int, str, int | None]] = field(default_factory=list)
+
+
+def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
+    """What each agreement's load starts from, for a whole group in a few queries (not four per agreement).
+
+    Only the booked entries of the bills at hand are read: an agreement's history grows every night.
+    """
+    posting, staged = models.Posting, models.StagedBill
+    works = {aid: Work() for aid in agreement_ids}
+    for ids in in_chunks(agreement_ids):
+        for r in sess.execute(
+                select(posting.agreement_id, posting.status, posting.id, posting.bill_id, posting.bill_version,
+                       posting.entry_kind, posting.journal_number, posting.accounting_year,
+                       posting.idempotency_key, posting.payload_hash, posting.payload)
+                .where(posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting")))
+                .order_by(posting.id)):
+            if r[1] == "posting":
+                works[r[0]].stuck = True
+            else:
+                works[r[0]].planned.append(Planned(*r[2:]))
+        for aid, bill_id in sess.execute(select(staged.agreement_id, staged.bill_id).where(
+                staged.agreement_id.in_(ids), staged.state == "withdraw")):
+            works[aid].withdrawn.add(bill_id)
+        for aid, row_id, bill_id, journal, year, voucher in sess.execute(
+                select(posting.agreement_id, posting.id, posting.bill_id, posting.journal_number,
+                       posting.accounting_year, posting.voucher_number)
+                .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
+                .order_by(posting.id)):
+            works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
+    concerned = {(aid, bill) for aid, work in works.items()
+                 for bill in {p.bill_id for p in work.planned} | work.withdrawn}
+    for bills in in_chunks(sorted({bill for _aid, bill in concerned})):
+        for row in sess.scalars(select(posting).options(defer(posting.payload)).where(
+                posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status == "posted")):
+            if (row.agreement_id, row.bill_id) in concerned:
+                works[row.agreement_id].live[(row.bill_id, row.entry_kind)] = row
+    return works
 
 
 def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +146,12 @@ def _batch_key(agreement_id: str, journal: int, rows: list[Planned]) -> str:
 
 
 class Loader:
+    """One agreement's load. ``work``: what it starts from, when the caller read it for a whole group;
+    ``owner``: the lease this load holds, given back in its last transaction."""
+
     def __init__(
         self, session: SessionFactory, ctx: AgreementContext, economic: EconomicClient, roger: RogerClient,
-        run_id: str,
+        run_id: str, work: Work | None = None, owner: str | None = None,
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -115,53 +159,41 @@ class Loader:
         self.economic = economic
         self.roger = roger
         self.run_id = run_id
+        self.work = work
+        self.owner = owner
         self.result = LoadResult()
-        # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
         self.to_attach: list[tuple[int, str, int, str, int | None]] = []
-        self.attached_unsaved: list[int] = []  # uploaded, recorded with the bill states at the end
+        self.attached_unsaved: list[int] = []  # uploaded, recorded in the load's last transaction
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
-        work = self._read()
-        if work.stuck:  # rows left ``posting`` by a crash or a lost answer: sort them out, then read again
-            self.recover()
-            work = self._read()
-        planned = self.withdraw_and_replace(work)
-        self.create_suppliers(planned)
-        self.post_planned(planned)
-        self.attach_documents()
-        self.settle_bill_states()
+        """Steps 1–5 (the bill states are settled for the whole group: :func:`settle_bill_states`)."""
+        try:
+            work = self.work or self._read()
+            if work.stuck:  # rows left ``posting`` by a crash or a lost answer: sort them out, then read again
+                self.recover()
+                work = self._read()
+            self.to_attach = list(work.to_attach)
+            planned = self.withdraw_and_replace(work)
+            self.create_suppliers(planned)
+            self.post_planned(planned)
+            self.attach_documents()
+        finally:
+            self._finish()
         return self.result
 
     def _read(self) -> Work:
-        """Everything the load starts from, in one transaction (each unit of work is a round trip)."""
-        posting, staged = models.Posting, models.StagedBill
-        work = Work()
         with self.session() as sess:
-            for r in sess.execute(
-                    select(posting.status, posting.id, posting.bill_id, posting.bill_version, posting.entry_kind,
-                           posting.journal_number, posting.accounting_year, posting.idempotency_key,
-                           posting.payload_hash, posting.payload)
-                    .where(posting.agreement_id == self.aid, posting.status.in_(("planned", "posting")))
-                    .order_by(posting.id)):
-                if r[0] == "posting":
-                    work.stuck = True
-                else:
-                    work.planned.append(Planned(*r[1:]))
-            work.withdrawn = set(sess.scalars(select(staged.bill_id).where(
-                staged.agreement_id == self.aid, staged.state == "withdraw")))
-            # only the booked entries of the bills at hand: an agreement's history grows every night
-            concerned = sorted({p.bill_id for p in work.planned} | work.withdrawn)
-            work.live = {(r.bill_id, r.entry_kind): r for chunk in in_chunks(concerned)
-                         for r in sess.scalars(select(posting).options(defer(posting.payload)).where(
-                             posting.agreement_id == self.aid, posting.status == "posted",
-                             posting.bill_id.in_(chunk)))}
-            self.to_attach = [tuple(r) for r in sess.execute(
-                select(posting.id, posting.bill_id, posting.journal_number, posting.accounting_year,
-                       posting.voucher_number)
-                .where(posting.agreement_id == self.aid, posting.status == "posted",
-                       posting.attachment == "pending").order_by(posting.id))]
-        return work
+            return read_work(sess, [self.aid])[self.aid]
+
+    def _finish(self) -> None:
+        """The last attachments recorded and the lease given back, in one transaction (also on failure)."""
+        if not self.attached_unsaved and not self.owner:
+            return
+        with self.session() as sess:
+            self._save_attached(sess, self.attached_unsaved)
+            if self.owner:
+                release(sess, self.aid, self.owner)
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(sess.scalars(
@@ -445,14 +477,9 @@ class Loader:
             if skipped:
                 self.result.counts["attachments_skipped"] += skipped
             return
-        attached = self.attached_unsaved
-        try:
-            for row_id, bill_id, journal, year, voucher in sorted(self.to_attach):
-                if voucher is not None:
-                    self._attach_one(row_id, bill_id, journal, year, voucher, attached)
-        except BaseException:
-            self._mark_attached(attached)
-            raise
+        for row_id, bill_id, journal, year, voucher in sorted(self.to_attach):
+            if voucher is not None:
+                self._attach_one(row_id, bill_id, journal, year, voucher, self.attached_unsaved)
 
     def _attach_one(self, row_id: int, bill_id: str, journal: int, year: str, voucher: int,
                     attached: list[int]) -> None:
@@ -497,25 +524,23 @@ class Loader:
             sess.execute(update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment="attached"))
             row_ids.clear()
 
-    # ------------------------------------------------------------------ 6. bill states
-    def settle_bill_states(self) -> None:
-        """A planned bill is booked once none of its entries waits any more."""
-        posting, staged = models.Posting, models.StagedBill
-        with self.session() as sess:
-            self._save_attached(sess, self.attached_unsaved)  # the last uploads, in the same transaction
-            waiting: set[str] = set()
-            review: set[str] = set()
-            for bill_id, status in sess.execute(select(posting.bill_id, posting.status).where(
-                    posting.agreement_id == self.aid, posting.status.in_(("planned", "posting", "review")))):
-                (review if status == "review" else waiting).add(bill_id)
-            planned = set(sess.scalars(select(staged.bill_id).where(
-                staged.agreement_id == self.aid, staged.state == "planned")))
-            to_review = sorted(planned & review)
-            booked = sorted(planned - review - waiting)
-            for state, bills in (("review", to_review), ("booked", booked)):
-                for chunk in in_chunks(bills):
-                    sess.execute(update(staged).where(staged.agreement_id == self.aid, staged.bill_id.in_(chunk))
-                                 .values(state=state))
+
+def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
+    """A planned bill is booked once none of its entries waits any more (for a whole group at once)."""
+    posting, staged = models.Posting, models.StagedBill
+    waiting: set[tuple[str, str]] = set()
+    review: set[tuple[str, str]] = set()
+    planned: set[tuple[str, str]] = set()
+    for ids in in_chunks(agreement_ids):
+        for aid, bill_id, status in sess.execute(select(posting.agreement_id, posting.bill_id, posting.status).where(
+                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review")))):
+            (review if status == "review" else waiting).add((aid, bill_id))
+        planned |= {(aid, bill) for aid, bill in sess.execute(select(staged.agreement_id, staged.bill_id).where(
+            staged.agreement_id.in_(ids), staged.state == "planned"))}
+    for state, bills in (("review", planned & review), ("booked", planned - review - waiting)):
+        for chunk in in_chunks(sorted(bills)):
+            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk))
+                         .values(state=state).execution_options(synchronize_session=False))
 
 
 def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
@@ -562,6 +587,24 @@ def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bo
     return result.rowcount == 1
 
 
+def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int = 30) -> set[str]:
+    """Take the free leases of a group in one statement; returns the agreements this owner now holds.
+
+    The others are held by another run (or by a dead one): the caller takes them one by one with
+    :func:`lease`, which waits its turn or takes a dead holder's lease over.
+    """
+    now = datetime.now(UTC)
+    agreement = models.Agreement
+    free = (agreement.lease_until.is_(None)) | (agreement.lease_until < now) | (agreement.lease_owner == owner)
+    held: set[str] = set()
+    for ids in in_chunks(agreement_ids):
+        sess.execute(update(agreement).where(agreement.id.in_(ids), free)
+                     .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+                     .execution_options(synchronize_session=False))
+        held |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
+    return held
+
+
 def _dead_local_owner(owner: str) -> bool:
     """``host:pid:run`` names a process on this host that has ended."""
     host, _, rest = owner.partition(":")
@@ -581,3 +624,10 @@ def release(sess: Session, agreement_id: str, owner: str) -> None:
     sess.execute(update(models.Agreement).where(models.Agreement.id == agreement_id,
                                                 models.Agreement.lease_owner == owner)
                  .values(lease_owner=None, lease_until=None))
+
+
+def release_all(sess: Session, agreement_ids: list[str], owner: str) -> None:
+    """Give back every lease of the group this owner still holds (after a failure of the whole task)."""
+    for ids in in_chunks(agreement_ids):
+        sess.execute(update(models.Agreement).where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
+                     .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))

@@ -45,6 +45,7 @@ GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "100"))
 MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "25"))
 LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
+LEASE_RENEW_AFTER = 600.0  # seconds: a group's leases last 30 minutes; a later agreement takes its own again
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
 
 
@@ -462,13 +463,30 @@ def _finding(f: Any) -> dict[str, Any]:
 
 def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: RetryPolicy | None = None,
          on_call: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures."""
-    from roger_economic.loader import Loader, agreements_with_work, lease, release
+    """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
 
+    The group's leases, what each agreement starts from, and at the end the bill states, are each read
+    or written for the whole group at once; per agreement remain its batches and uploads.
+    """
+    from roger_economic.loader import (
+        Loader,
+        agreements_with_work,
+        lease,
+        lease_all,
+        read_work,
+        release_all,
+        settle_bill_states,
+    )
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     with session() as sess:
         contexts = load_contexts(sess, agreement_ids)
         busy = agreements_with_work(sess, agreement_ids)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+        ready = [a for a in agreement_ids if a in busy and a in contexts and not contexts[a].stop_reason()]
+        held = lease_all(sess, ready, owner)
+        works = read_work(sess, sorted(held))
+    leased_at = time.monotonic()
+    taken = set(held)  # every agreement this run took a lease of (the group's, and those it waited for)
 
     def work(aid: str) -> dict[str, Any]:
         ctx = contexts[aid]
@@ -477,27 +495,37 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
             raise AgreementStopped(aid, reason)
         if aid not in busy:
             return {}
-        waited = 0.0
-        while True:  # overlapping runs (a backfill) take turns per agreement instead of failing at once
-            with session() as sess:
-                if lease(sess, aid, owner):
-                    break
-            if waited >= LEASE_WAIT:
-                raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
-            time.sleep(2.0)
-            waited += 2.0
+        start = works.pop(aid, None)
+        if start is None or time.monotonic() - leased_at > LEASE_RENEW_AFTER:
+            start = None  # held by another run at the start (or a long group): its own lease, its own read
+            waited = 0.0
+            while True:  # overlapping runs (a backfill) take turns per agreement instead of failing at once
+                with session() as sess:
+                    if lease(sess, aid, owner):
+                        break
+                if waited >= LEASE_WAIT:
+                    raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
+                time.sleep(2.0)
+                waited += 2.0
+            taken.add(aid)
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:
-            return dict(Loader(session, ctx, economic, roger, run_id).run().counts)
+            return dict(Loader(session, ctx, economic, roger, run_id, work=start, owner=owner).run().counts)
         except AuthError as exc:
             raise AgreementStopped(aid, f"token rejected: {exc}") from None
         finally:
             economic.close()
             roger.close()
-            with session() as sess:
-                release(sess, aid, owner)
 
-    results = _each(agreement_ids, work, run_id, "load", threads=LOAD_THREADS)
+    try:
+        results = _each(agreement_ids, work, run_id, "load", threads=LOAD_THREADS)
+    except BaseException:  # the task was stopped: leases of agreements never reached are given back
+        with session() as sess:
+            release_all(sess, sorted(taken), owner)
+        raise
+    with session() as sess:  # each load gave its lease back as it ended; this is for any it could not
+        settle_bill_states(sess, sorted(taken))
+        release_all(sess, sorted(taken), owner)
     failed = {a: r["message"] for a, r in results.items() if r["outcome"] == "failed"}
     if failed:
         raise AgreementsFailed(failed)

@@ -144,3 +144,26 @@ def test_a_lease_is_shared_by_turns_and_a_dead_holder_s_lease_is_taken_over(demo
     with session() as sess:
         assert lease(sess, "agr_0001", first)
         assert not lease(sess, "agr_0001", second)
+
+
+def test_a_group_takes_the_free_leases_at_once_and_leaves_a_held_one_to_its_holder(demo):
+    """A group's load takes every free lease in one go; an agreement another live run holds is not taken."""
+    import socket
+
+    from roger_economic.db import models, session
+    from roger_economic.loader import lease, lease_all, release, release_all
+
+    host = socket.gethostname()
+    other, group = f"{host}:{os.getpid()}:backfill", f"{host}:{os.getpid()}:nightly"
+    with session() as sess:
+        assert lease(sess, "agr_0002", other)
+    with session() as sess:
+        assert lease_all(sess, ["agr_0001", "agr_0002", "agr_0003"], group) == {"agr_0001", "agr_0003"}
+    with session() as sess:
+        owners = {a.id: a.lease_owner for a in sess.query(models.Agreement)}
+    assert owners["agr_0002"] == other
+    with session() as sess:
+        release_all(sess, ["agr_0001", "agr_0002", "agr_0003"], group)  # gives back only its own
+        release(sess, "agr_0002", other)
+    with session() as sess:
+        assert lease_all(sess, ["agr_0001", "agr_0002", "agr_0003"], other) == {"agr_0001", "agr_0002", "agr_0003"}

@@ -86,7 +86,9 @@ def roger_bills_to_economic():
             print("nothing new, nothing waiting, no agreement stopped: validate and load are skipped")
             ti = context["ti"]
             ti.xcom_push(key="return_value", value=None)
-            raise DownstreamTasksSkipped(tasks=[(t, ti.map_index) for t in context["task"].downstream_task_ids])
+            task = context["task"]  # validate and load of this group at once (one scheduler pass, not two)
+            in_group = sorted(t for t in task.get_flat_relative_ids() if t.startswith(f"{task.task_group.group_id}."))
+            raise DownstreamTasksSkipped(tasks=[(t, ti.map_index) for t in in_group])
         return group
 
     @task(map_index_template="{{ group_label }}")

@@ -167,3 +167,33 @@ def test_a_group_takes_the_free_leases_at_once_and_leaves_a_held_one_to_its_hold
         release(sess, "agr_0002", other)
     with session() as sess:
         assert lease_all(sess, ["agr_0001", "agr_0002", "agr_0003"], other) == {"agr_0001", "agr_0002", "agr_0003"}
+
+
+def test_one_agreement_failing_in_a_group_leaves_the_others_booked_and_no_lease_held(demo):
+    """A group loads together: an agreement e-conomic refuses fails alone, named; the others' bills are
+    booked (their states settled for the group), and no lease is left behind for the next run to wait on."""
+    import pytest
+
+    from roger_economic import pipeline
+    from roger_economic.db import models, session
+    from tests.faults.helpers import endpoints
+    from tests.integration.helpers import staged_states
+
+    _roger, economic = demo
+    ids = list(AGREEMENTS.values())
+    prepare(ids)
+    # agreement 2's vouchers are refused every time (a server error that outlasts the retries)
+    arm(economic, kind="status", status=500, scope="700002", method="POST", path=r"^/journals/\d+/vouchers$",
+        times=-1)
+    with pytest.raises(pipeline.AgreementsFailed) as failed:
+        pipeline.load(ids, endpoints(), "run-group")
+    disarm(economic)
+    assert set(failed.value.failures) == {"agr_0002"}
+    for aid in ("agr_0001", "agr_0003"):
+        assert {r.status for r in ledger_rows(aid)} == {"posted"}, aid
+        assert "planned" not in staged_states(aid).values(), aid  # settled: booked, quarantined, waiting …
+    assert "posted" not in {r.status for r in ledger_rows("agr_0002")}  # refused: it waits for the next run
+    with session() as sess:
+        assert {a.id: a.lease_owner for a in sess.query(models.Agreement)} == dict.fromkeys(ids)
+    assert pipeline.load(["agr_0002"], endpoints(), "run-again")["agr_0002"]["outcome"] == "ok"
+    assert {r.status for r in ledger_rows("agr_0002")} == {"posted"}

@@ -283,8 +283,9 @@ class Loader:
                 sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held)))
                              .values(status="review"))
             for chunk in in_chunks(sorted(withdrawn_bills)):  # one statement, not one per bill
-                sess.execute(update(models.StagedBill).where(
-                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk)
+                sess.execute(update(models.StagedBill).where(  # still to withdraw: a newer version may have come
+                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk),
+                    models.StagedBill.state == "withdraw",
                 ).values(state="withdrawn"))
         return [p for p in planned if p.id not in held]
 
@@ -539,7 +540,8 @@ def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
             staged.agreement_id.in_(ids), staged.state == "planned"))}
     for state, bills in (("review", planned & review), ("booked", planned - review - waiting)):
         for chunk in in_chunks(sorted(bills)):
-            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk))
+            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk),
+                                              staged.state == "planned")  # not one an overlapping run moved on
                          .values(state=state).execution_options(synchronize_session=False))
 
 
@@ -587,11 +589,13 @@ def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bo
     return result.rowcount == 1
 
 
-def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int = 30) -> set[str]:
+def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int = 10) -> set[str]:
     """Take the free leases of a group in one statement; returns the agreements this owner now holds.
 
     The others are held by another run (or by a dead one): the caller takes them one by one with
-    :func:`lease`, which waits its turn or takes a dead holder's lease over.
+    :func:`lease`, which waits its turn or takes a dead holder's lease over. Shorter than an agreement's
+    own lease (each agreement renews its own for 30 minutes as it starts): a group whose process died on
+    another host blocks its agreements for minutes, not half an hour.
     """
     now = datetime.now(UTC)
     agreement = models.Agreement

@@ -484,6 +484,7 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
         busy = agreements_with_work(sess, agreement_ids)
         ready = [a for a in agreement_ids if a in busy and a in contexts and not contexts[a].stop_reason()]
         held = lease_all(sess, ready, owner)
+    with session() as sess:  # leases committed first: a read does not hold SQLite's write lock
         works = read_work(sess, sorted(held))
     leased_at = time.monotonic()
     taken = set(held)  # every agreement this run took a lease of (the group's, and those it waited for)
@@ -496,8 +497,13 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
         if aid not in busy:
             return {}
         start = works.pop(aid, None)
-        if start is None or time.monotonic() - leased_at > LEASE_RENEW_AFTER:
-            start = None  # held by another run at the start (or a long group): its own lease, its own read
+        if start is not None and time.monotonic() - leased_at > LEASE_RENEW_AFTER:
+            start = None  # a long group: what was read at its start is read again
+        if start is not None:  # the group's lease, renewed for this agreement's own 30 minutes
+            with session() as sess:
+                if not lease(sess, aid, owner):
+                    start = None
+        if start is None:  # held by another run at the start (or lost since): its own lease, its own read
             waited = 0.0
             while True:  # overlapping runs (a backfill) take turns per agreement instead of failing at once
                 with session() as sess:

@@ -65,7 +65,7 @@ def _ping_when_idle(eng: Engine) -> None:
     connection that sat in the pool must be checked. ``pool_pre_ping`` checks on *every* checkout: a
     round trip per unit of work, measured as a tenth of the loader's time on the database. A
     connection handed back a moment ago is alive; one that rested ``IDLE_BEFORE_PING`` seconds gets a
-    ``SELECT 1``, and a dead one is replaced (the pool retries the checkout on ``DisconnectionError``).
+    ping, and a dead one is replaced (the pool retries the checkout on ``DisconnectionError``).
     """
 
     @event.listens_for(eng, "checkin")
@@ -78,13 +78,11 @@ def _ping_when_idle(eng: Engine) -> None:
         if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
             return  # new, or handed back a moment ago
         try:
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
+            alive = eng.dialect.do_ping(dbapi_conn)  # the dialect's own ping (no transaction left open)
         except Exception as exc:
             raise DisconnectionError(f"pooled connection is gone: {type(exc).__name__}") from None
+        if alive is False:
+            raise DisconnectionError("pooled connection is gone")
 
 
 @cache

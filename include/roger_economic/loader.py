@@ -77,7 +77,7 @@ class Planned:
 
 @dataclass
 class Work:
-    """What one agreement's load starts from (read in one go by :meth:`Loader._read`)."""
+    """What one agreement's load starts from (read for a whole group by :func:`read_work`)."""
 
     planned: list[Planned] = field(default_factory=list)
     stuck: bool = False  # a row is left ``posting``: recovery first
@@ -256,7 +256,7 @@ class Loader:
             return planned
         with self.session() as sess:
             for old, _new in to_retire:
-                sess.add(old)  # read by :meth:`_read`; its changes below are written here
+                sess.add(old)  # read by :func:`read_work`; its changes below are written here
             for old, new in to_retire:
                 still_draft = old.entry_number is not None and self.economic.entry(
                     old.journal_number, old.entry_number) is not None
@@ -631,7 +631,7 @@ def release(sess: Session, agreement_id: str, owner: str) -> None:
 
 
 def release_all(sess: Session, agreement_ids: list[str], owner: str) -> None:
-    """Give back every lease of the group this owner still holds (after a failure of the whole task)."""
+    """Give back every lease of the group this owner still holds (one a load could not give back itself)."""
     for ids in in_chunks(agreement_ids):
         sess.execute(update(models.Agreement).where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
                      .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))

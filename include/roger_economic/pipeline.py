@@ -45,7 +45,7 @@ GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "100"))
 MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "25"))
 LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
-LEASE_RENEW_AFTER = 600.0  # seconds: a group's leases last 30 minutes; a later agreement takes its own again
+LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
 
 
@@ -461,6 +461,21 @@ def _finding(f: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- load
 
 
+def _wait_for_lease(aid: str, owner: str) -> None:
+    """Overlapping runs (a backfill) take turns per agreement instead of failing at once."""
+    from roger_economic.loader import lease
+
+    waited = 0.0
+    while True:
+        with session() as sess:
+            if lease(sess, aid, owner):
+                return
+        if waited >= LEASE_WAIT:
+            raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
+        time.sleep(2.0)
+        waited += 2.0
+
+
 def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: RetryPolicy | None = None,
          on_call: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
@@ -499,20 +514,13 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
         start = works.pop(aid, None)
         if start is not None and time.monotonic() - leased_at > LEASE_RENEW_AFTER:
             start = None  # a long group: what was read at its start is read again
+        renewed = False
         if start is not None:  # the group's lease, renewed for this agreement's own 30 minutes
             with session() as sess:
-                if not lease(sess, aid, owner):
-                    start = None
-        if start is None:  # held by another run at the start (or lost since): its own lease, its own read
-            waited = 0.0
-            while True:  # overlapping runs (a backfill) take turns per agreement instead of failing at once
-                with session() as sess:
-                    if lease(sess, aid, owner):
-                        break
-                if waited >= LEASE_WAIT:
-                    raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
-                time.sleep(2.0)
-                waited += 2.0
+                renewed = lease(sess, aid, owner)
+        if not renewed:  # held by another run at the start (or lost since): its own lease, its own read
+            start = None
+            _wait_for_lease(aid, owner)
             taken.add(aid)
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:

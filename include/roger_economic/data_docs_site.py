@@ -1,0 +1,50 @@
+"""The parts of our Great Expectations Data Docs site that differ from GX's defaults.
+
+Every group's validation runs in a fresh ephemeral GX context that knows only its own
+result, and writes into the one shared site the UI serves:
+
+* :class:`KeepingStoreBackend`: GX's site builder deletes every page whose result its
+  context does not hold, so each validation deleted the pages of the groups validated
+  before it (the run report and the UI linked to pages that were gone). Pages are kept.
+* :class:`CachedPageView`, :class:`CachedIndexPageView`: GX builds a fresh Jinja
+  environment for every page, so each validation compiled the same fifty templates again
+  (about half a second of CPU per group, as much as the validation itself). These are GX's
+  own views with Jinja's file bytecode cache (keyed by template and source checksum, in a
+  per-user directory under the system's temp dir).
+
+Named in the site config of :func:`roger_economic.validation._validate` and loaded by GX
+when it builds the site, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from great_expectations.data_context.store import TupleFilesystemStoreBackend
+from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
+from jinja2 import FileSystemBytecodeCache
+
+_COMPILED = FileSystemBytecodeCache()
+
+
+class KeepingStoreBackend(TupleFilesystemStoreBackend):
+    """The site's files; a page is never deleted because the current context lacks its result."""
+
+    def remove_key(self, key: Any) -> None:
+        return None
+
+
+class CachedPageView(DefaultJinjaPageView):
+    """A validation or expectation-suite page."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env.bytecode_cache = _COMPILED
+
+
+class CachedIndexPageView(DefaultJinjaIndexPageView):
+    """The site's index page (it lists the validation just run)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env.bytecode_cache = _COMPILED

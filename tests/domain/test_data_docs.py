@@ -1,0 +1,28 @@
+"""Great Expectations Data Docs of a validation: the page a data team opens from the UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roger_economic import validation
+from roger_economic.prepare import prepare
+from tests import factories as f
+
+
+def test_each_validation_writes_its_page_naming_the_failing_bill(tmp_path: Path) -> None:
+    ctx = f.context()
+    bills = [f.bill(id="bill_fine"), f.bill(id="bill_in_yen", currency="JPY")]
+    frame = prepare([(ctx.settings.id, b) for b in bills], {ctx.settings.id: ctx})
+    pages = []
+    for run_name in ("night_1", "night_2"):  # the second page is built from templates compiled by the first
+        docs = validation.DataDocs(tmp_path, run_name)
+        findings = validation.run(frame, docs)
+        assert [(x.bill_id, x.rule) for x in findings] == [("bill_in_yen", "currency_known")]
+        assert docs.page is not None and run_name in docs.page.parts
+        pages.append(docs.page.read_text(encoding="utf-8"))
+    assert len(list((tmp_path / "validations").rglob("*.html"))) == 2  # the first night's page stays
+    for html in pages:
+        assert "currency known to e-conomic" in html  # the rule, in words
+        assert "currency 'JPY' unknown to e-conomic" in html  # the offending value, in words
+        assert "agr_0001|bill_in_yen|1" in html  # and the row it came from
+    assert "validations/booking_rules/night_2/" in (tmp_path / "index.html").read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
-ATTACHED_WRITE_EVERY = 25  # attachments recorded per commit
+ATTACHED_WRITE_EVERY = 50  # attachments recorded per commit
 BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
 
 
@@ -382,20 +382,25 @@ class Loader:
         with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
             # still planned as read at the start of this load? an overlapping run (a backfill's validation)
             # may have re-planned a row since: such a row waits for the next load, with its new content
-            as_read = {r.id: r.payload_hash for r in rows}
-            current = dict(sess.execute(select(posting.id, posting.payload_hash).where(
-                posting.id.in_(list(as_read)), posting.status == "planned")).all())
-            changed = [r for r in rows if current.get(r.id) != as_read[r.id]]
+            # (one statement: rows still planned with the content read are marked, and say so)
+            key = _batch_key(self.aid, journal, rows)
+            as_read = tuple_(posting.id, posting.payload_hash).in_([(r.id, r.payload_hash) for r in rows])
+            marked = set(sess.scalars(
+                update(posting).where(as_read, posting.status == "planned")
+                .values(status="posting", batch_key=key, sent_at=datetime.now(UTC))
+                .returning(posting.id).execution_options(synchronize_session=False)))
+            changed = [r for r in rows if r.id not in marked]
             if changed:
                 log.info("agreement %s: %d entries were re-planned during this load; they wait for the next one",
                          self.aid, len(changed))
                 self.result.counts["replanned_meanwhile"] += len(changed)
-                rows = [r for r in rows if current.get(r.id) == as_read[r.id]]
+                rows = [r for r in rows if r.id in marked]
+                if rows:  # the batch key names exactly the vouchers sent
+                    key = _batch_key(self.aid, journal, rows)
+                    sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]))
+                                 .values(batch_key=key).execution_options(synchronize_session=False))
             if not rows:
                 return
-            key = _batch_key(self.aid, journal, rows)
-            sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]), posting.status == "planned")
-                         .values(status="posting", batch_key=key, sent_at=datetime.now(UTC)))
         vouchers = []
         for row in rows:
             voucher = _voucher(row.payload)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
@@ -57,8 +58,8 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
             if finding.severity == "stop":
                 counts["opened"] += 1
         new_states[STATE_OF[outcome.state]].append(key)
-    if opened:
-        sess.execute(insert(models.Quarantine), opened)
+    if opened:  # a Core insert: the ORM's bulk insert splits rows by which values are None (a statement each)
+        sess.execute(insert(cast(Table, models.Quarantine.__table__)), opened)
     staged = models.StagedBill
     for state, keys in new_states.items():  # one UPDATE per state and 500 bills, across the group's agreements
         for chunk in in_chunks(keys):

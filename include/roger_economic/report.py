@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from roger_economic.db import PROJECT_ROOT, models, session
+from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
 
 REPORTS = PROJECT_ROOT / "var" / "reports"
 COLUMNS = ("agreement", "seen", "invoices", "payments", "unchanged", "quarantined", "waiting", "outcome")
@@ -96,10 +96,12 @@ def save(report: dict[str, Any]) -> Path:
     REPORTS.mkdir(parents=True, exist_ok=True)
     path = REPORTS / (re.sub(r"[^A-Za-z0-9_.-]", "_", report["run_id"]) + ".json")
     path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    with session() as sess:
+    with session() as sess:  # the agreements' status rows read at once (one query, not one per agreement)
+        ids = [a["agreement"] for a in report["agreements"]]
+        statuses = {s.agreement_id: s for chunk in in_chunks(ids) for s in sess.scalars(
+            select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(chunk)))}
         for a in report["agreements"]:
-            status = sess.get(models.AgreementStatus, a["agreement"]) or models.AgreementStatus(
-                agreement_id=a["agreement"])
+            status = statuses.get(a["agreement"]) or models.AgreementStatus(agreement_id=a["agreement"])
             status.last_run_id = report["run_id"]
             status.last_run_at = datetime.now(UTC)
             status.last_outcome = a["outcome"]

@@ -11,7 +11,16 @@ _MARK = "\u0000dec:"
 _MARKED = re.compile(r'"\\u0000dec:(-?[0-9]+(?:\.[0-9]+)?)"')
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _mark(obj: Any) -> Any:
+    """Decimals as marked strings; plain values are passed by without a call (a batch has thousands)."""
+    kind = type(obj)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else _mark(v) for k, v in obj.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _SCALARS else _mark(v) for v in obj]
     if isinstance(obj, Decimal):
         return f"{_MARK}{obj:f}"
     if isinstance(obj, dict):
@@ -27,9 +36,6 @@ def dumps(obj: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def to_plain(obj: Any) -> Any:

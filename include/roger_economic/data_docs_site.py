@@ -22,9 +22,17 @@ from typing import Any
 
 from great_expectations.data_context.store import TupleFilesystemStoreBackend
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
-from jinja2 import FileSystemBytecodeCache
+from jinja2 import BytecodeCache, FileSystemBytecodeCache
 
-_COMPILED = FileSystemBytecodeCache()
+
+def _compiled_templates() -> BytecodeCache | None:
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):  # no usable temp directory: pages are built as GX builds them
+        return None
+
+
+_COMPILED = _compiled_templates()
 
 
 class KeepingStoreBackend(TupleFilesystemStoreBackend):

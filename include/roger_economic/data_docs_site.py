@@ -18,16 +18,28 @@ when it builds the site, never at DAG parse time.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import jinja2
 from great_expectations.data_context.store import TupleFilesystemStoreBackend
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
-from jinja2 import BytecodeCache, FileSystemBytecodeCache
+from jinja2.bccache import Bucket
 
 
-def _compiled_templates() -> BytecodeCache | None:
+class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
+    """Jinja's file cache, named by Jinja's version (its header names only Python's); a template it
+    cannot write (a full disk, a temp directory cleaned under a long-lived worker) is compiled again
+    next time instead of failing the page."""
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> jinja2.BytecodeCache | None:
     try:
-        return FileSystemBytecodeCache()
+        return _CompiledTemplates(pattern=f"__jinja2_{jinja2.__version__}_%s.cache")
     except (OSError, RuntimeError):  # no usable temp directory: pages are built as GX builds them
         return None
 
@@ -45,14 +57,14 @@ class KeepingStoreBackend(TupleFilesystemStoreBackend):
 class CachedPageView(DefaultJinjaPageView):
     """A validation or expectation-suite page."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
+        super().__init__(custom_styles_directory, custom_views_directory)
         self.env.bytecode_cache = _COMPILED
 
 
 class CachedIndexPageView(DefaultJinjaIndexPageView):
     """The site's index page (it lists the validation just run)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
+        super().__init__(custom_styles_directory, custom_views_directory)
         self.env.bytecode_cache = _COMPILED

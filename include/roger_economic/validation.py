@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 
@@ -161,9 +162,12 @@ def _validate(frame: pd.DataFrame, docs: DataDocs | None = None) -> Any:
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["roger_economic"])],
     ))
     outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=docs.run_name))
-    pages = sorted((docs.directory / "validations").rglob("*.html"))
-    docs.page = next((p for p in pages if docs.run_name in str(p)), None)
-    return next(iter(outcome.run_results.values()))
+    result_id, result = next(iter(outcome.run_results.items()))
+    # this validation's own page, by its identifier (a retried task's earlier page has the same run name)
+    urls = context.get_docs_sites_urls(resource_identifier=result_id, site_name="roger_economic")
+    url = urls[0].get("site_url") if urls else None
+    docs.page = Path(unquote(url.removeprefix("file://"))) if url else None
+    return result
 
 
 def _ours(name: str) -> dict[str, str]:

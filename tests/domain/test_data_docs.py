@@ -13,15 +13,17 @@ def test_each_validation_writes_its_page_naming_the_failing_bill(tmp_path: Path)
     ctx = f.context()
     bills = [f.bill(id="bill_fine"), f.bill(id="bill_in_yen", currency="JPY")]
     frame = prepare([(ctx.settings.id, b) for b in bills], {ctx.settings.id: ctx})
-    pages = []
-    for run_name in ("night_1", "night_2"):  # the second page is built from templates compiled by the first
+    pages: list[Path] = []
+    # the second page is built from templates compiled by the first; the third is a retried task's
+    # validation (same run name): it links its own page, not the first try's
+    for run_name in ("night_1", "night_2", "night_2"):
         docs = validation.DataDocs(tmp_path, run_name)
         findings = validation.run(frame, docs)
         assert [(x.bill_id, x.rule) for x in findings] == [("bill_in_yen", "currency_known")]
-        assert docs.page is not None and run_name in docs.page.parts
-        pages.append(docs.page.read_text(encoding="utf-8"))
-    assert len(list((tmp_path / "validations").rglob("*.html"))) == 2  # the first night's page stays
-    for html in pages:
+        assert docs.page is not None and run_name in docs.page.parts and docs.page not in pages
+        pages.append(docs.page)
+    assert len(list((tmp_path / "validations").rglob("*.html"))) == 3  # earlier pages stay
+    for html in (page.read_text(encoding="utf-8") for page in pages):
         assert "currency known to e-conomic" in html  # the rule, in words
         assert "currency 'JPY' unknown to e-conomic" in html  # the offending value, in words
         assert "agr_0001|bill_in_yen|1" in html  # and the row it came from

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roger_economic import masterdata
@@ -222,8 +222,8 @@ def _again_on_race(write: Callable[[], T], what: str, attempts: int = 3) -> T:
 # ---------------------------------------------------------------------------- extract
 
 
-def _stage(aid: str, bills: list[dict[str, Any]], window: Window, run_id: str, counts: Counter) -> dict[str, Any]:
-    """Keep the newest version of each bill; advance the agreement's extraction watermark.
+def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> dict[str, Any]:
+    """Keep the newest version of each bill.
 
     A bill's ``version`` grows by one on every change (Roger's contract), so a copy whose version is
     not newer than the staged one changes nothing, and the staged bodies need not be read back.
@@ -257,12 +257,25 @@ def _stage(aid: str, bills: list[dict[str, Any]], window: Window, run_id: str, c
             sess.execute(insert(staged_bill), fresh)
         if changed:  # one executemany by primary key
             sess.execute(update(staged_bill), changed)
-        if window.before:
-            status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
-            if not status.extracted_until or status.extracted_until < window.before:
-                status.extracted_until = window.before
-            sess.add(status)
     return dict(counts)
+
+
+def _advance_watermarks(agreement_ids: list[str], before: str) -> None:
+    """Each agreement's extraction is complete up to ``before`` (for the whole group at once).
+
+    Written after the agreements' bills are staged: a crash in between only makes the next run read
+    the same days again, and staging a bill version twice changes nothing.
+    """
+    status = models.AgreementStatus
+    with session() as sess:
+        for chunk in in_chunks(agreement_ids):
+            known = set(sess.scalars(select(status.agreement_id).where(status.agreement_id.in_(chunk))))
+            sess.execute(update(status).where(
+                status.agreement_id.in_(chunk),
+                or_(status.extracted_until.is_(None), status.extracted_until < before),
+            ).values(extracted_until=before).execution_options(synchronize_session=False))
+            sess.add_all(models.AgreementStatus(agreement_id=aid, extracted_until=before)
+                         for aid in chunk if aid not in known)
 
 
 def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
@@ -293,10 +306,14 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         finally:
             roger.close()
         counts["seen"] = len(bills)
-        return _again_on_race(lambda: _stage(aid, bills, window, run_id, Counter(counts)),
-                              f"agreement {aid}: staging")
+        return _again_on_race(lambda: _stage(aid, bills, run_id, Counter(counts)), f"agreement {aid}: staging")
 
-    return _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
+    results = _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
+    complete = [aid for aid, res in results.items() if res.get("outcome") == "ok"]
+    before = window.before
+    if before and complete:
+        _again_on_race(lambda: _advance_watermarks(complete, before), "extraction watermarks")
+    return results
 
 
 # ---------------------------------------------------------------------------- validate + transform

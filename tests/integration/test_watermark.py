@@ -21,8 +21,12 @@ def test_failed_night_is_caught_up_by_the_next(project_db, sandboxes):
     assert extract(["agr_0001"], nights[0], endpoints, "night-0")["agr_0001"]["outcome"] == "ok"
 
     roger.control("POST", "revoke", {"company_id": "cmp_0001"})
-    failed = extract(["agr_0001"], nights[1], endpoints, "night-1")["agr_0001"]
+    night_1 = extract(["agr_0001", "agr_0002"], nights[1], endpoints, "night-1")
+    failed = night_1["agr_0001"]
     assert failed["outcome"] == "stopped" and "token" in failed["message"]
+    assert night_1["agr_0002"]["outcome"] == "ok"
+    # the group's watermarks: the complete extraction advanced, the stopped one stayed where it was
+    assert watermarks() == {"agr_0001": nights[0].before, "agr_0002": nights[1].before}
     roger.control("POST", "unrevoke", {"company_id": "cmp_0001"})
 
     assert extract(["agr_0001"], nights[2], endpoints, "night-2")["agr_0001"]["outcome"] == "ok"
@@ -44,19 +48,28 @@ def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
     from roger_economic.pipeline import _stage
 
     load_file(ROOT / "config" / "agreements.example.yaml")
-    window = Window(None, None)
     bill = {"id": "bill_stage_1", "version": 2, "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING",
             "amount": "100.00"}
-    assert _stage("agr_0001", [bill], window, "night-1", Counter()) == {"staged": 1}
+    assert _stage("agr_0001", [bill], "night-1", Counter()) == {"staged": 1}
 
     same_version_other_body = {**bill, "amount": None}
     older = {**bill, "version": 1, "status": "DRAFT"}
-    assert _stage("agr_0001", [same_version_other_body, older], window, "night-2", Counter()) == {"unchanged": 2}
+    assert _stage("agr_0001", [same_version_other_body, older], "night-2", Counter()) == {"unchanged": 2}
 
     newer = {**bill, "version": 3, "status": "PAID"}
-    assert _stage("agr_0001", [bill, newer, older], window, "night-3", Counter()) == {"staged": 1, "unchanged": 2}
+    assert _stage("agr_0001", [bill, newer, older], "night-3", Counter()) == {"staged": 1, "unchanged": 2}
     with session() as sess:
         version, payload, run_id = sess.execute(select(
             models.StagedBill.version, models.StagedBill.payload, models.StagedBill.run_id).where(
             models.StagedBill.agreement_id == "agr_0001", models.StagedBill.bill_id == "bill_stage_1")).one()
     assert (version, payload, run_id) == (3, newer, "night-3")
+
+
+def watermarks() -> dict[str, str | None]:
+    from sqlalchemy import select
+
+    from roger_economic.db import models, session
+
+    with session() as sess:
+        return dict(sess.execute(select(models.AgreementStatus.agreement_id, models.AgreementStatus.extracted_until)
+                                 .where(models.AgreementStatus.agreement_id.in_(["agr_0001", "agr_0002"]))).all())

@@ -75,7 +75,12 @@ def start_sandboxes(agreements: int, bills: int, seed: int = 7, prefix: str = "s
 
 
 def write_agreements_file(path: Path, count: int, journals: tuple[int, int] = (2, 3)) -> Path:
-    """An agreements file for ``count`` sandbox agreements (the benchmark's and the scale tests')."""
+    """An agreements file for ``count`` sandbox agreements (the benchmark's and the scale tests').
+
+    Each agreement gets its own copies of the mapping tables: shared ones would be written as YAML anchors and
+    aliases, which the agreements file refuses."""
+    import copy
+
     import yaml
 
     full_categories = {
@@ -92,7 +97,7 @@ def write_agreements_file(path: Path, count: int, journals: tuple[int, int] = (2
             "roger": {"company_id": world.company_id(i), "token": f"env:ROGER_TOKEN_{key.upper()}"},
             "economic": {"agreement_number": world.agreement_number(i),
                          "grant_token": f"env:ECONOMIC_GRANT_TOKEN_{key.upper()}"},
-            "default_account": 3990, "categories": full_categories, "payment_methods": methods,
+            "default_account": 3990, "categories": copy.deepcopy(full_categories), "payment_methods": dict(methods),
             "book_without_attachment": True,
         })
     doc = {"defaults": {"journals": {"supplier_invoices": journals[0], "supplier_payments": journals[1]},

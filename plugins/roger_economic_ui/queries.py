@@ -23,13 +23,19 @@ from sqlalchemy import String, and_, case, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roger_economic import masterdata
-from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES, save_mappings
+from roger_economic.config import check_setup, save_mappings
 from roger_economic.db import models
 
 OUTCOMES = ("ok", "failed", "stopped", "never")
 BILL_STATES = ("new", "waiting", "waiting_attachment", "quarantined", "planned", "booked", "withdrawn", "review",
                "ignored")
 BILLS_PHASES = ("validate", "load")
+SETUP_LABELS = {
+    "invoice_journal": "Invoice journal", "payment_journal": "Payment journal", "default_account": "Default account",
+    "supplier_policy": "Supplier policy", "closed_period_policy": "Closed-period policy",
+    "supplier_group": "Supplier group", "payment_terms": "Payment terms", "default_supplier": "Default supplier",
+    "book_without_attachment": "Book without attachment",
+}
 
 
 # ------------------------------------------------------------------------------------------------ overview
@@ -255,33 +261,23 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
     for key, entry_type, label in (("invoice_journal", "supplierInvoice", "Invoice journal"),
                                    ("payment_journal", "supplierPayment", "Payment journal")):
         number = _opt_int(form.get(key), label, errors)
-        if number is None:
-            errors.append(f"{label}: choose a journal")
-        else:
+        if number is not None:
             problem = masterdata.journal_problem(journals, number, entry_type)
             if problem:
                 errors.append(f"{label}: {problem}")
         values[key] = number
     values["default_account"] = account(form.get("default_account"), "Default account")
-    policy = str(form.get("supplier_policy") or "")
-    if policy not in SUPPLIER_POLICIES:
-        errors.append(f"Supplier policy must be one of {', '.join(SUPPLIER_POLICIES)}")
-    values["supplier_policy"] = policy
-    closed = str(form.get("closed_period_policy") or "")
-    if closed not in CLOSED_PERIOD_POLICIES:
-        errors.append(f"Closed-period policy must be one of {', '.join(CLOSED_PERIOD_POLICIES)}")
-    values["closed_period_policy"] = closed
+    values["supplier_policy"] = str(form.get("supplier_policy") or "")
+    values["closed_period_policy"] = str(form.get("closed_period_policy") or "")
     values["supplier_group"] = _opt_int(form.get("supplier_group"), "Supplier group", errors)
     values["payment_terms"] = _opt_int(form.get("payment_terms"), "Payment terms", errors)
     values["default_supplier"] = _opt_int(form.get("default_supplier"), "Default supplier", errors)
     values["book_without_attachment"] = str(form.get("book_without_attachment") or "") in ("1", "on", "true")
-    if policy == "create" and (values["supplier_group"] is None or values["payment_terms"] is None):
-        errors.append("Supplier policy 'create' needs a supplier group and payment terms")
-    if policy == "default":
-        if values["default_supplier"] is None:
-            errors.append("Supplier policy 'default' needs a default supplier")
-        elif values["default_supplier"] not in suppliers:
-            errors.append(f"Default supplier {values['default_supplier']} does not exist in e-conomic")
+    # the agreements file's rules (one schema, roger_economic.config.SetupFields); master data is checked here
+    errors += check_setup({k: v for k, v in values.items() if v is not None}, SETUP_LABELS)
+    supplier = values["default_supplier"]
+    if values["supplier_policy"] == "default" and supplier is not None and supplier not in suppliers:
+        errors.append(f"Default supplier {supplier} does not exist in e-conomic")
 
     categories: dict[str, tuple[int, str | None]] = {}
     for cat in setup.roger_categories:

@@ -104,7 +104,7 @@ def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_a
         states = task_states(again.run_id)
         assert states["agreements.validate"] == states["agreements.load"] == {"success"}
 
-        load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=True))
+        load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=True), replace=True)
         booked = run_bills(day)
         assert booked.state == "success", booked.failures
         vouchers = state_of(economic, 10)["vouchers"]

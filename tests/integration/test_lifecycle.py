@@ -48,7 +48,7 @@ def test_quarantine_releases_itself_once_the_mapping_is_added(project_db, airflo
     # the accountant maps the missing categories and sets a default account; nothing else is done by hand
     fixed = _config_with(tmp_path, "agr_0003", default_account=3990,
                          categories={"cat_marketing": {"account": 2200}, "cat_travel": {"account": 2780}})
-    load_file(fixed)
+    load_file(fixed, replace=True)  # the database is the source of truth: a changed file applies when asked
     assert run_dags(WINDOW, master_data=False).state == "success"
 
     states = staged_states("agr_0003")

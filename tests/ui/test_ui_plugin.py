@@ -276,6 +276,22 @@ def test_invalid_setup_shows_errors_and_stores_nothing(admin, seeded):
     assert _mappings(seeded) == before
 
 
+def test_setup_page_applies_the_agreements_files_rules(admin, seeded):
+    """The page and ``config load`` share one schema (roger_economic.config.SetupFields)."""
+    import html as html_lib
+
+    before = _mappings(seeded)
+    res = admin.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(payment_terms=""))
+    assert res.status_code == 400
+    assert "Supplier policy 'create' needs Supplier group and Payment terms" in html_lib.unescape(res.text)
+    res = admin.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(closed_period_policy="later", invoice_journal=""))
+    assert res.status_code == 400
+    page = html_lib.unescape(res.text)
+    assert "Closed-period policy: Input should be 'quarantine' or 'next_open_date' (got 'later')" in page
+    assert "Invoice journal: is required" in page
+    assert _mappings(seeded) == before
+
+
 def test_viewer_may_read_but_not_change(viewer, seeded):
     assert viewer.get(PREFIX + "/").status_code == 200
     assert viewer.get(f"{PREFIX}/agreements/{AID}/bills").status_code == 200

@@ -118,7 +118,8 @@ def test_a_duplicate_yaml_key_is_refused(tmp_path):
         "      cat_phone: {account: 2770}\n      cat_office: {account: 2200}\n",
     )
     message = _refused(path)
-    assert "duplicate key 'cat_office'" in message and str(path) in message and "line 23" in message
+    second = path.read_text(encoding="utf-8").splitlines().index("      cat_office: {account: 2200}") + 1
+    assert "duplicate key 'cat_office'" in message and str(path) in message and f"line {second}" in message
 
 
 def test_anchors_and_aliases_are_refused_and_an_alias_bomb_fails_on_its_first_anchor(tmp_path):
@@ -147,7 +148,8 @@ def test_a_file_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
     )
     message = _refused(path)
     offset = EXAMPLE_TEXT.encode("utf-8").index("Rengøring".encode()) + 4
-    assert str(path) in message and f"byte 0xf8 at position {offset}" in message and "line 15" in message
+    line = EXAMPLE_TEXT[: EXAMPLE_TEXT.index("Rengøring")].count("\n") + 1
+    assert str(path) in message and f"byte 0xf8 at position {offset} (line {line})" in message
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "agreements: []\n", "defaults: {}\n"])

@@ -307,7 +307,11 @@ def parse_agreement(raw: dict[str, Any], defaults: dict[str, Any]) -> AgreementC
     try:
         spec = AgreementSpec.model_validate({**defaults, **raw})
     except ValidationError as exc:
-        raise ConfigError("; ".join(f"{where}: {line}" for line in describe(exc))) from None
+        lines = [
+            f"{where}: {line}" + (" (from defaults)" if error["loc"] and error["loc"][0] not in raw else "")
+            for error, line in zip(exc.errors(include_url=False), describe(exc), strict=True)
+        ]
+        raise ConfigError("; ".join(lines)) from None
     return AgreementConfig(
         id=spec.id,
         name=spec.name or spec.id,

@@ -91,7 +91,8 @@ def test_a_boolean_is_only_true_or_false(tmp_path, written):
     """``"false"`` and ``no`` were read as true: bills booked without their PDF."""
     path = _example_with(tmp_path, "book_without_attachment: false", f"book_without_attachment: {written}")
     message = _refused(path)
-    assert "book_without_attachment: Input should be a valid boolean" in message
+    assert "agreement agr_0001: book_without_attachment: Input should be a valid boolean" in message
+    assert message.endswith("(from defaults)")  # the key is written once, under `defaults`
 
 
 @pytest.mark.parametrize("written", ["3990.7", '"3990"', "0o7636", "07636", "3990.0", "true"])

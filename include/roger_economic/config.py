@@ -509,12 +509,16 @@ class LoadReport:
 
 
 def token_problems(configs: list[AgreementConfig], conn_lookup: credentials.ConnLookup | None) -> list[str]:
-    """Token references that do not resolve here, named by reference (never a value)."""
+    """Token references that do not resolve here, named by reference (never a value).
+
+    Airflow connections are checked only when a look-up is given (the DAG layer has one); without it they are
+    named as not checked."""
     problems = []
     for cfg in configs:
         for label, ref in (("roger.token", cfg.roger_token_ref), ("economic.grant_token", cfg.economic_token_ref)):
-            if ref.startswith("conn:") and conn_lookup is None:
-                continue  # an Airflow connection: resolved by the DAG's look-up, not checkable without Airflow
+            if ref.startswith("conn:") and conn_lookup is None:  # this package never imports Airflow
+                problems.append(f"agreement {cfg.id}: {label}: {ref} is an Airflow connection, not checked here")
+                continue
             try:
                 credentials.resolve(ref, conn_lookup)
             except ConfigError as exc:
@@ -675,16 +679,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], conn_lookup: credentials.ConnLookup | None = None) -> int:
     """Exit 0 when the database now matches the file; 1 when an agreement differs and was left unchanged
-    (without ``--replace``); 2 when the file or the load was refused (nothing stored)."""
+    (without ``--replace``); 2 when the file or the load was refused (nothing stored). A caller with Airflow at
+    hand passes ``conn_lookup`` so that ``conn:`` token references are checked too."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "export":
             count = export_file(args.file)
             print(f"exported {count} agreements to {args.file}")
             return 0
-        report = load_path(args.file, replace=args.replace, deactivate_missing=args.deactivate_missing)
+        report = load_path(args.file, None, args.replace, args.deactivate_missing, conn_lookup)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -305,6 +305,18 @@ def test_a_token_reference_that_does_not_resolve_is_named_without_its_value(proj
     assert report.added == ["agr_0001", "agr_0002", "agr_0003"]  # named, not refused: workers may hold the env
 
 
+def test_a_connection_token_reference_is_checked_with_a_look_up_and_named_as_unchecked_without(tmp_path):
+    path = _example_with(tmp_path, "token: env:ROGER_TOKEN_AGR_0003", "token: conn:roger_agr_0003")
+    configs = read_file(path)
+    unchecked = "agreement agr_0003: roger.token: conn:roger_agr_0003 is an Airflow connection, not checked here"
+    assert unchecked in config.token_problems(configs, None)
+    passwords = {"roger_agr_0003": "conn-secret"}
+    assert not [p for p in config.token_problems(configs, passwords.get) if "agr_0003: roger.token" in p]
+    missing = config.token_problems(configs, {}.get)
+    assert "agreement agr_0003: roger.token: token reference conn:roger_agr_0003: connection has no password" in missing
+    assert "conn-secret" not in "\n".join(missing)
+
+
 def test_export_writes_the_setup_back_and_loads_unchanged(project_db, tmp_path):
     load_file(EXAMPLE, project_db)
     _ui_edit(project_db, "agr_0003")

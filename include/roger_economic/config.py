@@ -630,9 +630,10 @@ def export_document(sess: Session) -> dict[str, Any]:
     return {"agreements": items}
 
 
-def export_text(sess: Session) -> str:
+def export_text(doc: dict[str, Any]) -> str:
+    """The document as YAML the reader accepts: no anchors (every mapping is its own), keys in a fixed order."""
     header = "# Agreements exported from the project database (python -m roger_economic.config export).\n"
-    return header + yaml.safe_dump(export_document(sess), sort_keys=False, allow_unicode=True, width=120)
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
 
 
 def export_file(path: str | Path, url: str | None = None) -> int:
@@ -640,10 +641,9 @@ def export_file(path: str | Path, url: str | None = None) -> int:
     from roger_economic.db import session
 
     with session(url) as sess:
-        text = export_text(sess)
-        count = len(export_document(sess)["agreements"])
-    Path(path).write_text(text, encoding="utf-8")
-    return count
+        doc = export_document(sess)
+    Path(path).write_text(export_text(doc), encoding="utf-8")
+    return len(doc["agreements"])
 
 
 # ------------------------------------------------------------------------------------------------ agreements to run

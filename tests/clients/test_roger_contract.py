@@ -37,4 +37,5 @@ def test_the_sandboxs_bills_keep_the_contract_and_numbers_stay_decimal():
     assert contract.validator() is contract.validator()  # compiled once per process
     number = {**bills[0], "amount": Decimal("1E+9")}
     assert contract.breaks(number) == [
-        {"path": "amount", "value": "1000000000", "problem": "is a JSON number, the contract says string"}]
+        {"path": "amount", "value": "1000000000", "problem": "is a JSON number, the contract says string"}
+    ]

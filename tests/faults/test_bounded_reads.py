@@ -13,8 +13,16 @@ from roger_economic import pipeline
 from tests.faults.helpers import add_bills, arm, endpoints, fired
 from tests.integration.helpers import agreement_status, staged_states
 
-GOOD = {"status": "UPCOMING", "deleted": False, "document_type": "bill", "currency": "DKK", "amount": "125.00",
-        "vat_amount": "25.00", "category_id": "cat_office", "payment": None}
+GOOD = {
+    "status": "UPCOMING",
+    "deleted": False,
+    "document_type": "bill",
+    "currency": "DKK",
+    "amount": "125.00",
+    "vat_amount": "25.00",
+    "category_id": "cat_office",
+    "payment": None,
+}
 IDS = ["agr_0001", "agr_0002"]
 
 
@@ -38,7 +46,7 @@ def test_a_repeating_cursor_fails_its_agreement_and_the_others_go_on(demo, monke
     assert len(fired(roger)) == 1  # given once, recognised at once
     assert sorted(staged_states("agr_0001")) == sorted(ids[:4])  # the two pages read, staged
     assert result["agr_0002"]["outcome"] == "ok" and sorted(staged_states("agr_0002")) == sorted(others)
-    assert (agreement_status("agr_0001") is None or agreement_status("agr_0001").extracted_until is None)
+    assert agreement_status("agr_0001") is None or agreement_status("agr_0001").extracted_until is None
     assert agreement_status("agr_0002").extracted_until == f"{day}T23:59:59Z"
 
 

@@ -16,17 +16,27 @@ from roger_economic import pipeline, report
 from tests.faults.helpers import add_bills, arm, control, endpoints, fired, state_of
 from tests.integration.helpers import live_entries, open_quarantine, staged_states
 
-GOOD = {"status": "UPCOMING", "deleted": False, "document_type": "bill", "currency": "DKK", "amount": "125.00",
-        "vat_amount": "25.00", "category_id": "cat_office", "payment": None}
+GOOD = {
+    "status": "UPCOMING",
+    "deleted": False,
+    "document_type": "bill",
+    "currency": "DKK",
+    "amount": "125.00",
+    "vat_amount": "25.00",
+    "category_id": "cat_office",
+    "payment": None,
+}
 
 
 def _night(agreement_ids: list[str], day: str, run_id: str) -> dict[str, dict[str, Any]]:
     """One night in process: master data, extract (the day's window), validate, load; each step's results."""
     ep = endpoints()
     window = pipeline.Window(f"{day}T00:00:00Z", f"{day}T23:59:59Z")
-    out = {"masterdata": pipeline.refresh_master_data(agreement_ids, ep, run_id),
-           "extract": pipeline.extract(agreement_ids, window, ep, run_id),
-           "validate": pipeline.validate(agreement_ids, run_id)}
+    out = {
+        "masterdata": pipeline.refresh_master_data(agreement_ids, ep, run_id),
+        "extract": pipeline.extract(agreement_ids, window, ep, run_id),
+        "validate": pipeline.validate(agreement_ids, run_id),
+    }
     try:
         out["load"] = pipeline.load(agreement_ids, ep, run_id)
     except pipeline.AgreementsFailed as exc:
@@ -48,8 +58,12 @@ def _invoices(economic, i: int) -> dict[str, list[Decimal]]:
 
 
 BROKEN_FIELDS = [  # (path, value): a list or an object where the contract says a string
-    ("category_id", ["cat_office"]), ("currency", {"code": "DKK"}), ("document_type", ["bill"]),
-    ("status", ["UPCOMING"]), ("payment.method_id", ["pm_bank"]), ("payment.currency", {"code": "DKK"}),
+    ("category_id", ["cat_office"]),
+    ("currency", {"code": "DKK"}),
+    ("document_type", ["bill"]),
+    ("status", ["UPCOMING"]),
+    ("payment.method_id", ["pm_bank"]),
+    ("payment.currency", {"code": "DKK"}),
 ]
 
 
@@ -72,8 +86,9 @@ def test_one_malformed_record_quarantines_itself_and_its_group_is_booked(demo, m
     assert {b: states[b] for b in good} == dict.fromkeys(good, "booked")
     assert all(staged_states("agr_0002")[b] == "booked" for b in other)
     booked = live_entries(state_of(economic, 1))
-    assert all(booked[(b, "supplierInvoice")] == 1 for b in good) and not any(booked[(b, "supplierInvoice")]
-                                                                              for b in broken)
+    assert all(booked[(b, "supplierInvoice")] == 1 for b in good) and not any(
+        booked[(b, "supplierInvoice")] for b in broken
+    )
     held = {q.bill_id: q for q in open_quarantine("agr_0001")}
     assert set(held) == set(broken)
     for bill, (path, _value) in zip(broken, BROKEN_FIELDS, strict=True):
@@ -90,9 +105,17 @@ def test_a_json_number_for_an_amount_is_malformed_never_booked(demo, monkeypatch
     day = "2026-12-11"
     kinds = ["credit_note", "bill", "bill", "bill"]  # in feed order: one rule breaks each of the first three
     credit_note, vat_number, pattern, neighbour = [
-        control(roger, "POST", "bills/add", {"company_id": "cmp_0001", "bill": {
-            **GOOD, "document_type": kind, "issue_date": day, "updated_at": f"{day}T10:00:0{n}Z"}})["id"]
-        for n, kind in enumerate(kinds)]
+        control(
+            roger,
+            "POST",
+            "bills/add",
+            {
+                "company_id": "cmp_0001",
+                "bill": {**GOOD, "document_type": kind, "issue_date": day, "updated_at": f"{day}T10:00:0{n}Z"},
+            },
+        )["id"]
+        for n, kind in enumerate(kinds)
+    ]
     arm(roger, kind="malformed", scope="cmp_0001", bill_field="amount", raw="1e9", times=1)
     arm(roger, kind="malformed", scope="cmp_0001", bill_field="vat_amount", raw="25.0", times=1)
     arm(roger, kind="malformed", scope="cmp_0001", bill_field="amount", value="12.345", times=1)
@@ -103,8 +126,10 @@ def test_a_json_number_for_an_amount_is_malformed_never_booked(demo, monkeypatch
     assert not any(abs(a) >= Decimal("1000000") for amounts in invoices.values() for a in amounts), invoices
     held = {q.bill_id: q for q in open_quarantine("agr_0001")}
     assert {b: (q.rule, q.value) for b, q in held.items()} == {
-        credit_note: ("roger_contract", "amount=1000000000"), vat_number: ("roger_contract", "vat_amount=25.0"),
-        pattern: ("roger_contract", 'amount="12.345"')}
+        credit_note: ("roger_contract", "amount=1000000000"),
+        vat_number: ("roger_contract", "vat_amount=25.0"),
+        pattern: ("roger_contract", 'amount="12.345"'),
+    }
     assert "amount 1000000000 is a JSON number" in held[credit_note].message
     assert list(invoices) == [neighbour] and [abs(a) for a in invoices[neighbour]] == [Decimal("125.00")]
 
@@ -126,7 +151,10 @@ def test_records_without_a_usable_id_or_version_are_named_in_the_report(demo, mo
     assert night["extract"]["agr_0002"]["outcome"] == "ok"
     states = staged_states("agr_0001")
     assert states[ids[0]] == states[ids[2]] == "booked" and ids[1] not in states and ids[3] not in states
-    line = next(a for a in report.build("night-unusable", ["agr_0001", "agr_0002"])["agreements"]
-                if a["agreement"] == "agr_0001")
+    line = next(
+        a
+        for a in report.build("night-unusable", ["agr_0001", "agr_0002"])["agreements"]
+        if a["agreement"] == "agr_0001"
+    )
     assert line["outcome"] == "incomplete" and line["unusable_records"] == 2
     assert any("record 2 (id 12345" in p for p in line["problems"])

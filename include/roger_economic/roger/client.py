@@ -41,13 +41,22 @@ class RogerClient:
     """One Roger business account, read through its bearer token."""
 
     def __init__(
-        self, base_url: str, company_id: str, token: str, agreement: str, policy: RetryPolicy | None = None,
+        self,
+        base_url: str,
+        company_id: str,
+        token: str,
+        agreement: str,
+        policy: RetryPolicy | None = None,
         on_call=None,
     ) -> None:
         self.company_id = company_id
         self.http = ApiCaller(
-            "Roger", agreement, f"{base_url.rstrip('/')}/companies/{company_id}",
-            {"Authorization": f"Bearer {token}", "Accept": "application/json"}, policy, on_call,
+            "Roger",
+            agreement,
+            f"{base_url.rstrip('/')}/companies/{company_id}",
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            policy,
+            on_call,
         )
 
     def close(self) -> None:
@@ -67,8 +76,13 @@ class RogerClient:
         for page in self.bill_pages(updated_since, updated_before, limit):
             yield from page
 
-    def bill_pages(self, updated_since: str | None, updated_before: str | None, limit: int | None = None,
-                   max_pages: int | None = None) -> Iterator[list[Any]]:
+    def bill_pages(
+        self,
+        updated_since: str | None,
+        updated_before: str | None,
+        limit: int | None = None,
+        max_pages: int | None = None,
+    ) -> Iterator[list[Any]]:
         """The feed page by page (records as sent, JSON numbers as ``Decimal``), bounded.
 
         A page whose ``next_cursor`` was followed before (a feed that loops), or more than
@@ -90,11 +104,15 @@ class RogerClient:
             if not cursor:
                 return
             if cursor in followed:
-                raise FeedBroken(f"Roger's bill feed for agreement {self.http.agreement} gave page {number} a "
-                                    f"next_cursor it had given before (a feed that loops); the walk was stopped")
+                raise FeedBroken(
+                    f"Roger's bill feed for agreement {self.http.agreement} gave page {number} a "
+                    f"next_cursor it had given before (a feed that loops); the walk was stopped"
+                )
             if number >= cap:
-                raise FeedBroken(f"Roger's bill feed for agreement {self.http.agreement} has more than {cap} "
-                                    f"pages (ROGER_ECONOMIC_ROGER_MAX_PAGES); the walk was stopped")
+                raise FeedBroken(
+                    f"Roger's bill feed for agreement {self.http.agreement} has more than {cap} "
+                    f"pages (ROGER_ECONOMIC_ROGER_MAX_PAGES); the walk was stopped"
+                )
             followed.add(cursor)
 
     def _page(self, params: dict[str, Any], number: int) -> dict[str, Any]:
@@ -103,12 +121,14 @@ class RogerClient:
         try:
             body = json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
         except ValueError:  # UnicodeDecodeError too
-            raise FeedBroken(f"Roger's bill feed for agreement {self.http.agreement}: page {number} is not "
-                                f"JSON") from None
+            raise FeedBroken(
+                f"Roger's bill feed for agreement {self.http.agreement}: page {number} is not JSON"
+            ) from None
         found = contract.breaks(body, contract.PAGE)
         if found:
-            raise FeedBroken(f"Roger's bill feed for agreement {self.http.agreement}: page {number} "
-                             f"{contract.message(found)}")
+            raise FeedBroken(
+                f"Roger's bill feed for agreement {self.http.agreement}: page {number} {contract.message(found)}"
+            )
         return body
 
     def bill(self, bill_id: str) -> dict[str, Any]:

@@ -122,11 +122,11 @@ def breaks(record: Any, schema: str = "Bill") -> list[dict[str, str | None]]:
         if error.validator == "required" and isinstance(error.instance, dict):
             for name in error.validator_value:
                 if name not in error.instance:
-                    found.append({"path": _dotted([*error.absolute_path, name]), "value": None,
-                                  "problem": "is missing"})
+                    found.append(
+                        {"path": _dotted([*error.absolute_path, name]), "value": None, "problem": "is missing"}
+                    )
             continue
-        found.append({"path": _dotted(error.absolute_path), "value": shown(error.instance),
-                      "problem": _problem(error)})
+        found.append({"path": _dotted(error.absolute_path), "value": shown(error.instance), "problem": _problem(error)})
     unique = {(b["path"], b["problem"]): b for b in found}  # a missing field is reported once per required list
     return sorted(unique.values(), key=lambda b: (b["path"] or "", b["problem"] or ""))
 
@@ -152,8 +152,13 @@ def usable(record: Any) -> bool:
     if not isinstance(record, dict):
         return False
     bill_id, version = record.get("id"), record.get("version")
-    return (isinstance(bill_id, str) and 0 < len(bill_id) <= MAX_ID
-            and isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= MAX_VERSION)
+    return (
+        isinstance(bill_id, str)
+        and 0 < len(bill_id) <= MAX_ID
+        and isinstance(version, int)
+        and not isinstance(version, bool)
+        and 0 <= version <= MAX_VERSION
+    )
 
 
 def named(record: Any, position: int) -> str:

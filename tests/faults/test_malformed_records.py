@@ -14,7 +14,7 @@ from typing import Any
 
 from roger_economic import pipeline, report
 from tests.faults.helpers import add_bills, arm, control, endpoints, fired, state_of
-from tests.integration.helpers import live_entries, open_quarantine, staged_states
+from tests.integration.helpers import agreement_status, live_entries, open_quarantine, staged_states
 
 GOOD = {
     "status": "UPCOMING",
@@ -149,6 +149,9 @@ def test_records_without_a_usable_id_or_version_are_named_in_the_report(demo, mo
     assert "record 2 (id 12345" in extract["message"] and "record 4 (id" in extract["message"]
     assert "\n" not in extract["message"]  # Roger's text escaped, not a second log line
     assert night["extract"]["agr_0002"]["outcome"] == "ok"
+    # its watermark stays: the records are read, and named, again until Roger sends them whole
+    assert agreement_status("agr_0001") is None or agreement_status("agr_0001").extracted_until is None
+    assert agreement_status("agr_0002").extracted_until == f"{day}T23:59:59Z"
     states = staged_states("agr_0001")
     assert states[ids[0]] == states[ids[2]] == "booked" and ids[1] not in states and ids[3] not in states
     line = next(
@@ -158,3 +161,23 @@ def test_records_without_a_usable_id_or_version_are_named_in_the_report(demo, mo
     )
     assert line["outcome"] == "incomplete" and line["unusable_records"] == 2
     assert any("record 2 (id 12345" in p for p in line["problems"])
+
+
+def test_a_bill_staged_before_records_were_judged_is_judged_when_validated(demo):
+    from collections import Counter
+
+    from tests import factories
+
+    pipeline.refresh_master_data(["agr_0001"], endpoints(), "night-legacy")
+    good = factories.bill(id="bill_LEGACY_OK")
+    bad = factories.bill(id="bill_LEGACY_BAD", category_id=["cat_office"])
+    pipeline._stage("agr_0001", [good, bad], "night-before", Counter())  # as the old extract stored them
+
+    result = pipeline.validate(["agr_0001"], "night-legacy")
+
+    assert result["agr_0001"]["outcome"] == "ok"
+    assert result["agr_0001"]["reasons"] == {"roger_contract": 1}
+    states = staged_states("agr_0001")
+    assert states["bill_LEGACY_BAD"] == "quarantined" and states["bill_LEGACY_OK"] == "planned"
+    (held,) = [q for q in open_quarantine("agr_0001") if q.bill_id == "bill_LEGACY_BAD"]
+    assert held.rule == "roger_contract" and held.value == 'category_id=["cat_office"]'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -95,7 +96,7 @@ class RogerClient:
         if updated_before:
             params["updated_before"] = updated_before
         cap = max_pages or max_feed_pages()
-        followed: set[str] = set()
+        followed: set[bytes] = set()  # digests: a cursor is Roger's text, of any length
         cursor: str | None = None
         for number in itertools.count(1):
             page = self._page({**params, **({"cursor": cursor} if cursor else {})}, number)
@@ -103,7 +104,8 @@ class RogerClient:
             cursor = page["next_cursor"]
             if not cursor:
                 return
-            if cursor in followed:
+            digest = hashlib.sha256(cursor.encode()).digest()
+            if digest in followed:
                 raise FeedBroken(
                     f"Roger's bill feed for agreement {self.http.agreement} gave page {number} a "
                     f"next_cursor it had given before (a feed that loops); the walk was stopped"
@@ -113,7 +115,7 @@ class RogerClient:
                     f"Roger's bill feed for agreement {self.http.agreement} has more than {cap} "
                     f"pages (ROGER_ECONOMIC_ROGER_MAX_PAGES); the walk was stopped"
                 )
-            followed.add(cursor)
+            followed.add(digest)
 
     def _page(self, params: dict[str, Any], number: int) -> dict[str, Any]:
         """One page of the feed, parsed with exact decimals and judged against the page's own schema."""
@@ -132,7 +134,10 @@ class RogerClient:
         return body
 
     def bill(self, bill_id: str) -> dict[str, Any]:
-        return self.http.request("GET", f"/bills/{bill_id}").body
+        """One bill, newest version (JSON numbers as ``Decimal``, as in the feed)."""
+        return json.loads(
+            self.http.request("GET", f"/bills/{bill_id}", raw=True).body, parse_float=Decimal, parse_constant=Decimal
+        )
 
     def document(self, bill_id: str) -> bytes:
         return self.http.request("GET", f"/bills/{bill_id}/document", raw=True).body

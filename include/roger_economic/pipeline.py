@@ -143,6 +143,10 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
     def one(aid: str) -> tuple[str, dict[str, Any]]:
         try:
             return keep(aid, {"outcome": "ok", **work(aid)})
+        except RecordsUnusable as exc:  # the rest of its bills are staged: incomplete, not failed
+            log.error("agreement %s incomplete in %s: %s", aid, phase, exc)
+            return keep(aid, {"outcome": "incomplete", "message": str(exc), **exc.counts,
+                              "unusable": exc.named[: exc.MAX_NAMED]})
         except AgreementStopped as exc:
             log.error("agreement %s stopped in %s: %s", aid, phase, exc.reason)
             return keep(aid, {"outcome": "stopped", "message": exc.reason})
@@ -249,7 +253,7 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
                 continue
             counts["staged"] += 1
             writes[bill_id] = {"agreement_id": aid, "bill_id": bill_id, "version": version, "payload": bill,
-                               "updated_at": str(bill.get("updated_at")), "state": "new", "staged_at": now,
+                               "updated_at": str(bill.get("updated_at"))[:40], "state": "new", "staged_at": now,
                                "run_id": run_id}
         fresh = [row for bill_id, row in writes.items() if bill_id not in held]
         changed = [row for bill_id, row in writes.items() if bill_id in held]
@@ -258,6 +262,43 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
         if changed:  # one executemany by primary key
             sess.execute(update(staged_bill), changed)
     return dict(counts)
+
+
+def _stage_page(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> Counter:
+    """One page staged in its own transaction (again when an overlapping run wrote the same rows first)."""
+    return Counter(_again_on_race(lambda: _stage(aid, bills, run_id, Counter(counts)), f"agreement {aid}: staging"))
+
+
+class RecordsUnusable(IntegrationError):
+    """Roger records without a usable id or version: they cannot be held per bill, so they are named.
+
+    The agreement's other bills are staged; its extract outcome is ``incomplete`` (named in the run
+    report and its alert) and its watermark stays, so the records are read (and named) again until
+    Roger sends them whole.
+    """
+
+    MAX_NAMED = 10
+
+    def __init__(self, agreement: str, named: list[str], counts: dict[str, Any]) -> None:
+        self.named, self.counts = named, {**counts, "unusable_records": len(named)}
+        shown = ", ".join(named[: self.MAX_NAMED]) + (f" and {len(named) - self.MAX_NAMED} more"
+                                                      if len(named) > self.MAX_NAMED else "")
+        super().__init__(f"{len(named)} Roger record(s) without a usable id or version were not staged: {shown}")
+
+
+def _judge_page(aid: str, page: list[Any], before: int, unusable: list[str]) -> list[dict[str, Any]]:
+    """A page's records as they are staged (each judged against the Roger contract); the ones that
+    cannot be held per bill are named in ``unusable`` (by their place in the walk, from 1) instead."""
+    from roger_economic.roger import contract
+
+    keep = []
+    for offset, record in enumerate(page, start=before + 1):
+        if contract.usable(record):
+            keep.append(contract.judged(record))
+        else:
+            unusable.append(contract.named(record, offset))
+            log.warning("agreement %s: Roger %s has no usable id/version; not staged", aid, unusable[-1])
+    return keep
 
 
 def _advance_watermarks(agreement_ids: list[str], before: str) -> None:
@@ -298,15 +339,20 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
             log.info("agreement %s: catching up from %s, where its last complete extraction ended", aid, since)
         roger = RogerClient(endpoints.roger_base_url, settings[aid].roger_company_id,
                             endpoints.token(settings[aid].roger_token_ref), aid)
+        unusable: list[str] = []
         try:
             try:
-                bills = list(roger.bills(since, window.before))
+                for page in roger.bill_pages(since, window.before):  # staged page by page, never all held
+                    bills = _judge_page(aid, page, counts["seen"], unusable)
+                    counts["seen"] += len(page)
+                    counts = _stage_page(aid, bills, run_id, counts)
             except AuthError as exc:
                 raise AgreementStopped(aid, f"Roger token rejected: {exc}") from None
         finally:
             roger.close()
-        counts["seen"] = len(bills)
-        return _again_on_race(lambda: _stage(aid, bills, run_id, Counter(counts)), f"agreement {aid}: staging")
+        if unusable:
+            raise RecordsUnusable(aid, unusable, dict(counts))
+        return dict(counts)
 
     results = _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
     complete = [aid for aid, res in results.items() if res.get("outcome") == "ok"]
@@ -414,7 +460,9 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
         return results
     from roger_economic import ledger, quarantine, transform, validation
     from roger_economic.prepare import prepare
+    from roger_economic.roger.contract import ensure_judged
 
+    bills = [(aid, ensure_judged(payload)) for aid, payload in bills]  # staged before records were judged
     frame = prepare(bills, runnable) if bills else None
     docs = None
     if frame is not None and os.environ.get("ROGER_ECONOMIC_DATA_DOCS", "1") == "1":

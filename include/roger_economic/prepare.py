@@ -19,6 +19,7 @@ import pandas as pd
 from roger_economic import masterdata, payment_codes
 from roger_economic.context import AgreementContext, vendor_key
 from roger_economic.money import decimals, exchange_rate, parse_amount, vat_fits
+from roger_economic.roger import contract
 from roger_economic.texts import INVOICE_NUMBER_MAX
 
 WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
@@ -62,14 +63,26 @@ def _date(value: Any) -> date | None:
 
 
 def flatten(bills: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
-    """(agreement_id, Roger bill) pairs as a frame of raw columns, whatever shape the records have."""
+    """(agreement_id, Roger bill) pairs as a frame of raw columns, whatever shape the records have.
+
+    A bill judged to break the Roger contract (its breaks stored with it, see
+    :mod:`roger_economic.roger.contract`) is only its id, version and breaks: none of its values
+    reach a column that compares or hashes them (a list there crashed the whole group).
+    """
     rows = []
     for agreement_id, bill in bills:
-        row = {col: _dig(bill, path) for col, path in FIELDS.items()}
+        broken = bill.get(contract.KEY) or []
+        if broken:
+            row = dict.fromkeys(FIELDS) | {"bill_id": bill.get("id"), "version": bill.get("version")}
+        else:
+            row = {col: _dig(bill, path) for col, path in FIELDS.items()}
         row["agreement_id"] = agreement_id
-        row["has_payment"] = isinstance(bill.get("payment"), dict)
+        row["has_payment"] = not broken and isinstance(bill.get("payment"), dict)
+        row["chk_contract"] = contract.message(broken) if broken else OK
+        row["contract_value"] = contract.value(broken) if broken else None
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["agreement_id", *FIELDS, "has_payment"], dtype=object)
+    frame = pd.DataFrame(rows, columns=["agreement_id", *FIELDS, "has_payment", "chk_contract", "contract_value"],
+                         dtype=object)
     frame["row_key"] = [f"{a}|{b}|{i}" for i, (a, b) in enumerate(zip(frame.agreement_id, frame.bill_id, strict=True))]
     return frame
 
@@ -106,6 +119,8 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     frame = flatten(bills)
     frame["action"] = [action_of(s, d, t) for s, d, t in zip(frame.status, frame.deleted, frame.document_type,
                                                               strict=True)]
+    broken = frame.chk_contract.ne(OK)
+    frame.loc[broken, "action"] = "book"  # judged like a bill to book, so that it is quarantined, never skipped
     frame["invoice_number"] = frame.invoice_number.map(_text_or_none)
     frame["amount"] = frame.amount_raw.map(parse_amount)
     frame["vat_amount"] = frame.vat_raw.map(parse_amount)
@@ -129,7 +144,17 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     frame = _join_mappings(frame, contexts)
     resolved = [_resolve_row(row, contexts[row["agreement_id"]]) for row in records(frame)]
     extra = pd.DataFrame(resolved, index=frame.index, dtype=object)
-    return pd.concat([frame, extra], axis=1)
+    return _contract_only(pd.concat([frame, extra], axis=1))
+
+
+def _contract_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """A bill that breaks the Roger contract is judged by that alone: its other rules read ``n/a``
+    (they would only repeat, as "missing", what the contract break already says)."""
+    broken = frame.chk_contract.ne(OK)
+    if broken.any():
+        others = [c for c in frame.columns if c.startswith(("chk_", "w_")) and c != "chk_contract"]
+        frame.loc[broken, others] = NA
+    return frame
 
 
 def _join_mappings(frame: pd.DataFrame, contexts: dict[str, AgreementContext]) -> pd.DataFrame:

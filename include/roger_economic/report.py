@@ -48,6 +48,8 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
         extract, validate, load = (got.get(p) for p in ("extract", "validate", "load"))
         problems = [f"{r.phase}: {r.message}" for r in got.values() if r.outcome != "ok"]
         outcome = "ok"
+        if any(r.outcome == "incomplete" for r in got.values()):  # records that could not be staged
+            outcome = "incomplete"
         if any(r.outcome == "stopped" for r in got.values()):
             outcome = "stopped"
         if any(r.outcome == "failed" for r in got.values()):
@@ -60,6 +62,7 @@ def build(run_id: str, agreement_ids: list[str]) -> dict[str, Any]:
             "invoices": lc.get("invoices_booked", 0),
             "payments": lc.get("payments_booked", 0),
             "unchanged": extract.counts.get("unchanged", 0) if extract else 0,
+            "unusable_records": extract.counts.get("unusable_records", 0) if extract else 0,
             "already_booked": vc.get("already_booked", 0),
             "quarantined": open_q.get(aid, 0),
             "waiting": waiting.get(aid, 0),

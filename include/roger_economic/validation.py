@@ -31,6 +31,8 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("roger_contract", "stop", "invoice", "status", "chk_contract", "contract_value",
+         "the record keeps the Roger contract (openapi Bill schema)"),
     Rule("required_fields", "stop", "invoice", "status", "chk_required", "chk_required",
          "required fields present and well-formed"),
     Rule("amount_positive_2_decimals", "stop", "invoice", "status", "chk_amount", "amount_raw",

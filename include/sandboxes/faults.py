@@ -13,8 +13,14 @@ Kinds:
   ``delay`` sees a timeout).
 - ``reset``: close the connection before the request is processed.
 - ``lost_answer``: process and commit the request, then close the connection without answering.
-- ``malformed`` (Roger): one bill record in the page is broken (required field missing).
+- ``malformed`` (Roger): one bill record in the page is broken: its ``amount`` removed, or, with
+  ``bill_field`` (a dotted path such as ``payment.method_id``), that field set to ``value`` (any JSON) or to
+  ``raw``, JSON text put in verbatim (``"1e9"``: a JSON number where the contract says a string).
 - ``page_fail`` (Roger): a page after the first answers 500 (the walk fails midway).
+- ``repeat_cursor`` (Roger): a page asked for with a cursor answers that same cursor as its
+  ``next_cursor`` (a feed that loops on one page while the rule lasts).
+- ``endless`` (Roger): every page answers a fresh ``next_cursor``, also past the last bill (pages
+  after it are empty): a feed that never ends while the rule lasts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = frozenset({"status", "slow", "reset", "lost_answer", "malformed", "page_fail"})
+KINDS = frozenset({"status", "slow", "reset", "lost_answer", "malformed", "page_fail", "repeat_cursor", "endless"})
 
 
 @dataclass
@@ -39,6 +45,9 @@ class FaultRule:
     times: int = 1
     probability: float = 1.0
     delay: float = 0.0
+    bill_field: str = ""  # malformed: the dotted path of the field to break (none: amount is removed)
+    value: Any = None  # malformed: what that field becomes
+    raw: str = ""  # malformed: JSON text that field becomes, verbatim (wins over value)
     fired: int = field(default=0)
 
     @classmethod

@@ -311,3 +311,39 @@ def test_history_bills_fill_the_week_before_the_window_and_leave_the_window_alon
     assert all(night - timedelta(days=7) <= data.parse_time(b["updated_at"]) < night for b in history)
     assert window == plain  # the night's bills are the same with or without a history
     assert not {b["id"] for b in history} & {b["id"] for b in window}
+
+
+def test_malformed_can_set_a_field_to_any_json_or_to_raw_json_text(roger):
+    roger.control("POST", "faults", {"kind": "malformed", "scope": C1, "bill_field": "payment.method_id",
+                                     "value": ["pm_bank"]})
+    page = get(roger, f"/companies/{C1}/bills", limit=10).json()["data"]
+    assert [b["payment"]["method_id"] for b in page if isinstance((b["payment"] or {}).get("method_id"), list)] == [
+        ["pm_bank"]]
+    roger.control("POST", "faults", {"kind": "malformed", "scope": C1, "bill_field": "amount", "raw": "1e9"})
+    resp = get(roger, f"/companies/{C1}/bills", limit=10)
+    assert resp.status_code == 200 and b'"amount": 1e9' in resp.content
+    assert sum(b["amount"] == 1e9 for b in resp.json()["data"]) == 1
+
+
+def test_repeat_cursor_answers_the_cursor_asked_for(roger):
+    roger.control("POST", "faults", {"kind": "repeat_cursor", "scope": C1, "times": 2})
+    first = get(roger, f"/companies/{C1}/bills", limit=7).json()
+    cursor = first["next_cursor"]
+    assert first["next_cursor"] and get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()[
+        "next_cursor"] == cursor
+    assert get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()["next_cursor"] == cursor
+    assert get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()["next_cursor"] != cursor
+
+
+def test_endless_never_answers_a_last_page_while_armed(roger):
+    roger.control("POST", "faults", {"kind": "endless", "scope": C1, "times": -1})
+    cursors, seen, cursor = set(), [], None
+    for _ in range(BILLS // 20 + 5):  # past the last bill
+        body = get(roger, f"/companies/{C1}/bills", limit=20, **({"cursor": cursor} if cursor else {})).json()
+        seen += [b["id"] for b in body["data"]]
+        cursor = body["next_cursor"]
+        assert cursor and cursor not in cursors
+        cursors.add(cursor)
+    assert len(seen) == BILLS == len(set(seen))
+    roger.control("DELETE", "faults")
+    assert get(roger, f"/companies/{C1}/bills", limit=20, cursor=cursor).json()["next_cursor"] is None

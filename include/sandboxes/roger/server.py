@@ -14,9 +14,11 @@ API (all ``GET``, under ``/v1``, ``Authorization: Bearer <world.roger_token(i, p
 
 Faults (``POST /_control/faults``, see ``sandboxes.faults``): ``status`` (429 with
 ``Retry-After``), ``slow``, ``reset`` and ``lost_answer`` are acted out by the base handler;
-``malformed`` (one bill of the next non-empty page loses ``amount``) and ``page_fail`` (the
-next page requested *with a cursor* answers 500 ``internal_error``) are acted out here, in the
-bills listing, so the base never consumes them.
+``malformed`` (one bill of the next non-empty page loses ``amount``, or gets ``bill_field`` set to
+``value`` or to the JSON text ``raw``), ``page_fail`` (the next page requested *with a cursor*
+answers 500 ``internal_error``), ``repeat_cursor`` (a page requested with a cursor answers that
+cursor again as ``next_cursor``) and ``endless`` (every page answers a fresh ``next_cursor``, past
+the last bill too) are acted out here, in the bills listing, so the base never consumes them.
 
 Control endpoints (JSON in, JSON out; ``company_id`` is ``"cmp_0001"`` or the index ``1``):
 
@@ -65,7 +67,7 @@ from sandboxes import world
 from sandboxes.httpbase import JsonHandler, Reply
 from sandboxes.roger import data
 
-ROUTE_KINDS = frozenset({"malformed", "page_fail"})
+ROUTE_KINDS = frozenset({"malformed", "page_fail", "repeat_cursor", "endless"})
 
 _PROBLEM_FIELDS = {
     "category_null": {"category_id"},
@@ -400,17 +402,45 @@ class RogerHandler(JsonHandler):
                 raise bad(str(exc)) from None
         page, more = state.page(i, window["updated_since"], window["updated_before"], statuses or None,
                                 after, limit)
-        kinds = set()
+        kinds = {"endless"}
         if page:
             kinds.add("malformed")
         if cursor is not None:
-            kinds.add("page_fail")
-        fault = self.server.faults.take(cid, "GET", path, kinds=frozenset(kinds)) if kinds else None
+            kinds |= {"page_fail", "repeat_cursor"}
+        fault = self.server.faults.take(cid, "GET", path, kinds=frozenset(kinds))
+        next_cursor = encode_cursor(page[-1]) if more else None
         if fault is not None and fault.kind == "page_fail":
             raise _error(500, "internal_error", "injected page failure", state)
+        if fault is not None and fault.kind == "repeat_cursor":
+            next_cursor = cursor
+        if fault is not None and fault.kind == "endless":  # a cursor just after the last bill served (or asked for)
+            ts, bid = (page[-1]["updated_at"], page[-1]["id"]) if page else (
+                (data.format_time(after[0]), after[1]) if after else (state.end, ""))
+            next_cursor = encode_cursor({"updated_at": ts, "id": f"{bid.split('~')[0]}~{fault.fired}"})
         if fault is not None and fault.kind == "malformed":
-            page[len(page) // 2].pop("amount", None)
-        return 200, {"data": page, "next_cursor": encode_cursor(page[-1]) if more else None}, {}
+            return self._malformed(page, next_cursor, fault)
+        return 200, {"data": page, "next_cursor": next_cursor}, {}
+
+    @staticmethod
+    def _malformed(page: list[dict[str, Any]], next_cursor: str | None, fault: Any) -> tuple[int, Any, dict]:
+        """The page with one record (the middle one) broken as the rule says (see ``sandboxes.faults``)."""
+        record = page[len(page) // 2]
+        if not fault.bill_field:
+            record.pop("amount", None)
+            return 200, {"data": page, "next_cursor": next_cursor}, {}
+        *parents, name = fault.bill_field.split(".")
+        node = record
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        if not fault.raw:
+            node[name] = fault.value
+            return 200, {"data": page, "next_cursor": next_cursor}, {}
+        mark = "\u0000raw-fault\u0000"
+        node[name] = mark
+        text = json.dumps({"data": page, "next_cursor": next_cursor}).replace(json.dumps(mark), fault.raw, 1)
+        return 200, text.encode(), {"Content-Type": "application/json"}
 
     # ---- control
     def _company_arg(self, value: Any) -> int:

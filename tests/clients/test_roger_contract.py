@@ -1,0 +1,41 @@
+"""The Roger client's judge of the contract: the package's copy is the shared contract, and a sandbox that keeps
+the contract is judged clean by it (the two read the same openapi.yaml independently)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from roger_economic.roger import contract
+from roger_economic.roger.client import RogerClient
+from roger_economic_airflow import local
+from sandboxes import world
+
+SHARED = Path("/work/shared/roger-api/openapi.yaml")
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the shared folder is not beside the project")
+def test_the_packaged_contract_is_the_shared_one():
+    assert contract.CONTRACT.read_bytes() == SHARED.read_bytes()
+
+
+def test_the_sandboxs_bills_keep_the_contract_and_numbers_stay_decimal():
+    roger, economic = local.start_sandboxes(agreements=1, bills=40, prefix="ctr-")
+    try:
+        client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", world.roger_token(1, "ctr-"), "agr_0001")
+        bills = list(client.bills(None, None, limit=9))
+        problems = roger.control("GET", "problems?company_id=cmp_0001")
+    finally:
+        roger.stop()
+        economic.stop()
+    assert len(bills) == 40
+    for bill in bills:
+        paths = [b["path"] for b in contract.breaks(bill)]
+        assert paths == (["amount"] if problems.get(bill["id"]) == "amount_3_decimals" else []), bill["id"]
+    assert contract.validator() is contract.validator()  # compiled once per process
+    number = {**bills[0], "amount": Decimal("1E+9")}
+    assert contract.breaks(number) == [
+        {"path": "amount", "value": "1000000000", "problem": "is a JSON number, the contract says string"}
+    ]

@@ -20,4 +20,4 @@ def test_migrating_twice_changes_nothing(project_db):
 
     migrate(project_db)
     with engine(project_db).connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003_setup_audit"

@@ -41,13 +41,20 @@ def _fill_search_text() -> None:
     from roger_economic.db.models import bill_search_text
 
     bind = op.get_bind()
-    bills = sa.table("staged_bills", sa.column("agreement_id"), sa.column("bill_id"), sa.column("payload", sa.JSON()),
-                     sa.column("search_text"))
+    bills = sa.table(
+        "staged_bills",
+        sa.column("agreement_id"),
+        sa.column("bill_id"),
+        sa.column("payload", sa.JSON()),
+        sa.column("search_text"),
+    )
     rows = bind.execute(sa.select(bills.c.agreement_id, bills.c.bill_id, bills.c.payload)).all()
     update = sa.update(bills).where(bills.c.agreement_id == sa.bindparam("aid"), bills.c.bill_id == sa.bindparam("bid"))
     for start in range(0, len(rows), 1000):
-        chunk = [{"aid": aid, "bid": bid, "search_text": bill_search_text(payload)}
-                 for aid, bid, payload in rows[start:start + 1000]]
+        chunk = [
+            {"aid": aid, "bid": bid, "search_text": bill_search_text(payload)}
+            for aid, bid, payload in rows[start : start + 1000]
+        ]
         bind.execute(update.values(search_text=sa.bindparam("search_text")), chunk)
 
 

@@ -140,9 +140,19 @@ def seed(url: str, extra_agreements: int = 0) -> None:
                                       counts={"invoices_booked": 2, "payments_booked": i % 2}, finished_at=at))
 
 
+def _version(aid: str = AID) -> str:
+    """The setup version the page puts in its hidden field (read from the test's project DB)."""
+    from roger_economic.db import models, session
+    from roger_economic_ui.queries import setup_version
+
+    with session() as sess:
+        return setup_version(sess.get(models.Agreement, aid))
+
+
 def _setup_form(**changes: Any) -> dict[str, str]:
-    """The setup form as the page submits it for AID, plus changes."""
+    """The setup form as the page submits it for AID (with the current version), plus changes."""
     form = {
+        "version": _version(),
         "invoice_journal": "2", "payment_journal": "3", "default_account": "", "supplier_policy": "create",
         "supplier_group": "1", "payment_terms": "1", "default_supplier": "", "closed_period_policy": "quarantine",
         "cat_account__cat_office": "2750", "cat_account__cat_software": "2760", "cat_vat__cat_software": "I25",
@@ -219,9 +229,11 @@ def test_overview_lists_agreements_with_counts_and_chart(admin, seeded):
 def test_overview_pages_through_many_agreements(admin, project_db):
     seed(project_db, extra_agreements=520)
     first = admin.get(PREFIX + "/").text
-    assert "page 1 of 11 (522 in all)" in first and "Bulk Client 0049" in first and "Bulk Client 0050" not in first
+    assert "page 1 of 11 (522 in all)" in first and "Bulk Client 0047" in first and "Bulk Client 0048" not in first
+    # needing attention first: the failed agreement, then the one with a quarantined bill, then the never-run ones
+    assert first.index("Jensen") < first.index("Hansen") < first.index("Bulk Client 0000")
     last = admin.get(PREFIX + "/", params={"page": 11}).text
-    assert "Jensen" in last and "page 11 of 11" in last
+    assert "Bulk Client 0519" in last and "page 11 of 11" in last and "Jensen" not in last
     narrowed = admin.get(PREFIX + "/", params={"q": "Bulk Client 051", "outcome": "never"}).text
     assert "(10 in all)" in narrowed
 
@@ -254,7 +266,8 @@ def test_saving_a_mapping_stores_it_and_the_bill_log_offers_resync(admin, seeded
     assert log.status_code == 200
     html = log.text
     assert "bill_Q1" in html and "category_mapped" in html and "category cat_marketing is not mapped" in html
-    assert f'action="{PREFIX}/agreements/{AID}/bills/bill_Q1/resync"' in html.replace("\n", "")
+    assert f'action="{PREFIX}/agreements/{AID}/bills/resync"' in html.replace("\n", "")
+    assert 'name="bill_id" value="bill_Q1"' in html
     assert "Re-sync all" in html and "10042" in html  # the booked bill's voucher
 
     resync = admin.post(f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync")
@@ -326,8 +339,12 @@ def test_trigger_uses_airflows_trigger_with_the_agreement_conf(monkeypatch):
 
 
 def test_bulk_resync_of_quarantined_bills(admin, seeded):
-    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined")
-    assert res.status_code == 303
+    ask = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined", data={"state": "quarantined"})
+    assert ask.status_code == 200 and "Re-sync 1 quarantined bill(s)" in ask.text  # asks first, changes nothing
+    assert _bill_states(seeded)["bill_Q1"] == "quarantined"
+    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
+                     data={"confirm": "yes", "expected": "1", "state": "quarantined"})
+    assert res.status_code == 303 and "state=quarantined" in res.headers["location"]
     assert "1 quarantined bill(s)" in admin.get(res.headers["location"]).text
     assert _bill_states(seeded) == {"bill_Q1": "new", "bill_B1": "booked"}
     assert admin.get(f"{PREFIX}/agreements/unknown").status_code == 404

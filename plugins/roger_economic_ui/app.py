@@ -92,8 +92,9 @@ td.num,th.num{text-align:right}
 form.inline{display:inline}
 .filters{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
 input,select,button{font:inherit;padding:3px 6px;max-width:100%}
-.scroll{overflow-x:auto;max-width:100%}.scroll table{min-width:640px}
-.reason{color:#8a1c1c;font-size:12px}.explain{color:#52606d;font-size:12px;max-width:220px}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{min-width:640px}.scroll td,.scroll th{overflow-wrap:normal}
+.badge,td.num{white-space:nowrap}.scroll td:first-child{min-width:170px}
+.reason{color:#8a1c1c;font-size:12px}.explain{color:#52606d;font-size:12px;min-width:150px;max-width:220px}
 .chart-dates{display:flex;justify-content:space-between;font-size:12px;color:#52606d}
 button{cursor:pointer;border:1px solid #017cee;background:#017cee;color:#fff;border-radius:4px;padding:4px 12px}
 button.secondary,a.button{border:1px solid #9aa5b1;background:#fff;color:#1f2933;border-radius:4px;padding:4px 12px;

@@ -11,6 +11,13 @@ The posting ledger is left untouched on purpose: an entry that is already
 booked keeps its ledger row, and the same bill version is never booked twice
 (the ledger answers "already booked"); a booked entry whose setup was wrong
 must be corrected in e-conomic by hand.
+
+SAVE never loses a stored value: what the form cannot offer (an account barred
+since, a journal gone from the master data) is kept (:func:`parse_with_kept`)
+and named on the page; a form opened before someone else's save is refused
+(:func:`save_setup` compares the agreement's ``updated_at``). Every save,
+re-sync and refresh is written to ``setup_audit`` (:func:`record`) in the same
+unit of work as the change itself.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
             counts["staged"] += 1
             writes[bill_id] = {"agreement_id": aid, "bill_id": bill_id, "version": version, "payload": bill,
                                "updated_at": str(bill.get("updated_at"))[:40], "state": "new", "staged_at": now,
-                               "run_id": run_id}
+                               "run_id": run_id, "search_text": models.bill_search_text(bill)}
         fresh = [row for bill_id, row in writes.items() if bill_id not in held]
         changed = [row for bill_id, row in writes.items() if bill_id in held]
         if fresh:  # one multi-row INSERT

@@ -16,10 +16,14 @@ any other anonymous request gets 401. Forms rely on the cookie being
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -27,12 +31,13 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roger_economic import masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
-from roger_economic.db import session
+from roger_economic.db import models, session
 from roger_economic.pipeline import DATA_DOCS
 from roger_economic_ui import queries
 
@@ -66,8 +71,9 @@ def trigger_master_data_refresh(agreement_id: str, user: BaseUser) -> str:
 # ------------------------------------------------------------------------------------------------ templates
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;background:#f7f8fa}
-header{background:#017cee;color:#fff;padding:10px 20px;display:flex;gap:18px;align-items:baseline}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;background:#f7f8fa;
+overflow-wrap:anywhere}
+header{background:#017cee;color:#fff;padding:10px 20px;display:flex;flex-wrap:wrap;gap:6px 18px;align-items:baseline}
 header a{color:#fff;text-decoration:none;font-weight:600}header .sub{opacity:.85}
 main{padding:16px 20px;max-width:1400px}
 h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:20px 0 8px}
@@ -84,16 +90,22 @@ td.num,th.num{text-align:right}
 .errors{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fde0e0;color:#8a1c1c}
 .warnbox{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fff1c2}
 form.inline{display:inline}
-.filters{display:flex;gap:8px;align-items:center;margin:8px 0}
-input,select,button{font:inherit;padding:3px 6px}
+.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
+input,select,button{font:inherit;padding:3px 6px;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{min-width:640px}.scroll td,.scroll th{overflow-wrap:normal}
+.badge,td.num{white-space:nowrap}.scroll td:first-child{min-width:170px}
+.reason{color:#8a1c1c;font-size:12px}.explain{color:#52606d;font-size:12px;min-width:150px;max-width:220px}
+.chart-dates{display:flex;justify-content:space-between;font-size:12px;color:#52606d}
 button{cursor:pointer;border:1px solid #017cee;background:#017cee;color:#fff;border-radius:4px;padding:4px 12px}
 button.secondary,a.button{border:1px solid #9aa5b1;background:#fff;color:#1f2933;border-radius:4px;padding:4px 12px;
 text-decoration:none}
 .muted{color:#7b8794;font-size:12px}.small{font-size:12px}
 ul.plain{margin:0;padding-left:16px}
 .pager{margin:10px 0;display:flex;gap:10px;align-items:center}
-.grid{display:grid;grid-template-columns:220px 1fr;gap:6px 12px;align-items:center;max-width:900px}
+.grid{display:grid;grid-template-columns:220px minmax(0,1fr);gap:6px 12px;align-items:center;max-width:900px}
 .chart{background:#fff;border:1px solid #e4e7eb;padding:8px;margin-bottom:12px}
+@media (max-width:640px){main{padding:10px}header{padding:8px 10px}.grid{grid-template-columns:minmax(0,1fr)}
+.grid label{font-weight:600;margin-top:6px}}
 """
 
 LAYOUT = """<!doctype html>
@@ -117,31 +129,38 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 {% block body %}
 <h1>Agreements</h1>
 <div class="chart"><strong>Last {{ runs | length }} bills runs</strong>
-<span class="muted">— bills booked <span class="badge booked">■</span> and quarantined
-<span class="badge quarantined">■</span> per run, all agreements, oldest left</span>
-{% if runs %}{{ chart | safe }}{% else %}<p class="muted">No bills run has reported yet.</p>{% endif %}</div>
+<span class="muted">— per run, all agreements, oldest left: <span class="badge booked">■</span> entries booked
+(supplier invoices + payments posted to e-conomic), <span class="badge quarantined">■</span> bills quarantined,
+<span class="badge failed">●</span> a phase that did not end ok</span>
+{% if runs %}{{ chart | safe }}<div class="chart-dates"><span>{{ runs[0].finished_at | dt }}</span>
+<span>{{ runs[-1].finished_at | dt }}</span></div>{% else %}<p class="muted">No bills run has reported yet.</p>
+{% endif %}</div>
 <form class="filters" method="get" action="{{ base }}/">
 <input type="search" name="q" value="{{ q }}" placeholder="name, id or agreement number" size="30">
 <select name="outcome"><option value="">all outcomes</option>
 {% for o in outcomes %}<option value="{{ o }}"{% if o == outcome %} selected{% endif %}>{{ o }}</option>{% endfor %}
 </select><button type="submit">Filter</button>{% if q or outcome %}<a href="{{ base }}/">clear</a>{% endif %}</form>
-<table><thead><tr><th>Agreement</th><th>Last run</th><th>Outcome</th>
-<th class="num" title="entries posted to e-conomic (ledger)">Booked</th>
-<th class="num" title="bills with an open stop-rule quarantine">Quarantined</th>
-<th class="num" title="entries e-conomic rejected, or that wait for an accountant">Failed</th>
+<p class="muted">Agreements that need attention come first, with the reason.</p>
+<div class="scroll"><table><thead><tr><th>Agreement</th><th>Last run</th><th>Outcome</th>
+<th class="num" title="entries posted to e-conomic (ledger)">Entries booked</th>
+<th class="num" title="bills with an open stop-rule quarantine">Bills quarantined</th>
+<th class="num" title="entries e-conomic rejected, or that wait for an accountant">Entries failed</th>
 <th class="num">Mapping gaps</th><th>Scanning add-on</th><th>API</th><th></th></tr></thead><tbody>
-{% for r in rows %}<tr>
+{% for r in rows %}<tr class="{{ 'attention' if r.attention else 'fine' }}">
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}">{{ r.name }}</a><div class="muted">{{ r.id }}
-{% if not r.active %} · inactive{% endif %}</div></td>
+{% if not r.active %} · inactive{% endif %}</div>{% if r.attention %}<div class="reason">Needs attention:
+{{ r.attention | join("; ") }}</div>{% endif %}</td>
 <td>{% if r.last_run_id %}{{ r.last_run_at | dt }}<div class="muted">{{ r.last_run_id }}</div>
-{% if r.data_docs %}<a href="{{ base }}/data-docs/{{ r.data_docs }}">validation (Data Docs)</a>{% endif %}
-{% else %}<span class="muted">never</span>{% endif %}</td>
+{% else %}<span class="muted">never</span>{% endif %}
+{% if r.data_docs %}<div><a href="{{ base }}/data-docs/{{ r.data_docs }}">validation of {{ r.data_docs_at | dt }}
+(Data Docs)</a></div>{% endif %}</td>
 <td><span class="badge {{ r.last_outcome }}" title="{{ r.last_message or '' }}">{{ r.last_outcome }}</span></td>
 <td class="num">{{ r.booked }}</td>
 <td class="num">{% if r.quarantined %}<a href="{{ base }}/agreements/{{ r.id | urlencode }}/bills?state=quarantined">
 {{ r.quarantined }}</a>{% else %}0{% endif %}</td>
 <td class="num">{{ r.failed }}</td>
-<td class="num">{% if r.gaps %}<a href="{{ base }}/agreements/{{ r.id | urlencode }}#gaps">{{ r.gaps }}</a>
+<td class="num">{% if not r.has_master_data %}<span class="muted">no master data yet</span>
+{% elif r.gaps %}<a href="{{ base }}/agreements/{{ r.id | urlencode }}#gaps">{{ r.gaps }}</a>
 {% else %}0{% endif %}</td>
 <td>{{ r.scanning_addon | yesno }}</td>
 <td>{% if r.api_access is none %}<span class="muted">unknown</span>{% elif r.api_access %}
@@ -149,17 +168,27 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 </span>{% endif %}</td>
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}/bills">bill log</a></td></tr>
 {% else %}<tr><td colspan="10" class="muted">No agreement matches.</td></tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 {{ pager(page, pages, total, page_url) }}
 {% endblock %}"""
 
 SETUP = """{% extends "layout.html" %}
+{% macro keep_option(name, selected) %}{% set k = kept.get(name) %}{% if k %}
+<option value="{{ keep }}"{% if selected in (k.value, keep) %} selected{% endif %}>keep {{ k.value }}
+({{ k.reason }})</option>{% endif %}{% endmacro %}
 {% macro account_select(name, selected, allow_none=True) %}
-<select name="{{ name }}">{% if allow_none %}<option value="">— not mapped —</option>{% endif %}
+<select name="{{ name }}">{{ keep_option(name, selected) }}{% if allow_none %}<option value=""
+{% if kept.get(name) and selected == "" %} selected{% endif %}>— not mapped —</option>{% endif %}
 {% for a in accounts %}<option value="{{ a.accountNumber }}"{% if a.accountNumber | string == selected %} selected
 {% endif %}>{{ a.accountNumber }} {{ a.name }}{% if a.vatAccount %} ({{ a.vatAccount.vatCode }}){% endif %}</option>
 {% endfor %}</select>{% if issue(selected) %}<span class="badge failed">was {{ selected }}: {{ issue(selected) }}
 </span>{% endif %}
+{% endmacro %}
+{% macro journal_select(name, selected) %}
+<select name="{{ name }}">{{ keep_option(name, selected) }}<option value="">— choose —</option>
+{% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == selected %}
+ selected{% endif %}>{{ j.journalNumber }} {{ j.name }}{% if j.settings and j.settings.entryTypeRestrictedTo %}
+ ({{ j.settings.entryTypeRestrictedTo }} only){% endif %}</option>{% endfor %}</select>
 {% endmacro %}
 {% block body %}
 <h1>Setup of {{ agreement.name }}</h1>
@@ -167,29 +196,32 @@ SETUP = """{% extends "layout.html" %}
 {% endfor %}</ul></div>{% endif %}
 {% if not has_master_data %}<div class="warnbox">No master data stored for this agreement yet:
 refresh it before mapping.</div>{% endif %}
+{% if kept %}<div class="warnbox" id="kept"><strong>Stored values this form cannot offer</strong> (e-conomic no
+longer allows them, or they are missing from its master data). SAVE keeps them as they are:<ul class="plain">
+{% for k in kept.values() %}<li>kept: {{ k.text }}: fix or remove it explicitly</li>{% endfor %}</ul>
+<span class="small">Choose another value (or “— not mapped —”) in its field to change or remove it.</span></div>
+{% endif %}
 <p class="muted">Master data from {{ master_data_at | dt }}{% if master_data_error %} ·
 <span class="badge failed">{{ master_data_error }}</span>{% endif %}</p>
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh" class="inline">
 <button type="submit" class="secondary">Refresh master data</button></form>
 <span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>
 
-<h2 id="gaps">Mapping gaps ({{ gaps | length }})</h2>
-{% if gaps %}<table><thead><tr><th>Kind</th><th>Item</th><th>Problem</th><th>Stops</th></tr></thead><tbody>
+<h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
+{% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
+be checked.</p>
+{% elif gaps %}<div class="scroll"><table><thead><tr><th>Kind</th><th>Item</th><th>Problem</th><th>Stops</th></tr>
+</thead><tbody>
 {% for g in gaps %}<tr><td>{{ g.kind }}</td><td>{{ g.item }}</td><td>{{ g.message }}</td>
 <td><span class="badge {{ 'failed' if g.stops == 'agreement' else 'stopped' }}">{{ g.stops }}</span></td></tr>
-{% endfor %}</tbody></table>{% else %}<p class="muted">None: every category and payment method can be booked.</p>
+{% endfor %}</tbody></table></div>{% else %}<p class="muted">None: every category and payment method can be booked.</p>
 {% endif %}
 
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">
+<input type="hidden" name="version" value="{{ version }}">
 <h2>Journals and policies</h2><div class="grid">
-<label>Supplier invoice journal</label><select name="invoice_journal"><option value="">— choose —</option>
-{% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == sel.invoice_journal %}
- selected{% endif %}>{{ j.journalNumber }} {{ j.name }}{% if j.settings and j.settings.entryTypeRestrictedTo %}
- ({{ j.settings.entryTypeRestrictedTo }} only){% endif %}</option>{% endfor %}</select>
-<label>Supplier payment journal</label><select name="payment_journal"><option value="">— choose —</option>
-{% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == sel.payment_journal %}
- selected{% endif %}>{{ j.journalNumber }} {{ j.name }}{% if j.settings and j.settings.entryTypeRestrictedTo %}
- ({{ j.settings.entryTypeRestrictedTo }} only){% endif %}</option>{% endfor %}</select>
+<label>Supplier invoice journal</label>{{ journal_select("invoice_journal", sel.invoice_journal) }}
+<label>Supplier payment journal</label>{{ journal_select("payment_journal", sel.payment_journal) }}
 <label>Default account</label><div>{{ account_select("default_account", sel.default_account) }}
 <span class="muted">for categories without a mapping</span></div>
 <label>Supplier policy</label><select name="supplier_policy">{% for p in supplier_policies %}
@@ -198,7 +230,8 @@ refresh it before mapping.</div>{% endif %}
 <input name="supplier_group" value="{{ sel.supplier_group }}" size="5" inputmode="numeric">
 <input name="payment_terms" value="{{ sel.payment_terms }}" size="5" inputmode="numeric">
 <span class="muted">needed by policy "create"</span></div>
-<label>Default supplier</label><div><select name="default_supplier"><option value="">— none —</option>
+<label>Default supplier</label><div><select name="default_supplier">{{ keep_option("default_supplier",
+sel.default_supplier) }}<option value="">— none —</option>
 {% for s in suppliers %}<option value="{{ s.supplierNumber }}"{% if s.supplierNumber | string == sel.default_supplier %}
  selected{% endif %}>{{ s.supplierNumber }} {{ s.name }}</option>{% endfor %}</select>
 <span class="muted">needed by policy "default"</span></div>
@@ -209,49 +242,62 @@ refresh it before mapping.</div>{% endif %}
 </div>
 
 <h2>Roger payment methods → account</h2>
-<table><thead><tr><th>Payment method</th><th>Account</th></tr></thead><tbody>
+<div class="scroll"><table><thead><tr><th>Payment method</th><th>Account</th></tr></thead><tbody>
 {% for m in methods %}<tr><td>{{ m.name }}
 <span class="muted">{{ m.id }}{% if m.kind %} · {{ m.kind }}{% endif %}</span></td>
 <td>{{ account_select("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}</td></tr>
 {% else %}<tr><td colspan="2" class="muted">No payment methods in Roger's master data.</td></tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 
 <h2>Roger categories → account and VAT code</h2>
-<table><thead><tr><th>Category</th><th>Account</th><th>VAT code</th></tr></thead><tbody>
-{% for c in categories %}<tr><td>{{ c.name }} <span class="muted">{{ c.id }}</span></td>
+<div class="scroll"><table><thead><tr><th>Category</th><th>Account</th><th>VAT code</th></tr></thead><tbody>
+{% for c in categories %}{% set vat_name = "cat_vat__" ~ c.id %}<tr><td>{{ c.name }}
+<span class="muted">{{ c.id }}</span></td>
 <td>{{ account_select("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}</td>
-<td><select name="cat_vat__{{ c.id }}"><option value="">— account's own —</option>
-{% for v in vat_codes %}<option value="{{ v.vatCode }}"{% if v.vatCode == sel.get("cat_vat__" ~ c.id, "") %} selected
+<td><select name="{{ vat_name }}">{{ keep_option(vat_name, sel.get(vat_name, "")) }}<option value="">— account's
+ own —</option>
+{% for v in vat_codes %}<option value="{{ v.vatCode }}"{% if v.vatCode == sel.get(vat_name, "") %} selected
 {% endif %}>{{ v.vatCode }} {{ v.name }}</option>{% endfor %}</select></td></tr>
 {% else %}<tr><td colspan="3" class="muted">No categories in Roger's master data.</td></tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 <p><button type="submit" name="action" value="save">Save</button>
 <a class="button" href="{{ base }}/">Cancel</a> <span class="muted">Cancel discards the changes on this page.</span></p>
 </form>
+
+<h2 id="history">History ({{ audit | length }}{% if audit | length >= audit_limit %}, the latest{% endif %})</h2>
+{% if audit %}<div class="scroll"><table><thead><tr><th>When</th><th>Who</th><th>What</th><th>Before → after</th></tr>
+</thead><tbody>{% for a in audit %}<tr class="audit-{{ a.action }}"><td>{{ a.at | dt }}</td><td>{{ a.actor }}</td>
+<td>{{ action_text(a) }}</td><td>{% set changes = change_lines(a) %}{% if changes %}<ul class="plain">
+{% for c in changes %}<li>{{ c }}</li>{% endfor %}</ul>{% else %}<span class="muted">{{ a.note or '—' }}</span>
+{% endif %}</td></tr>{% endfor %}</tbody></table></div>
+{% else %}<p class="muted">Nothing changed on this page yet.</p>{% endif %}
 {% endblock %}"""
 
 BILLS = """{% extends "layout.html" %}{% from "pager.html" import pager %}
+{% macro keep_filter() %}<input type="hidden" name="state" value="{{ state }}"><input type="hidden" name="q"
+ value="{{ q }}"><input type="hidden" name="page" value="{{ page }}">{% endmacro %}
 {% block body %}
 <h1>Bill log of {{ agreement.name }}</h1>
-<p class="muted">Re-sync sets a bill's staged state back to <em>new</em>, so the next bills run judges it again
-(for example after a mapping was fixed). The posting ledger is not touched: an entry that is already booked keeps
-its ledger row and is never booked twice; correct a wrong booked entry in e-conomic.</p>
+<p class="muted">Re-sync sets a quarantined bill's staged state back to <em>new</em>, so the next bills run judges it
+again (for example after a mapping was fixed). The posting ledger is not touched: an entry that is already booked
+keeps its ledger row and is never booked twice; correct a wrong booked entry in e-conomic.</p>
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined"
- class="inline"><button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>Re-sync all
- quarantined ({{ states.get('quarantined', 0) }})</button></form>
+ class="inline">{{ keep_filter() }}<button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>
+Re-sync all quarantined ({{ states.get('quarantined', 0) }})…</button></form>
 <form class="filters" method="get" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills">
-<input type="search" name="q" value="{{ q }}" placeholder="bill id" size="24">
+<input type="search" name="q" value="{{ q }}" placeholder="vendor, invoice no., amount or bill id" size="30">
 <select name="state"><option value="">all states</option>{% for s in all_states %}
 <option value="{{ s }}"{% if s == state %} selected{% endif %}>{{ s }} ({{ states.get(s, 0) }})</option>{% endfor %}
-</select><button type="submit">Filter</button></form>
-<table><thead><tr><th>Bill</th><th>Vendor / invoice</th><th class="num">Amount</th><th>State</th>
-<th>Postings (kind · status · journal · year · voucher)</th><th>Open quarantine</th><th>Review</th><th></th></tr>
-</thead><tbody>
+</select><button type="submit">Filter</button>{% if q or state %}
+<a href="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills">clear</a>{% endif %}</form>
+<div class="scroll"><table><thead><tr><th>Bill</th><th>Vendor / invoice</th><th class="num">Amount</th><th>State</th>
+<th>Postings (kind · status · journal · year · voucher)</th><th>Open quarantine</th><th>Review</th>
+<th>Issued · due · paid</th><th></th></tr></thead><tbody>
 {% for b in rows %}<tr id="bill-{{ b.bill_id }}">
 <td>{{ b.bill_id }}<div class="muted">v{{ b.version }} · {{ b.status or '' }} · {{ b.category or '' }}</div></td>
 <td>{{ b.vendor or '' }}<div class="muted">{{ b.invoice_number or '' }}</div></td>
-<td class="num">{{ b.amount or '' }} {{ b.currency or '' }}</td>
-<td><span class="badge {{ b.state }}">{{ b.state }}</span></td>
+<td class="num">{{ b.amount | amount }} {{ b.currency or '' }}</td>
+<td><span class="badge {{ b.state }}">{{ b.state }}</span><div class="explain">{{ explain.get(b.state, '') }}</div></td>
 <td>{% if b.postings %}<ul class="plain">{% for p in b.postings %}<li>{{ p.entry_kind }} ·
 <span class="badge {{ p.status }}">{{ p.status }}</span> · journal {{ p.journal_number }} · {{ p.accounting_year }}
 · {{ p.voucher_number if p.voucher_number is not none else '—' }}{% if p.attachment not in ('none', '') %}
@@ -263,26 +309,70 @@ its ledger row and is never booked twice; correct a wrong booked entry in e-cono
 {% endfor %}</ul>{% else %}<span class="muted">none</span>{% endif %}</td>
 <td>{% if b.reviews %}<ul class="plain">{% for r in b.reviews %}<li>{{ r.entry_kind }} v{{ r.bill_version }}:
 {{ r.message }}</li>{% endfor %}</ul>{% else %}<span class="muted">none</span>{% endif %}</td>
-<td>{% if b.state != 'new' %}<form method="post" class="inline"
- action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/{{ b.bill_id | urlencode }}/resync">
+<td class="dates">issued {{ b.issue_date | day }}<div>due {{ b.due_date | day }}</div>
+<div>paid {{ b.paid_date | day }}</div></td>
+<td>{% if b.state in resync_states %}<form method="post" class="inline"
+ action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync">
+<input type="hidden" name="bill_id" value="{{ b.bill_id }}">{{ keep_filter() }}
 <button type="submit" class="secondary" title="set back to new: the next run re-judges it">Re-sync</button></form>
-{% else %}<span class="muted">queued</span>{% endif %}</td></tr>
-{% else %}<tr><td colspan="8" class="muted">No bills.</td></tr>{% endfor %}
-</tbody></table>
+{% elif b.state == 'new' %}<span class="muted">queued</span>{% endif %}</td></tr>
+{% else %}<tr><td colspan="9" class="muted">No bills{% if q or state %} match{% endif %}.</td></tr>{% endfor %}
+</tbody></table></div>
 {{ pager(page, pages, total, page_url) }}
+{% endblock %}"""
+
+CONFIRM = """{% extends "layout.html" %}{% block body %}
+<h1>Re-sync {{ count }} quarantined bill(s) of {{ agreement.name }}?</h1>
+{% if note %}<div class="warnbox">{{ note }}</div>{% endif %}
+<p>They are set back to <em>new</em>: the next bills run judges each of them again. The posting ledger is not
+touched, so nothing is booked twice.</p>
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined"
+ class="inline"><input type="hidden" name="confirm" value="yes"><input type="hidden" name="expected"
+ value="{{ count }}"><input type="hidden" name="state" value="{{ state }}"><input type="hidden" name="q"
+ value="{{ q }}"><input type="hidden" name="page" value="{{ page }}">
+<button type="submit">Yes, re-sync {{ count }} bill(s)</button></form>
+<a class="button" href="{{ back }}">Cancel</a>
 {% endblock %}"""
 
 ERROR = """{% extends "layout.html" %}{% block body %}<h1>{{ code }}</h1><p>{{ detail }}</p>
 <p><a href="{{ base }}/">Back to the overview</a></p>{% endblock %}"""
 
 
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+
 def _dt(value: Any) -> str:
+    """A moment as a Danish accountant reads it: Copenhagen time, with the zone (CET/CEST)."""
     if value is None:
         return "—"
-    try:
-        return value.strftime("%Y-%m-%d %H:%M")
-    except AttributeError:
+    if not isinstance(value, datetime):
         return str(value)
+    if value.tzinfo is None:  # SQLite returns what was stored in UTC without its zone
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(COPENHAGEN).strftime("%d-%m-%Y %H:%M %Z")
+
+
+def _day(value: Any) -> str:
+    """A calendar date from Roger (``2026-10-05``) as dd-mm-yyyy; anything else as it is."""
+    if not value:
+        return "—"
+    try:
+        return date.fromisoformat(str(value)).strftime("%d-%m-%Y")
+    except ValueError:
+        return str(value)
+
+
+def _amount(value: Any) -> str:
+    """An amount the Danish way: 1.234,56 (a value that is not a number is shown as it is)."""
+    if value in (None, ""):
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    return f"{number:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def _yesno(value: Any) -> str:
@@ -291,11 +381,13 @@ def _yesno(value: Any) -> str:
 
 templates = Environment(
     loader=DictLoader({"layout.html": LAYOUT, "pager.html": PAGER, "overview.html": OVERVIEW, "setup.html": SETUP,
-                       "bills.html": BILLS, "error.html": ERROR}),
+                       "bills.html": BILLS, "confirm.html": CONFIRM, "error.html": ERROR}),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 templates.filters["dt"] = _dt
 templates.filters["yesno"] = _yesno
+templates.filters["day"] = _day
+templates.filters["amount"] = _amount
 
 
 def _base(request: Request) -> str:
@@ -312,23 +404,25 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 
 
 def bar_chart(runs: list[dict[str, Any]], width: int = 900, height: int = 170) -> str:
-    """Inline SVG: two bars per run (booked, quarantined); every number is escaped by being an int."""
+    """Inline SVG: two bars per run (entries booked, bills quarantined) over dates; numbers are ints, text escaped."""
     from html import escape
 
-    left, bottom, top = 36, 18, 8
+    left, bottom, top = 36, 30, 8
     peak = max([1, *(max(r["booked"], r["quarantined"]) for r in runs)])
     slot = (width - left) / max(len(runs), 1)
     bar = max(2.0, slot * 0.38)
     plot = height - bottom - top
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="bills booked and quarantined per run"'
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img"'
+             f' aria-label="entries booked and bills quarantined per bills run, by date"'
              f' width="100%" viewBox="0 0 {width} {height}" preserveAspectRatio="none" class="runs-chart">',
              f'<line x1="{left}" y1="{top + plot}" x2="{width}" y2="{top + plot}" stroke="#9aa5b1"/>',
              f'<text x="{left - 4}" y="{top + 10}" font-size="11" text-anchor="end">{peak}</text>',
              f'<text x="{left - 4}" y="{top + plot}" font-size="11" text-anchor="end">0</text>']
     for i, run in enumerate(runs):
         x = left + i * slot + slot * 0.1
-        label = escape(f"{run['run_id']} ({_dt(run['finished_at'])}): {run['booked']} booked, "
-                       f"{run['quarantined']} quarantined" + (f", {run['failed']} failed" if run["failed"] else ""))
+        label = escape(f"{run['run_id']} ({_dt(run['finished_at'])}): {run['booked']} entries booked, "
+                       f"{run['quarantined']} bills quarantined"
+                       + (f", {run['failed']} phase(s) not ok" if run["failed"] else ""))
         for offset, value, colour, kind in ((0, run["booked"], "#2f9e44", "booked"),
                                             (bar, run["quarantined"], "#e0a800", "quarantined")):
             h = round(plot * value / peak, 1)
@@ -337,6 +431,9 @@ def bar_chart(runs: list[dict[str, Any]], width: int = 900, height: int = 170) -
         if run["failed"]:
             parts.append(f'<circle cx="{x + bar:.1f}" cy="{top + plot + 8}" r="3" fill="#c92a2a">'
                          f'<title>{label}</title></circle>')
+        if i % max(1, len(runs) // 6) == 0 or i == len(runs) - 1:  # a date under every sixth run or so
+            parts.append(f'<text class="date" x="{x + bar:.1f}" y="{height - 4}" font-size="11" text-anchor="middle">'
+                         f'{escape(_dt(run["finished_at"])[:5])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -350,8 +447,18 @@ def _page_url(request: Request, path: str, **params: Any) -> Callable[[int], str
     return url
 
 
-def _redirect(request: Request, path: str, msg: str) -> RedirectResponse:
-    return RedirectResponse(f"{_base(request)}{path}?{urlencode({'msg': msg})}", status_code=303)
+def _redirect(request: Request, path: str, msg: str, **params: Any) -> RedirectResponse:
+    """Back to a page (with the filter it was shown with: ``params``) and a message."""
+    kept = {k: v for k, v in params.items() if v}
+    return RedirectResponse(f"{_base(request)}{path}?{urlencode({**kept, 'msg': msg})}", status_code=303)
+
+
+def _bill_filter(form: Any) -> dict[str, str]:
+    """The bill log's filter as a form carried it (so an action returns to the same view)."""
+    state = str(form.get("state") or "")
+    page = str(form.get("page") or "")
+    return {"state": state if state in queries.BILL_STATES else "", "q": str(form.get("q") or "")[:200],
+            "page": page if page.isdigit() else ""}
 
 
 # ------------------------------------------------------------------------------------------------ app
@@ -406,8 +513,39 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
     return sel
 
 
+AUDIT_LIMIT = 50
+SETUP_KEYS = ("invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group",
+              "payment_terms", "default_supplier", "closed_period_policy", "book_without_attachment")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value[:10]) + (f" … ({len(value)} in all)" if len(value) > 10 else "")
+    return str(value)
+
+
+def _change_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [f"{key}: {_shown(before.get(key))} → {_shown(after.get(key))}"
+            for key in sorted(before.keys() | after.keys())]
+
+
+def _action_text(row: Any) -> str:
+    if row.action == "save_setup":
+        return "saved the setup"
+    if row.action == "resync_bill":
+        return f"re-synced bill {row.target}"
+    if row.action == "resync_quarantined":
+        return f"re-synced all quarantined bills ({row.target})"
+    if row.action == "refresh":
+        return f"started a master-data refresh: {MASTER_DATA_DAG} run {row.target or '?'}"
+    return row.action
+
+
 def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: dict[str, Any],
-                  errors: list[str] | None = None, status_code: int = 200) -> HTMLResponse:
+                  errors: list[str] | None = None, status_code: int = 200, version: str | None = None,
+                  audit: list[Any] | None = None) -> HTMLResponse:
     accounts = {a["accountNumber"]: a for a in setup.snapshots.get("accounts") or [] if "accountNumber" in a}
 
     def issue(value: Any) -> str | None:
@@ -425,33 +563,92 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
         master_data_error=status.master_data_error if status else None, gaps=queries.current_gaps(setup),
         journals=setup.journals, accounts=setup.accounts, vat_codes=setup.vat_codes, suppliers=setup.suppliers,
         categories=setup.roger_categories, methods=setup.roger_methods, sel=defaultdict(str, sel), issue=issue,
-        supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG)
+        supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG,
+        kept=queries.unshowable(setup), keep=queries.KEEP,
+        version=queries.setup_version(setup.agreement) if version is None else version,
+        audit=audit or [], audit_limit=AUDIT_LIMIT, action_text=_action_text,
+        change_lines=lambda row: _change_lines(row.before or {}, row.after or {}))
+
+
+def _load_page(agreement_id: str) -> tuple[queries.Setup, list[Any]]:
+    with session() as sess:
+        setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+        return setup, queries.audit_log(sess, agreement_id, AUDIT_LIMIT)
 
 
 @app.get("/agreements/{agreement_id}", response_class=HTMLResponse, dependencies=[CanRead])
 def setup_page(request: Request, agreement_id: str, user: GetUserDep) -> HTMLResponse:
-    with session() as sess:
-        setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
-    return _render_setup(request, user, setup, _setup_selection(setup))
+    setup, audit = _load_page(agreement_id)
+    return _render_setup(request, user, setup, _setup_selection(setup), audit=audit)
 
 
-def _save_setup(agreement_id: str, form: dict[str, str]) -> tuple[queries.Setup, queries.SetupForm, list[Any]]:
+def _your_changes(current: dict[str, Any], form: dict[str, str]) -> list[str]:
+    """What a refused form would have changed against the setup as it is now (so it can be redone)."""
+    now = {k: ("1" if v else "") if k == "book_without_attachment" else str(v) for k, v in current.items()}
+    mine = {k: v for k, v in form.items() if k in SETUP_KEYS or k.startswith(("cat_account__", "cat_vat__",
+                                                                              "pm_account__"))}
+    mine["book_without_attachment"] = "1" if form.get("book_without_attachment") in ("1", "on", "true") else ""
+    return [f"{key.replace('__', ' ')}: {now.get(key) or '—'} → {value or '—'}" for key, value in sorted(mine.items())
+            if value != queries.KEEP and value != now.get(key, "")]
+
+
+def _conflict_errors(conflict: queries.SetupChanged, setup: queries.Setup, form: dict[str, str]) -> list[str]:
+    errors = ["Someone saved this setup after you opened the page, so nothing of yours was saved (it would have "
+              "overwritten their change). The form now shows the current setup: make your changes again."]
+    for change in conflict.changes:
+        lines = _change_lines(change["before"], change["after"]) or ["no changes"]
+        errors.append(f"Changed by {change['actor']} at {_dt(change['at'])}: " + "; ".join(lines))
+    if not conflict.changes:
+        errors.append("It was changed outside this page (for example by loading the agreements file), or the form "
+                      "did not say which version it was made from.")
+    mine = _your_changes(_setup_selection(setup), form)
+    if mine:
+        errors.append("Your changes, not saved: " + "; ".join(mine))
+    return errors
+
+
+def _save_setup(agreement_id: str, form: dict[str, str], actor: str) -> dict[str, Any]:
+    """Check the form's version, parse (keeping what the form could not show), store and audit."""
     with session() as sess:
         setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
-        parsed = queries.parse_setup_form(setup, form)
-        gaps = [] if parsed.errors else queries.save_setup(sess, setup, parsed)
-    return setup, parsed, gaps
+        version = form.get("version") or ""
+        if version != queries.setup_version(setup.agreement):  # stale (or no) version: refuse before parsing
+            since = None
+            with contextlib.suppress(ValueError):
+                since = datetime.fromisoformat(version) if version else None
+            conflict = queries.SetupChanged(queries.changes_since(sess, agreement_id, since) if since else [],
+                                            queries.setup_version(setup.agreement))
+            return {"setup": setup, "conflict": conflict}
+        parsed, kept = queries.parse_with_kept(setup, form)
+        if parsed.errors:
+            return {"setup": setup, "parsed": parsed, "kept": kept}
+        try:
+            gaps = queries.save_setup(sess, setup, parsed, actor=actor, version=version)
+        except queries.SetupChanged as conflict:  # another save won the race after the check above
+            return {"setup": setup, "conflict": conflict}
+        return {"setup": setup, "parsed": parsed, "kept": kept, "gaps": gaps}
 
 
 @app.post("/agreements/{agreement_id}", response_class=HTMLResponse, dependencies=[CanEdit])
 async def save_setup(request: Request, agreement_id: str, user: GetUserDep) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    setup, parsed, gaps = await run_in_threadpool(_save_setup, agreement_id, form)
+    done = await run_in_threadpool(_save_setup, agreement_id, form, user.get_name())
+    if "conflict" in done:
+        setup, audit = await run_in_threadpool(_load_page, agreement_id)
+        errors = _conflict_errors(done["conflict"], setup, form)
+        return _render_setup(request, user, setup, _setup_selection(setup), errors, status_code=409, audit=audit)
+    parsed, kept = done["parsed"], done["kept"]
     if parsed.errors:
+        _, audit = await run_in_threadpool(_load_page, agreement_id)
         sel = dict(form)
         sel["book_without_attachment"] = parsed.values.get("book_without_attachment", False)
-        return _render_setup(request, user, setup, sel, parsed.errors, status_code=400)
-    msg = "Saved." + (f" {len(gaps)} mapping gap(s) remain." if gaps else " No mapping gaps.")
+        return _render_setup(request, user, done["setup"], sel, parsed.errors, status_code=400,
+                             version=form.get("version", ""), audit=audit)
+    gaps = done["gaps"]
+    msg = "Saved."
+    if kept:
+        msg += " " + " ".join(f"Kept: {k.text}: fix or remove it explicitly." for k in kept)
+    msg += f" {len(gaps)} mapping gap(s) remain." if gaps else " No mapping gaps."
     return _redirect(request, f"/agreements/{agreement_id}", msg)
 
 
@@ -466,9 +663,19 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
     try:
         run_id = await run_in_threadpool(trigger_master_data_refresh, agreement_id, user)
     except Exception as exc:  # DAG not parsed yet, run id clash, …: tell the user, keep the page
-        msg = f"Could not start {MASTER_DATA_DAG}: {exc}"
+        msg, target, note = f"Could not start {MASTER_DATA_DAG}: {exc}", None, f"could not start: {exc}"
     else:
-        msg = f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it has finished."
+        msg, target, note = (f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it "
+                             f"has finished."), run_id, None
+
+    def audit() -> None:
+        with session() as sess:
+            status = sess.get(models.AgreementStatus, agreement_id)
+            queries.record(sess, agreement_id, user.get_name(), "refresh", target=target, note=note,
+                           before={"master data from": _dt(status.master_data_at if status else None)},
+                           after={"refresh run": target} if target else {})
+
+    await run_in_threadpool(audit)
     return _redirect(request, f"/agreements/{agreement_id}", msg)
 
 
@@ -493,23 +700,67 @@ def bills_page(request: Request, agreement_id: str, user: GetUserDep, state: str
     return render(request, "bills.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
                   agreement_name=setup.agreement.name, rows=rows, total=total, page=max(1, page), pages=pages,
                   states=states, state=state, q=q, all_states=queries.BILL_STATES,
+                  explain=queries.STATE_EXPLAINED, resync_states=queries.RESYNC_STATES,
                   page_url=_page_url(request, f"/agreements/{agreement_id}/bills", state=state, q=q))
 
 
-@app.post("/agreements/{agreement_id}/bills/resync-quarantined", dependencies=[CanEdit])
-def resync_quarantined(request: Request, agreement_id: str) -> Response:
+@app.post("/agreements/{agreement_id}/bills/resync-quarantined", response_class=HTMLResponse,
+          dependencies=[CanEdit])
+async def resync_quarantined(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """Asks first (a page with the number of bills), then re-syncs them all when confirmed."""
+    form = await request.form()
+    back = _bill_filter(form)
+    confirmed = form.get("confirm") == "yes"
+    expected = str(form.get("expected") or "")
+
+    def work() -> tuple[queries.Setup, int, bool]:
+        with session() as sess:
+            setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+            waiting = sess.scalar(select(func.count()).select_from(models.StagedBill).where(
+                models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined")) or 0
+            if not confirmed or not waiting or (expected and expected != str(waiting)):
+                return setup, waiting, False
+            return setup, queries.resync_quarantined(sess, agreement_id, actor=user.get_name()), True
+
+    setup, count, done = await run_in_threadpool(work)
+    path = f"/agreements/{agreement_id}/bills"
+    if done:
+        return _redirect(request, path, f"{count} quarantined bill(s) set back to new: the next bills run re-judges "
+                                        f"them.", **back)
+    if not count:
+        return _redirect(request, path, "No bill is quarantined: nothing to re-sync.", **back)
+    note = (f"The number of quarantined bills changed to {count} since you asked: confirm again."
+            if confirmed else "")
+    return render(request, "confirm.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
+                  agreement_name=setup.agreement.name, count=count, note=note, back=_page_url(
+                      request, path, state=back["state"], q=back["q"])(int(back["page"] or 1)), **back)
+
+
+def _resync_one(request: Request, agreement_id: str, bill_id: str, user: BaseUser, back: dict[str, str]) -> Response:
     with session() as sess:
         _agreement_or_404(queries.load_setup(sess, agreement_id))
-        count = queries.resync_quarantined(sess, agreement_id)
-    return _redirect(request, f"/agreements/{agreement_id}/bills",
-                     f"{count} quarantined bill(s) set back to new: the next bills run re-judges them.")
+        before = queries.resync_bill(sess, agreement_id, bill_id, actor=user.get_name())
+    if before is None:
+        raise HTTPException(404, "No such bill")
+    path = f"/agreements/{agreement_id}/bills"
+    if before not in queries.RESYNC_STATES:
+        return _redirect(request, path, f"Bill {bill_id} is {before}: re-sync would change nothing for it "
+                                        f"(only quarantined bills are re-synced).", **back)
+    return _redirect(request, path, f"Bill {bill_id} set back to new: the next bills run re-judges it "
+                                    f"(its ledger rows stay).", **back)
 
 
-@app.post("/agreements/{agreement_id}/bills/{bill_id}/resync", dependencies=[CanEdit])
-def resync_bill(request: Request, agreement_id: str, bill_id: str) -> Response:
-    with session() as sess:
-        if not queries.resync_bill(sess, agreement_id, bill_id):
-            raise HTTPException(404, "No such bill")
-    return _redirect(request, f"/agreements/{agreement_id}/bills",
-                     f"Bill {bill_id} set back to new: the next bills run re-judges it (its ledger rows stay).")
+@app.post("/agreements/{agreement_id}/bills/resync", dependencies=[CanEdit])
+async def resync_bill_form(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """Re-sync one bill; its id comes in the form body (a Roger id may hold ``/``, which a path cannot)."""
+    form = await request.form()
+    bill_id = str(form.get("bill_id") or "")
+    if not bill_id:
+        raise HTTPException(400, "No bill given")
+    return await run_in_threadpool(_resync_one, request, agreement_id, bill_id, user, _bill_filter(form))
 
+
+@app.post("/agreements/{agreement_id}/bills/{bill_id:path}/resync", dependencies=[CanEdit])
+def resync_bill(request: Request, agreement_id: str, bill_id: str, user: GetUserDep) -> Response:
+    """The older address (an id in the path): kept for links and scripts that use it."""
+    return _resync_one(request, agreement_id, bill_id, user, {})

@@ -11,22 +11,31 @@ The posting ledger is left untouched on purpose: an entry that is already
 booked keeps its ledger row, and the same bill version is never booked twice
 (the ledger answers "already booked"); a booked entry whose setup was wrong
 must be corrected in e-conomic by hand.
+
+SAVE never loses a stored value: what the form cannot offer (an account barred
+since, a journal gone from the master data) is kept (:func:`parse_with_kept`)
+and named on the page; a form opened before someone else's save is refused
+(:func:`save_setup` compares the agreement's ``updated_at``). Every save,
+re-sync and refresh is written to ``setup_audit`` (:func:`record`) in the same
+unit of work as the change itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roger_economic import masterdata
 from roger_economic.config import check_setup, save_mappings
 from roger_economic.db import models
+from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
 
-OUTCOMES = ("ok", "failed", "stopped", "never")
+OUTCOMES = ("ok", "incomplete", "failed", "stopped", "never")
 BILL_STATES = ("new", "waiting", "waiting_attachment", "quarantined", "planned", "booked", "withdrawn", "review",
                "ignored")
 BILLS_PHASES = ("validate", "load")
@@ -35,6 +44,20 @@ SETUP_LABELS = {
     "supplier_policy": "Supplier policy", "closed_period_policy": "Closed-period policy",
     "supplier_group": "Supplier group", "payment_terms": "Payment terms", "default_supplier": "Default supplier",
     "book_without_attachment": "Book without attachment",
+}
+# the states in which "re-sync" changes something: the next run would not judge the bill again on its own
+# (a waiting, planned, booked or withdrawn bill is re-judged, posted or left alone whatever its state says)
+RESYNC_STATES = ("quarantined",)
+STATE_EXPLAINED = {
+    "new": "staged from Roger, not judged yet: the next bills run judges it",
+    "waiting": "not ready to book in Roger yet (being analysed, awaiting approval or pending)",
+    "waiting_attachment": "waits for its document before it is booked",
+    "quarantined": "held back by the rule shown: fix the cause, then re-sync it",
+    "planned": "its entries are planned: the next bills run posts them to e-conomic",
+    "booked": "posted to e-conomic: the vouchers are listed",
+    "withdrawn": "deleted or a duplicate in Roger: nothing of it is booked (any earlier entry was withdrawn)",
+    "review": "a booked entry changed in Roger: correct it in e-conomic by hand",
+    "ignored": "not something to book",
 }
 
 
@@ -46,9 +69,43 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _attention_rank() -> Any:
+    """0 = broken (last run failed or stopped, no API access), 1 = held back (quarantine, rejected or review
+    entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
+    A, S, Q, P = models.Agreement, models.AgreementStatus, models.Quarantine, models.Posting
+    quarantined = exists().where(Q.agreement_id == A.id, Q.released_at.is_(None), Q.severity == "stop")
+    failed = exists().where(P.agreement_id == A.id, P.status.in_(("rejected", "review")))
+    gaps = func.coalesce(func.json_array_length(S.mapping_gaps), 0) > 0
+    return case(
+        (or_(S.last_outcome.in_(("failed", "stopped")), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
+        (or_(quarantined, failed, gaps), 1),
+        (or_(S.agreement_id.is_(None), S.last_outcome.is_(None)), 2),
+        else_=3)
+
+
+def attention(row: dict[str, Any]) -> list[str]:
+    """Why an agreement needs attention, in the words the overview shows next to it (empty: it does not)."""
+    reasons = []
+    if row["last_outcome"] in ("failed", "stopped"):
+        reasons.append(f"last run {row['last_outcome']}" + (f": {row['last_message']}" if row["last_message"] else ""))
+    if row["api_access"] is False or row["master_data_error"]:
+        reasons.append("no access to e-conomic" + (f": {row['master_data_error']}" if row["master_data_error"] else ""))
+    if row["quarantined"]:
+        reasons.append(f"{row['quarantined']} bill(s) quarantined")
+    if row["failed"]:
+        reasons.append(f"{row['failed']} entr(y/ies) rejected by e-conomic or waiting for review")
+    if not row["has_master_data"]:
+        reasons.append("no master data yet: refresh it")
+    elif row["gaps"]:
+        reasons.append(f"{row['gaps']} mapping gap(s)")
+    if row["last_outcome"] == "never":
+        reasons.append("never run")
+    return reasons
+
+
 def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
              per_page: int = 50) -> tuple[list[dict[str, Any]], int]:
-    """One row per agreement (filtered, paged) and the number of matching agreements."""
+    """One row per agreement (filtered, paged; needing attention first) and the number of matching agreements."""
     A, S = models.Agreement, models.AgreementStatus
     query = select(A, S).outerjoin(S, S.agreement_id == A.id)
     if search:
@@ -61,13 +118,16 @@ def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
         query = query.where(S.last_outcome == outcome)
     total = sess.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, page)
-    rows = sess.execute(query.order_by(A.name, A.id).offset((page - 1) * per_page).limit(per_page)).all()
+    rows = sess.execute(query.order_by(_attention_rank(), A.name, A.id).offset((page - 1) * per_page)
+                        .limit(per_page)).all()
     ids = [a.id for a, _s in rows]
     booked, failed, quarantined = _posting_counts(sess, ids), _failed_counts(sess, ids), _open_quarantine(sess, ids)
-    docs = _data_docs(sess, [(a.id, s.last_run_id) for a, s in rows if s is not None and s.last_run_id])
+    docs = _data_docs(sess, ids)
+    with_master_data = set(sess.scalars(select(models.MasterData.agreement_id).where(
+        models.MasterData.agreement_id.in_(ids)).distinct())) if ids else set()
     out = []
     for agreement, status in rows:
-        out.append({
+        row = {
             "id": agreement.id,
             "name": agreement.name,
             "active": agreement.active,
@@ -80,25 +140,36 @@ def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
             "quarantined": quarantined.get(agreement.id, 0),
             "failed": failed.get(agreement.id, 0),
             "gaps": len((status.mapping_gaps if status else None) or []),
+            "has_master_data": agreement.id in with_master_data,
             "scanning_addon": status.scanning_addon if status else None,
             "api_access": status.api_access if status else None,
             "master_data_error": status.master_data_error if status else None,
             "master_data_at": status.master_data_at if status else None,
-            "data_docs": docs.get(agreement.id),
-        })
+            "data_docs": docs.get(agreement.id, (None, None))[0],
+            "data_docs_at": docs.get(agreement.id, (None, None))[1],
+        }
+        row["attention"] = attention(row)
+        out.append(row)
     return out, total
 
 
-def _data_docs(sess: Session, last_runs: list[tuple[str, str]]) -> dict[str, str]:
-    """The Great Expectations Data Docs page of each agreement's last validation (relative path)."""
-    if not last_runs:
+def _data_docs(sess: Session, ids: list[str]) -> dict[str, tuple[str, datetime]]:
+    """The Data Docs page of each agreement's last validation that actually ran, and when it finished.
+
+    Not the last run's: a quiet night (nothing new, the validation skipped) writes a report without a
+    page, and the link must still lead to the last real validation.
+    """
+    if not ids:
         return {}
     R = models.RunReport
-    rows = sess.execute(select(R.agreement_id, R.run_id, R.counts).where(
-        R.agreement_id.in_([a for a, _ in last_runs]), R.run_id.in_({r for _, r in last_runs}), R.phase == "validate"))
-    wanted = dict(last_runs)
-    return {aid: counts["data_docs"] for aid, run_id, counts in rows
-            if wanted.get(aid) == run_id and (counts or {}).get("data_docs")}
+    page = R.counts["data_docs"].as_string()
+    latest = (select(R.agreement_id, func.max(R.finished_at).label("at"))
+              .where(R.agreement_id.in_(ids), R.phase == "validate", page.is_not(None), page != "")
+              .group_by(R.agreement_id).subquery())
+    rows = sess.execute(select(R.agreement_id, R.counts, R.finished_at).join(
+        latest, and_(R.agreement_id == latest.c.agreement_id, R.finished_at == latest.c.at)).where(
+        R.phase == "validate", page.is_not(None)))
+    return {aid: ((counts or {})["data_docs"], at) for aid, counts, at in rows if (counts or {}).get("data_docs")}
 
 
 def _posting_counts(sess: Session, ids: list[str]) -> dict[str, int]:
@@ -302,22 +373,233 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
     return SetupForm(values, categories, methods, errors)
 
 
-def save_setup(sess: Session, setup: Setup, parsed: SetupForm) -> list[dict[str, Any]]:
-    """Store a validated setup (agreement columns + mapping tables); returns the mapping gaps left."""
+KEEP = "__keep__"  # the form's option "keep the stored value it cannot offer"
+
+
+@dataclass
+class Kept:
+    """A stored value the form cannot offer as a choice (barred account, journal gone from master data, …)."""
+
+    key: str  # the form field
+    value: str  # the stored value, as the form would submit it
+    text: str  # "category Marketing (cat_marketing) → account 1234 (barred in e-conomic)"
+    reason: str  # "barred in e-conomic"
+
+
+def _account_reason(accounts: dict[int, dict[str, Any]], number: int) -> str:
+    problem = masterdata.account_problem(accounts, number)
+    if problem == "unknown":
+        return "not in e-conomic's chart of accounts"
+    return f"{problem} in e-conomic"
+
+
+def unshowable(setup: Setup) -> dict[str, Kept]:
+    """Form field → the stored value it cannot show, for every such field of the setup.
+
+    The form offers only what can be booked to now; a value stored earlier that no longer qualifies
+    would otherwise be submitted as "not mapped" and deleted by a SAVE nobody meant to make.
+    """
+    snaps = setup.snapshots
+    accounts = {a["accountNumber"]: a for a in snaps.get("accounts") or [] if "accountNumber" in a}
+    bookable = {a["accountNumber"] for a in setup.accounts}
+    journals = {j.get("journalNumber") for j in setup.journals}
+    vat_codes = {v.get("vatCode") for v in setup.vat_codes}
+    suppliers = {s.get("supplierNumber") for s in setup.suppliers}
+    names = {c["id"]: c.get("name") or c["id"] for c in setup.roger_categories}
+    methods = {m["id"]: m.get("name") or m["id"] for m in setup.roger_methods}
+    out: dict[str, Kept] = {}
+
+    def keep(key: str, value: Any, text: str) -> None:
+        out[key] = Kept(key, str(value), text, text[text.rindex("(") + 1:-1])
+
+    a = setup.agreement
+    for key, label in (("invoice_journal", "supplier invoice journal"),
+                       ("payment_journal", "supplier payment journal")):
+        number = getattr(a, key)
+        if number is not None and number not in journals:
+            keep(key, number, f"{label} {number} (not in e-conomic's master data)")
+    if a.default_account is not None and a.default_account not in bookable:
+        keep("default_account", a.default_account,
+             f"default account {a.default_account} ({_account_reason(accounts, a.default_account)})")
+    if a.default_supplier is not None and a.default_supplier not in suppliers:
+        keep("default_supplier", a.default_supplier, f"default supplier {a.default_supplier} (not in e-conomic)")
+    for cid, (account, vat) in setup.categories.items():
+        label = f"category {names.get(cid, cid)} ({cid})"
+        if account not in bookable:
+            keep(f"cat_account__{cid}", account, f"{label} → account {account} ({_account_reason(accounts, account)})")
+        if vat and vat not in vat_codes:
+            keep(f"cat_vat__{cid}", vat, f"{label} → VAT code {vat} (unknown to e-conomic)")
+    for mid, account in setup.methods.items():
+        if account not in bookable:
+            keep(f"pm_account__{mid}", account, f"payment method {methods.get(mid, mid)} ({mid}) → account {account} "
+                                                f"({_account_reason(accounts, account)})")
+    return out
+
+
+def parse_with_kept(setup: Setup, form: dict[str, str]) -> tuple[SetupForm, list[Kept]]:
+    """:func:`parse_setup_form`, except that a stored value the form could not offer is kept as it is.
+
+    A field that submits :data:`KEEP` (the form's default for such a value) or nothing at all keeps
+    its stored value, which is not validated again: this SAVE does not change it. The page says what
+    was kept; choosing another value (or "not mapped") changes or removes it explicitly. A category
+    whose account is kept cannot get a new VAT code in the same SAVE (and the other way round).
+    """
+    unshown = unshowable(setup)
+    kept = [k for key, k in unshown.items() if form.get(key) in (None, KEEP)]
+    if not kept or not setup.snapshots:
+        return parse_setup_form(setup, {k: v for k, v in form.items() if v != KEEP}), kept
+    kept_keys = {k.key for k in kept}
+    form = dict(form)
+    errors: list[str] = []
+    skip_categories: set[str] = set()
+    for cid, (account, vat) in setup.categories.items():
+        acc_key, vat_key = f"cat_account__{cid}", f"cat_vat__{cid}"
+        if acc_key not in kept_keys and vat_key not in kept_keys:
+            continue
+        account_same = acc_key in kept_keys or form.get(acc_key) == str(account)
+        vat_same = vat_key in kept_keys or (form.get(vat_key) or "") == (vat or "")
+        if account_same and vat_same:
+            skip_categories.add(cid)
+        else:
+            held = unshown[acc_key if acc_key in kept_keys else vat_key]
+            errors.append(f"{held.text} is kept: change both its account and its VAT code (or unmap it) "
+                          f"to change it")
+    skip_methods = {mid for mid in setup.methods if f"pm_account__{mid}" in kept_keys}
+    snaps = {kind: list(payload) if isinstance(payload, list) else payload
+             for kind, payload in setup.snapshots.items()}
+    a = setup.agreement
+    for key in ("invoice_journal", "payment_journal"):
+        if key in kept_keys:  # validated as it was when stored: this SAVE leaves it as it is
+            snaps.setdefault("journals", []).append({"journalNumber": getattr(a, key), "name": "(kept)"})
+            form[key] = str(getattr(a, key))
+    if "default_account" in kept_keys:
+        snaps["accounts"] = [x for x in snaps.get("accounts") or [] if x.get("accountNumber") != a.default_account]
+        snaps["accounts"].append({"accountNumber": a.default_account, "name": "(kept)",
+                                  "accountType": sorted(BOOKABLE_ACCOUNT_TYPES)[0]})
+        form["default_account"] = str(a.default_account)
+    if "default_supplier" in kept_keys:
+        snaps.setdefault("suppliers", []).append({"supplierNumber": a.default_supplier, "name": "(kept)"})
+        form["default_supplier"] = str(a.default_supplier)
+    view = dataclasses.replace(
+        setup, snapshots=snaps,
+        roger_categories=[c for c in setup.roger_categories if c["id"] not in skip_categories],
+        roger_methods=[m for m in setup.roger_methods if m["id"] not in skip_methods])
+    parsed = parse_setup_form(view, {k: v for k, v in form.items() if v != KEEP})
+    parsed.categories.update({cid: setup.categories[cid] for cid in skip_categories})
+    parsed.methods.update({mid: setup.methods[mid] for mid in skip_methods})
+    parsed.errors.extend(errors)
+    if parsed.errors and skip_categories and any(e.startswith("Map at least one category") for e in parsed.errors):
+        parsed.errors = [e for e in parsed.errors if not e.startswith("Map at least one category")]
+    return parsed, kept
+
+
+class SetupChanged(Exception):
+    """The setup was saved by someone else after this form was opened: nothing was stored."""
+
+    def __init__(self, changes: list[dict[str, Any]], current: str) -> None:
+        super().__init__("the setup changed since the form was opened")
+        self.changes = changes  # audit rows of the saves in between (newest first)
+        self.current = current  # the version the setup is at now
+
+
+def setup_version(agreement: models.Agreement) -> str:
+    """The version a form carries (the agreement's ``updated_at``, exactly as the database returns it)."""
+    return agreement.updated_at.isoformat() if agreement.updated_at is not None else ""
+
+
+def describe(values: dict[str, Any], categories: dict[str, tuple[int, str | None]],
+             methods: dict[str, int]) -> dict[str, Any]:
+    """A setup as flat "what → value" pairs, so two setups can be compared field by field."""
+    out: dict[str, Any] = {key: values.get(key) for key in SETUP_FIELDS}
+    for cid, (account, vat) in categories.items():
+        out[f"category {cid}"] = f"{account}" + (f" / {vat}" if vat else "")
+    for mid, account in methods.items():
+        out[f"payment method {mid}"] = str(account)
+    return out
+
+
+SETUP_FIELDS = ("invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group",
+                "payment_terms", "default_supplier", "closed_period_policy", "book_without_attachment")
+
+
+def stored_description(setup: Setup) -> dict[str, Any]:
+    return describe({key: getattr(setup.agreement, key) for key in SETUP_FIELDS}, setup.categories, setup.methods)
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only what differs: (old values, new values); a key missing on one side is ``None`` there."""
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def save_setup(sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "unknown",
+               version: str | None = None) -> list[dict[str, Any]]:
+    """Store a validated setup (agreement columns + mapping tables) and audit it; returns the mapping gaps left.
+
+    With ``version`` (the one the form was rendered with) the write only happens if nobody saved in
+    between: the agreement row is updated on condition that its ``updated_at`` is still that version,
+    so of two concurrent saves exactly one wins; the other gets :class:`SetupChanged`.
+    """
     if parsed.errors:
         raise ValueError("refusing to store a setup with errors")
-    agreement = sess.get(models.Agreement, setup.agreement.id)
+    A = models.Agreement
+    now = datetime.now(UTC)
+    stored = stored_description(setup)  # before the update below refreshes setup.agreement
+    condition = [A.id == setup.agreement.id]
+    seen: datetime | None = None
+    if version is not None:
+        try:
+            seen = datetime.fromisoformat(version)
+        except ValueError:
+            seen = None
+        if seen is None:
+            raise SetupChanged(changes_since(sess, setup.agreement.id, None), setup_version(setup.agreement))
+        condition.append(A.updated_at == seen)
+    result = sess.execute(update(A).where(*condition).values(**parsed.values, updated_at=now)
+                          .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        current = sess.scalar(select(A.updated_at).where(A.id == setup.agreement.id))
+        raise SetupChanged(changes_since(sess, setup.agreement.id, seen), current.isoformat() if current else "")
+    agreement = sess.get(A, setup.agreement.id)
     assert agreement is not None
-    for key, value in parsed.values.items():
-        setattr(agreement, key, value)
-    agreement.updated_at = datetime.now(UTC)
-    sess.flush()
+    sess.refresh(agreement)
     save_mappings(sess, agreement.id, parsed.categories, parsed.methods)
+    before, after = diff(stored, describe(parsed.values, parsed.categories, parsed.methods))
+    record(sess, agreement.id, actor, "save_setup", before=before, after=after, at=now,
+           note=None if before or after else "saved without changes")
     gaps = masterdata.mapping_gaps(agreement, parsed.categories, parsed.methods, setup.snapshots)
     status = sess.get(models.AgreementStatus, agreement.id) or models.AgreementStatus(agreement_id=agreement.id)
     status.mapping_gaps = gaps
     sess.add(status)
     return gaps
+
+
+# ------------------------------------------------------------------------------------------------ audit
+
+
+def record(sess: Session, agreement_id: str, actor: str, action: str, *, target: str | None = None,
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, note: str | None = None,
+           at: datetime | None = None) -> None:
+    """One audit row, in the caller's unit of work (so it is stored exactly when the change is)."""
+    sess.add(models.SetupAudit(agreement_id=agreement_id, at=at or datetime.now(UTC), actor=actor or "unknown",
+                               action=action, target=target, before=before or {}, after=after or {}, note=note))
+
+
+def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.SetupAudit]:
+    """The agreement's audit trail, latest first."""
+    T = models.SetupAudit
+    return list(sess.scalars(select(T).where(T.agreement_id == agreement_id).order_by(T.at.desc(), T.id.desc())
+                             .limit(limit)))
+
+
+def changes_since(sess: Session, agreement_id: str, since: datetime | None) -> list[dict[str, Any]]:
+    """The setup saves after ``since`` (all of them without it), latest first, for a refused save."""
+    T = models.SetupAudit
+    query = select(T).where(T.agreement_id == agreement_id, T.action == "save_setup")
+    if since is not None:
+        query = query.where(T.at > since)
+    return [{"at": row.at, "actor": row.actor, "before": row.before or {}, "after": row.after or {}}
+            for row in sess.scalars(query.order_by(T.at.desc(), T.id.desc()).limit(20))]
 
 
 def current_gaps(setup: Setup) -> list[dict[str, Any]]:
@@ -337,8 +619,8 @@ def bill_log(sess: Session, agreement_id: str, state: str = "", search: str = ""
     query = select(B).where(B.agreement_id == agreement_id)
     if state:
         query = query.where(B.state == state)
-    if search:
-        query = query.where(B.bill_id.ilike(_like(search.strip()), escape="\\"))
+    if search.strip():  # both sides folded in Python (models.fold): the same on SQLite and PostgreSQL
+        query = query.where(B.search_text.like(_like(models.fold(search.strip())), escape="\\"))
     total = sess.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, page)
     bills = list(sess.scalars(query.order_by(B.staged_at.desc(), B.bill_id).offset((page - 1) * per_page)
@@ -371,22 +653,42 @@ def bill_log(sess: Session, agreement_id: str, state: str = "", search: str = ""
             "vendor": (payload.get("vendor") or {}).get("name"), "invoice_number": payload.get("invoice_number"),
             "amount": payload.get("amount"), "currency": payload.get("currency"),
             "category": payload.get("category_id"), "status": payload.get("status"),
+            "issue_date": payload.get("issue_date"), "due_date": payload.get("due_date"),
+            "paid_date": (payload.get("payment") or {}).get("paid_date") if isinstance(payload.get("payment"), dict)
+            else None, "document_type": payload.get("document_type"),
             "postings": postings.get(b.bill_id, []), "quarantine": quarantine.get(b.bill_id, []),
             "reviews": reviews.get(b.bill_id, []),
         })
     return rows, total, states
 
 
-def resync_bill(sess: Session, agreement_id: str, bill_id: str) -> bool:
-    """Set one staged bill back to ``new`` (re-judged by the next run); the ledger is not touched."""
-    result = sess.execute(update(models.StagedBill).where(
-        models.StagedBill.agreement_id == agreement_id, models.StagedBill.bill_id == bill_id).values(state="new"))
-    return bool(result.rowcount)
+def resync_bill(sess: Session, agreement_id: str, bill_id: str, actor: str = "unknown") -> str | None:
+    """Set one quarantined bill back to ``new`` (re-judged by the next run) and audit it; the ledger is not touched.
+
+    Returns the bill's state before (``None``: no such bill). A bill in another state is left as it is
+    (re-sync would change nothing for it), so the caller can say so.
+    """
+    B = models.StagedBill
+    state = sess.scalar(select(B.state).where(B.agreement_id == agreement_id, B.bill_id == bill_id))
+    if state is None or state not in RESYNC_STATES:
+        return state
+    result = sess.execute(update(B).where(B.agreement_id == agreement_id, B.bill_id == bill_id, B.state == state)
+                          .values(state="new"))
+    if result.rowcount:
+        record(sess, agreement_id, actor, "resync_bill", target=bill_id, before={"state": state},
+               after={"state": "new"})
+    return state
 
 
-def resync_quarantined(sess: Session, agreement_id: str) -> int:
-    """Set every quarantined bill of the agreement back to ``new``; returns how many."""
-    result = sess.execute(update(models.StagedBill).where(
-        and_(models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined"))
-        .values(state="new"))
-    return int(result.rowcount or 0)
+def resync_quarantined(sess: Session, agreement_id: str, actor: str = "unknown") -> int:
+    """Set every quarantined bill of the agreement back to ``new`` and audit it; returns how many."""
+    B = models.StagedBill
+    ids = list(sess.scalars(select(B.bill_id).where(B.agreement_id == agreement_id, B.state == "quarantined")
+                            .order_by(B.bill_id)))
+    result = sess.execute(update(B).where(and_(B.agreement_id == agreement_id, B.state == "quarantined"))
+                          .values(state="new"))
+    count = int(result.rowcount or 0)
+    if count:
+        record(sess, agreement_id, actor, "resync_quarantined", target=f"{count} bill(s)",
+               before={"state": "quarantined", "bills": ids}, after={"state": "new"})
+    return count

@@ -39,6 +39,7 @@ AID = "agr_0003"
 PREFIX = "/roger-economic"
 PASSWORD = "roger-economic-browser-test"
 NEW_ACCOUNT = "2200"
+NARROW = 390  # an iPhone's CSS width
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -159,6 +160,29 @@ def _posted(agreement_id: str, bill_id: str) -> list[tuple[str, int, int]]:
             P.agreement_id == agreement_id, P.bill_id == bill_id, P.status == "posted"))]
 
 
+def _category_mapping(agreement_id: str, category: str) -> tuple[int, str | None] | None:
+    from roger_economic.db import models, session
+
+    with session() as sess:
+        row = sess.get(models.CategoryMapping, (agreement_id, category))
+        return (row.account_number, row.vat_code) if row is not None else None
+
+
+def _vendor_of(agreement_id: str, bill_id: str) -> str:
+    from roger_economic.db import models, session
+
+    with session() as sess:
+        return sess.get(models.StagedBill, (agreement_id, bill_id)).payload["vendor"]["name"]
+
+
+def _fits(page, width: int = NARROW) -> None:
+    """At a phone's width the page itself does not scroll sideways (wide tables scroll inside their box)."""
+    page.set_viewport_size({"width": width, "height": 844})
+    scroll = page.evaluate("document.scrollingElement.scrollWidth")
+    assert scroll <= width, (page.url, scroll)
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
 def _bill_state(agreement_id: str, bill_id: str) -> str:
     from roger_economic.db import models, session
 
@@ -222,39 +246,76 @@ def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(chromium, api_serve
             quarantined = row.locator("td").nth(4).inner_text().strip()
             assert int(quarantined) >= 1, quarantined
             assert "admin" in page.locator("header").inner_text()
+            assert "Needs attention:" in row.inner_text() and "quarantined" in row.inner_text()
             page.screenshot(path=str(shots / "02-overview.png"), full_page=True)
+            _fits(page)
 
             # 4. the setup page: map the category, SAVE
             row.get_by_role("link", name="Kvist Arkitekter").click()
             page.wait_for_url(f"{base}{PREFIX}/agreements/{AID}")
             page.locator("h1", has_text="Setup of").wait_for()
-            assert category in page.locator("#gaps + table").inner_text()
+            assert category in page.locator("#gaps + .scroll table").inner_text()
+            # agr_0003 maps cat_services to the barred account 2795: the form cannot offer it, SAVE must keep it
+            master = page.locator("p.muted", has_text="Master data from").inner_text()
+            assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", master), master  # Copenhagen time
+            assert "kept: category" in page.locator("#kept").inner_text()
+            assert page.locator("select[name=cat_account__cat_services]").input_value() == "__keep__"
+            _fits(page)
             field = page.locator(f"select[name=cat_account__{category}]")
             assert field.input_value() == ""
             field.select_option(NEW_ACCOUNT)
             page.screenshot(path=str(shots / "03-setup-before-save.png"), full_page=True)
             page.get_by_role("button", name="Save").click()
             page.wait_for_url(re.compile(rf"{PREFIX}/agreements/{AID}\?msg=Saved"))
-            assert "Saved." in page.locator(".msg").inner_text()
+            saved = page.locator(".msg").inner_text()
+            assert "Saved." in saved
+            assert "Kept: category" in saved and "(cat_services) → account 2795 (barred in e-conomic)" in saved
+            assert _category_mapping(AID, "cat_services") == (2795, None)
             assert page.locator(".errors").count() == 0
             assert page.locator(f"select[name=cat_account__{category}]").input_value() == NEW_ACCOUNT
-            assert category not in page.locator("#gaps + table").inner_text()  # other gaps of agr_0003 remain
+            assert category not in page.locator("#gaps + .scroll table").inner_text()  # other gaps of agr_0003 remain
+            saves = page.locator("tr.audit-save_setup")
+            assert saves.count() == 1 and "admin" in saves.inner_text()
+            assert f"category {category}: — → {NEW_ACCOUNT}" in saves.inner_text()
             page.screenshot(path=str(shots / "04-setup-saved.png"), full_page=True)
 
             # 5. the bill log: the bill quarantined with category_mapped; re-sync it
             page.get_by_role("link", name="Bill log").click()
             page.wait_for_url(f"{base}{PREFIX}/agreements/{AID}/bills")
+            _fits(page)
+            # bulk re-sync asks first; Cancel changes nothing
+            page.get_by_role("button", name=re.compile(r"Re-sync all quarantined")).click()
+            page.locator("h1", has_text="quarantined bill(s) of").wait_for()
+            _fits(page)
+            page.get_by_role("link", name="Cancel").click()
+            page.locator("h1", has_text="Bill log of").wait_for()
+            assert _bill_state(AID, bill_id) == "quarantined"
+            # found by its vendor, typed in lower case; filtered to quarantined
+            vendor = _vendor_of(AID, bill_id)
+            page.locator("input[type=search][name=q]").fill(vendor.lower())
+            page.locator("form.filters select[name=state]").select_option("quarantined")
+            page.get_by_role("button", name="Filter").click()
+            page.wait_for_url(re.compile(r"state=quarantined"))
             bill = page.locator(f"tr#bill-{bill_id}")
             assert "quarantined" in bill.locator("td").nth(3).inner_text()
+            assert "held back by the rule shown" in bill.locator("td").nth(3).inner_text()
             assert "category_mapped" in bill.inner_text() and category in bill.inner_text()
+            assert re.search(r"issued \d\d-\d\d-\d{4}", bill.inner_text())
             bill.scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "05-bill-log-quarantined.png"), full_page=True)
             bill.get_by_role("button", name="Re-sync").click()
-            page.wait_for_url(re.compile(rf"{PREFIX}/agreements/{AID}/bills\?msg="))
+            page.wait_for_url(re.compile(rf"{PREFIX}/agreements/{AID}/bills\?.*msg="))
+            assert "state=quarantined" in page.url  # back to the same filter
+            assert page.locator("form.filters select[name=state]").input_value() == "quarantined"
+            assert page.locator("input[type=search][name=q]").input_value() == vendor.lower()
             assert f"Bill {bill_id} set back to new" in page.locator(".msg").inner_text()
-            assert "queued" in page.locator(f"tr#bill-{bill_id}").inner_text()
+            assert page.locator(f"tr#bill-{bill_id}").count() == 0  # no longer quarantined
             assert _bill_state(AID, bill_id) == "new"
             page.screenshot(path=str(shots / "06-bill-log-resynced.png"), full_page=True)
+            page.goto(f"{base}{PREFIX}/agreements/{AID}/bills")
+            assert "queued" in page.locator(f"tr#bill-{bill_id}").inner_text()
+            page.goto(f"{base}{PREFIX}/agreements/{AID}")
+            assert f"re-synced bill {bill_id}" in page.locator("tr.audit-resync_bill").first.inner_text()
 
             # 6. the next bills run books it; the reloaded bill log shows it booked with its voucher
             validated = pipeline.validate([AID], "browser__2")
@@ -266,7 +327,7 @@ def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(chromium, api_serve
             page.goto(f"{base}{PREFIX}/agreements/{AID}/bills")
             bill = page.locator(f"tr#bill-{bill_id}")
             text = bill.inner_text()
-            assert bill.locator("td").nth(3).inner_text().strip() == "booked"
+            assert bill.locator("td").nth(3).locator(".badge").inner_text().strip() == "booked"
             assert "category_mapped" not in text
             for kind, journal, voucher in posted:
                 assert re.search(rf"{kind}\s*·\s*posted\s*·\s*journal {journal}\s*·\s*\d{{4}}\s*·\s*{voucher}\b",

@@ -10,6 +10,7 @@ api-server mounts it, and requests carry a JWT issued by SimpleAuthManager.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,9 +141,20 @@ def seed(url: str, extra_agreements: int = 0) -> None:
                                       counts={"invoices_booked": 2, "payments_booked": i % 2}, finished_at=at))
 
 
+def _version(aid: str = AID) -> str:
+    """The setup version the page puts in its hidden field (read from the test's project DB)."""
+    from roger_economic_ui.queries import setup_version
+
+    from roger_economic.db import models, session
+
+    with session() as sess:
+        return setup_version(sess.get(models.Agreement, aid))
+
+
 def _setup_form(**changes: Any) -> dict[str, str]:
-    """The setup form as the page submits it for AID, plus changes."""
+    """The setup form as the page submits it for AID (with the current version), plus changes."""
     form = {
+        "version": _version(),
         "invoice_journal": "2", "payment_journal": "3", "default_account": "", "supplier_policy": "create",
         "supplier_group": "1", "payment_terms": "1", "default_supplier": "", "closed_period_policy": "quarantine",
         "cat_account__cat_office": "2750", "cat_account__cat_software": "2760", "cat_vat__cat_software": "I25",
@@ -219,9 +231,11 @@ def test_overview_lists_agreements_with_counts_and_chart(admin, seeded):
 def test_overview_pages_through_many_agreements(admin, project_db):
     seed(project_db, extra_agreements=520)
     first = admin.get(PREFIX + "/").text
-    assert "page 1 of 11 (522 in all)" in first and "Bulk Client 0049" in first and "Bulk Client 0050" not in first
+    assert "page 1 of 11 (522 in all)" in first and "Bulk Client 0047" in first and "Bulk Client 0048" not in first
+    # needing attention first: the failed agreement, then the one with a quarantined bill, then the never-run ones
+    assert first.index("Jensen") < first.index("Hansen") < first.index("Bulk Client 0000")
     last = admin.get(PREFIX + "/", params={"page": 11}).text
-    assert "Jensen" in last and "page 11 of 11" in last
+    assert "Bulk Client 0519" in last and "page 11 of 11" in last and "Jensen" not in last
     narrowed = admin.get(PREFIX + "/", params={"q": "Bulk Client 051", "outcome": "never"}).text
     assert "(10 in all)" in narrowed
 
@@ -254,7 +268,8 @@ def test_saving_a_mapping_stores_it_and_the_bill_log_offers_resync(admin, seeded
     assert log.status_code == 200
     html = log.text
     assert "bill_Q1" in html and "category_mapped" in html and "category cat_marketing is not mapped" in html
-    assert f'action="{PREFIX}/agreements/{AID}/bills/bill_Q1/resync"' in html.replace("\n", "")
+    assert f'action="{PREFIX}/agreements/{AID}/bills/resync"' in html.replace("\n", "")
+    assert 'name="bill_id" value="bill_Q1"' in html
     assert "Re-sync all" in html and "10042" in html  # the booked bill's voucher
 
     resync = admin.post(f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync")
@@ -342,8 +357,12 @@ def test_trigger_uses_airflows_trigger_with_the_agreement_conf(monkeypatch):
 
 
 def test_bulk_resync_of_quarantined_bills(admin, seeded):
-    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined")
-    assert res.status_code == 303
+    ask = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined", data={"state": "quarantined"})
+    assert ask.status_code == 200 and "Re-sync 1 quarantined bill(s)" in ask.text  # asks first, changes nothing
+    assert _bill_states(seeded)["bill_Q1"] == "quarantined"
+    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
+                     data={"confirm": "yes", "expected": "1", "state": "quarantined"})
+    assert res.status_code == 303 and "state=quarantined" in res.headers["location"]
     assert "1 quarantined bill(s)" in admin.get(res.headers["location"]).text
     assert _bill_states(seeded) == {"bill_Q1": "new", "bill_B1": "booked"}
     assert admin.get(f"{PREFIX}/agreements/unknown").status_code == 404
@@ -373,3 +392,284 @@ def test_data_docs_of_the_last_validation_are_linked_and_served(admin, anon, see
     assert admin.get("/roger-economic/data-docs/../secret.txt").status_code == 404
     assert admin.get("/roger-economic/data-docs/%2e%2e/secret.txt").status_code == 404
     assert anon.get("/roger-economic/data-docs/validations/booking_rules/run1/batch.html").status_code == 401
+
+
+# ------------------------------------------------------------------------------------------- setup: kept, lock, audit
+
+
+def _submitted(html: str) -> dict[str, str]:
+    """What a browser submits for the setup form as the page renders it (selected options, inputs, checkboxes)."""
+    from html.parser import HTMLParser
+
+    class Form(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: dict[str, str] = {}
+            self.inside = False
+            self.select: str | None = None
+            self.first: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "form" and a.get("method") == "post" and not (a.get("action") or "").endswith("/refresh"):
+                self.inside = True
+            if not self.inside:
+                return
+            if tag == "select":
+                self.select, self.first = a["name"], None
+            elif tag == "option" and self.select:
+                if self.first is None:
+                    self.first = a.get("value") or ""
+                    self.values.setdefault(self.select, self.first)
+                if "selected" in a:
+                    self.values[self.select] = a.get("value") or ""
+            elif tag == "input" and a.get("name") and (a.get("type") != "checkbox" or "checked" in a):
+                self.values[a["name"]] = a.get("value") or ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "select":
+                self.select = None
+            elif tag == "form":
+                self.inside = False
+
+    parser = Form()
+    parser.feed(html)
+    return parser.values
+
+
+def _store_mappings(url: str, categories: dict[str, tuple[int, str | None]], methods: dict[str, int],
+                    **agreement: Any) -> None:
+    from roger_economic.config import save_mappings
+    from roger_economic.db import models, session
+
+    with session(url) as sess:
+        save_mappings(sess, AID, categories, methods)
+        row = sess.get(models.Agreement, AID)
+        for key, value in agreement.items():
+            setattr(row, key, value)
+
+
+def test_save_keeps_what_the_form_cannot_show_and_says_so(admin, seeded):
+    # stored earlier, now unbookable: a barred account, a VAT code e-conomic dropped, a journal gone from master data
+    _store_mappings(seeded, {"cat_office": (2750, None), "cat_software": (2760, "I25"), "cat_travel": (2795, None),
+                             "cat_phone": (2750, "X99")}, {"pm_bank": 5820, "pm_credit": 2796}, payment_journal=9)
+    page = admin.get(f"{PREFIX}/agreements/{AID}").text
+    travel = "category Rejser (cat_travel) → account 2795 (barred in e-conomic): fix or remove it explicitly"
+    assert f"kept: {travel}" in page
+    assert "→ account 2796 (blocks direct entries in e-conomic)" in page
+    assert "VAT code X99 (unknown to e-conomic)" in page
+    assert "supplier payment journal 9 (not in e-conomic&#39;s master data)" in page
+
+    form = _submitted(page)  # exactly what SAVE sends when the accountant changes one thing
+    form["cat_account__cat_marketing"] = "2200"
+    res = admin.post(f"{PREFIX}/agreements/{AID}", data=form)
+    assert res.status_code == 303, res.text
+    cats, methods = _mappings(seeded)
+    assert cats["cat_travel"] == (2795, None) and cats["cat_phone"] == (2750, "X99") and cats["cat_marketing"] == (
+        2200, None)
+    assert methods == {"pm_bank": 5820, "pm_credit": 2796}
+    saved = admin.get(res.headers["location"]).text
+    assert f"Kept: {travel}" in saved
+    from roger_economic.db import models, session
+
+    with session(seeded) as sess:
+        assert sess.get(models.Agreement, AID).payment_journal == 9
+
+    # removing or fixing is explicit: "— not mapped —" removes, another account replaces
+    form = _submitted(saved)
+    form.update({"cat_account__cat_travel": "", "pm_account__pm_credit": "6600", "payment_journal": "3"})
+    assert admin.post(f"{PREFIX}/agreements/{AID}", data=form).status_code == 303
+    cats, methods = _mappings(seeded)
+    assert "cat_travel" not in cats and methods["pm_credit"] == 6600 and cats["cat_phone"] == (2750, "X99")
+
+
+def test_a_stale_form_is_refused_with_what_changed(admin, seeded):
+    opened = _submitted(admin.get(f"{PREFIX}/agreements/{AID}").text)  # two accountants open the page
+    first = dict(opened, cat_account__cat_marketing="2200")
+    assert admin.post(f"{PREFIX}/agreements/{AID}", data=first).status_code == 303
+    second = dict(opened, cat_account__cat_marketing="3990", cat_account__cat_office="2250")
+    refused = admin.post(f"{PREFIX}/agreements/{AID}", data=second)
+    assert refused.status_code == 409
+    html = refused.text
+    assert "nothing of yours was saved" in html
+    assert re.search(r"Changed by admin at \d\d-\d\d-\d{4} \d\d:\d\d CES?T: category cat_marketing: — → 2200", html)
+    assert "cat_account cat_marketing: 2200 → 3990" in html and "cat_account cat_office: 2750 → 2250" in html
+    cats, _ = _mappings(seeded)
+    assert cats["cat_marketing"] == (2200, None) and cats["cat_office"] == (2750, None)
+    # the refused page carries the current version: redone from it, the save goes through
+    again = dict(_submitted(html), cat_account__cat_marketing="3990")
+    assert admin.post(f"{PREFIX}/agreements/{AID}", data=again).status_code == 303
+    assert _mappings(seeded)[0]["cat_marketing"] == (3990, None)
+    # a form that carries no version at all cannot prove what it saw
+    bare = {k: v for k, v in again.items() if k != "version"}
+    assert admin.post(f"{PREFIX}/agreements/{AID}", data=bare).status_code == 409
+
+
+def test_saves_resyncs_and_refreshes_are_audited_latest_first(admin, seeded, monkeypatch):
+    from roger_economic_ui import app as ui
+
+    monkeypatch.setattr(ui, "trigger_master_data_refresh", lambda aid, user: "manual__audit")
+    form = _submitted(admin.get(f"{PREFIX}/agreements/{AID}").text)
+    assert admin.post(f"{PREFIX}/agreements/{AID}", data=dict(form, cat_account__cat_marketing="2200",
+                                                              pm_account__pm_bank="5830")).status_code == 303
+    assert admin.post(f"{PREFIX}/agreements/{AID}/bills/resync", data={"bill_id": "bill_Q1"}).status_code == 303
+    assert admin.post(f"{PREFIX}/agreements/{AID}/refresh").status_code == 303
+    html = admin.get(f"{PREFIX}/agreements/{AID}").text
+    history = html[html.index('id="history"'):]
+    rows = re.findall(r'<tr class="audit-(\w+)">(.*?)</tr>', history, re.S)
+    assert [action for action, _ in rows] == ["refresh", "resync_bill", "save_setup"]
+    assert all("admin" in body for _, body in rows)
+    refresh, resync, save = (body for _, body in rows)
+    assert "manual__audit" in refresh
+    assert "re-synced bill bill_Q1" in resync and "state: quarantined → new" in resync
+    assert "category cat_marketing: — → 2200" in save and "payment method pm_bank: 5820 → 5830" in save
+    assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", save)
+
+
+# ------------------------------------------------------------------------------------------------ bill log
+
+
+def _add_bill(url: str, bill_id: str, state: str, **changes: Any) -> None:
+    from tests import factories
+
+    from roger_economic.db import models, session
+
+    with session(url) as sess:
+        sess.add(models.StagedBill(agreement_id=AID, bill_id=bill_id, version=1, state=state,
+                                   staged_at=datetime.now(UTC), payload=factories.bill(id=bill_id, **changes),
+                                   updated_at="2026-10-05T09:00:00Z"))
+
+
+def test_resync_of_a_bill_id_with_a_slash_keeps_the_filter(admin, seeded):
+    _add_bill(seeded, "bill/2026/7", "quarantined", **{"vendor.name": "Ærø Smedje"})
+    html = admin.get(f"{PREFIX}/agreements/{AID}/bills", params={"state": "quarantined", "q": "smedje"}).text
+    assert 'name="bill_id" value="bill/2026/7"' in html
+    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync",
+                     data={"bill_id": "bill/2026/7", "state": "quarantined", "q": "smedje", "page": "1"})
+    assert res.status_code == 303
+    assert "state=quarantined" in res.headers["location"] and "q=smedje" in res.headers["location"]
+    assert _bill_states(seeded)["bill/2026/7"] == "new"
+    assert "Bill bill/2026/7 set back to new" in admin.get(res.headers["location"]).text
+
+
+def test_resync_is_offered_only_where_it_does_something(admin, seeded):
+    html = admin.get(f"{PREFIX}/agreements/{AID}/bills").text
+    booked = html[html.index('id="bill-bill_B1"'):]
+    booked = booked[:booked.index("</tr>")]
+    assert "Re-sync" not in booked and "posted to e-conomic" in booked  # the state explained
+    quarantined = html[html.index('id="bill-bill_Q1"'):]
+    assert "Re-sync" in quarantined[:quarantined.index("</tr>")]
+    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync", data={"bill_id": "bill_B1"})
+    assert res.status_code == 303 and "would change nothing" in admin.get(res.headers["location"]).text
+    assert _bill_states(seeded)["bill_B1"] == "booked"
+    assert admin.post(f"{PREFIX}/agreements/{AID}/bills/resync", data={"bill_id": "nope"}).status_code == 404
+
+
+def test_bill_log_shows_danish_amounts_and_the_bills_dates(admin, seeded):
+    _add_bill(seeded, "bill_P1", "booked", amount="12345.5", status="PAID",
+              payment={"method_id": "pm_bank", "paid_date": "2026-10-18", "amount": "12345.50", "currency": "DKK"})
+    html = admin.get(f"{PREFIX}/agreements/{AID}/bills").text
+    row = html[html.index('id="bill-bill_P1"'):]
+    row = row[:row.index("</tr>")]
+    assert "12.345,50 DKK" in row
+    assert "issued 05-10-2026" in row and "due 20-10-2026" in row and "paid 18-10-2026" in row
+
+
+# ------------------------------------------------------------------------------------------------ overview
+
+
+def test_overview_says_why_an_agreement_needs_attention(admin, seeded):
+    from roger_economic.db import models, session
+
+    with session(seeded) as sess:  # a new agreement: no master data, never run
+        sess.add(models.Agreement(
+            id="agr_new", name="Aabenraa Nyt ApS", active=True, roger_company_id="cmp_9", roger_token_ref="env:R",
+            economic_token_ref="env:E", invoice_journal=2, payment_journal=3, supplier_policy="create",
+            closed_period_policy="quarantine", book_without_attachment=False, updated_at=datetime.now(UTC)))
+    html = admin.get(PREFIX + "/").text
+    rows = re.findall(r'<tr class="(attention|fine)">(.*?)</tr>', html, re.S)
+    names = [re.search(r">([^<]+)</a>", body).group(1) for _, body in rows]
+    assert names == ["Jensen &amp; Søn &lt;Revision&gt;", "Hansen Tømrer ApS", "Aabenraa Nyt ApS"]
+    jensen, hansen, new = (body for _, body in rows)
+    assert "last run failed: load: e-conomic answered 500" in jensen and "no access to e-conomic" in jensen
+    assert "1 bill(s) quarantined" in hansen and "1 mapping gap(s)" in hansen
+    assert "no master data yet" in new and "never run" in new
+    setup = admin.get(f"{PREFIX}/agreements/agr_new").text
+    assert "Not known yet: no master data stored" in setup and "every category and payment method can be" not in setup
+    assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", html)  # Copenhagen time, with the zone
+
+
+def test_the_data_docs_link_survives_a_quiet_night(admin, seeded):
+    from roger_economic.db import models, session
+
+    now = datetime.now(UTC)
+    with session(seeded) as sess:
+        sess.add(models.RunReport(run_id="scheduled__busy", agreement_id=AID, phase="validate", outcome="ok",
+                                  counts={"data_docs": "validations/booking_rules/busy/page.html"},
+                                  finished_at=now - timedelta(days=1)))
+        sess.add(models.RunReport(run_id="scheduled__quiet", agreement_id=AID, phase="validate", outcome="ok",
+                                  counts={"unchanged": True}, finished_at=now))
+        sess.get(models.AgreementStatus, AID).last_run_id = "scheduled__quiet"
+    html = admin.get(PREFIX + "/").text
+    assert f'href="{PREFIX}/data-docs/validations/booking_rules/busy/page.html"' in html
+
+
+def test_the_chart_labels_entries_and_bills_with_dates(admin, seeded):
+    html = admin.get(PREFIX + "/").text
+    assert "entries booked" in html and "bills quarantined" in html
+    chart = html[html.index("<svg"):html.index("</svg>")]
+    assert "entries booked, " in chart and re.search(r'<text class="date"[^>]*>\d\d-\d\d</text>', chart)
+    dates = html[html.index('class="chart-dates"'):]
+    assert len(re.findall(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", dates[:300])) == 2
+
+
+# ------------------------------------------------------------------------------------------------ queries on both DBs
+
+
+def test_bill_search_by_vendor_invoice_and_amount_ignores_case_and_danish_letters(airflow_app, seeded):
+    from roger_economic_ui import queries
+
+    from roger_economic.db import session
+
+    _add_bill(seeded, "bill_AE", "booked", amount="1234.56", invoice_number="FAKT-Å17",
+              **{"vendor.name": "ÆRØ ØLBRYGGERI ÅPS"})
+    _add_bill(seeded, "bill_other", "booked", amount="99.00", **{"vendor.name": "Aabenraa VVS"})
+
+    def found(text: str) -> set[str]:
+        with session(seeded) as sess:
+            rows, total, _states = queries.bill_log(sess, AID, "", text)
+        assert total == len(rows)
+        return {r["bill_id"] for r in rows}
+
+    for text in ("ærø", "Ærø ølbryggeri", "åps", "fakt-å17", "FAKT-Å17", "1234.56", "1234,56", "1.234,56", "bill_ae"):
+        assert found(text) == {"bill_AE"}, text
+    assert found("aabenraa") == {"bill_other"}
+    assert found("zz_nothing") == set() and found("100%") == set()
+    with session(seeded) as sess:
+        assert queries.bill_log(sess, AID, "booked", "ØLBRYGGERI")[1] == 1
+        assert queries.bill_log(sess, AID, "quarantined", "ølbryggeri")[1] == 0
+
+
+def test_a_concurrent_save_loses_and_nothing_of_it_is_stored(airflow_app, seeded):
+    from roger_economic_ui import queries
+
+    from roger_economic.db import session
+
+    with session(seeded) as sess:
+        setup = queries.load_setup(sess, AID)
+        version = queries.setup_version(setup.agreement)
+    forms = [_setup_form(version=version, cat_account__cat_marketing=account) for account in ("2200", "3990")]
+    with session(seeded) as sess:
+        setup = queries.load_setup(sess, AID)
+        parsed, _kept = queries.parse_with_kept(setup, forms[0])
+        queries.save_setup(sess, setup, parsed, actor="first", version=version)
+    with session(seeded) as sess:  # the second one checked the version before the first committed
+        setup = queries.load_setup(sess, AID)
+        parsed, _kept = queries.parse_with_kept(setup, forms[1])
+        with pytest.raises(queries.SetupChanged) as refused:
+            queries.save_setup(sess, setup, parsed, actor="second", version=version)
+    assert [c["actor"] for c in refused.value.changes] == ["first"]
+    assert refused.value.changes[0]["after"] == {"category cat_marketing": "2200"}
+    assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
+    with session(seeded) as sess:
+        assert [(a.actor, a.action) for a in queries.audit_log(sess, AID)] == [("first", "save_setup")]

@@ -6,7 +6,9 @@ Nothing here holds a token: agreements keep *references* (``env:VAR`` or
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -99,6 +101,36 @@ class AgreementStatus(Base):
     last_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+def fold(text: str) -> str:
+    """Text as the bill log's search compares it: NFKC-normalised and case-folded (Æ = æ, Ø = ø, Å = å).
+
+    Done in Python, not with the database's ``lower()``/``ILIKE``: those follow the database's locale
+    (PostgreSQL under the C collation leaves Æ/Ø/Å as they are; SQLite folds ASCII only).
+    """
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def bill_search_text(payload: Any) -> str:
+    """What a bill is found by in the bill log: id, vendor, invoice number, amount (as Roger and as Danes write it)."""
+    if not isinstance(payload, dict):
+        return ""
+    vendor = payload.get("vendor") if isinstance(payload.get("vendor"), dict) else {}
+    parts = [payload.get("id"), vendor.get("name"), vendor.get("cvr"), payload.get("invoice_number")]
+    try:
+        amount = Decimal(str(payload.get("amount")))
+    except (InvalidOperation, ValueError):
+        amount = None
+    if amount is not None and amount.is_finite():
+        plain = f"{amount:.2f}"
+        danish = f"{amount:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+        parts += [plain, plain.replace(".", ","), danish]
+    return fold(" ".join(str(p) for p in parts if p not in (None, "")))
+
+
+def _search_text_default(context: Any) -> str:
+    return bill_search_text(context.get_current_parameters().get("payload"))
+
+
 class StagedBill(Base):
     """The newest version of a Roger bill we have seen, and where it stands."""
 
@@ -112,6 +144,8 @@ class StagedBill(Base):
     state: Mapped[str] = mapped_column(String(16), default="new")
     staged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # bill_search_text(payload): filled on insert; staging passes it with every new version
+    search_text: Mapped[str | None] = mapped_column(Text, nullable=True, default=_search_text_default)
 
     __table_args__ = (Index("ix_staged_state", "agreement_id", "state"),)
 
@@ -213,3 +247,24 @@ class RunReport(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SetupAudit(Base):
+    """Who changed what on the UI page: a setup saved, bills re-synced, a master-data refresh started.
+
+    ``before``/``after`` hold only what changed (a setup's changed fields and mappings, a bill's
+    state). Not tied to the agreement by a foreign key: the history outlives the agreement's row.
+    """
+
+    __tablename__ = "setup_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))  # save_setup | resync_bill | resync_quarantined | refresh
+    target: Mapped[str | None] = mapped_column(String(255), nullable=True)  # a bill id, a DAG run id
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_setup_audit_agreement", "agreement_id", "at"),)

@@ -50,7 +50,7 @@ def invoice(text: str = "Dansk Kontorforsyning faktura 2025-0042 [bill_01J9ZK3X4
         "supplier": {"supplierNumber": 1}, "amount": amount, "contraAccount": {"accountNumber": 2750},
         "contraVatAccount": {"vatCode": "I25"}, "contraVatAmount": -250.00, "currency": {"code": "DKK"},
         "date": day, "dueDate": "2025-03-18", "supplierInvoiceNumber": "2025-0042", "text": text,
-        "paymentDetails": {"paymentType": {"paymentTypeNumber": 3, "fiSupplierNo": "85123456",
+        "paymentDetails": {"paymentType": {"paymentTypeNumber": 1, "fiSupplierNo": "85123456",
                                            "ocrLine": "000000012345678"}},
     }
     entry.update(extra)

@@ -227,6 +227,8 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     out["payment_type_number"] = payment_codes.type_number(code.details)
     out["chk_payment_type"] = _payment_type_check(out["payment_type_number"], ctx) if book else NA
     out["chk_vat"] = _vat_check(row) if book else NA
+    if out["chk_vat"] not in (OK, NA):  # an implausible VAT stops the bill: no second finding that it misfits
+        out["w_vat"] = OK
     # the payment entry's own rules
     out.update(_payment_checks(row, ctx, policy))
     return out

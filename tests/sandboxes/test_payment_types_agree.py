@@ -20,8 +20,7 @@ from sandboxes.economic import validation as sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "include" / "sandboxes" / "economic"
-SHARED = next((p / "shared" / "economic-api" for p in ROOT.parents if (p / "shared" / "economic-api").is_dir()),
-              None)
+SHARED = next((p / "shared" / "economic-api" for p in ROOT.parents if (p / "shared" / "economic-api").is_dir()), None)
 
 
 def shared() -> Path:
@@ -46,15 +45,26 @@ def documented() -> dict[int, tuple[str, tuple[str, ...]]]:
 def test_the_readme_table_is_what_the_brief_says_e_conomic_documents():
     table = documented()
     assert {n: name for n, (name, _) in table.items()} == {
-        1: "+71", 2: "+73", 5: "+04", 7: "Bank transfer", 10: "IBAN", 14: "Entry only", 17: "+75"}
+        1: "+71",
+        2: "+73",
+        5: "+04",
+        7: "Bank transfer",
+        10: "IBAN",
+        14: "Entry only",
+        17: "+75",
+    }
 
 
 def test_the_client_sends_the_documented_numbers_and_fields():
     table = documented()
     client = {n: (name, tuple(f for f in (a, b) if f)) for n, (name, a, b) in conventions.PAYMENT_TYPES.items()}
     assert client == table
-    for code, message in (("+71<000000001234567+85123456<", None), ("+73<+86020310<", "2026-0042"),
-                          ("+75<0000000012345678+87654321<", None), ("+04<0000000012345678+12345678<", None)):
+    for code, message in (
+        ("+71<000000001234567+85123456<", None),
+        ("+73<+86020310<", "2026-0042"),
+        ("+75<0000000012345678+87654321<", None),
+        ("+04<0000000012345678+12345678<", None),
+    ):
         details = payment_codes.parse(code, message).details
         number = payment_codes.type_number(details)
         assert table[number][0] == code[:3]

@@ -9,10 +9,10 @@ they must be the shared files byte for byte, or the sandbox would judge by other
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+from tests.economic_schema import README, documented_payment_types
 
 from roger_economic import payment_codes
 from roger_economic.economic import conventions
@@ -30,19 +30,13 @@ def shared() -> Path:
 
 
 def documented() -> dict[int, tuple[str, tuple[str, ...]]]:
-    """number -> (name, detail fields) from the README's "Payment types" table, read independently."""
-    text = (shared() / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Payment types", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].isdigit():
-            fields = tuple(m for c in cells[2:] for m in re.findall(r"^`(\w+)`", c))
-            rows[int(cells[0])] = (cells[1], fields)
-    return rows
+    """number -> (name, detail fields) from the shared README's "Payment types" table, read independently."""
+    shared()
+    return documented_payment_types()
 
 
 def test_the_readme_table_is_what_the_brief_says_e_conomic_documents():
+    assert README.read_bytes() == (shared() / "README.md").read_bytes()
     table = documented()
     assert {n: name for n, (name, _) in table.items()} == {
         1: "+71",

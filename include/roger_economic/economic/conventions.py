@@ -20,6 +20,7 @@ without a code change, and the sandbox has the matching control setting
 - VAT zone numbers domestic 1, EU 2, abroad 3: *assumed* (schema ``vat-zones.get`` gives numbers, not their
   meaning). Switch ``ECONOMIC_VAT_ZONES`` (``domestic,eu,abroad``, default ``1,2,3``).
 - exchange rate per 100 units of the foreign currency: *documented* (booking-rules, "supplier invoice").
+- a value inside a filter escapes ``$ ( ) *`` with a ``$``: *documented* (README "Paging and filtering").
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def invoice_amount(document_type: str, gross: Decimal) -> Decimal:
 
 def payment_amount(document_type: str, paid: Decimal) -> Decimal:
     return PAYMENT_SIGN[document_type] * paid
+
+
+_FILTER_SPECIAL = str.maketrans({"$": "$$", "(": "$(", ")": "$)", "*": "$*"})
+
+
+def filter_value(value: object) -> str:
+    """A value as it must stand inside an e-conomic filter *(documented: README "Paging and filtering")*:
+    ``$``, ``(``, ``)`` and ``*`` escaped, so that a vendor named ``Zeta $or:name$like:*`` stays one value."""
+    return str(value).translate(_FILTER_SPECIAL)
 
 
 def year_path(year: str) -> str:

@@ -552,8 +552,11 @@ def test_assumed_conventions_can_be_changed_so_the_sandbox_disagrees(sandbox):
     assert [m["name"] for m in sess.get(url(sess, "/self")).json()["modules"]][-1] == "Scanning"
     zones = [z["vatZoneNumber"] for z in sess.get(url(sess, "/vat-zones")).json()["collection"]]
     assert zones == [11, 12, 13]
+    sandbox.control("POST", "conventions", {"gone_entry_status": 410})
+    assert sess.delete(url(sess, "/journals/2/entries/999999")).status_code == 410
     sandbox.control("DELETE", "conventions", {})
     assert sandbox.control("GET", "conventions", {})["credit_sign"] == "-"
+    assert sess.delete(url(sess, "/journals/2/entries/999999")).status_code == 404
 
 
 def test_the_sandbox_never_imports_the_client():

@@ -21,6 +21,10 @@ without a code change, and the sandbox has the matching control setting
   meaning). Switch ``ECONOMIC_VAT_ZONES`` (``domestic,eu,abroad``, default ``1,2,3``).
 - exchange rate per 100 units of the foreign currency: *documented* (booking-rules, "supplier invoice").
 - a value inside a filter escapes ``$ ( ) *`` with a ``$``: *documented* (README "Paging and filtering").
+- a file over 9 MB answers 413: *assumed* (README "Attachments" gives the limit, not the answer). Switch
+  ``ECONOMIC_TOO_LARGE_STATUS`` (default 413).
+- deleting a draft entry that is gone (deleted, or booked) answers 404: *assumed* (README "Journals and
+  vouchers" documents the DELETE, not this answer). Switch ``ECONOMIC_GONE_ENTRY_STATUS`` (default 404).
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ SCANNING_MODULE_NAMES = frozenset(
     for name in os.environ.get("ECONOMIC_SCANNING_MODULE_NAMES", "Indscanning,Scanning").split(",")
     if name.strip()
 )
+
+
+def _status(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdigit() or not 400 <= int(value) <= 499:
+        raise ValueError(f"{name} must be an HTTP 4xx status, not {value!r}")
+    return int(value)
+
+
+TOO_LARGE_STATUS = _status("ECONOMIC_TOO_LARGE_STATUS", 413)  # *(assumed)* an attachment over 9 MB
+GONE_ENTRY_STATUS = _status("ECONOMIC_GONE_ENTRY_STATUS", 404)  # *(assumed)* DELETE of an entry no longer a draft
 
 
 def invoice_amount(document_type: str, gross: Decimal) -> Decimal:

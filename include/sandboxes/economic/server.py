@@ -44,7 +44,9 @@ from sandboxes.economic.validation import (
 )
 from sandboxes.httpbase import JsonHandler, Reply
 
-# Error codes the sandbox answers with (e-conomic's where known, else in its style).
+# Error codes the sandbox answers with. Documented: E04041 and E07150 (README "Errors"), E03040 (README
+# "Attachments"), E07520 (e-conomic's "Payment type 3 not found"); the others are assumed, in e-conomic's style.
+# The client relies on none of the codes (it reports them), so they need no switch.
 E_AUTH = "E00100"  # missing, wrong or revoked token
 E_MEDIA = "E00415"  # not JSON
 E_BAD_REQUEST = "E00400"  # unreadable body, bad paging or filter
@@ -974,7 +976,8 @@ class EconomicHandler(JsonHandler):
         jn = self._journal(agr, number)
         entry = agr.entries.get(int(entry_number))
         if entry is None or entry.journal != jn or entry.status != "draft":
-            raise fail(404, f"Entry {entry_number} not found in journal {jn}.", E_NOT_FOUND)
+            status = int(self.sandbox.conventions["gone_entry_status"])  # assumed: 404
+            raise fail(status, f"Entry {entry_number} not found in journal {jn}.", E_NOT_FOUND)
         return entry
 
     def get_entry(self, agr: AgreementState, number: str, entry_number: str, **_: Any):
@@ -1004,7 +1007,8 @@ class EconomicHandler(JsonHandler):
 
     def _upload(self, body: bytes) -> tuple[str, str, bytes]:
         if len(body) > MAX_ATTACHMENT_BYTES:
-            raise fail(413, "The file is larger than 9 MB.", E_ATTACHMENT)
+            status = int(self.sandbox.conventions["too_large_status"])  # assumed: 413
+            raise fail(status, "The file is larger than 9 MB.", E_ATTACHMENT)
         parts = parse_multipart(self.headers.get("Content-Type") or "", body)
         files = [(h, d) for h, d in parts if _filename(h)] or parts
         if len(files) != 1:
@@ -1147,6 +1151,9 @@ class EconomicHandler(JsonHandler):
             unknown = set(data) - set(DEFAULT_CONVENTIONS)
             if unknown:
                 raise Reply(400, {"error": f"unknown conventions {sorted(unknown)}"})
+            for key in ("too_large_status", "gone_entry_status"):
+                if key in data and not 400 <= int(data[key]) <= 499:
+                    raise Reply(400, {"error": f"{key} must be a 4xx status"})
             if "credit_sign" in data and data["credit_sign"] not in ("-", "+"):
                 raise Reply(400, {"error": "credit_sign must be '-' or '+'"})
             if "vat_zones" in data:

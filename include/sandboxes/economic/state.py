@@ -46,6 +46,10 @@ DEFAULT_CONVENTIONS: dict[str, Any] = {
     "scanning_module_name": world.SCANNING_MODULE,
     # the vatZones schema gives numbers, not their meaning: number -> name
     "vat_zones": {n: name for n, name in world.VAT_ZONES},
+    # README "Attachments" gives the 9 MB limit, not the status of the answer to a larger file
+    "too_large_status": 413,
+    # README "Journals and vouchers" documents DELETE of a draft entry, not the answer once it is gone
+    "gone_entry_status": 404,
 }
 
 # plural key in a voucher's ``entries`` -> entryType

@@ -7,6 +7,7 @@ Plain draft-03 plus what the README says a draft-03 validator ignores:
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from functools import cache
@@ -19,6 +20,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "economic-api" / "sch
 if not SCHEMAS.exists():  # CI lays shared/ beside the clone; the package carries a copy too
     SCHEMAS = Path(__file__).resolve().parents[1] / "include" / "sandboxes" / "economic" / "schemas"
 VOUCHER_POST = "journals.journalNumber.vouchers.post.schema.json"
+README = SCHEMAS.parent / "README.md"  # the shared economic-api/README.md, or the sandbox's copy of it
 
 
 def _decimals(value: Any) -> int:
@@ -58,3 +60,17 @@ def validator(name: str = VOUCHER_POST) -> jsonschema.Validator:
 def errors(payload: Any, name: str = VOUCHER_POST) -> list[str]:
     """Every reason e-conomic would refuse ``payload`` (decimals must be ``Decimal``: parse with parse_float)."""
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(payload)]
+
+
+@cache
+def documented_payment_types() -> dict[int, tuple[str, tuple[str, ...]]]:
+    """number -> (name, detail fields) from the README's "Payment types" table, read by the tests themselves."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Payment types", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit():
+            fields = tuple(m for c in cells[2:] for m in re.findall(r"^`(\w+)`", c))
+            rows[int(cells[0])] = (cells[1], fields)
+    return rows

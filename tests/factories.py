@@ -8,6 +8,7 @@ from typing import Any
 from roger_economic.context import AgreementContext, Settings
 from roger_economic.transform import BillOutcome, PlannedEntry
 from sandboxes import world
+from sandboxes.economic.validation import payment_types
 
 
 def snapshots(i: int = 1, scanning: bool = True) -> dict[str, Any]:
@@ -57,6 +58,7 @@ def snapshots(i: int = 1, scanning: bool = True) -> dict[str, Any]:
         ],
         "currencies": [{"code": c, "name": n} for c, n in world.CURRENCIES],
         "suppliers": suppliers,
+        "payment_types": [{"paymentTypeNumber": n, "name": t.name} for n, t in payment_types().items()],
         "roger_categories": [{"id": c, "name": n, "archived": a} for c, n, a in world.CATEGORIES],
         "roger_payment_methods": [
             {"id": p, "name": n, "kind": k, "archived": a} for p, n, k, _m, a in world.PAYMENT_METHODS

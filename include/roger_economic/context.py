@@ -75,6 +75,7 @@ class AgreementContext:
         self.vat_rates = {v["vatCode"]: Decimal(str(v.get("ratePercentage", 0))) for v in snap.get("vat_accounts", [])}
         self.currencies = {c["code"] for c in snap.get("currencies", [])}
         self.calendar = Calendar(snap.get("accounting_years", []))
+        self.payment_types = masterdata.payment_type_numbers(snap)
         self.base_currency = ((snap.get("self") or {}).get("settings") or {}).get("baseCurrency", "DKK")
         self.suppliers_by_cvr: dict[str, int] = {}
         self.suppliers_by_name: dict[str, int] = {}

@@ -17,7 +17,8 @@ from roger_economic.economic.client import EconomicClient
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES, SCANNING_MODULE_NAMES
 from roger_economic.roger.client import RogerClient
 
-ECONOMIC_KINDS = ("self", "accounts", "journals", "accounting_years", "vat_accounts", "currencies", "suppliers")
+ECONOMIC_KINDS = ("self", "accounts", "journals", "accounting_years", "vat_accounts", "currencies", "suppliers",
+                  "payment_types")
 ROGER_KINDS = ("roger_company", "roger_categories", "roger_payment_methods")
 
 
@@ -33,6 +34,8 @@ def fetch(economic: EconomicClient, roger: RogerClient) -> dict[str, Any]:
         "vat_accounts": economic.collection("/vat-accounts"),
         "currencies": economic.collection("/currencies"),
         "suppliers": economic.collection("/suppliers"),
+        # what this agreement offers: a bill whose FI code maps to a type not listed here is quarantined
+        "payment_types": economic.collection("/payment-types"),
         "roger_company": roger.company(),
         "roger_categories": roger.categories(),
         "roger_payment_methods": roger.payment_methods(),
@@ -69,6 +72,14 @@ def modules(snapshots: dict[str, Any]) -> set[str]:
 
 def has_scanning(snapshots: dict[str, Any]) -> bool:
     return bool(modules(snapshots) & SCANNING_MODULE_NAMES)
+
+
+def payment_type_numbers(snapshots: dict[str, Any]) -> frozenset[int] | None:
+    """The payment type numbers the agreement lists (``GET /payment-types``); ``None`` before they were read."""
+    types = snapshots.get("payment_types")
+    if types is None:
+        return None
+    return frozenset(int(t["paymentTypeNumber"]) for t in types if t.get("paymentTypeNumber") is not None)
 
 
 def account_problem(accounts: dict[int, dict[str, Any]], number: int | None) -> str | None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from roger_economic import masterdata, payment_codes
 from roger_economic.context import AgreementContext, vendor_key
+from roger_economic.economic.conventions import PAYMENT_TYPES
 from roger_economic.money import decimals, exchange_rate, parse_amount, vat_fits
 from roger_economic.roger import contract
 from roger_economic.texts import INVOICE_NUMBER_MAX
@@ -248,9 +249,53 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     code = payment_codes.parse(row["payment_code"], row["invoice_number"] or row["vendor_name"])
     out["payment_details"] = code.details
     out["w_payment_code"] = code.warning if book and code.warning else OK
+    out["payment_type_number"] = payment_codes.type_number(code.details)
+    out["chk_payment_type"] = _payment_type_check(out["payment_type_number"], ctx) if book else NA
+    out["chk_vat"] = _vat_check(row) if book else NA
+    if out["chk_vat"] not in (OK, NA):  # an implausible VAT stops the bill: no second finding that it misfits
+        out["w_vat"] = OK
     # the payment entry's own rules
     out.update(_payment_checks(row, ctx, policy))
     return out
+
+
+def _payment_type_check(number: int | None, ctx: AgreementContext) -> str:
+    """The agreement must list the payment type the invoice carries (README "Payment types": e-conomic refuses a
+    type the agreement lacks), else the bill waits until it is added or the code changes."""
+    if number is None:
+        return OK
+    name = PAYMENT_TYPES[number][0]
+    if ctx.payment_types is None:
+        return (f"payment type {number} ({name}): the agreement's payment types are not read yet "
+                "(run roger_master_data)")
+    if number not in ctx.payment_types:
+        listed = ", ".join(str(n) for n in sorted(ctx.payment_types)) or "none"
+        return f"payment type {number} ({name}) is not among the agreement's payment types ({listed})"
+    return OK
+
+
+def _vat_check(row: dict[str, Any]) -> str:
+    """Plausibility (booking-rules "Validation"): a VAT amount is part of the gross, so never larger than it and
+    never of the other sign. Checked on Roger's value, sent or not: a VAT of 500 on a 100 bill is a wrong record."""
+    vat, gross = row["vat_amount"], row["amount"]
+    if vat is None or gross is None or gross <= 0:
+        return OK
+    if vat < 0:
+        return f"VAT amount {vat} is of the other sign than the gross amount {gross}"
+    if vat > gross:
+        return f"VAT amount {vat} is larger than the gross amount {gross}"
+    return OK
+
+
+def _pay_amount_check(row: dict[str, Any]) -> str:
+    """A payment in the bill's currency must be the bill's amount; a partial or over-payment waits for the
+    accountant (booking-rules "Validation"). Another currency is ``chk_pay_currency``'s business."""
+    paid, gross = row["pay_amount"], row["amount"]
+    if paid is None or gross is None or paid <= 0 or row["pay_currency"] != row["currency"] or paid == gross:
+        return OK
+    kind = "partial payment" if paid < gross else "over-payment"
+    return (f"payment {paid} {row['pay_currency']} differs from the bill's amount {gross} {row['currency']} "
+            f"({kind}: the accountant decides)")
 
 
 def _placement(kind: str, day: date | None, ctx: AgreementContext, policy: str, active: bool) -> dict[str, Any]:
@@ -266,7 +311,8 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
     out: dict[str, Any] = {}
     if not needs:
         out.update({"chk_pay_present": NA, "chk_pay_method": NA, "chk_pay_account": NA, "chk_pay_currency": NA,
-                    "chk_payment_date": NA, "payment_date": None, "payment_year": None, "exchange_rate": None})
+                    "chk_pay_amount": NA, "chk_payment_date": NA, "payment_date": None, "payment_year": None,
+                    "exchange_rate": None})
         return out
     missing = [name for name, value in (("method_id", row["method_id"]), ("paid_date", row["paid_date"]),
                                         ("amount", row["pay_amount"]), ("currency", row["pay_currency"]))
@@ -287,6 +333,7 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
         out["chk_pay_currency"] = f"payment currency {pay_currency} differs from the bill's {row['currency']}"
     else:
         out["chk_pay_currency"] = OK
+    out["chk_pay_amount"] = _pay_amount_check(row)
     out.update(_placement("payment", row["paid_date"], ctx, policy, True))
     rate = None
     amount, base = row["pay_amount"], row["pay_base"]

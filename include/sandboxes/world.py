@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roger_economic.economic import conventions
-
 # --------------------------------------------------------------------------- identities
 
 
@@ -124,7 +122,12 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor("Google Ireland Ltd", None, "IE", "EUR", None, "cat_marketing", "name"),
 )
 
-EU_COUNTRIES = conventions.EU_COUNTRIES  # one list of EU members for both sides
+# The EU's member states (a fact of the world, not an e-conomic convention): the sandbox keeps its own list and
+# never imports the client's, so that the two can disagree.
+EU_COUNTRIES = frozenset(
+    ("AT", "BE", "BG", "CY", "CZ", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK")
+)
 
 # --------------------------------------------------------------------------- Roger master data
 

@@ -130,3 +130,21 @@ def test_economic_schema_rejection_names_the_field(boxes):
     paths = [path for path, *_ in caught.value.fields]
     assert any("amount" in p for p in paths), caught.value.fields
     assert "amount" in str(caught.value)
+
+
+def test_a_vendor_name_with_filter_syntax_finds_only_its_own_supplier(boxes):
+    """README "Paging and filtering": a value inside a filter escapes ``$ ( ) *``; unescaped, a vendor named
+    ``Zeta $or:name$like:*`` turned the look-up before creating a supplier again into "match everything" and
+    the bill would have been booked on supplier 1."""
+    from roger_economic.loader import Loader
+    from tests import factories
+
+    _, economic = boxes
+    client = economic_client(economic, world.grant_token(2, "cli-"))
+    loader = Loader(None, factories.context("agr_0002", 2), client, None, "run-filter")  # type: ignore[arg-type]
+    vendor = {"name": "Zeta (DK) $or:name$like:*", "cvr": None}
+    assert loader._find_supplier(vendor) is None
+    created = client.create_supplier(
+        {"name": vendor["name"], "currency": "DKK", "supplierGroup": {"supplierGroupNumber": 1},
+         "paymentTerms": {"paymentTermsNumber": 1}, "vatZone": {"vatZoneNumber": 1}}, "key-zeta")
+    assert loader._find_supplier(vendor) == created["supplierNumber"]

@@ -25,7 +25,7 @@ from tests.factories import pay
 
 D = Decimal
 INVOICE_JOURNAL, PAYMENT_JOURNAL = 2, 3
-FI_71 = {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "000000001234567", "paymentTypeNumber": 3}}
+FI_71 = {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "000000001234567", "paymentTypeNumber": 1}}
 
 # The standard setup, plus two categories that show where the VAT code comes from.
 CATEGORIES = {**f.CATEGORIES,

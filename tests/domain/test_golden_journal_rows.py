@@ -1,4 +1,8 @@
-"""A fixed set of 45 varied bills across 3 agreements produces exactly the checked-in journal rows.
+"""A fixed set of 55 varied bills across 3 agreements produces exactly the checked-in journal rows.
+
+45 were generated (``_write_input_bills``); 10 were added by hand: each FI form (+71, +73, +04, +75) with
+e-conomic's documented payment type numbers, the plausibility rules (VAT above the gross or negative, a
+partial and an over-payment, a receipt whose payment differs), and a +75 bill on an agreement that lacks +75.
 
 The expected rows live in ``tests/golden/journal_rows.json`` (one block per bill: its outcome,
 its findings, and the exact entries). A change in any booking rule shows up here as a diff to
@@ -23,7 +27,7 @@ SETUPS = {  # three agreements, three ways of being set up
     "agr_0001": {"i": 1},
     "agr_0002": {"i": 2, "supplier_policy": "default", "default_supplier": 1, "invoice_journal": 1,
                  "payment_journal": 1, "closed_period_policy": "next_open_date"},
-    "agr_0003": {"i": 3, "supplier_policy": "quarantine", "default_account": None},
+    "agr_0003": {"i": 3, "supplier_policy": "quarantine", "default_account": None, "lacks_payment_types": (17,)},
 }
 
 
@@ -32,7 +36,10 @@ def journal_rows() -> dict:
     for aid, setup in SETUPS.items():
         setup = dict(setup)
         i = setup.pop("i")
-        contexts[aid] = f.context(aid, i, snapshots=f.snapshots(i), **setup)
+        snapshots = f.snapshots(i)
+        lacking = setup.pop("lacks_payment_types", ())  # what this agreement's GET /payment-types leaves out
+        snapshots["payment_types"] = [t for t in snapshots["payment_types"] if t["paymentTypeNumber"] not in lacking]
+        contexts[aid] = f.context(aid, i, snapshots=snapshots, **setup)
     bills = [(b["agreement_id"], b["bill"]) for b in json.loads(BILLS.read_text(encoding="utf-8"))]
     frame = prepare(bills, contexts)
     findings = validation.run(frame)

@@ -31,6 +31,7 @@ from roger_economic import transform, validation
 from roger_economic.economic import jsonnum
 from roger_economic.prepare import prepare
 from tests import factories as f
+from tests.economic_schema import documented_payment_types
 
 SCHEMA_NAME = "journals.journalNumber.vouchers.post.schema.json"
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +111,13 @@ def good_voucher(**entry: Any) -> dict[str, Any]:
     pytest.param({"paymentDetails": {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "000000001234567",
                                                      "message": "2026-0042"}}}, "matches 2",
                  id="payment type fitting two alternatives"),
+    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 5, "giroAccount": "12345678",
+                                                     "ocrLine": "0000000012345678"}}}, None, id="+04 shape"),
+    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 17, "fiSupplierNo": "87654321",
+                                                     "ocrLineMessage": "0000000012345678"}}}, None, id="+75 shape"),
+    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 17, "fiSupplierNo": "87654321",
+                                                     "ocrLineMessage": "000000001234567"}}}, "matches 0",
+                 id="+75 OCR of 15"),
     pytest.param({"supplierInvoiceNumber": "X" * 31}, "is too long", id="invoice number of 31"),
     pytest.param({"text": "x" * 251}, "is too long", id="text of 251"),
 ])
@@ -134,8 +142,8 @@ def money(low: int = 1, high: int = 5_000_000_00) -> st.SearchStrategy[str]:
     return st.builds(text, st.integers(low, high), st.integers(0, 2))
 
 
-CODES = ["+71<000000001234567+85123456<", "+73<+86020310<", "+75<0000000012345678+87654321<", "+71<12+85123456<",
-         "IBAN DK50 0040 0440 1162 43", "+73<+76020310<"]
+CODES = ["+71<000000001234567+85123456<", "+73<+86020310<", "+75<0000000012345678+87654321<",
+         "+04<0000000012345678+12345678<", "+71<12+85123456<", "IBAN DK50 0040 0440 1162 43", "+73<+76020310<"]
 NAMES = st.one_of(st.sampled_from(["Dansk Kontorforsyning ApS", "TDC Erhverv A/S", "frugt til kontoret aps", "DSB",
                                    "Hetzner Online GmbH"]),
                   st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=300))
@@ -148,7 +156,8 @@ def bills(draw: st.DrawFn, index: int) -> dict[str, Any]:
     status = "PAID" if document_type == "receipt" else draw(st.sampled_from(["UPCOMING", "INITIALIZED", "PAID"]))
     currency = draw(st.sampled_from(["DKK", "DKK", "EUR", "SEK"]))
     amount = draw(money())
-    vat = draw(st.one_of(st.none(), st.just(str((Decimal(amount) / 5).quantize(Decimal("0.01")))), money(0, 10_000)))
+    vat = draw(st.one_of(st.none(), st.just(str((Decimal(amount) / 5).quantize(Decimal("0.01")))), money(0, 10_000),
+                         st.builds(lambda v: f"-{v}", money(1, 10_000))))  # above the gross, or negative: held
     bill = f.bill(
         id=f"bill_{index}_{draw(st.text('0123456789ABCDEFGHJKMNPQRSTVWXYZ', min_size=1, max_size=26))}",
         document_type=document_type, status=status, currency=currency, amount=amount, vat_amount=vat,
@@ -168,7 +177,7 @@ def bills(draw: st.DrawFn, index: int) -> dict[str, Any]:
         paid_on = issue + timedelta(days=draw(st.integers(0, 45)))
         bill["payment"] = {
             "method_id": draw(st.sampled_from(["pm_bank", "pm_credit"])), "paid_date": paid_on.isoformat(),
-            "amount": amount, "currency": currency,
+            "amount": draw(st.one_of(st.just(amount), money())), "currency": currency,  # partial/over: held
             "amount_base_currency": draw(st.one_of(st.none(), money(1, 50_000_000_00))),
         }
     return bill
@@ -196,5 +205,14 @@ def test_every_planned_voucher_is_one_e_conomic_accepts(batch: list[dict[str, An
         raw = bill["amount"] if planned.kind == "invoice" else bill["payment"]["amount"]
         sign = -1 if (planned.kind == "invoice") == (bill["document_type"] != "credit_note") else 1
         assert wire["amount"] == sign * Decimal(raw)  # exactly Roger's amount, with the entry's sign
+        if planned.kind == "payment":  # only money that makes sense: the bill's amount, no partial or over-payment
+            assert Decimal(bill["payment"]["amount"]) == Decimal(bill["amount"])
+        if "contraVatAmount" in wire:  # part of the gross, of its sign
+            assert 0 <= wire["contraVatAmount"] / wire["amount"] <= 1
+        if "paymentDetails" in wire:  # the number e-conomic documents for the FI form, with that type's fields
+            ptype = wire["paymentDetails"]["paymentType"]
+            name, fields = documented_payment_types()[ptype["paymentTypeNumber"]]
+            assert name == "+" + bill["payment_code"][1:3]
+            assert set(ptype) == {"paymentTypeNumber", *fields}
         assert f"[{bill['id']}]" in wire["text"]
         assert planned.voucher["accountingYear"]["year"] == planned.year

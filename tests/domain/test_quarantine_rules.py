@@ -32,7 +32,15 @@ CONTEXTS: dict[str, Callable[[], AgreementContext]] = {
     "quarantine suppliers": lambda: f.context(supplier_policy="quarantine"),
     "default supplier not set": lambda: f.context(supplier_policy="default", default_supplier=None),
     "next open date": lambda: f.context(closed_period_policy="next_open_date"),
+    "agreement without +75": lambda: f.context(snapshots=without_payment_types(17)),
 }
+
+
+def without_payment_types(*numbers: int) -> dict[str, Any]:
+    """Master data of an agreement whose ``GET /payment-types`` lacks these numbers."""
+    snaps = f.snapshots(1)
+    snaps["payment_types"] = [t for t in snaps["payment_types"] if t["paymentTypeNumber"] not in numbers]
+    return snaps
 
 
 @dataclass
@@ -123,6 +131,24 @@ CASES = [
           category_id="cat_barred", status="PAID", payment=pay()),
     stops("receipt_payment_fails_holds_invoice", {stop("payment_method_mapped", "pm_unknown", "payment")},
           document_type="receipt", status="PAID", payment=pay("pm_unknown")),
+    # ------------------------------------------------------------------ plausibility (booking-rules "Validation")
+    stops("bill_vat_larger_than_gross", {stop("vat_plausible", "500.00")}, amount="100.00", vat_amount="500.00"),
+    stops("bill_vat_negative", {stop("vat_plausible", "-20.00")}, amount="100.00", vat_amount="-20.00"),
+    stops("bill_paid_vat_larger_holds_payment", {stop("vat_plausible", "500.00")}, amount="100.00",
+          vat_amount="500.00", status="PAID", payment=pay(amount="100.00")),
+    stops("bill_partly_paid", {stop("payment_amount_matches", "600.00", "payment")}, ("invoice",),
+          status="PAID", payment=pay(amount="600.00")),
+    stops("bill_over_paid", {stop("payment_amount_matches", "24688.48", "payment")}, ("invoice",),
+          amount="100.00", vat_amount="20.00", status="PAID", payment=pay(amount="24688.48")),
+    stops("receipt_payment_differs_holds_both", {stop("payment_amount_matches", "24688.48", "payment")},
+          document_type="receipt", status="PAID", amount="100.00", vat_amount="20.00",
+          payment=pay(amount="24688.48")),
+    # ------------------------------------------------------------------ payment types the agreement offers
+    stops("bill_75_agreement_lacks_it", {stop("payment_type_offered", "17")}, setup="agreement without +75",
+          payment_code="+75<0000000012345678+87654321<"),
+    stops("bill_75_paid_agreement_lacks_it", {stop("payment_type_offered", "17")},
+          setup="agreement without +75", payment_code="+75<0000000012345678+87654321<", status="PAID",
+          payment=pay()),
     # ------------------------------------------------------------------ only warns: the bill is booked
     warns("bill_due_before_issue", {warn("due_after_issue", "2026-10-01")}, due_date="2026-10-01"),
     warns("bill_vat_not_fitting", {warn("vat_fits_rate", "100.00")}, vat_amount="100.00"),
@@ -186,6 +212,39 @@ def test_finding_says_why_in_words(booked: Callable) -> None:
     assert messages["bill_in_closed_year"] == ["invoice date 2024-03-01 is in closed accounting year 2024"]
     assert messages["bill_category_on_barred_account"] == ["category account 2795 is barred"]
     assert messages["bill_paid_other_currency"] == ["payment currency EUR differs from the bill's DKK"]
+
+
+def test_plausibility_findings_name_both_amounts(booked: Callable) -> None:
+    _, outcomes = booked("standard")
+    messages = {o.bill_id: [x.message for x in o.findings] for o in outcomes}
+    assert messages["bill_vat_larger_than_gross"] == ["VAT amount 500.00 is larger than the gross amount 100.00"]
+    assert messages["bill_vat_negative"] == ["VAT amount -20.00 is of the other sign than the gross amount 100.00"]
+    assert messages["bill_over_paid"] == [
+        "payment 24688.48 DKK differs from the bill's amount 100.00 DKK (over-payment: the accountant decides)"]
+    assert messages["bill_partly_paid"] == [
+        "payment 600.00 DKK differs from the bill's amount 1250.00 DKK (partial payment: the accountant decides)"]
+
+
+def test_a_payment_type_the_agreement_lacks_is_named_with_the_types_it_has(booked: Callable) -> None:
+    entries, outcomes = booked("agreement without +75")
+    [outcome] = [o for o in outcomes if o.bill_id == "bill_75_agreement_lacks_it"]
+    assert [x.message for x in outcome.findings] == [
+        "payment type 17 (+75) is not among the agreement's payment types (1, 2, 5, 7, 10, 14)"]
+    # the neighbour's +71 is one the agreement has: it is booked with e-conomic's number for +71
+    [neighbour] = [e.entry for e in entries if e.bill_id == NEIGHBOUR]
+    assert neighbour["paymentDetails"]["paymentType"]["paymentTypeNumber"] == 1
+
+
+def test_payment_types_not_read_yet_hold_a_bill_with_a_code_and_say_what_to_do() -> None:
+    snaps = f.snapshots(1)
+    del snaps["payment_types"]  # master data read before the payment types were
+    entries, outcomes = f.book([f.bill(id="bill_code"), f.bill(id="bill_no_code", payment_code=None)],
+                               f.context(snapshots=snaps))
+    state = {o.bill_id: (o.state, [x.message for x in o.findings]) for o in outcomes}
+    assert state["bill_code"] == ("quarantined", [
+        "payment type 1 (+71): the agreement's payment types are not read yet (run roger_master_data)"])
+    assert state["bill_no_code"] == ("planned", [])
+    assert [e.bill_id for e in entries] == ["bill_no_code"]
 
 
 def test_warned_entries_still_carry_roger_values(booked: Callable) -> None:

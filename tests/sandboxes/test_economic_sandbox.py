@@ -50,7 +50,7 @@ def invoice(text: str = "Dansk Kontorforsyning faktura 2025-0042 [bill_01J9ZK3X4
         "supplier": {"supplierNumber": 1}, "amount": amount, "contraAccount": {"accountNumber": 2750},
         "contraVatAccount": {"vatCode": "I25"}, "contraVatAmount": -250.00, "currency": {"code": "DKK"},
         "date": day, "dueDate": "2025-03-18", "supplierInvoiceNumber": "2025-0042", "text": text,
-        "paymentDetails": {"paymentType": {"paymentTypeNumber": 3, "fiSupplierNo": "85123456",
+        "paymentDetails": {"paymentType": {"paymentTypeNumber": 1, "fiSupplierNo": "85123456",
                                            "ocrLine": "000000012345678"}},
     }
     entry.update(extra)
@@ -445,3 +445,122 @@ def test_a_supplier_is_created_with_the_next_number_and_validated(sandbox):
     unknown_group = {**body, "supplierGroup": {"supplierGroupNumber": 42}}
     assert sess.post(url(sess, "/suppliers"), json=unknown_group).status_code == 400
     assert state(sandbox)["counters"]["suppliers"]["POST"] == 3
+
+
+# --------------------------------------------------------------------------- payment types (README "Payment types")
+
+
+def with_payment_type(**ptype: Any) -> dict[str, Any]:
+    return invoice(paymentDetails={"paymentType": ptype})
+
+
+def payment_type_errors(resp: requests.Response) -> list[dict[str, Any]]:
+    node = entry_errors(resp.json())["paymentDetails"]["paymentType"]
+    return [err for child in node.values() if isinstance(child, dict) for err in child.get("errors", [])]
+
+
+def test_payment_types_listed_are_the_documented_ones(sandbox):
+    sess = client(sandbox)
+    listed = sess.get(url(sess, "/payment-types")).json()["collection"]
+    assert {t["paymentTypeNumber"]: t["name"] for t in listed} == {
+        1: "+71", 2: "+73", 5: "+04", 7: "Bank transfer", 10: "IBAN", 14: "Entry only", 17: "+75"}
+    assert sess.get(url(sess, "/payment-types/17")).json()["name"] == "+75"
+    assert sess.get(url(sess, "/payment-types/3")).status_code == 404
+
+
+@pytest.mark.parametrize("ptype", [
+    pytest.param({"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"}, id="+71"),
+    pytest.param({"paymentTypeNumber": 2, "fiSupplierNo": "85123456", "message": "2025-0042"}, id="+73"),
+    pytest.param({"paymentTypeNumber": 5, "giroAccount": "12345678", "ocrLine": "0000000012345678"}, id="+04"),
+    pytest.param({"paymentTypeNumber": 7, "accountNo": "1234 5678901", "message": "2025-0042"}, id="bank"),
+    pytest.param({"paymentTypeNumber": 10, "ibanSwift": "DK5000400440116243", "message": "2025-0042"}, id="IBAN"),
+    pytest.param({"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"},
+                 id="+75"),
+])
+def test_each_documented_payment_type_in_its_shape_is_accepted(sandbox, ptype):
+    sess = client(sandbox)
+    resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(**ptype))
+    assert resp.status_code == 201, resp.text
+    details = resp.json()["entries"]["supplierInvoices"][0]["paymentDetails"]["paymentType"]
+    assert details["paymentTypeNumber"] == ptype["paymentTypeNumber"]
+
+
+@pytest.mark.parametrize(("ptype", "says"), [
+    pytest.param({"paymentTypeNumber": 3, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"},
+                 "Payment type 3 not found.", id="the old +71 guess 3"),
+    pytest.param({"paymentTypeNumber": 6, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"},
+                 "Payment type 6 not found.", id="the old +75 guess 6"),
+    pytest.param({"paymentTypeNumber": 4, "fiSupplierNo": "85123456", "message": "2025-0042"},
+                 "Payment type 4 not found.", id="the old +73 guess 4"),
+    pytest.param({"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLine": "000000001234567"},
+                 "expects fiSupplierNo and ocrLineMessage", id="+75 in the +71 shape"),
+    pytest.param({"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "00000000123456A"},
+                 "must be digits, 15", id="+71 OCR with a letter"),
+])
+def test_an_unknown_number_or_a_shape_of_another_type_is_refused_with_E07520(sandbox, ptype, says):
+    sess = client(sandbox)
+    resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(**ptype))
+    assert resp.status_code == 400
+    errors = payment_type_errors(resp)
+    assert [e["errorCode"] for e in errors] == ["E07520"] and says in errors[0]["message"], errors
+    assert state(sandbox)["vouchers"] == []
+
+
+def test_a_payment_type_fitting_no_or_two_schema_alternatives_is_a_schema_error(sandbox):
+    sess = client(sandbox)
+    none = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
+        paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="1234"))
+    two = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
+        paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="000000001234567", message="2025-0042"))
+    for resp in (none, two):
+        assert resp.status_code == 400
+        [err] = entry_errors(resp.json())["paymentDetails"]["paymentType"]["errors"]
+        assert err["errorCode"] == "E06010"
+    assert "none of the allowed" in none.json()["errors"]["entries"]["supplierInvoices"][0]["paymentDetails"][
+        "paymentType"]["errors"][0]["message"]
+    # 14 (entry only) has no details: no alternative fits it, and it is not accepted on draft entries anyway
+    entry_only = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(paymentTypeNumber=14))
+    assert entry_only.status_code == 400
+    assert state(sandbox)["vouchers"] == []
+
+
+def test_an_agreement_lacking_a_type_does_not_list_it_and_refuses_it(sandbox):
+    sandbox.control("POST", "payment-types", {"agreement": AGREEMENT, "drop": [17]})
+    sess = client(sandbox)
+    numbers = [t["paymentTypeNumber"] for t in sess.get(url(sess, "/payment-types")).json()["collection"]]
+    assert numbers == [1, 2, 5, 7, 10, 14]
+    resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
+        paymentTypeNumber=17, fiSupplierNo="87654321", ocrLineMessage="0000000012345678"))
+    assert resp.status_code == 400
+    assert [e["message"] for e in payment_type_errors(resp)] == ["Payment type 17 not found."]
+    other = client(sandbox, 2)  # another agreement still has it
+    assert 17 in [t["paymentTypeNumber"] for t in other.get(url(other, "/payment-types")).json()["collection"]]
+
+
+# --------------------------------------------------------------------------- assumed conventions, switchable
+
+
+def test_assumed_conventions_can_be_changed_so_the_sandbox_disagrees(sandbox):
+    sess = client(sandbox)
+    assert sess.post(url(sess, "/journals/1/vouchers"), json=[invoice(), payment()]).status_code == 201
+    sides = [e["side"] for v in state(sandbox)["vouchers"] for e in v["entries"]]
+    assert sides == ["credit", "debit"]  # default reading: a minus is a credit
+    sandbox.control("POST", "conventions", {"credit_sign": "+", "scanning_module_name": "Scanning",
+                                            "vat_zones": {"11": "Domestic", "12": "EU", "13": "Abroad"}})
+    sides = [e["side"] for v in state(sandbox)["vouchers"] for e in v["entries"]]
+    assert sides == ["debit", "credit"]
+    assert [m["name"] for m in sess.get(url(sess, "/self")).json()["modules"]][-1] == "Scanning"
+    zones = [z["vatZoneNumber"] for z in sess.get(url(sess, "/vat-zones")).json()["collection"]]
+    assert zones == [11, 12, 13]
+    sandbox.control("POST", "conventions", {"gone_entry_status": 410})
+    assert sess.delete(url(sess, "/journals/2/entries/999999")).status_code == 410
+    sandbox.control("DELETE", "conventions", {})
+    assert sandbox.control("GET", "conventions", {})["credit_sign"] == "-"
+    assert sess.delete(url(sess, "/journals/2/entries/999999")).status_code == 404
+
+
+def test_the_sandbox_never_imports_the_client():
+    root = Path(__file__).resolve().parents[2] / "include" / "sandboxes"
+    importing = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if "roger_economic" in p.read_text(encoding="utf-8")]
+    assert importing == []

@@ -2,19 +2,34 @@
 
 Kept behind one small interface (the methods below) so that the newer
 Journals API can be added beside it without touching the loader.
+
+e-conomic conventions relied on here (``economic-api/README.md`` sections; the assumed ones have a switch in
+:mod:`roger_economic.economic.conventions`):
+
+- headers ``X-AppSecretToken`` + ``X-AgreementGrantToken``, JSON bodies, multipart uploads: *documented*
+  ("Connection");
+- ``skippages``/``pagesize`` (at most 1000) paging that ends when ``nextPage`` is absent: *documented*
+  ("Paging and filtering");
+- an array of vouchers in one POST, answered as an array in the same order: *documented* ("Journals and
+  vouchers");
+- ``Idempotency-Key`` on every non-GET, replayed for an hour: *documented* ("Limits and idempotency");
+- draft entries under ``/journals/{n}/entries``, deleted with ``DELETE``: *documented*; a gone entry answering
+  404: *assumed* (``GONE_ENTRY_STATUS``);
+- attachments: one POST, 400 "Voucher already has attachment" for a second one, PATCH adds pages, 9 MB per
+  request: *documented* ("Attachments"); 413 for a larger file: *assumed* (``TOO_LARGE_STATUS``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from roger_economic.economic.conventions import voucher_path, year_path
+from roger_economic.economic.conventions import GONE_ENTRY_STATUS, TOO_LARGE_STATUS, voucher_path, year_path
 from roger_economic.economic.jsonnum import dumps, loads
 from roger_economic.errors import ApiError, NotFound
 from roger_economic.http import Answer, ApiCaller, RetryPolicy
 
-PAGE_SIZE = 1000
-MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024  # per request, the multipart envelope included
+PAGE_SIZE = 1000  # the largest page e-conomic allows (documented: "Paging and filtering")
+MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024  # per request, the multipart envelope included (documented: "Attachments")
 MULTIPART_OVERHEAD = 1024  # boundary and part headers around the file (a few hundred bytes; kept generous)
 
 
@@ -101,23 +116,24 @@ class EconomicClient:
         """Delete a draft entry; ``False`` when it is gone already (deleted, or booked)."""
         answer = self.http.request(
             "DELETE", f"/journals/{journal}/entries/{entry_number}", idempotency_key=key,
-            content_type=None, ok_statuses=frozenset({404}),
+            content_type=None, ok_statuses=frozenset({GONE_ENTRY_STATUS}),
         )
-        return answer.status != 404
+        return answer.status != GONE_ENTRY_STATUS
 
     def attach(self, journal: int, year: str, voucher: int, pdf: bytes, filename: str, key: str) -> str:
         """Attach a PDF to a voucher: ``attached``, ``exists`` when it already had one (a rerun, or an
-        answer lost after the idempotency key expired: nothing is added twice), ``too_large`` on 413."""
+        answer lost after the idempotency key expired: nothing is added twice), ``too_large`` on 413
+        (``TOO_LARGE_STATUS``)."""
         path = f"{voucher_path(journal, year, voucher)}/attachment/file"
         answer = self.http.request(
             "POST", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key,
-            content_type=None, ok_statuses=frozenset({400, 413}),
+            content_type=None, ok_statuses=frozenset({400, TOO_LARGE_STATUS}),
         )
-        if answer.status == 413:
+        if answer.status == 400 and "already has attachment" in str(answer.body).lower():
+            return "exists"
+        if answer.status == TOO_LARGE_STATUS:
             return "too_large"
         if answer.status == 400:
-            if "already has attachment" in str(answer.body).lower():
-                return "exists"
             raise ApiError("e-conomic", self.http.agreement, "POST", path, 400, str(answer.body)[:300])
         return "attached"
 

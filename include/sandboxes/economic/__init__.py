@@ -40,5 +40,15 @@ Control endpoints (no tokens; JSON bodies; ``agreement`` is the agreement number
 - ``POST /_control/book`` ``{"agreement": 700001, "journal": 2}``: books the journal's drafts (they
   leave ``/entries``; vouchers stay readable) -> ``{booked_entries, booked_vouchers, ...}``.
 
+- ``POST /_control/payment-types`` ``{"agreement": 700001, "drop": [17]}`` (also ``"add"``, or ``"numbers"``
+  for the whole list): which of the documented payment types (the README table) the agreement has; ``GET
+  /payment-types`` lists them and a voucher with another number answers ``E07520 Payment type N not found``.
+- ``GET|POST|DELETE /_control/conventions`` ``{"credit_sign": "-", "scanning_module_name": "Indscanning",
+  "vat_zones": {"1": "Domestic", ...}}``: the *assumed* conventions (no e-conomic document fixes them), so a
+  test can make the sandbox disagree with the client; ``DELETE`` (and reset) restores the defaults.
+
+Payment types, their numbers and detail fields come from the README table "Payment types" and the voucher
+schema's ``oneOf`` (both read at run time, see ``sandboxes.economic.validation``), never from the client.
+
 Unknown agreements or objects in a control call answer 404 ``{"error": ...}``.
 """

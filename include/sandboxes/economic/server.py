@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from sandboxes import world
 from sandboxes.economic.state import (
+    DEFAULT_CONVENTIONS,
     ENTRY_TYPES,
-    PAYMENT_TYPES,
     AgreementState,
     Cached,
     Entry,
@@ -30,18 +30,23 @@ from sandboxes.economic.state import (
     year_path,
 )
 from sandboxes.economic.validation import (
+    E_PAYMENT_TYPE,
     SUPPLIERS_POST,
     VOUCHERS_POST,
     add_error,
     error_item,
     loads,
+    payment_type_problems,
+    payment_types,
     plain,
     real_date,
     schema_errors,
 )
 from sandboxes.httpbase import JsonHandler, Reply
 
-# Error codes the sandbox answers with (e-conomic's where known, else in its style).
+# Error codes the sandbox answers with. Documented: E04041 and E07150 (README "Errors"), E03040 (README
+# "Attachments"), E07520 (e-conomic's "Payment type 3 not found"); the others are assumed, in e-conomic's style.
+# The client relies on none of the codes (it reports them), so they need no switch.
 E_AUTH = "E00100"  # missing, wrong or revoked token
 E_MEDIA = "E00415"  # not JSON
 E_BAD_REQUEST = "E00400"  # unreadable body, bad paging or filter
@@ -59,6 +64,7 @@ E_ENTRY_TYPE = "E07190"  # entry type not allowed in the journal
 E_VOUCHER_NUMBER = "E07200"  # voucher number outside the journal's range or taken
 E_MASTER = "E07210"  # supplier group, VAT zone or payment terms unknown
 E_ATTACHMENT = "E08010"  # attachment problems (type, size, already there)
+# E_PAYMENT_TYPE = "E07520" (sandboxes.economic.validation): payment type not found, as e-conomic answers it
 
 MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024
 MAX_PAGE_SIZE = 1000
@@ -652,7 +658,8 @@ class EconomicHandler(JsonHandler):
         b = self.base
         modules = [{"moduleNumber": 1, "name": world.API_MODULE, "self": f"{b}/modules/1"}]
         if agr.profile.scanning_addon:
-            modules.append({"moduleNumber": 2, "name": world.SCANNING_MODULE, "self": f"{b}/modules/2"})
+            name = self.sandbox.conventions["scanning_module_name"]  # assumed spelling: a control setting
+            modules.append({"moduleNumber": 2, "name": name, "self": f"{b}/modules/2"})
         return 200, {
             "agreementNumber": agr.number,
             "agreementType": {"agreementTypeNumber": 1, "name": "Small"},
@@ -745,16 +752,19 @@ class EconomicHandler(JsonHandler):
                   "self": f"{b}/payment-terms/{n}"} for n, (name, days) in agr.payment_terms.items()]
         return self.collection(items, query, path)
 
+    def payment_type_answer(self, number: int) -> dict[str, Any]:
+        return {"paymentTypeNumber": number, "name": payment_types()[number].name,
+                "self": f"{self.base}/payment-types/{number}"}
+
     def list_payment_types(self, agr: AgreementState, query, path, **_: Any):
-        items = [{"paymentTypeNumber": n, "name": name, "self": f"{self.base}/payment-types/{n}"}
-                 for n, name in PAYMENT_TYPES]
+        """The documented types (README "Payment types") the agreement has (a test may drop some)."""
+        items = [self.payment_type_answer(n) for n in sorted(agr.payment_types)]
         return self.collection(items, query, path)
 
     def get_payment_type(self, agr: AgreementState, number: str, **_: Any):
-        for n, name in PAYMENT_TYPES:
-            if n == int(number):
-                return 200, {"paymentTypeNumber": n, "name": name, "self": f"{self.base}/payment-types/{n}"}, {}
-        raise fail(404, f"Payment type {number} not found.", E_NOT_FOUND)
+        if int(number) in agr.payment_types:
+            return 200, self.payment_type_answer(int(number)), {}
+        raise fail(404, f"Payment type {number} not found.", E_PAYMENT_TYPE)
 
     # ------------------------------------------------------------------ suppliers
     def _json_body(self, body: bytes) -> Any:
@@ -850,6 +860,11 @@ class EconomicHandler(JsonHandler):
                 if isinstance(ref, dict) and "vatCode" in ref and ref["vatCode"] not in agr.vat_accounts:
                     add_error(tree, [*at, prop], error_item(
                         E_VAT, f"VAT code {ref['vatCode']} not found.", prop, ref["vatCode"]))
+            ptype = (e.get("paymentDetails") or {}).get("paymentType")
+            if isinstance(ptype, dict):
+                for prop, message, value in payment_type_problems(ptype, agr.payment_types):
+                    add_error(tree, [*at, "paymentDetails", "paymentType", prop],
+                              error_item(E_PAYMENT_TYPE, message, prop, value))
             code = (e.get("currency") or {}).get("code")
             if code is not None and str(code).upper() not in agr.currencies:
                 add_error(tree, [*at, "currency"], error_item(E_CURRENCY, f"Currency {code} not found.",
@@ -961,7 +976,8 @@ class EconomicHandler(JsonHandler):
         jn = self._journal(agr, number)
         entry = agr.entries.get(int(entry_number))
         if entry is None or entry.journal != jn or entry.status != "draft":
-            raise fail(404, f"Entry {entry_number} not found in journal {jn}.", E_NOT_FOUND)
+            status = int(self.sandbox.conventions["gone_entry_status"])  # assumed: 404
+            raise fail(status, f"Entry {entry_number} not found in journal {jn}.", E_NOT_FOUND)
         return entry
 
     def get_entry(self, agr: AgreementState, number: str, entry_number: str, **_: Any):
@@ -991,7 +1007,8 @@ class EconomicHandler(JsonHandler):
 
     def _upload(self, body: bytes) -> tuple[str, str, bytes]:
         if len(body) > MAX_ATTACHMENT_BYTES:
-            raise fail(413, "The file is larger than 9 MB.", E_ATTACHMENT)
+            status = int(self.sandbox.conventions["too_large_status"])  # assumed: 413
+            raise fail(status, "The file is larger than 9 MB.", E_ATTACHMENT)
         parts = parse_multipart(self.headers.get("Content-Type") or "", body)
         files = [(h, d) for h, d in parts if _filename(h)] or parts
         if len(files) != 1:
@@ -1060,6 +1077,8 @@ class EconomicHandler(JsonHandler):
             if "advance_seconds" in data:
                 sb.clock_offset += float(data["advance_seconds"])
             return 200, {"offset_seconds": sb.clock_offset, "now": sb.now()}
+        if name == "conventions":
+            return 200, self._conventions(method, data)
         if name in ("revoke", "unrevoke"):
             agr = self._control_agreement(data)
             if name == "revoke":
@@ -1098,6 +1117,12 @@ class EconomicHandler(JsonHandler):
                 if "accountType" in data:
                     acc["accountType"] = str(data["accountType"])
                 return 200, self.account_answer(number, acc)
+            if name == "payment-types":
+                if "numbers" in data:
+                    agr.payment_types = {int(n) for n in data["numbers"]} & set(payment_types())
+                agr.payment_types -= {int(n) for n in data.get("drop", [])}
+                agr.payment_types |= {int(n) for n in data.get("add", []) if int(n) in payment_types()}
+                return 200, {"agreement": agr.number, "paymentTypes": sorted(agr.payment_types)}
             if name == "book":
                 jn = data.get("journal")
                 if jn not in agr.drafts:
@@ -1116,13 +1141,43 @@ class EconomicHandler(JsonHandler):
                              "booked_vouchers": len(vouchers)}
         raise Reply(404, {"error": f"no control endpoint {name}"})
 
+    def _conventions(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The assumed conventions (state.DEFAULT_CONVENTIONS): ``GET`` reads them, ``POST`` changes the keys
+        given, ``DELETE`` restores the defaults. VAT zones apply to every agreement at once."""
+        sb = self.sandbox
+        if method == "DELETE":
+            sb.conventions = dict(DEFAULT_CONVENTIONS)
+        elif method == "POST":
+            unknown = set(data) - set(DEFAULT_CONVENTIONS)
+            if unknown:
+                raise Reply(400, {"error": f"unknown conventions {sorted(unknown)}"})
+            for key in ("too_large_status", "gone_entry_status"):
+                if key in data and not 400 <= int(data[key]) <= 499:
+                    raise Reply(400, {"error": f"{key} must be a 4xx status"})
+            if "credit_sign" in data and data["credit_sign"] not in ("-", "+"):
+                raise Reply(400, {"error": "credit_sign must be '-' or '+'"})
+            if "vat_zones" in data:
+                data["vat_zones"] = {int(n): str(name) for n, name in dict(data["vat_zones"]).items()}
+            sb.conventions.update(data)
+        if method != "GET":
+            sb.set_vat_zones(sb.conventions["vat_zones"])
+        return {**sb.conventions, "vat_zones": {str(n): name for n, name in sb.conventions["vat_zones"].items()}}
+
+    def _side(self, amount: Any) -> str | None:
+        """Debit or credit, read with the sandbox's sign convention (a minus is a credit by default)."""
+        if not isinstance(amount, Decimal | int | float) or amount == 0:
+            return None
+        negative_is_credit = self.sandbox.conventions["credit_sign"] == "-"
+        return "credit" if (amount < 0) == negative_is_credit else "debit"
+
     def _state_dump(self, agr: AgreementState) -> dict[str, Any]:
         vouchers = []
         for v in agr.vouchers.values():
             vouchers.append({
                 "journal": v.journal, "accountingYear": v.year, "voucherNumber": v.number, "status": v.status,
                 "payload": v.payload,
-                "entries": [{**agr.entries[n].answer, "status": agr.entries[n].status} for n in v.entries],
+                "entries": [{**agr.entries[n].answer, "status": agr.entries[n].status,
+                             "side": self._side(agr.entries[n].answer.get("amount"))} for n in v.entries],
                 "attachment": v.attachment,
             })
         return {

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandboxes import world
+from sandboxes.economic.validation import payment_types
 
 IDEMPOTENCY_TTL = 3600.0  # seconds an Idempotency-Key answer is kept
 API_MODULE_NUMBER = 1
@@ -33,12 +34,23 @@ SCANNING_MODULE_NUMBER = 2
 COUNTRY_NAMES = {"DK": "Danmark", "DE": "Tyskland", "SE": "Sverige", "NO": "Norge", "AU": "Australien",
                  "IE": "Irland", "GB": "Storbritannien", "US": "USA"}
 
-# Payment types (remittance advice) as the sandbox offers them; FI codes per
-# roger_economic.economic.conventions.PAYMENT_TYPE_NUMBERS (unconfirmed numbering).
-PAYMENT_TYPES: tuple[tuple[int, str], ...] = (
-    (1, "Bankoverførsel"), (2, "IBAN/SWIFT"), (3, "FI-kort 71"), (4, "FI-kort 73"),
-    (5, "Girokort 04"), (6, "FI-kort 75"),
-)
+# Conventions the sandbox cannot read from e-conomic's documents (README/schemas) are *assumed*; each can be
+# changed while the sandbox runs (``POST /_control/conventions``) so that a test can make the sandbox disagree
+# with the client. Documented ones (payment types, year paths, the schemas) are read from the README and the
+# schemas and have no switch.
+DEFAULT_CONVENTIONS: dict[str, Any] = {
+    # README "Journals and vouchers" *(unconfirmed)*: a minus makes an entry a credit ("-"); "+" turns it round.
+    # The sandbox reads each entry's side with it (``side`` in /_control/state).
+    "credit_sign": "-",
+    # README "Attachments" names the add-on, not how /self → modules spells it.
+    "scanning_module_name": world.SCANNING_MODULE,
+    # the vatZones schema gives numbers, not their meaning: number -> name
+    "vat_zones": {n: name for n, name in world.VAT_ZONES},
+    # README "Attachments" gives the 9 MB limit, not the status of the answer to a larger file
+    "too_large_status": 413,
+    # README "Journals and vouchers" documents DELETE of a draft entry, not the answer once it is gone
+    "gone_entry_status": 404,
+}
 
 # plural key in a voucher's ``entries`` -> entryType
 ENTRY_TYPES: dict[str, str] = {
@@ -51,6 +63,7 @@ ENTRY_TYPES: dict[str, str] = {
 
 
 def year_path(year: str) -> str:
+    """README "Journals and vouchers": a split year ``2024/2025`` is written ``2024_6_2025`` in a path."""
     return year.replace("/", "_6_")
 
 
@@ -172,6 +185,8 @@ class AgreementState:
             self.years[year] = Year(year, s, e, closed, _monthly_periods(s, e))
         self.supplier_groups = dict(world.SUPPLIER_GROUPS)
         self.vat_zones = dict(world.VAT_ZONES)
+        # README "Payment types": every documented type, until a test drops some (/_control/payment-types)
+        self.payment_types: set[int] = set(payment_types())
         self.payment_terms = {n: (name, days) for n, name, days in world.PAYMENT_TERMS}
         self.suppliers: dict[int, dict[str, Any]] = {}
         for vendor in world.VENDORS:
@@ -258,6 +273,7 @@ class Sandbox:
         self.rate_limit = rate_limit
         self.base_url = base_url
         self.clock_offset = 0.0
+        self.conventions: dict[str, Any] = dict(DEFAULT_CONVENTIONS)
         self.revoked: set[int] = set()
         self._states: dict[int, AgreementState] = {}
         self._lock = threading.Lock()
@@ -287,14 +303,22 @@ class Sandbox:
                 state = self._states.get(index)
                 if state is None:
                     state = AgreementState(index, self.rate_limit)
+                    state.vat_zones = dict(self.conventions["vat_zones"])
                     self._states[index] = state
         return state
+
+    def set_vat_zones(self, zones: dict[int, str]) -> None:
+        """The assumed VAT zone numbering, for the agreements already alive and those still to come."""
+        with self._lock:
+            for state in self._states.values():
+                state.vat_zones = dict(zones)
 
     def reset(self) -> None:
         with self._lock:
             self._states.clear()
             self.revoked.clear()
             self.clock_offset = 0.0
+            self.conventions = dict(DEFAULT_CONVENTIONS)
 
 
 def retry_after_seconds(wait: float) -> int:

@@ -8,6 +8,11 @@ e-conomic's schemas (``economic-api/schemas``) are validated with a
 - ``oneOf`` (under ``paymentDetails.paymentType``): exactly one alternative matches;
 - ``format: full-date``: an anchored, real calendar date (``2025-11-31`` fails).
 
+Payment types (``paymentDetails.paymentType``) follow the README table "Payment types" (numbers, names,
+detail fields) read at run time beside the schemas (``README.md`` next to ``schemas/``: the shared
+``economic-api/README.md`` or the copy this package ships), and each number's shape is the ``oneOf``
+alternative of the voucher schema that requires exactly that number's two fields: never the client's guess.
+
 Errors come out as e-conomic's error tree (``errors`` mirrors the payload,
 ``arrayIndex`` names an array element), see :func:`add_error`.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -125,6 +131,114 @@ def validator_for(schema_name: str) -> Any:
 
 VOUCHERS_POST = "journals.journalNumber.vouchers.post"
 SUPPLIERS_POST = "suppliers.post"
+
+
+# --------------------------------------------------------------------------- payment types (README + schema)
+
+E_PAYMENT_TYPE = "E07520"  # e-conomic's: "Payment type 3 not found"
+ENTRY_ONLY_REFUSED = "not accepted on draft entries"  # README: type 14 "(not accepted on draft entries since 2025)"
+_FIELD = re.compile(r"`([A-Za-z]+)`")
+
+
+@dataclass(frozen=True)
+class PaymentType:
+    """One row of the README's "Payment types" table."""
+
+    number: int
+    name: str
+    fields: tuple[str, ...]  # the detail fields, in the table's order (none for "Entry only")
+    notes: tuple[str, ...]  # each field's description as written, e.g. "(digits, 15)"
+    draft_entries: bool  # False where the README says the type is not accepted on draft entries
+
+
+def readme_path() -> Path:
+    """The e-conomic facts file beside the schemas: ``$ECONOMIC_API_README``, else ``README.md`` next to the
+    schema folder (the shared ``economic-api/README.md``, or this package's copy of it)."""
+    env = os.environ.get("ECONOMIC_API_README")
+    return Path(env) if env else schema_dir().parent / "README.md"
+
+
+def parse_payment_types(text: str) -> dict[int, PaymentType]:
+    """The rows of the table under ``## Payment types`` in the README's markdown."""
+    section = text.split("## Payment types", 1)[1].split("\n## ", 1)[0]
+    out: dict[int, PaymentType] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not cells[0].isdigit():
+            continue
+        fields, notes = [], []
+        for cell in cells[2:4]:
+            found = _FIELD.match(cell)
+            if found:
+                fields.append(found[1])
+                notes.append(cell[found.end():].strip())
+        out[int(cells[0])] = PaymentType(int(cells[0]), cells[1], tuple(fields), tuple(notes),
+                                         ENTRY_ONLY_REFUSED not in line)
+    if not out:
+        raise ValueError("no payment types found in the README's 'Payment types' table")
+    return out
+
+
+@cache
+def payment_types() -> dict[int, PaymentType]:
+    """Every payment type e-conomic documents, by number (read once per process)."""
+    return parse_payment_types(readme_path().read_text(encoding="utf-8"))
+
+
+def _payment_type_schema() -> dict[str, Any]:
+    schema = json.loads((schema_dir() / f"{VOUCHERS_POST}.schema.json").read_text(encoding="utf-8"))
+    entry = schema["properties"]["entries"]["properties"]["supplierInvoices"]["items"]
+    return entry["properties"]["paymentDetails"]["properties"]["paymentType"]
+
+
+def _required_names(alternative: dict[str, Any]) -> frozenset[str]:
+    return frozenset(k for k, v in (alternative.get("properties") or {}).items() if v.get("required"))
+
+
+@cache
+def payment_type_shapes() -> dict[int, dict[str, Any]]:
+    """Each documented type's ``oneOf`` alternative in the voucher schema (the one requiring its two fields)."""
+    alternatives = _payment_type_schema()["oneOf"]
+    shapes: dict[int, dict[str, Any]] = {}
+    for number, ptype in payment_types().items():
+        if not ptype.fields:
+            continue
+        fitting = [alt for alt in alternatives if _required_names(alt) == frozenset(ptype.fields)]
+        if len(fitting) != 1:
+            raise ValueError(f"payment type {number} ({ptype.name}): {len(fitting)} schema alternatives require "
+                             f"{', '.join(ptype.fields)}")
+        shapes[number] = fitting[0]
+    return shapes
+
+
+def _digits_ok(value: Any, note: str) -> bool:
+    """The README's content rule for a field described with digits: "(digits, 15)" means digits only;
+    "(2-16 digits, or `digits/text` ...)" means digits, optionally followed by ``/`` and text."""
+    if "digits" not in note or not isinstance(value, str):
+        return True
+    head = value.split("/", 1)[0] if "digits/text" in note else value
+    return re.fullmatch(r"[0-9]+", head) is not None
+
+
+def payment_type_problems(ptype: dict[str, Any], offered: set[int] | frozenset[int]) -> list[tuple[str, str, Any]]:
+    """What e-conomic refuses in one ``paymentDetails.paymentType``: (property, message, value) each."""
+    number = ptype.get("paymentTypeNumber")
+    documented = payment_types()
+    if number not in documented or number not in offered:
+        return [("paymentTypeNumber", f"Payment type {number} not found.", number)]
+    known = documented[number]
+    if not known.draft_entries:
+        return [("paymentTypeNumber", f"Payment type {number} ({known.name}) is not accepted on draft entries.",
+                 number)]
+    problems: list[tuple[str, str, Any]] = []
+    shape = payment_type_shapes()[number]
+    if not EconomicValidator(shape).is_valid(ptype):
+        problems.append(("paymentType", f"Payment type {number} ({known.name}) expects "
+                                        f"{' and '.join(known.fields)} as the schema gives them.", number))
+    for field, note in zip(known.fields, known.notes, strict=True):
+        if field in ptype and not _digits_ok(ptype[field], note):
+            problems.append((field, f"{field} of payment type {number} must be {note.strip('()')}.", ptype[field]))
+    return problems
 
 
 # --------------------------------------------------------------------------- the error tree

@@ -194,8 +194,9 @@ class ApiCaller:
                 gave_up = None
                 if resp.status in RETRY_STATUSES and (retry_safe or resp.status == 429):
                     gave_up = f"gave up after {attempt} attempt(s), {waited:.1f}s waited"
-                    if resp.status == 429 and resp.headers.get("Retry-After"):
-                        gave_up += f", Retry-After {resp.headers['Retry-After']}s"
+                    asked = retry_after_seconds(resp.headers.get("Retry-After"))
+                    if resp.status == 429 and asked is not None:
+                        gave_up += f", Retry-After {asked:.0f}s"
                 raise self._error(method, path, resp, gave_up)
             answer: Any
             if raw:

@@ -125,8 +125,12 @@ class JsonHandler(BaseHTTPRequestHandler):
     def echo_body(self, status: int, method: str, query: str) -> Any:
         """An error body that repeats the request, its headers (tokens) included."""
         request = {"method": method, "path": self.path, "query": query, "headers": dict(self.headers.items())}
-        return {"message": f"Upstream error {status} for {method} {self.path}; request was {request}",
-                "httpStatusCode": status, "request": request}
+        body: dict[str, Any] = {"message": f"Upstream error {status} for {method} {self.path}; request was {request}",
+                                "httpStatusCode": status, "request": request}
+        if status == 400:  # as a validation error tree, so that it is kept with the rejected record
+            body["errors"] = {"request": {"errors": [{"errorCode": "E00400", "message": f"rejected: {request}",
+                                                      "value": request["headers"]}]}}
+        return body
 
     def _drip(self, delay: float, status: int, payload: Any, headers: dict[str, str]) -> None:
         """Send the whole answer one byte at a time, ``delay`` seconds apart (stops when the client leaves)."""

@@ -91,3 +91,50 @@ def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, cap
     assert "agr_0001" in places["project database"]
     leaks = [leak for where, text in places.items() for leak in _leaks(where, text)]
     assert not leaks, leaks
+
+
+def test_a_token_echoed_in_an_error_body_is_scrubbed_before_anything_keeps_it(
+    project_db, airflow_db, fast_retries, capfd, caplog
+):
+    """A remote service may echo the request, its token headers included, in an error body (``echo``)."""
+    from roger_economic import pipeline
+    from roger_economic.db import models, session
+    from tests.faults.helpers import endpoints, fired
+
+    roger, economic = local.start_sandboxes(agreements=3, bills=6, prefix=PREFIX, app_secret=APP_SECRET)
+    try:
+        load_file(ROOT / "config" / "agreements.example.yaml")
+        run_master_data()
+        vouchers = r"^/journals/\d+/vouchers$"
+        arm(economic, kind="echo", status=400, scope="700001", method="POST", path=vouchers, times=1)  # rejected
+        arm(economic, kind="echo", status=500, scope="700002", method="POST", path=vouchers, times=-1)  # gave up
+        arm(roger, kind="echo", status=500, scope="cmp_0003", path="/bills$", times=-1)  # Roger's bearer token
+        faulty = run_bills(ALL)
+        assert faulty.state == "failed"
+        assert set(faulty.failures) == {"agr_0002", "agr_0003"}, faulty.failures
+        control(economic, "DELETE", "faults", {})
+        arm(economic, kind="echo", status=401, scope="700001", path="^/accounting-years$", times=-1)
+        stopped = pipeline.refresh_master_data(["agr_0001"], endpoints(), "md-echo")
+        assert stopped["agr_0001"]["outcome"] == "stopped"
+        assert fired(economic) and {f["kind"] for f in fired(economic)} == {"echo"}
+    finally:
+        roger.stop()
+        economic.stop()
+    out, err = capfd.readouterr()
+
+    with session() as sess:  # the echoed bodies were kept (scrubbed) where a user reads them
+        status = sess.get(models.AgreementStatus, "agr_0001")
+        rejected = list(sess.scalars(sa.select(models.Quarantine).where(
+            models.Quarantine.rule == "economic_rejected")))
+        errors = [p.error for p in sess.scalars(sa.select(models.Posting).where(models.Posting.error.is_not(None)))]
+        reports = [r.message or "" for r in sess.scalars(sa.select(models.RunReport))]
+    assert status.master_data_error and "X-AgreementGrantToken" in status.master_data_error
+    assert rejected and errors and "X-AppSecretToken" in rejected[0].message
+    assert any("Upstream error 500" in m for m in reports)
+    places = {"captured stdout": out, "captured stderr": err, "captured log": caplog.text,
+              "run failures": repr(faulty.failures), "agreement status": status.master_data_error,
+              "quarantine": repr([q.message for q in rejected]), "posting errors": repr(errors),
+              "run reports": repr(reports), "project database": _dump(project_db)}
+    places.update(_files(report.REPORTS))
+    leaks = [leak for where, text in places.items() for leak in _leaks(where, text)]
+    assert not leaks, leaks

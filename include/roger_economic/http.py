@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -436,6 +437,11 @@ def _proxy_for(scheme: str, host: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all")
 
 
+def _shown(value: Any) -> str:
+    """A rejected value as the answer wrote it (a decimal as its digits, not ``Decimal('...')``)."""
+    return format(value, "f") if isinstance(value, Decimal) else repr(value)
+
+
 def _message_of(details: Any) -> str | None:
     if not isinstance(details, dict):
         return None
@@ -447,7 +453,7 @@ def _message_of(details: Any) -> str | None:
     if errors:
         first = ValidationRejected("", "", "", "", 400, "", details).fields[:3]
         if first:
-            parts = [f"{path or '(body)'} {code} {msg} (value {value!r})" for path, code, msg, value in first]
+            parts = [f"{path or '(body)'} {code} {msg} (value {_shown(value)})" for path, code, msg, value in first]
             return f"{message}: " + "; ".join(parts)
     if message:
         return str(message)

@@ -40,8 +40,9 @@ def scrub_details(details: Any, secrets: Iterable[str] = ()) -> Any:
     if isinstance(details, str):
         return scrub(details, secrets)
     if isinstance(details, dict):
-        return {scrub(str(k), secrets) if isinstance(k, str) else k: scrub_details(v, secrets)
-                for k, v in details.items()}
+        return {
+            scrub(str(k), secrets) if isinstance(k, str) else k: scrub_details(v, secrets) for k, v in details.items()
+        }
     if isinstance(details, list | tuple):
         return [scrub_details(v, secrets) for v in details]
     return details

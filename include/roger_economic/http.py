@@ -81,9 +81,11 @@ class RetryPolicy:
     base_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BASE_DELAY", 0.25))
     max_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_MAX_DELAY", 30.0))
     budget: float = field(  # seconds of waiting per call, at most
-        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BUDGET", 120.0))
+        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BUDGET", 120.0)
+    )
     timeout: float = field(  # per try, all of it: connect, send and every read of the answer
-        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_TIMEOUT", 30.0))
+        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_TIMEOUT", 30.0)
+    )
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
 
@@ -171,23 +173,25 @@ class ApiCaller:
                 if retry_safe and attempt < self.policy.max_attempts:
                     delay = self._backoff(attempt, None)
                     if waited + delay <= self.policy.budget:
-                        log.warning("%s %s %s: %s, retry %d in %.1fs", self.service, method, path, kind,
-                                    attempt, delay)
+                        log.warning("%s %s %s: %s, retry %d in %.1fs", self.service, method, path, kind, attempt, delay)
                         self.policy.sleep(delay)
                         waited += delay
                         continue
                 note = f"{kind} (gave up after {attempt} attempt(s), {waited:.1f}s waited)"
                 if not retry_safe:
                     note = f"{kind}; not retried: a {method} without an idempotency key may have been processed"
-                raise Unreachable(self.service, self.agreement, method, path, None, note,
-                                  secrets=self.secrets) from None
-            retryable = resp.status in RETRY_STATUSES and resp.status not in ok_statuses and (
-                retry_safe or resp.status == 429)
+                raise Unreachable(
+                    self.service, self.agreement, method, path, None, note, secrets=self.secrets
+                ) from None
+            retryable = (
+                resp.status in RETRY_STATUSES and resp.status not in ok_statuses and (retry_safe or resp.status == 429)
+            )
             if retryable and attempt < self.policy.max_attempts:
                 delay = self._backoff(attempt, resp.headers.get("Retry-After"))
                 if waited + delay <= self.policy.budget:
-                    log.warning("%s %s %s: HTTP %d, retry %d in %.1fs", self.service, method, path,
-                                resp.status, attempt, delay)
+                    log.warning(
+                        "%s %s %s: HTTP %d, retry %d in %.1fs", self.service, method, path, resp.status, attempt, delay
+                    )
                     self.policy.sleep(delay)
                     waited += delay
                     continue
@@ -212,8 +216,15 @@ class ApiCaller:
         """One try, over in ``policy.timeout`` seconds however slowly the server answers."""
         with _WATCHDOG.call(self.policy.timeout) as call:
             try:
-                resp = self.pool.request(method, url, body=body, headers=headers, retries=False, redirect=False,
-                                         timeout=urllib3.Timeout(total=self.policy.timeout))
+                resp = self.pool.request(
+                    method,
+                    url,
+                    body=body,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    timeout=urllib3.Timeout(total=self.policy.timeout),
+                )
             except TransportError:
                 if call.expired:
                     raise DeadlineExceeded(f"no complete answer within {self.policy.timeout:g}s") from None
@@ -418,8 +429,9 @@ def _pool_manager(base_url: str) -> urllib3.PoolManager:
     if proxy:
         auth = urllib3.util.parse_url(proxy).auth
         headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
-        manager: urllib3.PoolManager = urllib3.ProxyManager(proxy, num_pools=4, maxsize=8, ca_certs=ca_bundle,
-                                                            proxy_headers=headers)
+        manager: urllib3.PoolManager = urllib3.ProxyManager(
+            proxy, num_pools=4, maxsize=8, ca_certs=ca_bundle, proxy_headers=headers
+        )
     else:
         manager = urllib3.PoolManager(num_pools=4, maxsize=8, ca_certs=ca_bundle)
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}  # tries with a deadline

@@ -2,7 +2,50 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
+
+REDACTED = "***"
+
+# What a token looks like in an echoed request: a secret header (as a header line, a JSON key or a Python
+# dict repr), a bearer credential, a token query parameter. Their values go, whatever the token is.
+_SECRET_NAMES = r"x-appsecrettoken|x-agreementgranttoken|authorization|proxy-authorization|[a-z_-]*token|api[_-]?key"
+_NAMED_SECRET = re.compile(
+    rf"""(?ix)
+    (?P<name>\b(?:{_SECRET_NAMES}))      # the name
+    (?P<sep>["']?\s*[:=]\s*["']?)        # : or = and maybe a quote
+    (?:bearer\s+|basic\s+)?             # a scheme is kept out of the value
+    (?P<value>[^\s"',;&}}\]]+)          # the value, up to a delimiter
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret value and anything that looks like a token replaced by ``***``.
+
+    A remote service may echo the request (its headers, its token) in an error body; what we keep of it goes
+    into logs, run reports, agreement status and posting rows, so it is scrubbed here, once.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE)
+    text = _NAMED_SECRET.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}" if m["value"] != REDACTED else m[0], text)
+    return _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+
+
+def scrub_details(details: Any, secrets: Iterable[str] = ()) -> Any:
+    """A parsed error body with every string in it scrubbed (keys included)."""
+    secrets = tuple(secrets)
+    if isinstance(details, str):
+        return scrub(details, secrets)
+    if isinstance(details, dict):
+        return {
+            scrub(str(k), secrets) if isinstance(k, str) else k: scrub_details(v, secrets) for k, v in details.items()
+        }
+    if isinstance(details, list | tuple):
+        return [scrub_details(v, secrets) for v in details]
+    return details
 
 
 class IntegrationError(Exception):
@@ -25,7 +68,12 @@ class ApiError(IntegrationError):
         status: int | None,
         message: str,
         details: Any = None,
+        *,
+        secrets: Iterable[str] = (),
     ) -> None:
+        secrets = tuple(secrets)  # the caller's token values: never part of a message or of the details kept
+        message = scrub(str(message), secrets)
+        details = scrub_details(details, secrets)
         self.service = service
         self.agreement = agreement
         self.method = method
@@ -50,6 +98,14 @@ class RateLimited(ApiError):
 
 class Unreachable(ApiError):
     """No answer at all (reset, timeout) after the retries were spent."""
+
+
+class AnswerLost(Unreachable):
+    """An answer came but does not match what was sent (a voucher without its number, a count that differs).
+
+    Treated as a lost answer: what was sent may have been created, so the rows stay ``posting`` and the next
+    load's recovery looks them up in e-conomic instead of recording numbers that are not there.
+    """
 
 
 class ValidationRejected(ApiError):

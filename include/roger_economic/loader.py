@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, defer
 from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
-from roger_economic.economic.conventions import filter_value, vat_zone_for
+from roger_economic.economic.conventions import filter_eq, vat_zone_for
 from roger_economic.errors import ValidationRejected
 from roger_economic.roger.client import RogerClient
 from roger_economic.texts import bill_id_in
@@ -347,7 +347,7 @@ class Loader:
     def _find_supplier(self, vendor: dict[str, Any]) -> int | None:
         """A supplier made by an earlier, interrupted attempt (looked up before creating again)."""
         cvr = normalise_cvr(vendor.get("cvr"))
-        filter_ = f"corporateIdentificationNumber$eq:{cvr}" if cvr else f"name$eq:{filter_value(vendor.get('name'))}"
+        filter_ = filter_eq("corporateIdentificationNumber", cvr) if cvr else filter_eq("name", vendor.get("name"))
         found = self.economic.collection("/suppliers", filter_)
         return found[0]["supplierNumber"] if found else None
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from roger_economic.db import models
 from roger_economic.economic.client import EconomicClient
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES, SCANNING_MODULE_NAMES
+from roger_economic.economic.jsonnum import to_plain
 from roger_economic.roger.client import RogerClient
 
 ECONOMIC_KINDS = ("self", "accounts", "journals", "accounting_years", "vat_accounts", "currencies", "suppliers",
@@ -43,12 +44,13 @@ def fetch(economic: EconomicClient, roger: RogerClient) -> dict[str, Any]:
 
 
 def save(sess: Session, agreement_id: str, snapshots: dict[str, Any]) -> None:
+    """Store the snapshots; e-conomic's decimals as their exact text (a JSON column takes no ``Decimal``)."""
     now = datetime.now(UTC)
     for kind, payload in snapshots.items():
         row = sess.get(models.MasterData, (agreement_id, kind))
         if row is None:
             row = models.MasterData(agreement_id=agreement_id, kind=kind)
-        row.payload = payload
+        row.payload = to_plain(payload)
         row.fetched_at = now
         sess.add(row)
 

@@ -8,11 +8,18 @@ agreement (e-conomic agreement number or Roger company id, as a string) or
 cleared) with a seeded probability, so a random mix is reproducible.
 
 Kinds:
-- ``status``: answer ``status`` (429 carries ``Retry-After: retry_after``) without processing.
+- ``status``: answer ``status`` (429 carries ``Retry-After: retry_after``: seconds, or an HTTP date
+  such as ``Wed, 21 Oct 2026 07:28:00 GMT``, both forms RFC 9110 allows) without processing.
 - ``slow``: sleep ``delay`` seconds, then process normally (a client timeout shorter than
   ``delay`` sees a timeout).
 - ``reset``: close the connection before the request is processed.
 - ``lost_answer``: process and commit the request, then close the connection without answering.
+- ``drip``: process the request, then send the answer (status line, headers, body) one byte every
+  ``delay`` seconds: each read gets a byte in time, so only a deadline for the whole call ends it.
+- ``echo``: answer ``status`` with an error body that echoes the request's headers (tokens included)
+  and its query string, as a careless proxy or debug page does, without processing.
+- ``junk``: process and commit the request, then answer 200 with a list of objects that are not what
+  was asked for (one per item sent): the answer is there, but unusable.
 - ``malformed`` (Roger): one bill record in the page is broken: its ``amount`` removed, or, with
   ``bill_field`` (a dotted path such as ``payment.method_id``), that field set to ``value`` (any JSON) or to
   ``raw``, JSON text put in verbatim (``"1e9"``: a JSON number where the contract says a string).
@@ -31,14 +38,15 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = frozenset({"status", "slow", "reset", "lost_answer", "malformed", "page_fail", "repeat_cursor", "endless"})
+KINDS = frozenset({"status", "slow", "reset", "lost_answer", "drip", "echo", "junk", "malformed", "page_fail",
+                   "repeat_cursor", "endless"})
 
 
 @dataclass
 class FaultRule:
     kind: str
     status: int = 503
-    retry_after: int | None = None
+    retry_after: int | str | None = None
     scope: str = "*"
     method: str = "*"
     path: str = ""

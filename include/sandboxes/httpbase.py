@@ -8,6 +8,7 @@ out here, once, so that both sandboxes fail in exactly the same ways.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
@@ -50,7 +51,8 @@ class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms each
     server: SandboxServer
-    kinds_before = frozenset({"status", "slow", "reset", "lost_answer"})  # the rest a route acts out itself
+    # the rest a route acts out itself
+    kinds_before = frozenset({"status", "slow", "reset", "lost_answer", "drip", "echo", "junk"})
 
     # ---- to implement
     def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict]:
@@ -97,6 +99,9 @@ class JsonHandler(BaseHTTPRequestHandler):
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 self.send_json(fault.status, self.fault_body(fault.status), headers)
                 return
+            if fault.kind == "echo":
+                self.send_json(fault.status, self.echo_body(fault.status, method, parts.query))
+                return
             if fault.kind == "reset":
                 self._drop()
                 return
@@ -109,7 +114,40 @@ class JsonHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "lost_answer":
             self._drop()
             return
+        if fault is not None and fault.kind == "junk":
+            count = len(payload) if isinstance(payload, list) else 1
+            status, payload, headers = 200, [{"id": n, "status": "ok"} for n in range(count)], {}
+        if fault is not None and fault.kind == "drip":
+            self._drip(fault.delay, status, payload, headers)
+            return
         self.send_json(status, payload, headers)
+
+    def echo_body(self, status: int, method: str, query: str) -> Any:
+        """An error body that repeats the request, its headers (tokens) included."""
+        request = {"method": method, "path": self.path, "query": query, "headers": dict(self.headers.items())}
+        body: dict[str, Any] = {"message": f"Upstream error {status} for {method} {self.path}; request was {request}",
+                                "httpStatusCode": status, "request": request}
+        if status == 400:  # as a validation error tree, so that it is kept with the rejected record
+            body["errors"] = {"request": {"errors": [{"errorCode": "E00400", "message": f"rejected: {request}",
+                                                      "value": request["headers"]}]}}
+        return body
+
+    def _drip(self, delay: float, status: int, payload: Any, headers: dict[str, str]) -> None:
+        """Send the whole answer one byte at a time, ``delay`` seconds apart (stops when the client leaves)."""
+        real, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self.send_json(status, payload, headers)
+            data = self.wfile.getvalue()
+        finally:
+            self.wfile = real
+        self.close_connection = True
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(delay)
+        except OSError:
+            pass
 
     def fault_body(self, status: int) -> Any:
         return {"message": f"Injected fault {status}", "httpStatusCode": status}

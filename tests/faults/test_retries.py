@@ -8,6 +8,9 @@ throttled agreement does not keep the others of its group from loading.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -54,6 +57,43 @@ def test_a_long_retry_after_is_honoured_not_cut_short(economic_only):
 
     client.self_()
     assert waits == [45.0]  # retrying after 30 s would only earn another 429
+
+
+def _http_date(seconds_from_now: float) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+def test_a_retry_after_given_as_an_http_date_is_waited_for(economic_only):
+    economic = economic_only
+    waits: list[float] = []
+    arm(economic, kind="status", status=429, retry_after=_http_date(60), scope="700001", path="^/self$", times=1)
+    client = _client(economic, RetryPolicy(max_delay=30, budget=120, sleep=waits.append))
+
+    assert client.self_()["agreementNumber"] == 700001
+    assert len(waits) == 1 and 50 < waits[0] <= 60  # until that moment (the date has whole seconds)
+
+
+def test_a_retry_after_date_gone_by_means_now(economic_only):
+    economic = economic_only
+    waits: list[float] = []
+    arm(economic, kind="status", status=429, retry_after=_http_date(-600), scope="700001", path="^/self$", times=1)
+    client = _client(economic, RetryPolicy(sleep=waits.append))
+
+    assert client.self_()["agreementNumber"] == 700001
+    assert waits == [0.0]
+
+
+def test_a_retry_after_date_beyond_the_budget_gives_up_at_once(economic_only):
+    economic = economic_only
+    waits: list[float] = []
+    arm(economic, kind="status", status=429, retry_after=_http_date(3600), scope="700001", path="^/self$",
+        times=-1)
+    client = _client(economic, RetryPolicy(max_attempts=6, budget=120, sleep=waits.append))
+
+    with pytest.raises(RateLimited) as caught:
+        client.self_()
+    assert waits == []  # asking again sooner than asked would only earn another 429
+    assert "gave up after 1 attempt(s)" in str(caught.value) and "Retry-After 3" in str(caught.value)
 
 
 def test_throttling_gives_up_within_the_budget_naming_agreement_and_endpoint(economic_only):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from roger_economic import report
@@ -43,7 +44,7 @@ def _files(folder: Path) -> dict[str, str]:
 
 
 def _leaks(where: str, text: str) -> list[str]:
-    return [f"{where}: ...{text[max(0, text.find(n) - 80): text.find(n) + 40]}..." for n in NEEDLES if n in text]
+    return [f"{where}: ...{text[max(0, text.find(n) - 80) : text.find(n) + 40]}..." for n in NEEDLES if n in text]
 
 
 def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, capfd, caplog):
@@ -58,8 +59,15 @@ def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, cap
         arm(economic, kind="status", status=500, scope="700002", times=-1)
         control(roger, "POST", "revoke", {"company_id": "cmp_0003"})
         for company in ("cmp_0001", "cmp_0002"):  # something to post, so that e-conomic is asked
-            control(roger, "POST", "bills/add", {"company_id": company, "bill": {
-                "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING", "category_id": "cat_office"}})
+            control(
+                roger,
+                "POST",
+                "bills/add",
+                {
+                    "company_id": company,
+                    "bill": {"updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING", "category_id": "cat_office"},
+                },
+            )
         faulty = run_bills(ALL)
         assert faulty.state == "failed"
         assert set(faulty.failures) == {"agr_0001", "agr_0002", "agr_0003"}, faulty.failures
@@ -70,8 +78,12 @@ def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, cap
         economic.stop()
     out, err = capfd.readouterr()
 
-    places: dict[str, str] = {"captured stdout": out, "captured stderr": err, "captured log": caplog.text,
-                              "run failures": repr([clean.failures, faulty.failures])}
+    places: dict[str, str] = {
+        "captured stdout": out,
+        "captured stderr": err,
+        "captured log": caplog.text,
+        "run failures": repr([clean.failures, faulty.failures]),
+    }
     logs = Path(os.environ["AIRFLOW_HOME"]) / "logs"  # dag.test() logs to the console; files if any
     if logs.exists():
         places.update(_files(logs))
@@ -82,7 +94,8 @@ def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, cap
     with engine.connect() as conn:
         places["airflow xcom"] = "\n".join(repr(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM xcom")))
         places["airflow task instances"] = "\n".join(
-            repr(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM task_instance")))
+            repr(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM task_instance"))
+        )
     engine.dispose()
 
     console = out + err + caplog.text  # the task logs of dag.test(), with the errors' texts
@@ -91,3 +104,78 @@ def test_no_token_value_leaks_anywhere(project_db, airflow_db, fast_retries, cap
     assert "agr_0001" in places["project database"]
     leaks = [leak for where, text in places.items() for leak in _leaks(where, text)]
     assert not leaks, leaks
+
+
+def test_a_token_echoed_in_an_error_body_is_scrubbed_before_anything_keeps_it(
+    project_db, airflow_db, fast_retries, capfd, caplog
+):
+    """A remote service may echo the request, its token headers included, in an error body (``echo``)."""
+    from roger_economic import pipeline
+    from roger_economic.db import models, session
+    from tests.faults.helpers import endpoints, fired
+
+    roger, economic = local.start_sandboxes(agreements=3, bills=6, prefix=PREFIX, app_secret=APP_SECRET)
+    try:
+        load_file(ROOT / "config" / "agreements.example.yaml")
+        run_master_data()
+        vouchers = r"^/journals/\d+/vouchers$"
+        arm(economic, kind="echo", status=400, scope="700001", method="POST", path=vouchers, times=1)  # rejected
+        arm(economic, kind="echo", status=500, scope="700002", method="POST", path=vouchers, times=-1)  # gave up
+        arm(roger, kind="echo", status=500, scope="cmp_0003", path="/bills$", times=-1)  # Roger's bearer token
+        faulty = run_bills(ALL)
+        assert faulty.state == "failed"
+        assert set(faulty.failures) == {"agr_0002", "agr_0003"}, faulty.failures
+        control(economic, "DELETE", "faults", {})
+        arm(economic, kind="echo", status=401, scope="700001", path="^/accounting-years$", times=-1)
+        stopped = pipeline.refresh_master_data(["agr_0001"], endpoints(), "md-echo")
+        assert stopped["agr_0001"]["outcome"] == "stopped"
+        assert fired(economic) and {f["kind"] for f in fired(economic)} == {"echo"}
+    finally:
+        roger.stop()
+        economic.stop()
+    out, err = capfd.readouterr()
+
+    with session() as sess:  # the echoed bodies were kept (scrubbed) where a user reads them
+        status = sess.get(models.AgreementStatus, "agr_0001")
+        rejected = list(sess.scalars(sa.select(models.Quarantine).where(models.Quarantine.rule == "economic_rejected")))
+        errors = [p.error for p in sess.scalars(sa.select(models.Posting).where(models.Posting.error.is_not(None)))]
+        reports = [r.message or "" for r in sess.scalars(sa.select(models.RunReport))]
+    assert status.master_data_error and "X-AgreementGrantToken" in status.master_data_error
+    assert rejected and errors and "X-AppSecretToken" in rejected[0].message
+    assert any("Upstream error 500" in m for m in reports)
+    places = {
+        "captured stdout": out,
+        "captured stderr": err,
+        "captured log": caplog.text,
+        "run failures": repr(faulty.failures),
+        "agreement status": status.master_data_error,
+        "quarantine": repr([q.message for q in rejected]),
+        "posting errors": repr(errors),
+        "run reports": repr(reports),
+        "project database": _dump(project_db),
+    }
+    places.update(_files(report.REPORTS))
+    leaks = [leak for where, text in places.items() for leak in _leaks(where, text)]
+    assert not leaks, leaks
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        '{"headers": {"X-AppSecretToken": "other-app-9f8e", "X-AgreementGrantToken": "other-grant-1a2b"}}',
+        "{'Authorization': 'Bearer other-grant-1a2b', 'Accept': 'application/json'}",
+        "X-AgreementGrantToken: other-grant-1a2b\r\nAuthorization: Bearer other-app-9f8e",
+        "GET /callback?token=other-grant-1a2b&state=x failed",
+        "upstream said: bearer other-grant-1a2b is expired",
+    ],
+)
+def test_what_looks_like_a_token_is_scrubbed_even_when_it_is_not_the_caller_s(echoed):
+    """Another agreement's token, or one the service made up, echoed in an error: its value never stays."""
+    from roger_economic.errors import ApiError
+
+    error = ApiError(
+        "e-conomic", "agr_0001", "GET", "/self", 500, echoed, {"echo": echoed}, secrets=("SECRET-7f3a-mine",)
+    )
+    for text in (str(error), repr(error.details)):
+        assert "other-grant-1a2b" not in text and "other-app-9f8e" not in text, text
+        assert "***" in text

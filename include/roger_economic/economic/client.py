@@ -25,7 +25,7 @@ from typing import Any
 
 from roger_economic.economic.conventions import GONE_ENTRY_STATUS, TOO_LARGE_STATUS, voucher_path, year_path
 from roger_economic.economic.jsonnum import dumps, loads
-from roger_economic.errors import ApiError, NotFound
+from roger_economic.errors import AnswerLost, ApiError, NotFound
 from roger_economic.http import Answer, ApiCaller, RetryPolicy
 
 PAGE_SIZE = 1000  # the largest page e-conomic allows (documented: "Paging and filtering")
@@ -54,7 +54,7 @@ class EconomicClient:
             "e-conomic", agreement, base_url,
             {"X-AppSecretToken": app_secret_token, "X-AgreementGrantToken": grant_token,
              "Accept": "application/json"},
-            policy, on_call,
+            policy, on_call, loads,  # every answer with exact decimals (amounts, rates)
         )
 
     def close(self) -> None:
@@ -65,7 +65,11 @@ class EconomicClient:
         return self.http.request("GET", path, params=params).body
 
     def collection(self, path: str, filter: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a collection, following e-conomic's skippages/pagesize paging."""
+        """Every item of a collection, following e-conomic's skippages/pagesize paging.
+
+        ``filter`` is written in e-conomic's filter language: build it with
+        :func:`~roger_economic.economic.conventions.filter_eq` / ``filter_value``, never from raw text.
+        """
         items: list[dict[str, Any]] = []
         skip = 0
         while True:
@@ -101,12 +105,20 @@ class EconomicClient:
         return answer
 
     def post_vouchers(self, journal: int, vouchers: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-        """Create several vouchers in one call; the answer is in the same order."""
-        answer = self._send("POST", f"/journals/{journal}/vouchers", vouchers, key)
+        """Create several vouchers in one call; the answer is in the same order.
+
+        An answer that does not account for every voucher sent raises :class:`AnswerLost`: the vouchers
+        may exist, so the caller leaves its rows ``posting`` for recovery to look up.
+        """
+        path = f"/journals/{journal}/vouchers"
+        answer = self._send("POST", path, vouchers, key)
         created = answer.body if isinstance(answer.body, list) else [answer.body]
-        if len(created) != len(vouchers):
-            raise ApiError("e-conomic", self.http.agreement, "POST", f"/journals/{journal}/vouchers",
-                           answer.status, f"sent {len(vouchers)} vouchers, {len(created)} came back")
+        problem = unusable_answer(vouchers, created)
+        if problem:
+            raise AnswerLost("e-conomic", self.http.agreement, "POST", path, answer.status,
+                             f"the answer does not match the {len(vouchers)} voucher(s) sent: {problem}; "
+                             "treated as a lost answer (they are looked up before anything is sent again)",
+                             secrets=self.http.secrets)
         return created
 
     def create_supplier(self, supplier: dict[str, Any], key: str) -> dict[str, Any]:
@@ -134,10 +146,37 @@ class EconomicClient:
         if answer.status == TOO_LARGE_STATUS:
             return "too_large"
         if answer.status == 400:
-            raise ApiError("e-conomic", self.http.agreement, "POST", path, 400, str(answer.body)[:300])
+            raise ApiError("e-conomic", self.http.agreement, "POST", path, 400, str(answer.body)[:300],
+                           secrets=self.http.secrets)
         return "attached"
 
     def add_pages(self, journal: int, year: str, voucher: int, pdf: bytes, filename: str, key: str) -> None:
         path = f"{voucher_path(journal, year, voucher)}/attachment/file"
         self.http.request("PATCH", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key,
                           content_type=None)
+
+
+def unusable_answer(sent: list[dict[str, Any]], created: list[Any]) -> str | None:
+    """Why a voucher POST's answer cannot be recorded, or ``None``: one voucher back per voucher sent, each
+    with an integer voucher number, its accounting year and, per kind of entry sent, as many entries with
+    their journal entry numbers."""
+    if len(created) != len(sent):
+        return f"{len(created)} came back"
+    for i, (mine, theirs) in enumerate(zip(sent, created, strict=True)):
+        if not isinstance(theirs, dict):
+            return f"[{i}] is not a voucher"
+        number = theirs.get("voucherNumber")
+        if not isinstance(number, int) or isinstance(number, bool):
+            return f"[{i}] has no voucher number"
+        if not isinstance(theirs.get("accountingYear"), dict) or not (theirs["accountingYear"].get("year")):
+            return f"[{i}] has no accounting year"
+        entries = theirs.get("entries")
+        if not isinstance(entries, dict):
+            return f"[{i}] has no entries"
+        for kind, items in (mine.get("entries") or {}).items():
+            got = entries.get(kind)
+            if not isinstance(got, list) or len(got) != len(items):
+                return f"[{i}] has not its {len(items)} {kind}"
+            if not all(isinstance(e, dict) and isinstance(e.get("journalEntryNumber"), int) for e in got):
+                return f"[{i}] has {kind} without a journal entry number"
+    return None

@@ -92,13 +92,23 @@ def payment_amount(document_type: str, paid: Decimal) -> Decimal:
     return PAYMENT_SIGN[document_type] * paid
 
 
-_FILTER_SPECIAL = str.maketrans({"$": "$$", "(": "$(", ")": "$)", "*": "$*"})
+# The filter language's own characters, each escaped with a ``$`` inside a value (shared economic-api README,
+# "Paging and filtering"); ``$`` first, so that the escapes themselves are not escaped again.
+FILTER_ESCAPES = (("$", "$$"), ("(", "$("), (")", "$)"), ("*", "$*"))
 
 
 def filter_value(value: object) -> str:
-    """A value as it must stand inside an e-conomic filter *(documented: README "Paging and filtering")*:
-    ``$``, ``(``, ``)`` and ``*`` escaped, so that a vendor named ``Zeta $or:name$like:*`` stays one value."""
-    return str(value).translate(_FILTER_SPECIAL)
+    """A value as a literal inside an e-conomic ``filter=``: a vendor named ``Zeta $or:name$like:*`` must
+    find itself, not every supplier. Every filter the project builds puts its values through this."""
+    text = str(value)
+    for char, escaped in FILTER_ESCAPES:
+        text = text.replace(char, escaped)
+    return text
+
+
+def filter_eq(field: str, value: object) -> str:
+    """``field$eq:value`` with the value escaped."""
+    return f"{field}$eq:{filter_value(value)}"
 
 
 def year_path(year: str) -> str:

@@ -16,9 +16,10 @@ API (JSON only; 415 for other bodies, multipart for attachments):
 ``GET .../vouchers/{year}-{no}/attachment``, ``POST|PATCH .../attachment/file``.
 Collections page with ``skippages``/``pagesize`` (default 20, at most 1000) and filter with
 ``filter=field$op:value`` (``$eq $ne $gt $gte $lt $lte $like $in $nin``, joined by ``$and:``/``$or:``,
-parentheses, dotted fields). An ``Idempotency-Key`` on a non-GET caches a successful answer for
-an hour (replay: ``X-ResultFromCache: true``; same key on another URL: 400 ``URLChanged``);
-error answers are not cached, so a request that failed may be retried with the same key.
+parentheses, dotted fields; in a value ``$$ $( $) $*`` are the characters themselves). An
+``Idempotency-Key`` on a non-GET caches a successful answer for an hour (replay: ``X-ResultFromCache: true``;
+same key on another URL: 400 ``URLChanged``); error answers are not cached, so a request that failed may be
+retried with the same key.
 
 Control endpoints (no tokens; JSON bodies; ``agreement`` is the agreement number, e.g. 700001):
 

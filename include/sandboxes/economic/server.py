@@ -108,13 +108,16 @@ class FilterError(ValueError):
 
 
 _OPS = ("gte", "lte", "eq", "ne", "gt", "lt", "like", "nin", "in")
+_ESCAPED = "$()*"  # what ``$`` escapes inside a value
 _CONDITION = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\$([a-z]+):")
 
 
 class _FilterParser:
     """``field$op:value`` joined by ``$and:`` / ``$or:``, with parentheses; ``$and`` binds tighter.
 
-    In values, ``$`` escapes one of ``$ ( ) * : ,``; an unescaped ``*`` is the ``$like`` wildcard.
+    In values, ``$$ $( $) $*`` stand for the characters themselves (the shared economic-api README,
+    "Paging and filtering"); an unescaped ``*`` is the ``$like`` wildcard, and an unescaped ``$or:`` /
+    ``$and:`` / ``)`` ends the value, as on e-conomic: a raw ``Zeta $or:name$like:*`` matches everything.
     """
 
     def __init__(self, text: str) -> None:
@@ -170,7 +173,7 @@ class _FilterParser:
                 if text.startswith("and:", self.pos + 1) or text.startswith("or:", self.pos + 1):
                     break
                 nxt = text[self.pos + 1:self.pos + 2]
-                if nxt and nxt in "$()*:,":
+                if nxt and nxt in _ESCAPED:
                     out.append((False, nxt))
                     self.pos += 2
                     continue

@@ -54,20 +54,26 @@ def build(report: dict[str, Any]) -> Alert | None:
             lines.append(f"  {a['agreement']}: {a['quarantined']} bill(s) ({why})")
     if review:
         lines.append(f"{len(review)} agreement(s) have new entries to review by hand (a booked bill changed):")
-        lines += [f"  {a['agreement']}: {a['review']} new review item(s), {a.get('review_open', a['review'])} open"
-                  for a in review]
-    subject = (f"Roger → e-conomic: {len(failed)} failed, "
-               f"{sum(a['quarantined'] for a in quarantined)} quarantined, "
-               f"{sum(a['review'] for a in review)} to review"
-               f"{', run did not complete' if problems else ''} ({report['run_id']})")
+        lines += [
+            f"  {a['agreement']}: {a['review']} new review item(s), {a.get('review_open', a['review'])} open"
+            for a in review
+        ]
+    subject = (
+        f"Roger → e-conomic: {len(failed)} failed, "
+        f"{sum(a['quarantined'] for a in quarantined)} quarantined, "
+        f"{sum(a['review'] for a in review)} to review"
+        f"{', run did not complete' if problems else ''} ({report['run_id']})"
+    )
     payload = {
         "run_id": report["run_id"],
         "problems": problems,
         "failed": [{"agreement": a["agreement"], "outcome": a["outcome"], "problems": a["problems"]} for a in failed],
-        "quarantined": [{"agreement": a["agreement"], "bills": a["quarantined"], "reasons": a["reasons"]}
-                        for a in quarantined],
-        "review": [{"agreement": a["agreement"], "new": a["review"], "open": a.get("review_open", a["review"])}
-                   for a in review],
+        "quarantined": [
+            {"agreement": a["agreement"], "bills": a["quarantined"], "reasons": a["reasons"]} for a in quarantined
+        ],
+        "review": [
+            {"agreement": a["agreement"], "new": a["review"], "open": a.get("review_open", a["review"])} for a in review
+        ],
         "totals": report.get("totals", {}),
     }
     return Alert(subject, "\n".join(lines), payload)
@@ -86,19 +92,32 @@ def already_sent(run_id: str) -> bool:
         with session() as sess:
             return sess.get(models.RunReport, (run_id, "*", "alert")) is not None
     except Exception as exc:  # the project database is down: the marker file decides
-        log.warning("alert: cannot read whether run %s alerted already (%s); the marker file decides",
-                    run_id, type(exc).__name__)
+        log.warning(
+            "alert: cannot read whether run %s alerted already (%s); the marker file decides",
+            run_id,
+            type(exc).__name__,
+        )
         return False
 
 
 def mark_sent(run_id: str, channels: list[str]) -> None:
     SENT.mkdir(parents=True, exist_ok=True)
-    _marker(run_id).write_text(json.dumps({"channels": channels, "at": datetime.now(UTC).isoformat()}),
-                               encoding="utf-8")
+    _marker(run_id).write_text(
+        json.dumps({"channels": channels, "at": datetime.now(UTC).isoformat()}), encoding="utf-8"
+    )
     try:
         with session() as sess:
-            sess.merge(models.RunReport(run_id=run_id, agreement_id="*", phase="alert", outcome="ok",
-                                        counts={"channels": channels}, message=None, finished_at=datetime.now(UTC)))
+            sess.merge(
+                models.RunReport(
+                    run_id=run_id,
+                    agreement_id="*",
+                    phase="alert",
+                    outcome="ok",
+                    counts={"channels": channels},
+                    message=None,
+                    finished_at=datetime.now(UTC),
+                )
+            )
     except Exception as exc:
         log.warning("alert: sent, but not recorded in the project database (%s)", type(exc).__name__)
 
@@ -106,7 +125,6 @@ def mark_sent(run_id: str, channels: list[str]) -> None:
 def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
     """POST the alert as JSON (standard library: the alert must not depend on the HTTP stack that failed)."""
     body = json.dumps({"subject": alert.subject, "text": alert.text, **alert.payload}, default=str).encode()
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # an HTTP error status raises
         response.read()

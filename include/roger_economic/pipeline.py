@@ -47,8 +47,7 @@ LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
 LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
-# seconds one agreement's work in one step may take before it is reported failed and no longer waited for
-AGREEMENT_DEADLINE = float(os.environ.get("ROGER_ECONOMIC_AGREEMENT_DEADLINE", "1800"))
+AGREEMENT_DEADLINE = 1800.0  # seconds one agreement's work in one step may take (ROGER_ECONOMIC_AGREEMENT_DEADLINE)
 
 
 class AgreementsFailed(IntegrationError):
@@ -120,6 +119,12 @@ def _settings(agreement_ids: list[str]) -> dict[str, Settings]:
         return {r.id: Settings.of(r) for r in rows}
 
 
+def agreement_deadline() -> float:
+    """How long one agreement's work in one step may take before it is failed and no longer waited for."""
+    raw = os.environ.get("ROGER_ECONOMIC_AGREEMENT_DEADLINE")
+    return float(raw) if raw else AGREEMENT_DEADLINE
+
+
 def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_id: str, phase: str,
           threads: int = 1, deadline: float | None = None) -> dict[str, Any]:
     """Run ``work`` per agreement; a failure is recorded under the agreement's name, never fatal here.
@@ -134,7 +139,7 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
     transaction each: one per agreement was a fifth of a no-op extract's CPU. A crash loses only the
     report lines of the last few agreements, which the task's retry writes again.
     """
-    limit = AGREEMENT_DEADLINE if deadline is None else deadline
+    limit = agreement_deadline() if deadline is None else deadline
     buffered: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
     started: dict[str, float] = {}

@@ -20,16 +20,33 @@ from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
 
 log = logging.getLogger(__name__)
 REPORTS = PROJECT_ROOT / "var" / "reports"
-COLUMNS = ("agreement", "seen", "invoices", "payments", "attachments", "suppliers", "withdrawn", "replaced",
-           "unchanged", "quarantined", "waiting", "review", "outcome")
+COLUMNS = (
+    "agreement",
+    "seen",
+    "invoices",
+    "payments",
+    "attachments",
+    "suppliers",
+    "withdrawn",
+    "replaced",
+    "unchanged",
+    "quarantined",
+    "waiting",
+    "review",
+    "outcome",
+)
 PHASES = ("extract", "validate", "load")  # the steps that write a run-report row per agreement
 # what reached e-conomic in the run, per agreement and in the totals (see :func:`_reached`)
 REACHED = ("invoices", "payments", "attachments", "suppliers", "withdrawn", "replaced", "in_doubt")
 TOTALS = ("seen", *REACHED, "quarantined", "waiting", "review")
 
 
-def build(run_id: str, agreement_ids: list[str], phases: tuple[str, ...] = PHASES,
-          failed_steps: list[tuple[str, list[str]]] | None = None) -> dict[str, Any]:
+def build(
+    run_id: str,
+    agreement_ids: list[str],
+    phases: tuple[str, ...] = PHASES,
+    failed_steps: list[tuple[str, list[str]]] | None = None,
+) -> dict[str, Any]:
     """The run's report, one line per agreement.
 
     ``phases``: the steps that should have written a row for every agreement (a dry run writes only
@@ -40,20 +57,32 @@ def build(run_id: str, agreement_ids: list[str], phases: tuple[str, ...] = PHASE
     """
     with session() as sess:
         rows = list(sess.scalars(select(models.RunReport).where(models.RunReport.run_id == run_id)))
-        open_q = dict(sess.execute(
-            select(models.Quarantine.agreement_id, func.count(func.distinct(models.Quarantine.bill_id)))
-            .where(models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None),
-                   models.Quarantine.severity == "stop")
-            .group_by(models.Quarantine.agreement_id)).all())
-        waiting = dict(sess.execute(
-            select(models.StagedBill.agreement_id, func.count()).where(
-                models.StagedBill.agreement_id.in_(agreement_ids), models.StagedBill.state == "waiting")
-            .group_by(models.StagedBill.agreement_id)).all())
+        open_q = dict(
+            sess.execute(
+                select(models.Quarantine.agreement_id, func.count(func.distinct(models.Quarantine.bill_id)))
+                .where(
+                    models.Quarantine.agreement_id.in_(agreement_ids),
+                    models.Quarantine.released_at.is_(None),
+                    models.Quarantine.severity == "stop",
+                )
+                .group_by(models.Quarantine.agreement_id)
+            ).all()
+        )
+        waiting = dict(
+            sess.execute(
+                select(models.StagedBill.agreement_id, func.count())
+                .where(models.StagedBill.agreement_id.in_(agreement_ids), models.StagedBill.state == "waiting")
+                .group_by(models.StagedBill.agreement_id)
+            ).all()
+        )
         reasons: dict[str, Counter] = {a: Counter() for a in agreement_ids}
         for aid, rule in sess.execute(
             select(models.Quarantine.agreement_id, models.Quarantine.rule).where(
-                models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None),
-                models.Quarantine.severity == "stop")):
+                models.Quarantine.agreement_id.in_(agreement_ids),
+                models.Quarantine.released_at.is_(None),
+                models.Quarantine.severity == "stop",
+            )
+        ):
             reasons[aid][rule] += 1
         phases_of: dict[str, dict[str, models.RunReport]] = {a: {} for a in agreement_ids}
         for row in rows:
@@ -69,8 +98,7 @@ def build(run_id: str, agreement_ids: list[str], phases: tuple[str, ...] = PHASE
         if missing:
             later = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
             problems.append(f"{missing[0]}: no result: the step did not finish for this agreement{later}")
-        problems += [f"{phase}: the group's step failed (see its task log)"
-                     for phase, ids in unexplained if aid in ids]
+        problems += [f"{phase}: the group's step failed (see its task log)" for phase, ids in unexplained if aid in ids]
         outcome = "ok"
         if any(r.outcome == "stopped" for r in got.values()):
             outcome = "stopped"
@@ -92,8 +120,13 @@ def build(run_id: str, agreement_ids: list[str], phases: tuple[str, ...] = PHASE
         }
         lines["load_counts"] = dict(load.counts) if load else {}  # the loader's own counters, for comparison
         agreements.append(lines)
-    return {"run_id": run_id, "finished_at": datetime.now(UTC).isoformat(), "totals": _totals(agreements),
-            "agreements": agreements, "problems": []}
+    return {
+        "run_id": run_id,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "totals": _totals(agreements),
+        "agreements": agreements,
+        "problems": [],
+    }
 
 
 def _totals(agreements: list[dict[str, Any]]) -> dict[str, int]:
@@ -105,8 +138,9 @@ def _totals(agreements: list[dict[str, Any]]) -> dict[str, int]:
     return dict(totals)
 
 
-def _unexplained_failures(failed_steps: list[tuple[str, list[str]]],
-                          phases_of: dict[str, dict[str, models.RunReport]]) -> list[tuple[str, list[str]]]:
+def _unexplained_failures(
+    failed_steps: list[tuple[str, list[str]]], phases_of: dict[str, dict[str, models.RunReport]]
+) -> list[tuple[str, list[str]]]:
     """The group steps that failed although each of the group's agreements has an ``ok`` row for it.
 
     (A load fails at its end naming its failed agreements: their own rows explain it. A step that
@@ -120,8 +154,12 @@ def _unexplained_failures(failed_steps: list[tuple[str, list[str]]],
     return out
 
 
-def _reached(sess: Any, run_id: str, agreement_ids: list[str], phases_of: dict[str, dict[str, models.RunReport]],
-             ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+def _reached(
+    sess: Any,
+    run_id: str,
+    agreement_ids: list[str],
+    phases_of: dict[str, dict[str, models.RunReport]],
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """What reached e-conomic in this run, per agreement, read from the ledger rather than the loaders' counters.
 
     A ledger row carries the run that last changed it in e-conomic (``run_id``: the run that sent or
@@ -135,12 +173,27 @@ def _reached(sess: Any, run_id: str, agreement_ids: list[str], phases_of: dict[s
     review = {aid: {"review": 0, "review_open": 0} for aid in agreement_ids}
     for chunk in in_chunks(agreement_ids):
         for aid, kind, status, attachment, done, n in sess.execute(
-                select(posting.agreement_id, posting.entry_kind, posting.status, posting.attachment,
-                       posting.entry_number.is_not(None), func.count())
-                .where(posting.agreement_id.in_(chunk), posting.run_id == run_id,
-                       posting.status.in_(("posted", "posting", "superseded", "withdrawn")))
-                .group_by(posting.agreement_id, posting.entry_kind, posting.status, posting.attachment,
-                          posting.entry_number.is_not(None))):
+            select(
+                posting.agreement_id,
+                posting.entry_kind,
+                posting.status,
+                posting.attachment,
+                posting.entry_number.is_not(None),
+                func.count(),
+            )
+            .where(
+                posting.agreement_id.in_(chunk),
+                posting.run_id == run_id,
+                posting.status.in_(("posted", "posting", "superseded", "withdrawn")),
+            )
+            .group_by(
+                posting.agreement_id,
+                posting.entry_kind,
+                posting.status,
+                posting.attachment,
+                posting.entry_number.is_not(None),
+            )
+        ):
             counts = reached[aid]
             if status == "posted":
                 counts[f"{kind}s"] += n
@@ -155,12 +208,16 @@ def _reached(sess: Any, run_id: str, agreement_ids: list[str], phases_of: dict[s
         return reached, review
     earliest = min(since.values())
     for chunk in in_chunks(agreement_ids):
-        for aid, at in sess.execute(select(link.agreement_id, link.created_at).where(
-                link.agreement_id.in_(chunk), link.how == "created", link.created_at >= earliest)):
+        for aid, at in sess.execute(
+            select(link.agreement_id, link.created_at).where(
+                link.agreement_id.in_(chunk), link.how == "created", link.created_at >= earliest
+            )
+        ):
             if aid in since and _aware(at) >= since[aid]:
                 reached[aid]["suppliers"] += 1
-        for aid, at in sess.execute(select(item.agreement_id, item.created_at).where(
-                item.agreement_id.in_(chunk), item.resolved_at.is_(None))):
+        for aid, at in sess.execute(
+            select(item.agreement_id, item.created_at).where(item.agreement_id.in_(chunk), item.resolved_at.is_(None))
+        ):
             review[aid]["review_open"] += 1
             if aid in since and _aware(at) >= since[aid]:
                 review[aid]["review"] += 1
@@ -178,11 +235,30 @@ def unreadable(run_id: str, agreement_ids: list[str], problem: str) -> dict[str,
     Each agreement known is ``unknown`` with the problem named; the run's alert is built from this,
     so a night without its database still tells someone.
     """
-    agreements = [{"agreement": aid, "seen": 0, **dict.fromkeys(REACHED, 0), "unchanged": 0, "already_booked": 0,
-                   "quarantined": 0, "waiting": 0, "reasons": {}, "review": 0, "review_open": 0,
-                   "outcome": "unknown", "problems": [problem]} for aid in agreement_ids]
-    return {"run_id": run_id, "finished_at": datetime.now(UTC).isoformat(), "totals": _totals(agreements),
-            "agreements": agreements, "problems": [problem]}
+    agreements = [
+        {
+            "agreement": aid,
+            "seen": 0,
+            **dict.fromkeys(REACHED, 0),
+            "unchanged": 0,
+            "already_booked": 0,
+            "quarantined": 0,
+            "waiting": 0,
+            "reasons": {},
+            "review": 0,
+            "review_open": 0,
+            "outcome": "unknown",
+            "problems": [problem],
+        }
+        for aid in agreement_ids
+    ]
+    return {
+        "run_id": run_id,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "totals": _totals(agreements),
+        "agreements": agreements,
+        "problems": [problem],
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -216,8 +292,11 @@ def save(report: dict[str, Any]) -> Path:
 def _save_statuses(report: dict[str, Any]) -> None:
     with session() as sess:  # the agreements' status rows read at once (one query, not one per agreement)
         ids = [a["agreement"] for a in report["agreements"]]
-        statuses = {s.agreement_id: s for chunk in in_chunks(ids) for s in sess.scalars(
-            select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(chunk)))}
+        statuses = {
+            s.agreement_id: s
+            for chunk in in_chunks(ids)
+            for s in sess.scalars(select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(chunk)))
+        }
         for a in report["agreements"]:
             status = statuses.get(a["agreement"]) or models.AgreementStatus(agreement_id=a["agreement"])
             status.last_run_id = report["run_id"]

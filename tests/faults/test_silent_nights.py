@@ -1,0 +1,209 @@
+"""No night fails, hangs or needs a person in silence.
+
+Each way a night can go wrong, through the real bills DAG (``dag.test()``), the real sandboxes and a real
+database: the project database down when the run starts, a group's step crashing as a whole, a booked
+entry whose bill changed in Roger (a review item), one agreement that never finishes. Each run alerts
+once (the webhook receives it) naming the agreements, and fails when it did not complete. The run
+report counts what reached e-conomic, checked against what the e-conomic sandbox holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import text
+
+from roger_economic import report
+from roger_economic.config import load_file
+from roger_economic.db import engine, models, session
+from tests.faults.helpers import (
+    AGREEMENTS,
+    ALL,
+    ROOT,
+    arm,
+    check,
+    disarm,
+    ledger_rows,
+    run_bills,
+    run_master_data,
+    state_of,
+)
+from tests.integration.helpers import live_entries, roger_bills, staged_states
+from tests.integration.test_alerts import _HookHandler
+
+
+@pytest.fixture()
+def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    """The alerts a webhook receives (the channel every alert goes through)."""
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _HookHandler)
+    hook.received = []
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ROGER_ECONOMIC_ALERT_WEBHOOK", f"http://127.0.0.1:{hook.server_port}/alerts")
+    try:
+        yield hook.received
+    finally:
+        hook.shutdown()
+
+
+def _only_alert(received: list[dict], run_id: str) -> dict:
+    mine = [a for a in received if a["run_id"] == run_id]
+    assert len(mine) == 1, f"{len(mine)} alerts for {run_id}"
+    return mine[0]
+
+
+def test_database_down_at_the_start_still_alerts(demo, airflow_db, alerts, monkeypatch):
+    # the project database is gone before the night starts (nothing listens on port 1)
+    monkeypatch.setenv("ROGER_ECONOMIC_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/roger_economic")
+    engine.cache_clear()
+    try:
+        run = run_bills(ALL)
+    finally:
+        engine.cache_clear()
+
+    assert run.state == "failed"
+    alert = _only_alert(alerts, run.run_id)
+    problems = " ".join(alert["problems"])
+    assert "plan failed" in problems and "project database could not be read" in problems
+    assert "run did not complete" in alert["subject"]
+
+
+def test_a_group_step_crashing_fails_the_run_naming_its_agreements(demo, airflow_db, alerts):
+    run_master_data()
+    # validation of the whole group cannot read the master data (a table gone): its step fails as a whole
+    with engine().begin() as conn:
+        conn.execute(text("ALTER TABLE master_data RENAME TO master_data_gone"))
+
+    run = run_bills(ALL)
+
+    assert run.state == "failed"
+    assert set(run.failures) == set(AGREEMENTS.values())
+    assert all("validate: no result" in why for why in run.failures.values()), run.failures
+    alert = _only_alert(alerts, run.run_id)
+    assert {f["agreement"] for f in alert["failed"]} == set(AGREEMENTS.values())
+    assert alert["subject"].startswith("Roger → e-conomic: 3 failed")
+
+
+def test_a_group_step_failing_after_its_agreements_work_is_not_reported_ok(project_db):
+    load_file(ROOT / "config" / "agreements.example.yaml")
+    ids = list(AGREEMENTS.values())
+    with session() as sess:  # every agreement's rows say ok, but the group's load task failed
+        for aid in ids:
+            for phase in report.PHASES:
+                sess.add(
+                    models.RunReport(
+                        run_id="r1",
+                        agreement_id=aid,
+                        phase=phase,
+                        outcome="ok",
+                        counts={},
+                        finished_at=datetime.now(UTC),
+                    )
+                )
+
+    result = report.build("r1", ids, failed_steps=[("load", ids[:2])])
+
+    outcomes = {a["agreement"]: (a["outcome"], a["problems"]) for a in result["agreements"]}
+    assert outcomes[ids[0]] == ("failed", ["load: the group's step failed (see its task log)"])
+    assert outcomes[ids[1]][0] == "failed" and outcomes[ids[2]] == ("ok", [])
+
+
+def test_a_changed_booked_bill_alerts_as_a_review_item(demo, airflow_db, alerts):
+    roger, economic = demo
+    run_master_data()
+    assert run_bills(ALL).state == "success"
+    states = staged_states("agr_0001")
+    bills = {b["id"]: b for b in roger_bills(roger, 1)}
+    target = next(
+        b
+        for b, s in sorted(states.items())
+        if s == "booked" and bills[b]["document_type"] == "bill" and bills[b]["status"] in ("UPCOMING", "INITIALIZED")
+    )
+    economic.control("POST", "book", {"agreement": 700001, "journal": 2})  # the accountant books the journal
+    roger.control(
+        "POST",
+        "bills/update",
+        {"company_id": "cmp_0001", "bill_id": target, "changes": {"amount": "99.00", "vat_amount": None}},
+    )
+
+    run = run_bills(ALL)
+
+    alert = _only_alert(alerts, run.run_id)
+    assert [r["agreement"] for r in alert["review"]] == ["agr_0001"] and alert["review"][0]["new"] == 1
+    assert "to review" in alert["subject"]
+    line = next(a for a in run.report["agreements"] if a["agreement"] == "agr_0001")
+    assert line["review"] == 1
+
+
+def test_one_hung_agreement_is_failed_while_the_others_finish(demo, airflow_db, alerts, monkeypatch):
+    roger, economic = demo
+    run_master_data()
+    # agr_0001's vouchers go one per POST and each answer takes a second (within the HTTP timeout):
+    # its load takes far longer than the 3 s an agreement is given
+    monkeypatch.setenv("ROGER_ECONOMIC_AGREEMENT_DEADLINE", "3")
+    monkeypatch.setenv("ROGER_ECONOMIC_BATCH_SIZE", "1")
+    monkeypatch.setenv("ROGER_ECONOMIC_HTTP_TIMEOUT", "10")
+    arm(economic, kind="slow", delay=1.0, scope="700001", method="POST", path=r"^/journals/\d+/vouchers$", times=-1)
+
+    run = run_bills(ALL)
+
+    assert run.state == "failed"
+    assert set(run.failures) == {"agr_0001"}
+    assert "load: took longer than 3 s" in run.failures["agr_0001"]
+    ok = {a["agreement"]: a for a in run.report["agreements"] if a["outcome"] == "ok"}
+    assert set(ok) == {"agr_0002", "agr_0003"} and all(a["invoices"] > 0 for a in ok.values())
+    alert = _only_alert(alerts, run.run_id)
+    assert [f["agreement"] for f in alert["failed"]] == ["agr_0001"]
+
+    # the stuck agreement's work is picked up by the next night: everything booked exactly once
+    disarm(economic)
+    monkeypatch.delenv("ROGER_ECONOMIC_AGREEMENT_DEADLINE")
+    again = run_bills(ALL)
+    assert again.state == "success", again.failures
+    result = check(roger, economic, {})
+    assert result.ok(), result.problems
+
+
+def test_the_report_counts_what_reached_economic(demo, airflow_db):
+    roger, economic = demo
+    run_master_data()
+    suppliers_before = {i: len(state_of(economic, i)["suppliers"]) for i in AGREEMENTS}
+
+    run = run_bills(ALL)
+
+    assert run.state == "success", run.failures
+    lines = {a["agreement"]: a for a in run.report["agreements"]}
+    for i, aid in AGREEMENTS.items():
+        state = state_of(economic, i)
+        entries = live_entries(state)
+        assert lines[aid]["invoices"] == sum(n for (_, kind), n in entries.items() if kind == "supplierInvoice")
+        assert lines[aid]["payments"] == sum(n for (_, kind), n in entries.items() if kind == "supplierPayment")
+        assert lines[aid]["attachments"] == sum(1 for v in state["vouchers"] if (v["attachment"] or {}).get("pages"))
+        assert lines[aid]["suppliers"] == len(state["suppliers"]) - suppliers_before[i]
+    assert run.report["totals"]["invoices"] == sum(lines[a]["invoices"] for a in AGREEMENTS.values()) > 0
+
+    # a deleted bill withdraws its draft, a changed one replaces it: counted by the run that did it
+    states = staged_states("agr_0001")
+    booked = sorted(b for b, s in states.items() if s == "booked")
+    deleted, changed = booked[0], booked[1]
+    drafts = {(r.bill_id, r.entry_kind) for r in ledger_rows("agr_0001") if r.status == "posted"}
+    roger.control("POST", "bills/update", {"company_id": "cmp_0001", "bill_id": deleted, "changes": {"deleted": True}})
+    roger.control(
+        "POST",
+        "bills/update",
+        {"company_id": "cmp_0001", "bill_id": changed, "changes": {"amount": "4321.10", "vat_amount": None}},
+    )
+    deleted_before = state_of(economic, 1)["entries"]["deleted"]
+
+    rerun = run_bills(ALL)
+
+    assert rerun.state == "success", rerun.failures
+    line = next(a for a in rerun.report["agreements"] if a["agreement"] == "agr_0001")
+    withdrawn = sum(1 for bill, _ in drafts if bill == deleted)
+    replaced = sum(1 for bill, _ in drafts if bill == changed)
+    assert (line["withdrawn"], line["replaced"]) == (withdrawn, replaced)
+    assert state_of(economic, 1)["entries"]["deleted"] - deleted_before == withdrawn + replaced
+    assert line["invoices"] + line["payments"] == replaced  # the changed bill's entries posted again

@@ -6,6 +6,11 @@ interval that just ended: **extract** bills changed in Roger, **validate** them
 (Great Expectations, one run per group) and **transform** them into supplier
 invoices and payments, **load** them into the agreement's journals exactly
 once, and **summarise** the run (table in the log, JSON report, failures named).
+Summarise runs whatever happened upstream and alerts once for every way the night failed
+or needs a person (a failed plan or group step, the project database down, failed or stopped
+agreements, quarantined bills, review items). Every task has an execution timeout
+(`ROGER_ECONOMIC_TIMEOUT_<TASK>`), and one agreement's work in a step is bounded by
+`ROGER_ECONOMIC_AGREEMENT_DEADLINE`, so no night hangs and holds the next.
 
 Agreements are processed in groups (one mapped task group per group of
 agreements, each named by the agreements it holds), so hundreds of agreements

@@ -1,5 +1,8 @@
 """The run report: one line per agreement (seen, booked, unchanged since last run, quarantined, failed).
 
+What reached e-conomic (invoices, payments, attachments, suppliers created, drafts withdrawn or
+replaced) is counted from the ledger rows this run put there, per agreement and in the totals. An
+agreement is ``ok`` only when every step that should have run for it left its row and said ``ok``.
 Stored as JSON per run (``var/reports/<run>.json`` and the ``agreement_status``
 rows the UI reads) and printed as a table in the task log.
 """

@@ -10,6 +10,8 @@ report counts what reached e-conomic, checked against what the e-conomic sandbox
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
@@ -27,6 +29,7 @@ from tests.faults.helpers import (
     arm,
     check,
     disarm,
+    fired,
     ledger_rows,
     run_bills,
     run_master_data,
@@ -69,6 +72,46 @@ def test_database_down_at_the_start_still_alerts(demo, airflow_db, alerts, monke
     problems = " ".join(alert["problems"])
     assert "plan failed" in problems and "project database could not be read" in problems
     assert "run did not complete" in alert["subject"]
+
+
+def _block_when(ready, url: str) -> threading.Thread:
+    """In the background: as soon as ``ready()`` holds, the PostgreSQL database of ``url`` takes no
+    connections and its open ones are ended (a database that went down during the night)."""
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(url).database
+
+    def block() -> None:
+        while not ready():
+            time.sleep(0.02)
+        admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        admin.dispose()
+
+    thread = threading.Thread(target=block, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_database_down_during_the_night_still_alerts_naming_the_agreements(demo, project_db, airflow_db, alerts):
+    if not project_db.startswith("postgresql"):
+        pytest.skip("taking the database away mid-run is done with PostgreSQL's ALLOW_CONNECTIONS")
+    roger, _economic = demo
+    run_master_data()
+    # while agr_0001's bills are being read from Roger, the project database goes away
+    arm(roger, kind="slow", delay=1.5, scope="cmp_0001", method="GET", path="bills", times=1)
+    blocker = _block_when(lambda: bool(fired(roger)), project_db)
+
+    run = run_bills(ALL)
+
+    blocker.join(timeout=30)
+    assert run.state == "failed"
+    alert = _only_alert(alerts, run.run_id)
+    assert {f["agreement"] for f in alert["failed"]} == set(AGREEMENTS.values())
+    problems = " ".join(alert["problems"])
+    assert "project database could not be read" in problems and "extract of group" in problems, problems
 
 
 def test_a_group_step_crashing_fails_the_run_naming_its_agreements(demo, airflow_db, alerts):
@@ -207,3 +250,17 @@ def test_the_report_counts_what_reached_economic(demo, airflow_db):
     assert (line["withdrawn"], line["replaced"]) == (withdrawn, replaced)
     assert state_of(economic, 1)["entries"]["deleted"] - deleted_before == withdrawn + replaced
     assert line["invoices"] + line["payments"] == replaced  # the changed bill's entries posted again
+
+
+def test_a_run_alerts_once_even_when_the_database_is_down(monkeypatch):
+    from roger_economic import alerts as alerting
+
+    monkeypatch.setenv("ROGER_ECONOMIC_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/roger_economic")
+    engine.cache_clear()
+    run_id = f"no-database-{uuid.uuid4().hex}"
+    try:
+        assert not alerting.already_sent(run_id)
+        alerting.mark_sent(run_id, ["webhook"])
+        assert alerting.already_sent(run_id)  # a retried summarise does not alert twice
+    finally:
+        engine.cache_clear()

@@ -187,23 +187,34 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
         return keep(aid, result)[1]
 
     results: dict[str, Any] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, min(threads, len(agreement_ids))))
+    size = max(1, min(threads, len(agreement_ids)))
+    pools = [ThreadPoolExecutor(max_workers=size)]
     try:
-        futures = {pool.submit(one, aid): aid for aid in agreement_ids}
+        futures = {pools[0].submit(one, aid): aid for aid in agreement_ids}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=min(1.0, max(limit / 4, 0.05)), return_when=FIRST_COMPLETED)
             for future in done:
                 aid, result = future.result()
                 results.setdefault(aid, result)
-            for future in list(pending):
-                late = overdue(futures[future])
-                if late is not None:
-                    results[futures[future]] = late
+            late = {future: overdue(futures[future]) for future in pending}
+            for future, result in late.items():
+                if result is not None:
+                    results[futures[future]] = result
                     pending.discard(future)
+            queued = [f for f in pending if f.cancel()] if any(late.values()) else []
+            if queued:  # not started yet: moved to a fresh pool, so the stuck threads hold no one back
+                pools.append(ThreadPoolExecutor(max_workers=size))
+                for future in queued:
+                    pending.discard(future)
+                    aid = futures.pop(future)
+                    moved = pools[-1].submit(one, aid)
+                    futures[moved] = aid
+                    pending.add(moved)
         return {aid: results[aid] for aid in agreement_ids}
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # an agreement past its deadline is not waited for
+        for pool in pools:  # an agreement past its deadline is not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
         with lock:
             rest = dict(buffered)
             buffered.clear()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from roger_economic import report
 from roger_economic.config import load_file
@@ -264,3 +264,28 @@ def test_a_run_alerts_once_even_when_the_database_is_down(monkeypatch):
         assert alerting.already_sent(run_id)  # a retried summarise does not alert twice
     finally:
         engine.cache_clear()
+
+
+def test_a_stuck_agreement_holds_back_no_other_even_with_one_thread(project_db):
+    from roger_economic import pipeline
+
+    release = threading.Event()
+
+    def work(aid: str) -> dict:
+        if aid == "agr_0001":
+            release.wait(60)  # stuck (a call that never answers)
+        return {"done": 1}
+
+    try:
+        results = pipeline._each(list(AGREEMENTS.values()), work, "r-stuck", "extract", threads=1, deadline=0.5)
+    finally:
+        release.set()
+
+    assert results["agr_0001"]["outcome"] == "failed" and "took longer than 0.5 s" in results["agr_0001"]["message"]
+    assert results["agr_0002"] == results["agr_0003"] == {"outcome": "ok", "done": 1}
+    with session() as sess:  # the run report says the same
+        rows = {
+            r.agreement_id: r.outcome
+            for r in sess.scalars(select(models.RunReport).where(models.RunReport.run_id == "r-stuck"))
+        }
+    assert rows == {"agr_0001": "failed", "agr_0002": "ok", "agr_0003": "ok"}

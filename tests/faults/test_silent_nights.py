@@ -9,11 +9,13 @@ report counts what reached e-conomic, checked against what the e-conomic sandbox
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes
 from http.server import ThreadingHTTPServer
 
 import pytest
@@ -36,7 +38,7 @@ from tests.faults.helpers import (
     state_of,
 )
 from tests.integration.helpers import live_entries, roger_bills, staged_states
-from tests.integration.test_alerts import _HookHandler
+from tests.integration.test_alerts import SmtpSink, _HookHandler
 
 
 @pytest.fixture()
@@ -289,3 +291,43 @@ def test_a_stuck_agreement_holds_back_no_other_even_with_one_thread(project_db):
             for r in sess.scalars(select(models.RunReport).where(models.RunReport.run_id == "r-stuck"))
         }
     assert rows == {"agr_0001": "failed", "agr_0002": "ok", "agr_0003": "ok"}
+
+
+class _BrokenHook(_HookHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(500)
+        self.end_headers()
+
+
+def test_a_webhook_that_is_down_does_not_keep_the_email_from_going_out(demo, airflow_db, monkeypatch):
+    smtp = SmtpSink()
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenHook)
+    for server in (smtp, hook):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ROGER_ECONOMIC_ALERT_WEBHOOK", f"http://127.0.0.1:{hook.server_port}/alerts")
+    monkeypatch.setenv("ROGER_ECONOMIC_ALERT_EMAILS", "bogholder@example.test")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.server_address[1],
+                "extra": {"from_email": "roger-economic@example.test", "disable_tls": True, "disable_ssl": True},
+            }
+        ),
+    )
+    try:
+        run_master_data()
+        run = run_bills(ALL)  # agr_0003 has quarantined bills: the night alerts
+    finally:
+        smtp.shutdown()
+        hook.shutdown()
+
+    assert len(smtp.messages) == 1
+    mail = message_from_bytes(smtp.messages[0])
+    assert "agr_0003" in "".join(
+        part.get_payload(decode=True).decode() for part in mail.walk() if not part.is_multipart()
+    )
+    assert run.state == "failed"  # the alert that did not go out is not silent either

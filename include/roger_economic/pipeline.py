@@ -198,9 +198,9 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
                 aid, result = future.result()
                 results.setdefault(aid, result)
             late = {future: overdue(futures[future]) for future in pending}
-            for future, result in late.items():
-                if result is not None:
-                    results[futures[future]] = result
+            for future, line in late.items():
+                if line is not None:
+                    results[futures[future]] = line
                     pending.discard(future)
             queued = [f for f in pending if f.cancel()] if any(late.values()) else []
             if queued:  # not started yet: moved to a fresh pool, so the stuck threads hold no one back

@@ -36,6 +36,13 @@ from roger_economic_airflow.limits import timeout
 MASTER_DATA = Asset("roger_economic://master_data")
 
 
+def _summary_failed(context: dict) -> None:
+    """summarise failed before its alert (a crash, its timeout): the run alerts all the same."""
+    from roger_economic_airflow.alerts import summary_failed
+
+    summary_failed(context)
+
+
 @dag(
     dag_id="roger_bills_to_economic",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Europe/Copenhagen"),
@@ -141,7 +148,7 @@ def roger_bills_to_economic():
         print(cpu_used())
         return group
 
-    @task(trigger_rule="all_done", execution_timeout=timeout("summarise"))
+    @task(trigger_rule="all_done", execution_timeout=timeout("summarise"), on_failure_callback=_summary_failed)
     def summarise() -> dict:
         """Print the per-agreement table, store the JSON report, alert; fail naming what did not complete.
 
@@ -156,13 +163,18 @@ def roger_bills_to_economic():
         dry_run = bool(context["params"].get("dry_run"))
         result = run_outcome(context, dry_run)
         print(report.table(result))
-        print(f"run report: {report.save(result)}")
-        if not dry_run:
+        unsent = None
+        if not dry_run:  # before the report is stored: nothing after the outcome is known may keep it back
             from roger_economic_airflow.alerts import notify
 
-            channels = notify(result)
-            if channels:
-                print(f"alert sent via {', '.join(channels)}")
+            try:
+                channels = notify(result)
+                print(f"alert sent via {', '.join(channels)}" if channels else "nothing to alert")
+            except Exception as exc:  # raised once the report is stored
+                unsent = exc
+        print(f"run report: {report.save(result)}")
+        if unsent is not None:
+            raise unsent
         bad = [a for a in result["agreements"] if a["outcome"] != "ok"]
         if result["problems"] or (bad and not dry_run):
             names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)

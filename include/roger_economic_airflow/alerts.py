@@ -60,3 +60,19 @@ def _send_email(emails: list[str], alert: alerts.Alert) -> None:
     conn_id = os.environ.get("ROGER_ECONOMIC_ALERT_SMTP_CONN", "smtp_default")
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=emails, subject=alert.subject, html_content=f"<pre>{escape(alert.text)}</pre>")
+
+
+def summary_failed(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of summarise: when it failed before its alert went out (a crash, its
+    timeout), the run still alerts, naming the run and what stopped the summary. Nothing when the
+    summary's own alert was sent (summarise fails on purpose after alerting when the night did not
+    complete)."""
+    run_id = context["run_id"]
+    exc = context.get("exception")
+    what = type(exc).__name__ if exc is not None else "an unknown error"
+    report = {"run_id": run_id, "agreements": [], "totals": {},
+              "problems": [f"the run's summary failed ({what}): its outcome is unknown; see the summarise task's log"]}
+    try:
+        notify(report)
+    except Exception:
+        log.exception("run %s: the alert of a failed summary was not sent", run_id)

@@ -331,3 +331,15 @@ def test_a_webhook_that_is_down_does_not_keep_the_email_from_going_out(demo, air
         part.get_payload(decode=True).decode() for part in mail.walk() if not part.is_multipart()
     )
     assert run.state == "failed"  # the alert that did not go out is not silent either
+
+
+def test_a_summary_that_failed_before_its_alert_still_alerts_once(alerts):
+    from roger_economic_airflow.alerts import summary_failed
+
+    run_id = f"summary-failed-{uuid.uuid4().hex}"
+    context = {"run_id": run_id, "exception": TimeoutError("summarise ran out of time")}
+    summary_failed(context)  # the on_failure_callback of summarise
+    summary_failed(context)  # a second failure of the same run
+
+    alert = _only_alert(alerts, run_id)
+    assert "the run's summary failed (TimeoutError)" in alert["problems"][0]

@@ -6,6 +6,11 @@ interval that just ended: **extract** bills changed in Roger, **validate** them
 (Great Expectations, one run per group) and **transform** them into supplier
 invoices and payments, **load** them into the agreement's journals exactly
 once, and **summarise** the run (table in the log, JSON report, failures named).
+Summarise runs whatever happened upstream and alerts once for every way the night failed
+or needs a person (a failed plan or group step, the project database down, failed or stopped
+agreements, quarantined bills, review items). Every task has an execution timeout
+(`ROGER_ECONOMIC_TIMEOUT_<TASK>`), and one agreement's work in a step is bounded by
+`ROGER_ECONOMIC_AGREEMENT_DEADLINE`, so no night hangs and holds the next.
 
 Agreements are processed in groups (one mapped task group per group of
 agreements, each named by the agreements it holds), so hundreds of agreements
@@ -26,7 +31,16 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
+from roger_economic_airflow.limits import timeout
+
 MASTER_DATA = Asset("roger_economic://master_data")
+
+
+def _summary_failed(context: dict) -> None:
+    """summarise failed before its alert (a crash, its timeout): the run alerts all the same."""
+    from roger_economic_airflow.alerts import summary_failed
+
+    summary_failed(context)
 
 
 @dag(
@@ -38,8 +52,9 @@ MASTER_DATA = Asset("roger_economic://master_data")
     tags=["roger", "e-conomic", "bookkeeping"],
     # "upstream": a group's load outranks the next group's extract, so groups finish one after
     # another (agreements are booked early in a long night) instead of all extracts, then all loads
+    # every task bounded (execution_timeout): with max_active_runs=1 a hung task would hold every later night
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": 2.0,
-                  "weight_rule": "upstream"},
+                  "weight_rule": "upstream", "execution_timeout": timeout("default")},
     params={
         "from_date": Param(None, type=["null", "string"], format="date", description="first day (inclusive)"),
         "to_date": Param(None, type=["null", "string"], format="date", description="last day (inclusive)"),
@@ -49,7 +64,7 @@ MASTER_DATA = Asset("roger_economic://master_data")
     doc_md=__doc__,
 )
 def roger_bills_to_economic():
-    @task(inlets=[MASTER_DATA])
+    @task(inlets=[MASTER_DATA], execution_timeout=timeout("plan"))
     def plan() -> list[dict]:
         """Choose the agreements and the window; group the agreements."""
         from roger_economic.config import active_agreement_ids
@@ -64,7 +79,7 @@ def roger_bills_to_economic():
         print(f"{len(ids)} agreements, window {win.label()}, dry_run={context['params'].get('dry_run')}")
         return [{**g, "since": win.since, "before": win.before} for g in groups(ids)]
 
-    @task(map_index_template="{{ group_label }}")
+    @task(map_index_template="{{ group_label }}", execution_timeout=timeout("extract"))
     def extract(group: dict) -> dict | None:
         from airflow.sdk.exceptions import DownstreamTasksSkipped
 
@@ -91,7 +106,7 @@ def roger_bills_to_economic():
             raise DownstreamTasksSkipped(tasks=[(t, ti.map_index) for t in in_group])
         return group
 
-    @task(map_index_template="{{ group_label }}")
+    @task(map_index_template="{{ group_label }}", execution_timeout=timeout("validate"))
     def validate(group: dict | None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -117,7 +132,7 @@ def roger_bills_to_economic():
         print(cpu_used())
         return group
 
-    @task(map_index_template="{{ group_label }}", pool="economic_api")
+    @task(map_index_template="{{ group_label }}", pool="economic_api", execution_timeout=timeout("load"))
     def load(group: dict) -> dict:
         from roger_economic.pipeline import load
         from roger_economic.report import phase_table
@@ -133,27 +148,37 @@ def roger_bills_to_economic():
         print(cpu_used())
         return group
 
-    @task(trigger_rule="all_done")
-    def summarise(groups: list[dict]) -> dict:
-        """Print the per-agreement table, store the JSON report; fail naming failed agreements."""
+    @task(trigger_rule="all_done", execution_timeout=timeout("summarise"), on_failure_callback=_summary_failed)
+    def summarise() -> dict:
+        """Print the per-agreement table, store the JSON report, alert; fail naming what did not complete.
+
+        Runs whatever happened upstream: a failed plan, a group's step that failed as a whole, a project
+        database that is down; each is in the report and the alert (built from the task states and the
+        plan when the database cannot be read).
+        """
         from roger_economic import report
+        from roger_economic_airflow.runtime import run_outcome
 
         context = get_current_context()
-        ids = [a for g in groups for a in g["agreements"]]
-        result = report.build(context["run_id"], ids)
+        dry_run = bool(context["params"].get("dry_run"))
+        result = run_outcome(context, dry_run)
         print(report.table(result))
-        path = report.save(result)
-        print(f"run report: {path}")
-        if not context["params"].get("dry_run"):
+        unsent = None
+        if not dry_run:  # before the report is stored: nothing after the outcome is known may keep it back
             from roger_economic_airflow.alerts import notify
 
-            channels = notify(result)
-            if channels:
-                print(f"alert sent via {', '.join(channels)}")
+            try:
+                channels = notify(result)
+                print(f"alert sent via {', '.join(channels)}" if channels else "nothing to alert")
+            except Exception as exc:  # raised once the report is stored
+                unsent = exc
+        print(f"run report: {report.save(result)}")
+        if unsent is not None:
+            raise unsent
         bad = [a for a in result["agreements"] if a["outcome"] != "ok"]
-        if bad and not context["params"].get("dry_run"):
+        if result["problems"] or (bad and not dry_run):
             names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)
-            raise RuntimeError(f"{len(bad)} agreement(s) did not complete: {names}")
+            raise RuntimeError(" ".join([*result["problems"], f"{len(bad)} agreement(s) did not complete: {names}"]))
         return result["totals"]
 
     @task_group(group_id="agreements")
@@ -162,9 +187,11 @@ def roger_bills_to_economic():
         load(validate(extract(group)))
 
     groups = plan()
-    # summarise gets every planned group, not load's output: a failed load pushes no XCom, and its
-    # agreements must still be in the report (and fail the run), not silently drop out of it
-    per_group.expand(group=groups) >> summarise(groups)
+    # summarise reads every planned group itself (not load's output: a failed load pushes no XCom, and its
+    # agreements must still be in the report and fail the run), and runs even when plan failed
+    summary = summarise()
+    groups >> summary
+    per_group.expand(group=groups) >> summary
 
 
 roger_bills_to_economic()

@@ -16,6 +16,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from roger_economic_airflow.limits import timeout
+
 MASTER_DATA = Asset("roger_economic://master_data")
 
 
@@ -26,12 +28,12 @@ MASTER_DATA = Asset("roger_economic://master_data")
     catchup=False,
     max_active_runs=1,
     tags=["roger", "e-conomic", "master-data"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": timeout("default")},
     params={"agreements": Param([], type="array", items={"type": "string"}, description="agreement ids; empty = all")},
     doc_md=__doc__,
 )
 def roger_master_data():
-    @task
+    @task(execution_timeout=timeout("plan"))
     def plan() -> list[dict]:
         from roger_economic.config import active_agreement_ids
         from roger_economic.db import session
@@ -42,7 +44,7 @@ def roger_master_data():
             ids = active_agreement_ids(sess, selected_agreements(get_current_context()))
         return groups(ids)
 
-    @task(map_index_template="{{ group_label }}", pool="economic_api")
+    @task(map_index_template="{{ group_label }}", pool="economic_api", execution_timeout=timeout("refresh"))
     def refresh(group: dict) -> dict:
         from roger_economic.pipeline import refresh_master_data
         from roger_economic_airflow.runtime import endpoints
@@ -54,7 +56,7 @@ def roger_master_data():
             print(f"{aid}: {res}")
         return results
 
-    @task(outlets=[MASTER_DATA], trigger_rule="all_done")
+    @task(outlets=[MASTER_DATA], trigger_rule="all_done", execution_timeout=timeout("publish"))
     def publish(results: list[dict]) -> dict:
         """Report gaps per agreement; fail naming agreements whose refresh failed."""
         from sqlalchemy import select

@@ -228,6 +228,7 @@ class Loader:
                         row.entry_number = hit.get("journalEntryNumber")
                         row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
                         row.posted_at = datetime.now(UTC)
+                        row.run_id = self.run_id  # the run that found it in e-conomic counts it (report)
                         if row.entry_kind == "invoice":  # its PDF is still to be attached
                             row.attachment = "pending" if row.payload.get("has_document") else "none"
                         self.result.counts["recovered"] += 1
@@ -264,6 +265,7 @@ class Loader:
                     self.economic.delete_entry(old.journal_number, old.entry_number,
                                                f"del-{old.idempotency_key}")
                     old.status = "superseded" if new is not None else "withdrawn"
+                    old.run_id = self.run_id  # the run that deleted the draft counts it (report)
                     self.result.counts["replaced" if new is not None else "withdrawn"] += 1
                 else:
                     version = new.bill_version if new is not None else old.bill_version
@@ -387,7 +389,7 @@ class Loader:
             as_read = tuple_(posting.id, posting.payload_hash).in_([(r.id, r.payload_hash) for r in rows])
             marked = set(sess.scalars(
                 update(posting).where(as_read, posting.status == "planned")
-                .values(status="posting", batch_key=key, sent_at=datetime.now(UTC))
+                .values(status="posting", batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
                 .returning(posting.id).execution_options(synchronize_session=False)))
             changed = [r for r in rows if r.id not in marked]
             if changed:

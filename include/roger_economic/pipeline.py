@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
 LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
 LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
+AGREEMENT_DEADLINE = 1800.0  # seconds one agreement's work in one step may take (ROGER_ECONOMIC_AGREEMENT_DEADLINE)
 
 
 class AgreementsFailed(IntegrationError):
@@ -118,20 +119,38 @@ def _settings(agreement_ids: list[str]) -> dict[str, Settings]:
         return {r.id: Settings.of(r) for r in rows}
 
 
+def agreement_deadline() -> float:
+    """How long one agreement's work in one step may take before it is failed and no longer waited for."""
+    raw = os.environ.get("ROGER_ECONOMIC_AGREEMENT_DEADLINE")
+    return float(raw) if raw else AGREEMENT_DEADLINE
+
+
 def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_id: str, phase: str,
-          threads: int = 1) -> dict[str, Any]:
+          threads: int = 1, deadline: float | None = None) -> dict[str, Any]:
     """Run ``work`` per agreement; a failure is recorded under the agreement's name, never fatal here.
+
+    Each agreement gets ``deadline`` seconds (``ROGER_ECONOMIC_AGREEMENT_DEADLINE``) from when its work
+    starts: one that takes longer is recorded ``failed`` ("took longer than N s", ``timed_out``) and no
+    longer waited for, so the others finish and the task ends (a thread cannot be stopped: it ends with
+    the task's process, and a late answer no longer changes its line; the ledger makes an interrupted
+    agreement safe to take up again).
 
     Outcomes are written to the run report every ``RECORD_EVERY`` agreements (and at the end), not one
     transaction each: one per agreement was a fifth of a no-op extract's CPU. A crash loses only the
     report lines of the last few agreements, which the task's retry writes again.
     """
+    limit = agreement_deadline() if deadline is None else deadline
     buffered: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
+    started: dict[str, float] = {}
+    lines: dict[str, dict[str, Any]] = {}  # each agreement's final line (its own result, or "took longer")
 
     def keep(aid: str, result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         finished = {**result, "finished_at": datetime.now(UTC)}  # when this agreement finished, not the write
         with lock:
+            if aid in lines:  # it ran out of time before (or its result came first): that line stands
+                return aid, lines[aid]
+            lines[aid] = result
             buffered[aid] = finished
             if len(buffered) < RECORD_EVERY:
                 return aid, result
@@ -141,6 +160,7 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
         return aid, result
 
     def one(aid: str) -> tuple[str, dict[str, Any]]:
+        started[aid] = time.monotonic()
         try:
             return keep(aid, {"outcome": "ok", **work(aid)})
         except RecordsUnusable as exc:  # the rest of its bills are staged: incomplete, not failed
@@ -157,14 +177,53 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             log.exception("agreement %s failed in %s", aid, phase)
             return keep(aid, {"outcome": "failed", "message": f"unexpected {type(exc).__name__}: {exc}"})
 
+    def overdue(aid: str) -> dict[str, Any] | None:
+        """The agreement's "took longer" line, when it is past its deadline and has no line yet."""
+        begun = started.get(aid)
+        if begun is None or time.monotonic() - begun <= limit:
+            return None
+        with lock:
+            if aid in lines:
+                return None
+        log.error("agreement %s failed in %s: took longer than %g s; the others go on", aid, phase, limit)
+        result = {"outcome": "failed", "timed_out": True,
+                  "message": f"took longer than {limit:g} s in {phase}; stopped waiting for it"}
+        return keep(aid, result)[1]
+
+    results: dict[str, Any] = {}
+    size = max(1, min(threads, len(agreement_ids)))
+    pools = [ThreadPoolExecutor(max_workers=size)]
     try:
-        if threads > 1 and len(agreement_ids) > 1:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                return dict(pool.map(one, agreement_ids))
-        return dict(one(a) for a in agreement_ids)
+        futures = {pools[0].submit(one, aid): aid for aid in agreement_ids}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=min(1.0, max(limit / 4, 0.05)), return_when=FIRST_COMPLETED)
+            for future in done:
+                aid, result = future.result()
+                results.setdefault(aid, result)
+            late = {future: overdue(futures[future]) for future in pending}
+            for future, line in late.items():
+                if line is not None:
+                    results[futures[future]] = line
+                    pending.discard(future)
+            queued = [f for f in pending if f.cancel()] if any(late.values()) else []
+            if queued:  # not started yet: moved to a fresh pool, so the stuck threads hold no one back
+                pools.append(ThreadPoolExecutor(max_workers=size))
+                for future in queued:
+                    pending.discard(future)
+                    aid = futures.pop(future)
+                    moved = pools[-1].submit(one, aid)
+                    futures[moved] = aid
+                    pending.add(moved)
+        return {aid: results[aid] for aid in agreement_ids}
     finally:
-        if buffered:
-            _record_all(run_id, phase, buffered)
+        for pool in pools:  # an agreement past its deadline is not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            rest = dict(buffered)
+            buffered.clear()
+        if rest:
+            _record_all(run_id, phase, rest)
 
 
 # ---------------------------------------------------------------------------- master data
@@ -602,9 +661,12 @@ def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: Re
         with session() as sess:
             release_all(sess, sorted(taken), owner)
         raise
+    # an agreement past its deadline may still be posting in its thread: its lease stays (it ends with
+    # this process, whose leases the next load takes over), and its bills are settled by that next load
+    done = sorted(taken - {a for a, r in results.items() if r.get("timed_out")})
     with session() as sess:  # each load gave its lease back as it ended; this is for any it could not
-        settle_bill_states(sess, sorted(taken))
-        release_all(sess, sorted(taken), owner)
+        settle_bill_states(sess, done)
+        release_all(sess, done, owner)
     failed = {a: r["message"] for a, r in results.items() if r["outcome"] == "failed"}
     if failed:
         raise AgreementsFailed(failed)

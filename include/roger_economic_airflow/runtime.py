@@ -84,3 +84,70 @@ def selected_agreements(context: dict[str, Any]) -> list[str] | None:
 def cpu_used() -> str:
     """The task process's CPU time so far, for its log (the benchmark adds these up per task)."""
     return f"task process CPU: {time.process_time():.2f} s"
+
+
+# ---------------------------------------------------------------------------- the run's outcome (summarise)
+
+
+def _db_error(exc: BaseException) -> str:
+    """The database's own first line (``connection … refused``), never the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first[:200]}"
+
+
+def _failed_tasks(context: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """(task id, map index or None) of each task of this run that failed (retries spent)."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
+    out = []
+    for key, state in states.items():
+        if state != "failed":
+            continue
+        task_id, _, index = key.rpartition("_")
+        out.append((task_id, int(index)) if task_id and index.isdigit() else (key, None))
+    return sorted(out, key=lambda t: (t[0], -1 if t[1] is None else t[1]))
+
+
+def run_outcome(context: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    """The run's report: from the project database, else from what Airflow knows (the plan, the task states).
+
+    A failed plan, a group's step that failed as a whole (named with the group's agreements), and a
+    project database that cannot be read are each in the report: an agreement never reads ``ok``
+    because its rows are missing, and a night without its database still has a report to alert with.
+    """
+    from roger_economic import report
+
+    run_id = context["run_id"]
+    planned: list[dict[str, Any]] = context["ti"].xcom_pull(task_ids="plan") or []
+    problems: list[str] = []
+    failed_steps: list[tuple[str, list[str]]] = []
+    for task_id, index in _failed_tasks(context):
+        if task_id == "plan":
+            problems.append("plan failed: no agreement was extracted, validated or loaded (see the plan task's log)")
+        elif index is not None and task_id.startswith("agreements.") and index < len(planned):
+            group = planned[index]
+            failed_steps.append((task_id.rpartition(".")[2], group["agreements"]))
+        elif task_id != "summarise":
+            problems.append(f"task {task_id}{'' if index is None else f'[{index}]'} failed")
+    ids = [a for g in planned for a in g["agreements"]]
+    try:
+        if not planned and problems:  # the plan failed: name the agreements it would have chosen
+            from roger_economic.config import active_agreement_ids
+            from roger_economic.db import session
+
+            with session() as sess:
+                ids = active_agreement_ids(sess, selected_agreements(context))
+            result = report.unreadable(run_id, ids, "not processed: the plan failed")
+            result["problems"] = []
+        else:
+            result = report.build(run_id, ids, ("extract",) if dry_run else report.PHASES, failed_steps)
+    except Exception as exc:  # the project database is down (or unreadable): report what is known
+        problem = f"the project database could not be read: {_db_error(exc)}"
+        print(f"summarise: {problem}")
+        result = report.unreadable(run_id, ids, problem)
+        for (phase, agreements), group in ((s, g) for s in failed_steps for g in planned
+                                           if g["agreements"] == s[1]):
+            problems.append(f"{phase} of group {group['label']} failed ({', '.join(agreements)})")
+    result["problems"] = problems + result["problems"]
+    return result

@@ -76,3 +76,17 @@ def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     parse_seconds, loaded = float(lines[-2]), lines[-1].removeprefix("heavy=")
     print(f"{dag_file}: parsed in {parse_seconds:.3f}s (process {time.perf_counter() - started:.1f}s)")
     assert loaded == "", f"{dag_file} imports {loaded} at parse time"
+
+
+def test_every_task_is_bounded_in_time(dagbag, monkeypatch):
+    from datetime import timedelta
+
+    from roger_economic_airflow.limits import timeout
+
+    for dag_id in ("roger_master_data", "roger_bills_to_economic"):  # max_active_runs=1: a hung task holds every night
+        for t in dagbag.dags[dag_id].tasks:
+            bound = t.execution_timeout
+            assert bound is not None and bound <= timedelta(hours=6), f"{dag_id}.{t.task_id}"
+    assert dagbag.dags["roger_bills_to_economic"].get_task("agreements.load").execution_timeout == timeout("load")
+    monkeypatch.setenv("ROGER_ECONOMIC_TIMEOUT_LOAD", "900")
+    assert timeout("load") == timedelta(minutes=15)

@@ -58,7 +58,7 @@ def _drop_postgres_db(name: str) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def project_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated project database (SQLite file, or a new PostgreSQL database)."""
-    from roger_economic.db import engine, migrate
+    from roger_economic.db import dispose_engines, migrate
 
     previous = os.environ.get("ROGER_ECONOMIC_DB_URL")
     pg_name = None
@@ -76,8 +76,7 @@ def project_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        engine(url).dispose()
-        engine.cache_clear()
+        dispose_engines()
         if previous is not None:
             os.environ["ROGER_ECONOMIC_DB_URL"] = previous
         if pg_name:

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 
 from roger_economic import report
 from roger_economic.config import load_file
-from roger_economic.db import engine, models, session
+from roger_economic.db import dispose_engines, engine, models, session
 from tests.faults.helpers import (
     AGREEMENTS,
     ALL,
@@ -63,11 +63,11 @@ def _only_alert(received: list[dict], run_id: str) -> dict:
 def test_database_down_at_the_start_still_alerts(demo, airflow_db, alerts, monkeypatch):
     # the project database is gone before the night starts (nothing listens on port 1)
     monkeypatch.setenv("ROGER_ECONOMIC_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/roger_economic")
-    engine.cache_clear()
+    dispose_engines()
     try:
         run = run_bills(ALL)
     finally:
-        engine.cache_clear()
+        dispose_engines()
 
     assert run.state == "failed"
     alert = _only_alert(alerts, run.run_id)
@@ -258,14 +258,14 @@ def test_a_run_alerts_once_even_when_the_database_is_down(monkeypatch):
     from roger_economic import alerts as alerting
 
     monkeypatch.setenv("ROGER_ECONOMIC_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/roger_economic")
-    engine.cache_clear()
+    dispose_engines()
     run_id = f"no-database-{uuid.uuid4().hex}"
     try:
         assert not alerting.already_sent(run_id)
         alerting.mark_sent(run_id, ["webhook"])
         assert alerting.already_sent(run_id)  # a retried summarise does not alert twice
     finally:
-        engine.cache_clear()
+        dispose_engines()
 
 
 def test_a_stuck_agreement_holds_back_no_other_even_with_one_thread(project_db):

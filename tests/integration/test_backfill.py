@@ -160,9 +160,9 @@ def test_backfill_over_overlapping_windows_books_each_bill_once(tmp_path: Path) 
             components.stop()
         for sb in sandboxes:
             sb.stop()
-        from roger_economic.db import engine
+        from roger_economic.db import dispose_engines
 
-        engine.cache_clear()
+        dispose_engines()
         os.environ.clear()
         os.environ.update(saved_env)
         for name in dbs:

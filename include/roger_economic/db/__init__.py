@@ -31,9 +31,33 @@ def default_url() -> str:
     return f"sqlite:///{var / 'roger_economic.db'}"
 
 
-@cache
 def engine(url: str | None = None) -> Engine:
-    url = url or default_url()
+    """The engine for ``url`` (default: ``ROGER_ECONOMIC_DB_URL`` as it is now), one per URL and process.
+
+    Cached by the URL it resolves to, not by ``None``: a caller that names no URL must not keep an engine
+    for a database the environment no longer names.
+    """
+    return _engine(url or default_url())
+
+
+def dispose_engines() -> None:
+    """Close every engine this process made (tests switching databases; a process after a fork)."""
+    for eng in _engines.values():
+        eng.dispose()
+    _engines.clear()
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    eng = _engines.get(url)
+    if eng is None:
+        eng = _engines.setdefault(url, _create(url))
+    return eng
+
+
+def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 60})
 

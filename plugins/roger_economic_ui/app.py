@@ -25,8 +25,10 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,7 +36,7 @@ from roger_economic import masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import session
 from roger_economic.pipeline import DATA_DOCS
-from roger_economic_ui import queries
+from roger_economic_ui import queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
 MASTER_DATA_DAG = "roger_master_data"
@@ -104,7 +106,9 @@ LAYOUT = """<!doctype html>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}/bills">Bill log</a>{% endif %}
 <span class="sub" style="margin-left:auto">{{ user_name }}</span></header>
-<main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% block body %}{% endblock %}</main></body></html>
+<main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% if login_url %}<div class="warnbox">Your session
+has ended. <a href="{{ login_url }}" target="_blank" rel="noopener">Log in again</a> (a new tab), then come back here
+and send the form again.</div>{% endif %}{% block body %}{% endblock %}</main></body></html>
 """
 
 PAGER = """{% macro pager(page, pages, total, url) %}
@@ -169,9 +173,9 @@ SETUP = """{% extends "layout.html" %}
 refresh it before mapping.</div>{% endif %}
 <p class="muted">Master data from {{ master_data_at | dt }}{% if master_data_error %} ·
 <span class="badge failed">{{ master_data_error }}</span>{% endif %}</p>
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh" class="inline">
-<button type="submit" class="secondary">Refresh master data</button></form>
-<span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>
+{% if can_refresh %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh"
+ class="inline">{{ csrf_input }}<button type="submit" class="secondary">Refresh master data</button></form>
+<span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>{% endif %}
 
 <h2 id="gaps">Mapping gaps ({{ gaps | length }})</h2>
 {% if gaps %}<table><thead><tr><th>Kind</th><th>Item</th><th>Problem</th><th>Stops</th></tr></thead><tbody>
@@ -180,7 +184,7 @@ refresh it before mapping.</div>{% endif %}
 {% endfor %}</tbody></table>{% else %}<p class="muted">None: every category and payment method can be booked.</p>
 {% endif %}
 
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">{{ csrf_input }}
 <h2>Journals and policies</h2><div class="grid">
 <label>Supplier invoice journal</label><select name="invoice_journal"><option value="">— choose —</option>
 {% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == sel.invoice_journal %}
@@ -225,8 +229,9 @@ refresh it before mapping.</div>{% endif %}
 {% endif %}>{{ v.vatCode }} {{ v.name }}</option>{% endfor %}</select></td></tr>
 {% else %}<tr><td colspan="3" class="muted">No categories in Roger's master data.</td></tr>{% endfor %}
 </tbody></table>
-<p><button type="submit" name="action" value="save">Save</button>
+{% if can_edit %}<p><button type="submit" name="action" value="save">Save</button>
 <a class="button" href="{{ base }}/">Cancel</a> <span class="muted">Cancel discards the changes on this page.</span></p>
+{% else %}<p class="muted">Read only: you may not change this setup.</p>{% endif %}
 </form>
 {% endblock %}"""
 
@@ -236,9 +241,10 @@ BILLS = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 <p class="muted">Re-sync sets a bill's staged state back to <em>new</em>, so the next bills run judges it again
 (for example after a mapping was fixed). The posting ledger is not touched: an entry that is already booked keeps
 its ledger row and is never booked twice; correct a wrong booked entry in e-conomic.</p>
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined"
- class="inline"><button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>Re-sync all
- quarantined ({{ states.get('quarantined', 0) }})</button></form>
+{% if can_edit %}<form method="post" class="inline"
+ action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined">{{ csrf_input }}
+<button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>Re-sync all quarantined
+ ({{ states.get('quarantined', 0) }})</button></form>{% endif %}
 <form class="filters" method="get" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills">
 <input type="search" name="q" value="{{ q }}" placeholder="bill id" size="24">
 <select name="state"><option value="">all states</option>{% for s in all_states %}
@@ -263,10 +269,10 @@ its ledger row and is never booked twice; correct a wrong booked entry in e-cono
 {% endfor %}</ul>{% else %}<span class="muted">none</span>{% endif %}</td>
 <td>{% if b.reviews %}<ul class="plain">{% for r in b.reviews %}<li>{{ r.entry_kind }} v{{ r.bill_version }}:
 {{ r.message }}</li>{% endfor %}</ul>{% else %}<span class="muted">none</span>{% endif %}</td>
-<td>{% if b.state != 'new' %}<form method="post" class="inline"
- action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/{{ b.bill_id | urlencode }}/resync">
+<td>{% if b.state == 'new' %}<span class="muted">queued</span>{% elif can_edit %}<form method="post" class="inline"
+ action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/{{ b.bill_id | urlencode }}/resync">{{ csrf_input }}
 <button type="submit" class="secondary" title="set back to new: the next run re-judges it">Re-sync</button></form>
-{% else %}<span class="muted">queued</span>{% endif %}</td></tr>
+{% endif %}</td></tr>
 {% else %}<tr><td colspan="8" class="muted">No bills.</td></tr>{% endfor %}
 </tbody></table>
 {{ pager(page, pages, total, page_url) }}
@@ -305,10 +311,24 @@ def _base(request: Request) -> str:
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = context.pop("user", None)
+    # without a user (an ended session), a form shown again keeps the token it was sent with
+    token = security.csrf_token(user) or security.submitted_form(request).get(security.CSRF_FIELD, "")
     html = templates.get_template(name).render(
-        css=CSS, base=_base(request), msg=request.query_params.get("msg", ""),
-        user_name=user.get_name() if user is not None else "", **context)
+        css=CSS, base=_base(request), msg=security.shown_message(request),
+        user_name=user.get_name() if user is not None else "",
+        csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
+        can_edit=security.allowed(CanEdit, request, user),
+        can_refresh=security.allowed(CanTriggerRefresh, request, user),
+        login_url=_login_url(request) if status_code == 401 else "", **context)
     return HTMLResponse(html, status_code=status_code)
+
+
+def _login_url(request: Request) -> str:
+    """Airflow's login page, coming back to the page the refused request was sent from."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    back = request.headers.get("referer", "") if request.method != "GET" else str(request.url)
+    return get_auth_manager().get_url_login(next_url=back or f"{_base(request)}/")
 
 
 def bar_chart(runs: list[dict[str, Any]], width: int = 900, height: int = 170) -> str:
@@ -351,12 +371,16 @@ def _page_url(request: Request, path: str, **params: Any) -> Callable[[int], str
 
 
 def _redirect(request: Request, path: str, msg: str) -> RedirectResponse:
-    return RedirectResponse(f"{_base(request)}{path}?{urlencode({'msg': msg})}", status_code=303)
+    query = urlencode({"msg": msg, "sig": security.sign_message(msg)})
+    return RedirectResponse(f"{_base(request)}{path}?{query}", status_code=303)
 
 
 # ------------------------------------------------------------------------------------------------ app
 
-app = FastAPI(title="Roger → e-conomic", docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(title="Roger → e-conomic", docs_url=None, redoc_url=None, openapi_url=None,
+              dependencies=[Depends(security.keep_form), Depends(security.require_csrf_token)])
+app.add_middleware(security.SameOriginPosts)
+app.add_middleware(security.SecurityHeaders)  # outermost: a refused request carries the headers too
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -370,7 +394,53 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if not wants_html:
         return Response(content=str(exc.detail), status_code=exc.status_code, media_type="text/plain",
                         headers=getattr(exc, "headers", None))
-    return render(request, "error.html", status_code=exc.status_code, code=exc.status_code, detail=exc.detail)
+    user = await security.current_user(request)
+    if request.method == "POST" and exc.status_code in (401, 403):
+        kept = await _setup_form_kept(request, user, exc)
+        if kept is not None:
+            return kept
+    return render(request, "error.html", status_code=exc.status_code, user=user, code=exc.status_code,
+                  detail=_refusal(request, exc))
+
+
+SESSION_ENDED = "Nothing was changed: you are not logged in (the session ended or expired)."
+NOT_ALLOWED = "Nothing was changed: your login may not do this (it needs that permission on the {dag} DAG)."
+
+
+def _refusal(request: Request, exc: StarletteHTTPException) -> str:
+    """Why a request was refused, in words (Airflow's own 403 says only "Forbidden")."""
+    if exc.status_code == 401:
+        return SESSION_ENDED
+    if exc.status_code == 403 and request.method not in security.SAFE_METHODS and exc.detail != security.CSRF_REFUSED:
+        dag = MASTER_DATA_DAG if request.url.path.endswith("/refresh") else BILLS_DAG
+        return NOT_ALLOWED.format(dag=dag)
+    return str(exc.detail)
+
+
+async def _setup_form_kept(request: Request, user: BaseUser | None, exc: StarletteHTTPException) -> Response | None:
+    """A refused save of the setup (session ended, no permission, stale token): the form as typed, and why."""
+    agreement_id = request.path_params.get("agreement_id")
+    if agreement_id is None or request.url.path.rstrip("/") != f"{_base(request)}/agreements/{agreement_id}":
+        return None
+
+    def load() -> queries.Setup | None:
+        with session() as sess:
+            return queries.load_setup(sess, agreement_id)
+
+    setup = await run_in_threadpool(load)
+    if setup is None:
+        return None
+    form = security.submitted_form(request)
+    sel: dict[str, Any] = {**form, "book_without_attachment": bool(form.get("book_without_attachment"))}
+    return _render_setup(request, user, setup, sel, [_refusal(request, exc)], status_code=exc.status_code)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+    """A bad query value (``?page=abc``) answers a page that says which, not FastAPI's JSON."""
+    user = await security.current_user(request)
+    return render(request, "error.html", status_code=400, user=user, code=400,
+                  detail=security.invalid_request_text(exc))
 
 
 def _agreement_or_404(setup: queries.Setup | None) -> queries.Setup:
@@ -479,6 +549,8 @@ def data_docs(path: str) -> Response:
     target = (root / path).resolve()
     if not target.is_file() or not target.is_relative_to(root):
         raise HTTPException(404, "No such Data Docs page")
+    if target.suffix.lower() in (".html", ".htm"):  # served sandboxed (security.SecurityHeaders) and self-contained
+        return HTMLResponse(security.self_contained_docs(target.read_text(encoding="utf-8", errors="replace")))
     return FileResponse(target)
 
 

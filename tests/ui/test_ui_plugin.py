@@ -26,6 +26,7 @@ os.environ.update({
 AID, OTHER = "agr_0001", "agr_0002"
 PREFIX = "/roger-economic"
 HTML = {"Accept": "text/html"}
+SITE = "http://testserver"  # the TestClient's own origin: its forms come from here
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -57,17 +58,26 @@ def tokens(airflow_app) -> dict[str, str]:
 def anon(airflow_app):
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False) as client:
+    with TestClient(airflow_app, follow_redirects=False, headers={"Origin": SITE}) as client:
         yield client
 
 
 @pytest.fixture()
 def admin(airflow_app, tokens):
-    """A browser logged in as admin: the JWT in the ``_token`` cookie, as Airflow's login sets it."""
+    """A browser logged in as admin: the JWT in the ``_token`` cookie, as Airflow's login sets it; its posts come
+    from the plugin's pages (Origin) with the session's CSRF token, as the pages' forms send them."""
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]}) as client:
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]},
+                    headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")}) as client:
         yield client
+
+
+def _csrf(role: str) -> str:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from roger_economic_ui import security
+
+    return security.csrf_token(SimpleAuthManagerUser(username=role, role=role))
 
 
 @pytest.fixture()

@@ -264,6 +264,8 @@ def invalid_request_text(exc: RequestValidationError) -> str:
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>|<script\b[^>]*/?>", re.IGNORECASE | re.DOTALL)
 _REMOTE_LINK = re.compile(r"""<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//[^>]*>""", re.IGNORECASE)
+_REMOTE_SRC = re.compile(r"""(\bsrc\s*=\s*)(["']?)\s*(?:https?:)?//[^"'\s>]*\2""", re.IGNORECASE)
+_REMOTE_URL = re.compile(r"""url\(\s*(["']?)\s*(?:https?:)?//[^)"']*\1\s*\)""", re.IGNORECASE)
 _HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
 
 DOCS_CSS = """<style>/* local stand-in for the CDN stylesheets Data Docs link */
@@ -274,7 +276,9 @@ img{max-width:48px}.fa,.fas,.far{display:none}nav{margin:8px 0}a{color:#0b5cad}<
 
 
 def self_contained_docs(html: str) -> str:
-    """A Data Docs page without scripts and remote stylesheets, with a local stylesheet instead."""
+    """A Data Docs page without scripts, remote stylesheets or remote images (GX's logo), with a local stylesheet
+    instead: it loads nothing from outside, also offline. Links stay links (followed only when clicked)."""
     html = _REMOTE_LINK.sub("", _SCRIPT.sub("", html))
+    html = _REMOTE_URL.sub("url(data:,)", _REMOTE_SRC.sub(r"\1\2data:,\2", html))
     head = _HEAD_END.search(html)
     return html[: head.start()] + DOCS_CSS + html[head.start() :] if head else DOCS_CSS + html

@@ -313,12 +313,14 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     user = context.pop("user", None)
     # without a user (an ended session), a form shown again keeps the token it was sent with
     token = security.csrf_token(user) or security.submitted_form(request).get(security.CSRF_FIELD, "")
+    ended = user is None and status_code == 401  # who it was is unknown until logged in again: the form offers
+    # sending it again (the route checks the permission then)
     html = templates.get_template(name).render(
         css=CSS, base=_base(request), msg=security.shown_message(request),
         user_name=user.get_name() if user is not None else "",
         csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
-        can_edit=security.allowed(CanEdit, request, user),
-        can_refresh=security.allowed(CanTriggerRefresh, request, user),
+        can_edit=ended or security.allowed(CanEdit, request, user),
+        can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
         login_url=_login_url(request) if status_code == 401 else "", **context)
     return HTMLResponse(html, status_code=status_code)
 

@@ -471,6 +471,7 @@ def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, v
     assert res.status_code == 401
     page = _mapping_form_page(res.text)
     assert "not logged in" in page and "/auth/login" in page and 'value="2200" selected' in page
+    assert ">Save</button>" in page  # to send it again once logged in
     assert f'name="csrf_token" value="{_csrf("admin")}"' in page
     assert "cat_marketing" not in _mappings(seeded)[0]
     # logged in again (a fresh cookie of the same user), the kept form is taken as it is

@@ -79,11 +79,14 @@ def other_site() -> Iterator[OtherSite]:
 
 
 def payload(tag: str, marker: str = "") -> str:
-    """Markup that, if it ever ran, sets ``window.__pwned`` and calls the marker site."""
-    call = f"fetch('{marker}/{tag}')" if marker else "0"
+    """Markup that, if it ever ran, sets ``window.__pwned`` and calls the marker site.
+
+    JavaScript strings in backticks: the pipeline's messages quote values with ``repr``, which escapes ``'``.
+    """
+    call = f"fetch(`{marker}/{tag}`)" if marker else "0"
     return (
-        f"<img src=x onerror=\"window.__pwned='{tag}';{call}\">"
-        f"<script>window.__pwned='{tag}';{call}</script><svg onload=\"window.__pwned='{tag}'\"></svg>"
+        f'<img src=x onerror="window.__pwned=`{tag}`;{call}">'
+        f'<script>window.__pwned=`{tag}`;{call}</script><svg onload="window.__pwned=`{tag}`"></svg>'
     )
 
 
@@ -208,7 +211,7 @@ def test_no_script_from_roger_data_runs_on_any_page(
             # the payloads are live: with nothing in the way, they run
             probe = browser.new_page()
             probe.set_content(f"<p>{payload('probe')}</p>")
-            probe.wait_for_function("() => window.__pwned === 'probe'")
+            probe.wait_for_function("() => window.__pwned === `probe`")
             probe.close()
 
             context = browser.new_context()
@@ -240,9 +243,9 @@ def test_no_script_from_roger_data_runs_on_any_page(
             # the data got there: shown as text on the plugin's pages, present in the Data Docs page
             bill_log = visited[f"/agreements/{AID}/bills"]
             for tag in ("vendor", "invoice", "currency"):
-                assert f"window.__pwned='{tag}'" in bill_log, tag
-            assert "window.__pwned='category'" in visited[f"/agreements/{AID}"]
-            assert "window.__pwned='method'" in visited[f"/agreements/{AID}"]
+                assert f"window.__pwned=`{tag}`" in bill_log, tag
+            assert "window.__pwned=`category`" in visited[f"/agreements/{AID}"]
+            assert "window.__pwned=`method`" in visited[f"/agreements/{AID}"]
             docs_text = visited[f"/data-docs/{docs_page}"]
             assert "currency known to e-conomic" in docs_text  # readable without its CDN styles and scripts
             # following the overview's own link to the Data Docs page

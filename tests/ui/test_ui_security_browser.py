@@ -196,7 +196,7 @@ def test_no_script_from_roger_data_runs_on_any_page(
         },
     )
 
-    monkeypatch.setenv("ROGER_ECONOMIC_DATA_DOCS", "1")  # the Data Docs pages are what GX writes unescaped
+    monkeypatch.setenv("ROGER_ECONOMIC_DATA_DOCS", "1")  # GX writes the values it reports into these pages
     load_file(ROOT / "config" / "agreements.example.yaml")
     results = _first_run(endpoints(), "xss__1", ("refresh", "extract", "validate", "load"))
     docs_page = results["validate"].get("data_docs")
@@ -248,6 +248,7 @@ def test_no_script_from_roger_data_runs_on_any_page(
             assert "window.__pwned=`method`" in visited[f"/agreements/{AID}"]
             docs_text = visited[f"/data-docs/{docs_page}"]
             assert "currency known to e-conomic" in docs_text  # readable without its CDN styles and scripts
+            assert "window.__pwned=`currency`" in docs_text  # Roger's text shown as text
             # following the overview's own link to the Data Docs page
             page.goto(f"{base}{PREFIX}/")
             page.get_by_role("link", name="validation (Data Docs)").first.click()

@@ -10,8 +10,12 @@ the user from the ``_token`` cookie or an ``Authorization: Bearer`` JWT through
 - "Refresh master data" needs POST on the runs of ``roger_master_data``.
 
 A browser that is not logged in is redirected to the auth manager's login page;
-any other anonymous request gets 401. Forms rely on the cookie being
-``SameSite=Lax`` (as Airflow sets it), so a cross-site POST carries no token.
+any other anonymous request gets 401. What makes the pages safe to open lives in
+:mod:`roger_economic_ui.security`: the headers (a CSP without scripts, the Data
+Docs sandboxed), the same-origin check and CSRF token every POST needs (each
+form carries ``{{ csrf_input }}``), signed ``?msg=`` texts. Buttons are offered
+only to who passes the route's permission (``can_edit``, ``can_refresh``); a
+refused save shows the form again as it was typed, with the reason.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def _first_run(ep, run: str, steps: tuple[str, ...]) -> dict[str, dict]:
 # ------------------------------------------------------------------------------------------------ the tests
 
 
-@pytest.mark.parametrize("project_db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("project_db", ["sqlite", "postgres"], indirect=True)
 def test_no_script_from_roger_data_runs_on_any_page(
     chromium, api_server, project_db, sandboxes, other_site, monkeypatch
 ):

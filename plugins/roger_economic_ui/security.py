@@ -54,11 +54,11 @@ DATA_DOCS_PREFIX = "/data-docs/"
 COOKIE_NAME = "_token"  # Airflow's session cookie (COOKIE_NAME_JWT_TOKEN)
 
 PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'self'; base-uri 'none'"
 )
 DOCS_CSP = (
-    "sandbox; default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "sandbox; default-src 'none'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self' data:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
 )
 COMMON_HEADERS = {
@@ -215,8 +215,8 @@ def submitted_form(request: Request) -> dict[str, str]:
 
 
 CSRF_REFUSED = (
-    "Nothing was changed: this form came without its security token, or from another login. "
-    "Check the values below and send it again."
+    "Nothing was changed: the form came without its security token, or from another login. "
+    "Send it again from this page."
 )
 
 

@@ -272,7 +272,9 @@ DOCS_CSS = """<style>/* local stand-in for the CDN stylesheets Data Docs link */
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 16px;color:#1f2933}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d9dde3;padding:4px 8px;text-align:left;
 vertical-align:top}th{background:#eef1f4}.card{border:1px solid #e4e7eb;border-radius:4px;margin:10px 0;padding:8px}
-img{max-width:48px}.fa,.fas,.far{display:none}nav{margin:8px 0}a{color:#0b5cad}</style>"""
+img{max-width:48px}img[src="data:,"]{display:none}a{color:#0b5cad}.fas{font-style:normal}
+.fa-check-circle::before{content:"\\2714";color:#2f9e44}.fa-times::before{content:"\\2718";color:#c92a2a}
+nav,.navbar,footer,.fixed-top,.fixed-bottom,.sticky-top{position:static!important;margin:8px 0}</style>"""
 
 
 def self_contained_docs(html: str) -> str:

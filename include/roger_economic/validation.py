@@ -9,6 +9,7 @@ function that runs it, never at DAG parse time.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,11 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
         return []
     rows["bill_key"] = rows.agreement_id.astype(str) + "|" + rows.bill_id.astype(str)
     checked = rows[["row_key", "bill_key", *{r.column for r in RULES if r.kind == "status"}]].astype(str)
+    if docs is not None:  # GX writes the values it reports into the Data Docs HTML as they are
+        checked = _html_text(checked)
     result = _validate(checked, docs)
     # the failing rows looked up in plain columns: a pandas row lookup per hit cost more than the rest
-    position = {key: i for i, key in enumerate(rows.row_key.tolist())}
+    position = {key: i for i, key in enumerate(checked.row_key.tolist())}
     wanted = {"agreement_id", "bill_id", "version", *(c for r in RULES for c in (r.column, r.value_column))}
     column = {c: rows[c].tolist() for c in wanted}
     findings: list[Finding] = []
@@ -136,6 +139,25 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
                 value=None if value is None else str(value), message=message,
             ))
     return findings
+
+
+def _html_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with Roger text HTML-escaped, so a Data Docs page shows it as text and never as markup.
+
+    Escaping is one-to-one, so the statuses stay ``ok``/``n/a``, duplicates stay duplicates and each escaped
+    ``row_key`` still names one row. Only the cells that need it are touched (most are ``ok``).
+    """
+    out = frame.copy()
+    for column in out.columns:
+        needs = out[column].str.contains(r'[<>&"]', regex=True)
+        if needs.any():
+            out.loc[needs, column] = out.loc[needs, column].map(_escape)
+    return out
+
+
+def _escape(text: str) -> str:
+    """``<``, ``>``, ``&`` and ``"`` (GX's attributes are double-quoted); ``'`` stays readable in the page source."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
 
 
 def _validate(frame: pd.DataFrame, docs: DataDocs | None = None) -> Any:

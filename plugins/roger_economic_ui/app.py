@@ -10,8 +10,12 @@ the user from the ``_token`` cookie or an ``Authorization: Bearer`` JWT through
 - "Refresh master data" needs POST on the runs of ``roger_master_data``.
 
 A browser that is not logged in is redirected to the auth manager's login page;
-any other anonymous request gets 401. Forms rely on the cookie being
-``SameSite=Lax`` (as Airflow sets it), so a cross-site POST carries no token.
+any other anonymous request gets 401. What makes the pages safe to open lives in
+:mod:`roger_economic_ui.security`: the headers (a CSP without scripts, the Data
+Docs sandboxed), the same-origin check and CSRF token every POST needs (each
+form carries ``{{ csrf_input }}``), signed ``?msg=`` texts. Buttons are offered
+only to who passes the route's permission (``can_edit``, ``can_refresh``); a
+refused save shows the form again as it was typed, with the reason.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
+from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,7 +45,7 @@ from roger_economic import masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.pipeline import DATA_DOCS
-from roger_economic_ui import queries
+from roger_economic_ui import queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
 MASTER_DATA_DAG = "roger_master_data"
@@ -116,7 +122,9 @@ LAYOUT = """<!doctype html>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}/bills">Bill log</a>{% endif %}
 <span class="sub" style="margin-left:auto">{{ user_name }}</span></header>
-<main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% block body %}{% endblock %}</main></body></html>
+<main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% if login_url %}<div class="warnbox">Your session
+has ended. <a href="{{ login_url }}" target="_blank" rel="noopener">Log in again</a> (a new tab), then come back here
+and send the form again.</div>{% endif %}{% block body %}{% endblock %}</main></body></html>
 """
 
 PAGER = """{% macro pager(page, pages, total, url) %}
@@ -203,9 +211,9 @@ longer allows them, or they are missing from its master data). SAVE keeps them a
 {% endif %}
 <p class="muted">Master data from {{ master_data_at | dt }}{% if master_data_error %} ·
 <span class="badge failed">{{ master_data_error }}</span>{% endif %}</p>
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh" class="inline">
-<button type="submit" class="secondary">Refresh master data</button></form>
-<span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>
+{% if can_refresh %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh"
+ class="inline">{{ csrf_input }}<button type="submit" class="secondary">Refresh master data</button></form>
+<span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>{% endif %}
 
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
@@ -217,7 +225,7 @@ be checked.</p>
 {% endfor %}</tbody></table></div>{% else %}<p class="muted">None: every category and payment method can be booked.</p>
 {% endif %}
 
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">{{ csrf_input }}
 <input type="hidden" name="version" value="{{ version }}">
 <h2>Journals and policies</h2><div class="grid">
 <label>Supplier invoice journal</label>{{ journal_select("invoice_journal", sel.invoice_journal) }}
@@ -260,8 +268,9 @@ sel.default_supplier) }}<option value="">— none —</option>
 {% endif %}>{{ v.vatCode }} {{ v.name }}</option>{% endfor %}</select></td></tr>
 {% else %}<tr><td colspan="3" class="muted">No categories in Roger's master data.</td></tr>{% endfor %}
 </tbody></table></div>
-<p><button type="submit" name="action" value="save">Save</button>
+{% if can_edit %}<p><button type="submit" name="action" value="save">Save</button>
 <a class="button" href="{{ base }}/">Cancel</a> <span class="muted">Cancel discards the changes on this page.</span></p>
+{% else %}<p class="muted">Read only: you may not change this setup.</p>{% endif %}
 </form>
 
 <h2 id="history">History ({{ audit | length }}{% if audit | length >= audit_limit %}, the latest{% endif %})</h2>
@@ -281,9 +290,10 @@ BILLS = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 <p class="muted">Re-sync sets a quarantined bill's staged state back to <em>new</em>, so the next bills run judges it
 again (for example after a mapping was fixed). The posting ledger is not touched: an entry that is already booked
 keeps its ledger row and is never booked twice; correct a wrong booked entry in e-conomic.</p>
-<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined"
- class="inline">{{ keep_filter() }}<button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>
-Re-sync all quarantined ({{ states.get('quarantined', 0) }})…</button></form>
+{% if can_edit %}<form method="post" class="inline"
+ action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined">{{ csrf_input }}
+{{ keep_filter() }}<button type="submit"{% if not states.get('quarantined') %} disabled{% endif %}>
+Re-sync all quarantined ({{ states.get('quarantined', 0) }})…</button></form>{% endif %}
 <form class="filters" method="get" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills">
 <input type="search" name="q" value="{{ q }}" placeholder="vendor, invoice no., amount or bill id" size="30">
 <select name="state"><option value="">all states</option>{% for s in all_states %}
@@ -311,9 +321,9 @@ Re-sync all quarantined ({{ states.get('quarantined', 0) }})…</button></form>
 {{ r.message }}</li>{% endfor %}</ul>{% else %}<span class="muted">none</span>{% endif %}</td>
 <td class="dates">issued {{ b.issue_date | day }}<div>due {{ b.due_date | day }}</div>
 <div>paid {{ b.paid_date | day }}</div></td>
-<td>{% if b.state in resync_states %}<form method="post" class="inline"
+<td>{% if b.state in resync_states and can_edit %}<form method="post" class="inline"
  action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync">
-<input type="hidden" name="bill_id" value="{{ b.bill_id }}">{{ keep_filter() }}
+<input type="hidden" name="bill_id" value="{{ b.bill_id }}">{{ keep_filter() }}{{ csrf_input }}
 <button type="submit" class="secondary" title="set back to new: the next run re-judges it">Re-sync</button></form>
 {% elif b.state == 'new' %}<span class="muted">queued</span>{% endif %}</td></tr>
 {% else %}<tr><td colspan="9" class="muted">No bills{% if q or state %} match{% endif %}.</td></tr>{% endfor %}
@@ -327,7 +337,7 @@ CONFIRM = """{% extends "layout.html" %}{% block body %}
 <p>They are set back to <em>new</em>: the next bills run judges each of them again. The posting ledger is not
 touched, so nothing is booked twice.</p>
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/bills/resync-quarantined"
- class="inline"><input type="hidden" name="confirm" value="yes"><input type="hidden" name="expected"
+ class="inline">{{ csrf_input }}<input type="hidden" name="confirm" value="yes"><input type="hidden" name="expected"
  value="{{ count }}"><input type="hidden" name="state" value="{{ state }}"><input type="hidden" name="q"
  value="{{ q }}"><input type="hidden" name="page" value="{{ page }}">
 <button type="submit">Yes, re-sync {{ count }} bill(s)</button></form>
@@ -397,10 +407,26 @@ def _base(request: Request) -> str:
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = context.pop("user", None)
+    # without a user (an ended session), a form shown again keeps the token it was sent with
+    token = security.csrf_token(user) or security.submitted_form(request).get(security.CSRF_FIELD, "")
+    ended = user is None and status_code == 401  # who it was is unknown until logged in again: the form offers
+    # sending it again (the route checks the permission then)
     html = templates.get_template(name).render(
-        css=CSS, base=_base(request), msg=request.query_params.get("msg", ""),
-        user_name=user.get_name() if user is not None else "", **context)
+        css=CSS, base=_base(request), msg=security.shown_message(request),
+        user_name=user.get_name() if user is not None else "",
+        csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
+        can_edit=ended or security.allowed(CanEdit, request, user),
+        can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
+        login_url=_login_url(request) if status_code == 401 else "", **context)
     return HTMLResponse(html, status_code=status_code)
+
+
+def _login_url(request: Request) -> str:
+    """Airflow's login page, coming back to the page the refused request was sent from."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    back = request.headers.get("referer", "") if request.method != "GET" else str(request.url)
+    return get_auth_manager().get_url_login(next_url=back or f"{_base(request)}/")
 
 
 def bar_chart(runs: list[dict[str, Any]], width: int = 900, height: int = 170) -> str:
@@ -448,9 +474,10 @@ def _page_url(request: Request, path: str, **params: Any) -> Callable[[int], str
 
 
 def _redirect(request: Request, path: str, msg: str, **params: Any) -> RedirectResponse:
-    """Back to a page (with the filter it was shown with: ``params``) and a message."""
+    """Back to a page (with the filter it was shown with: ``params``) and a message the server signed."""
     kept = {k: v for k, v in params.items() if v}
-    return RedirectResponse(f"{_base(request)}{path}?{urlencode({**kept, 'msg': msg})}", status_code=303)
+    query = urlencode({**kept, "msg": msg, "sig": security.sign_message(msg)})
+    return RedirectResponse(f"{_base(request)}{path}?{query}", status_code=303)
 
 
 def _bill_filter(form: Any) -> dict[str, str]:
@@ -463,7 +490,10 @@ def _bill_filter(form: Any) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------------ app
 
-app = FastAPI(title="Roger → e-conomic", docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(title="Roger → e-conomic", docs_url=None, redoc_url=None, openapi_url=None,
+              dependencies=[Depends(security.keep_form), Depends(security.require_csrf_token)])
+app.add_middleware(security.SameOriginPosts)
+app.add_middleware(security.SecurityHeaders)  # outermost: a refused request carries the headers too
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -477,7 +507,53 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if not wants_html:
         return Response(content=str(exc.detail), status_code=exc.status_code, media_type="text/plain",
                         headers=getattr(exc, "headers", None))
-    return render(request, "error.html", status_code=exc.status_code, code=exc.status_code, detail=exc.detail)
+    user = await security.current_user(request)
+    if request.method == "POST" and exc.status_code in (401, 403):
+        kept = await _setup_form_kept(request, user, exc)
+        if kept is not None:
+            return kept
+    return render(request, "error.html", status_code=exc.status_code, user=user, code=exc.status_code,
+                  detail=_refusal(request, exc))
+
+
+SESSION_ENDED = "Nothing was changed: you are not logged in (the session ended or expired)."
+NOT_ALLOWED = "Nothing was changed: your login may not do this (it needs that permission on the {dag} DAG)."
+
+
+def _refusal(request: Request, exc: StarletteHTTPException) -> str:
+    """Why a request was refused, in words (Airflow's own 403 says only "Forbidden")."""
+    if exc.status_code == 401:
+        return SESSION_ENDED
+    if exc.status_code == 403 and request.method not in security.SAFE_METHODS and exc.detail != security.CSRF_REFUSED:
+        dag = MASTER_DATA_DAG if request.url.path.endswith("/refresh") else BILLS_DAG
+        return NOT_ALLOWED.format(dag=dag)
+    return str(exc.detail)
+
+
+async def _setup_form_kept(request: Request, user: BaseUser | None, exc: StarletteHTTPException) -> Response | None:
+    """A refused save of the setup (session ended, no permission, stale token): the form as typed, and why."""
+    agreement_id = request.path_params.get("agreement_id")
+    if agreement_id is None or request.url.path.rstrip("/") != f"{_base(request)}/agreements/{agreement_id}":
+        return None
+
+    def load() -> queries.Setup | None:
+        with session() as sess:
+            return queries.load_setup(sess, agreement_id)
+
+    setup = await run_in_threadpool(load)
+    if setup is None:
+        return None
+    form = security.submitted_form(request)
+    sel: dict[str, Any] = {**form, "book_without_attachment": bool(form.get("book_without_attachment"))}
+    return _render_setup(request, user, setup, sel, [_refusal(request, exc)], status_code=exc.status_code)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+    """A bad query value (``?page=abc``) answers a page that says which, not FastAPI's JSON."""
+    user = await security.current_user(request)
+    return render(request, "error.html", status_code=400, user=user, code=400,
+                  detail=security.invalid_request_text(exc))
 
 
 def _agreement_or_404(setup: queries.Setup | None) -> queries.Setup:
@@ -686,6 +762,8 @@ def data_docs(path: str) -> Response:
     target = (root / path).resolve()
     if not target.is_file() or not target.is_relative_to(root):
         raise HTTPException(404, "No such Data Docs page")
+    if target.suffix.lower() in (".html", ".htm"):  # served sandboxed (security.SecurityHeaders) and self-contained
+        return HTMLResponse(security.self_contained_docs(target.read_text(encoding="utf-8", errors="replace")))
     return FileResponse(target)
 
 

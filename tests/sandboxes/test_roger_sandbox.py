@@ -347,3 +347,18 @@ def test_endless_never_answers_a_last_page_while_armed(roger):
     assert len(seen) == BILLS == len(set(seen))
     roger.control("DELETE", "faults")
     assert get(roger, f"/companies/{C1}/bills", limit=20, cursor=cursor).json()["next_cursor"] is None
+
+
+def test_names_control_renames_categories_and_payment_methods(roger):
+    renamed = roger.control("POST", "names", {"company_id": C3, "categories": {"cat_office": "<b>Kontor</b>",
+                                                                              "cat_brand_new": "Ny"},
+                                              "payment_methods": {"pm_bank": "Bank \"&\" co"}})
+    categories = {c["id"]: c["name"] for c in get(roger, f"/companies/{C3}/categories", 3).json()["data"]}
+    methods = {m["id"]: m["name"] for m in get(roger, f"/companies/{C3}/payment-methods", 3).json()["data"]}
+    assert categories["cat_office"] == "<b>Kontor</b>" and categories["cat_brand_new"] == "Ny"
+    assert methods["pm_bank"] == 'Bank "&" co' and methods["pm_debit"] == "Visa/Dankort"
+    assert {c["id"]: c["name"] for c in renamed["categories"]} == categories
+    other = {c["id"]: c["name"] for c in get(roger, f"/companies/{C1}/categories", 1).json()["data"]}
+    assert other["cat_office"] == "Kontorartikler"  # one company's names only
+    with pytest.raises(Exception, match="404"):
+        roger.control("POST", "names", {"company_id": C3, "payment_methods": {"pm_nope": "x"}})

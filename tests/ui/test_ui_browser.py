@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AID = "agr_0003"
 PREFIX = "/roger-economic"
 PASSWORD = "roger-economic-browser-test"
+VIEWER_PASSWORD = "roger-economic-browser-viewer"
 NEW_ACCOUNT = "2200"
 NARROW = 390  # an iPhone's CSS width
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -55,18 +56,18 @@ def _free_port() -> int:
 
 
 class ApiServer:
-    """``airflow api-server`` in its own process group, with SimpleAuthManager and a known admin password."""
+    """``airflow api-server`` in its own process group, with SimpleAuthManager and known passwords (admin, viewer)."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "api-server.log"
         passwords = workdir / "simple_auth_manager_passwords.json"
-        passwords.write_text(json.dumps({"admin": PASSWORD}), encoding="utf-8")
+        passwords.write_text(json.dumps({"admin": PASSWORD, "viewer": VIEWER_PASSWORD}), encoding="utf-8")
         env = {
             **os.environ,  # AIRFLOW_HOME, both DBs, plugins folder: tests/conftest.py and project_db
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API__BASE_URL": self.url,

@@ -27,6 +27,7 @@ os.environ.update({
 AID, OTHER = "agr_0001", "agr_0002"
 PREFIX = "/roger-economic"
 HTML = {"Accept": "text/html"}
+SITE = "http://testserver"  # the TestClient's own origin: its forms come from here
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -58,17 +59,26 @@ def tokens(airflow_app) -> dict[str, str]:
 def anon(airflow_app):
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False) as client:
+    with TestClient(airflow_app, follow_redirects=False, headers={"Origin": SITE}) as client:
         yield client
 
 
 @pytest.fixture()
 def admin(airflow_app, tokens):
-    """A browser logged in as admin: the JWT in the ``_token`` cookie, as Airflow's login sets it."""
+    """A browser logged in as admin: the JWT in the ``_token`` cookie, as Airflow's login sets it; its posts come
+    from the plugin's pages (Origin) with the session's CSRF token, as the pages' forms send them."""
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]}) as client:
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]},
+                    headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")}) as client:
         yield client
+
+
+def _csrf(role: str) -> str:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from roger_economic_ui import security
+
+    return security.csrf_token(SimpleAuthManagerUser(username=role, role=role))
 
 
 @pytest.fixture()
@@ -673,3 +683,153 @@ def test_a_concurrent_save_loses_and_nothing_of_it_is_stored(airflow_app, seeded
     assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
     with session(seeded) as sess:
         assert [(a.actor, a.action) for a in queries.audit_log(sess, AID)] == [("first", "save_setup")]
+
+
+# ------------------------------------------------------------------------------------------------ safe to open
+
+
+def _mapping_form_page(html: str) -> str:
+    return html.replace("\n", "")
+
+
+def test_every_page_carries_the_security_headers(admin, anon, seeded, monkeypatch, tmp_path):
+    from roger_economic_ui import app as ui
+
+    monkeypatch.setattr(ui, "DATA_DOCS", tmp_path)
+    (tmp_path / "index.html").write_text("<html><head></head><body>docs</body></html>", encoding="utf-8")
+    pages = ("/", f"/agreements/{AID}", f"/agreements/{AID}/bills", "/agreements/nope", "/?page=abc",
+             "/data-docs/index.html")
+    responses = {path: admin.get(PREFIX + path, headers=HTML) for path in pages}
+    responses["login redirect"] = anon.get(PREFIX + "/", headers=HTML)
+    responses["refused post"] = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
+                                           headers={"Origin": "http://localhost:9"})
+    for what, res in responses.items():
+        csp = res.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'self'" in csp and "default-src 'none'" in csp, (what, csp)
+        assert "script-src 'none'" in csp and "'unsafe-eval'" not in csp, (what, csp)  # no script may run
+        assert res.headers.get("x-content-type-options") == "nosniff", what
+        assert res.headers.get("referrer-policy") == "same-origin", what
+        assert res.headers.get("cache-control") == "no-store", what
+    docs_csp = responses["/data-docs/index.html"].headers["content-security-policy"]
+    assert docs_csp.startswith("sandbox;") and "allow-" not in docs_csp  # no scripts, opaque origin
+    assert "sandbox" not in responses["/"].headers["content-security-policy"]
+
+
+def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app, tokens, seeded):
+    from fastapi.testclient import TestClient
+
+    before, states = _mappings(seeded), _bill_states(seeded)
+    wipe = {k: "" for k in _setup_form()}  # a forged form that unmaps everything
+    cookie = {"_token": tokens["admin"]}
+    cases = {
+        "no token": ({"Origin": SITE}, wipe),
+        "another user's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf("viewer")}),
+        "cross-site": ({"Origin": "http://localhost:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
+        "same site, other port": ({"Origin": "http://testserver:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
+        "sandboxed page": ({"Origin": "null"}, {**wipe, "csrf_token": _csrf("admin")}),
+        "other site by referer": ({"Referer": "http://127.0.0.2/x"}, {**wipe, "csrf_token": _csrf("admin")}),
+        "neither origin nor referer": ({}, {**wipe, "csrf_token": _csrf("admin")}),
+    }
+    with TestClient(airflow_app, follow_redirects=False, cookies=cookie) as client:
+        for what, (headers, form) in cases.items():
+            for path in (f"/agreements/{AID}", f"/agreements/{AID}/bills/resync-quarantined",
+                         f"/agreements/{AID}/bills/bill_Q1/resync", f"/agreements/{AID}/refresh"):
+                res = client.post(PREFIX + path, data=form, headers={**headers, **HTML})
+                assert res.status_code == 403, (what, path, res.status_code)
+                assert "Nothing was changed" in res.text or "nothing was" in res.text, (what, path)
+        assert _mappings(seeded) == before and _bill_states(seeded) == states
+        # the same form from the plugin's own page, with the session's token, is taken
+        ok = client.post(f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync", data={"csrf_token": _csrf("admin")},
+                         headers={"Referer": f"{SITE}{PREFIX}/agreements/{AID}/bills"})
+        assert ok.status_code == 303, ok.text
+    assert _bill_states(seeded)["bill_Q1"] == "new"
+
+
+def test_pages_carry_the_token_in_every_form(admin, seeded):
+    import re
+
+    token = _csrf("admin")
+    for path in (f"/agreements/{AID}", f"/agreements/{AID}/bills"):
+        html = admin.get(PREFIX + path).text
+        forms = re.findall(r"<form\b[^>]*method=\"post\".*?</form>", html, re.DOTALL)
+        assert forms, path
+        for form in forms:
+            assert f'<input type="hidden" name="csrf_token" value="{token}">' in form, (path, form[:200])
+
+
+def test_a_viewer_is_offered_no_action(viewer, admin, seeded):
+    setup = viewer.get(f"{PREFIX}/agreements/{AID}").text
+    assert ">Save</button>" not in setup and "Refresh master data" not in setup and "Read only" in setup
+    bills = viewer.get(f"{PREFIX}/agreements/{AID}/bills").text
+    assert "Re-sync" not in bills.replace("Re-sync sets", "") and "bill_Q1" in bills
+    assert ">Save</button>" in admin.get(f"{PREFIX}/agreements/{AID}").text
+    assert "Re-sync all" in admin.get(f"{PREFIX}/agreements/{AID}/bills").text
+
+
+def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, viewer, seeded):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    typed = _setup_form(cat_account__cat_marketing="2200", supplier_group="7")
+    # a viewer (the role changed while the page was open): 403, the form as typed, the reason
+    refused = viewer.post(f"{PREFIX}/agreements/{AID}", data=typed, headers=HTML)
+    assert refused.status_code == 403
+    page = _mapping_form_page(refused.text)
+    assert "Not saved" in page and "may not do this" in page and "roger_bills_to_economic" in page
+    assert 'value="2200" selected' in page and 'name="supplier_group" value="7"' in page
+    # an expired session: 401, the form as typed, its token kept, and a way to log in again
+    expired = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"),
+                                              expiration_time_in_seconds=-60)
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": expired},
+                    headers={"Origin": SITE}) as client:
+        res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")}, headers=HTML)
+    assert res.status_code == 401
+    page = _mapping_form_page(res.text)
+    assert "not logged in" in page and "/auth/login" in page and 'value="2200" selected' in page
+    assert ">Save</button>" in page  # to send it again once logged in
+    assert f'name="csrf_token" value="{_csrf("admin")}"' in page
+    assert "cat_marketing" not in _mappings(seeded)[0]
+    # logged in again (a fresh cookie of the same user), the kept form is taken as it is
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]},
+                    headers={"Origin": SITE}) as client:
+        again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")})
+    assert again.status_code == 303, again.text
+    assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
+
+
+def test_bad_query_values_answer_a_page_not_json(admin, seeded):
+    for path in ("/?page=abc", f"/agreements/{AID}/bills?page=x%3Cb%3E"):
+        res = admin.get(PREFIX + path, headers=HTML)
+        assert res.status_code == 400 and res.headers["content-type"].startswith("text/html"), path
+        assert "page must be a whole number" in res.text and "<b>" not in res.text and "x<" not in res.text
+
+
+def test_messages_shown_are_only_the_servers(admin, seeded):
+    forged = admin.get(PREFIX + "/", params={"msg": "Your account is locked: call +45 1234"}).text
+    assert "account is locked" not in forged
+    forged_sig = admin.get(PREFIX + "/", params={"msg": "Saved. Pay now", "sig": "0" * 64}).text
+    assert "Pay now" not in forged_sig
+    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined", data={"confirm": "yes", "expected": "1"})
+    assert "1 quarantined bill(s) set back to new" in admin.get(res.headers["location"]).text
+
+
+def test_data_docs_are_served_without_remote_scripts_or_styles(admin, seeded, monkeypatch, tmp_path):
+    import re
+
+    from roger_economic_ui import app as ui
+
+    monkeypatch.setattr(ui, "DATA_DOCS", tmp_path)
+    (tmp_path / "page.html").write_text(
+        '<html><head><link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/b.css"/>'
+        '<link rel="shortcut icon" href="static/images/favicon.ico"/>'
+        '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script><script>init()</script>'
+        '<style>.logo{background: url(\'https://assets.example/logo-dark.png\') 0 0}</style></head>'
+        '<body><img\n src="https://assets.example/logo-long.png?d=1"><td>INV-1<img src=x onerror="window.__pwned=1">'
+        '</td><a href="https://docs.example/guide">guide</a></body></html>', encoding="utf-8")
+    res = admin.get(f"{PREFIX}/data-docs/page.html")
+    assert res.status_code == 200 and "INV-1" in res.text
+    assert "<script" not in res.text and "init()" not in res.text
+    assert re.findall(r"https://[^\"']*", res.text) == ["https://docs.example/guide"]  # a link loads nothing
+    assert "favicon.ico" in res.text and "<style>" in res.text  # local parts stay; a local stylesheet instead
+    assert res.headers["content-security-policy"].startswith("sandbox;")  # the onerror cannot run

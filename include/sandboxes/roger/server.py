@@ -35,6 +35,9 @@ Control endpoints (JSON in, JSON out; ``company_id`` is ``"cmp_0001"`` or the in
   to the company's latest ``updated_at`` + 1 s.
 - ``POST /_control/bills/document`` ``{"company_id", "bill_id", "bytes": N}`` → 200: the bill's PDF is
   served padded to ``N`` bytes (a scan too large for e-conomic's 9 MB); ``"bytes": null`` undoes it.
+- ``POST /_control/names`` ``{"company_id", "categories": {id: name}, "payment_methods": {id: name}}``
+  → 200, the names now served: renames a company's categories and payment methods (a category id
+  no bill or list knows is added). Unknown payment method: 404; a name that is not a string: 400.
 - ``POST /_control/revoke`` / ``POST /_control/unrevoke`` ``{"company_id"}`` → 200
   ``{"revoked": [company ids]}``; a revoked company's token answers 401.
 - ``GET /_control/problems?company_id=cmp_0001`` → ``{bill_id: problem_kind}``
@@ -109,6 +112,7 @@ class RogerState:
         self.tokens = {world.roger_token(i, token_prefix): i for i in range(1, companies + 1)}
         self.revoked: set[int] = set()
         self.document_bytes: dict[tuple[int, str], int] = {}  # (company, bill) -> padded PDF size
+        self.names: dict[tuple[int, str], dict[str, str]] = {}  # (company, "categories"|"payment_methods") -> id: name
         self.stats: dict[str, Counter[str]] = {}
         self._bills: dict[int, dict[str, dict[str, Any]]] = {}
         self._index: dict[int, list[tuple[datetime, str]]] = {}
@@ -191,7 +195,16 @@ class RogerState:
                             if b.get("category_id") and b["category_id"] not in known})
         for cid in extra:
             out.append({"id": cid, "name": f"Ny kategori ({cid.removeprefix('cat_')})", "archived": False})
+        renamed = dict(self.names.get((i, "categories"), {}))
+        for item in out:
+            item["name"] = renamed.pop(item["id"], item["name"])
+        out.extend({"id": cid, "name": name, "archived": False} for cid, name in sorted(renamed.items()))
         return out
+
+    def payment_methods(self, i: int) -> list[dict[str, Any]]:
+        renamed = self.names.get((i, "payment_methods"), {})
+        return [{"id": pid, "name": renamed.get(pid, name), "kind": kind, "masked_number": masked, "currency": "DKK",
+                 "archived": archived} for pid, name, kind, masked, archived in world.PAYMENT_METHODS]
 
     def _latest(self, i: int) -> datetime:
         index = self._index[i]
@@ -341,9 +354,7 @@ class RogerHandler(JsonHandler):
             state.count(cid, "master_data")
             if rest == "/categories":
                 return 200, {"data": state.categories(i)}, {}
-            methods = [{"id": pid, "name": name, "kind": kind, "masked_number": masked, "currency": "DKK",
-                        "archived": archived} for pid, name, kind, masked, archived in world.PAYMENT_METHODS]
-            return 200, {"data": methods}, {}
+            return 200, {"data": state.payment_methods(i)}, {}
         bill_match = re.fullmatch(r"/bills/(?P<bid>[^/]+)(?P<doc>/document)?", rest)
         if bill_match is None:
             raise _error(404, "not_found", f"no such path {path}", state)
@@ -459,6 +470,19 @@ class RogerHandler(JsonHandler):
             raise Reply(404, {"error": f"no company {value!r}"})
         return i
 
+    @staticmethod
+    def _rename(state: RogerState, i: int, body: dict[str, Any]) -> dict[str, Any]:
+        known_methods = {pid for pid, *_ in world.PAYMENT_METHODS}
+        for kind in ("categories", "payment_methods"):
+            names = body.get(kind) or {}
+            if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+                raise Reply(400, {"error": f"{kind} must map ids to names"})
+            if kind == "payment_methods" and set(names) - known_methods:
+                raise Reply(404, {"error": f"no payment method {sorted(set(names) - known_methods)}"})
+            with state.lock:
+                state.names.setdefault((i, kind), {}).update({str(k): v for k, v in names.items()})
+        return {"categories": state.categories(i), "payment_methods": state.payment_methods(i)}
+
     def control(self, method: str, name: str, data_in: Any) -> tuple[int, Any]:
         state = self.state
         body = data_in if isinstance(data_in, dict) else {}
@@ -495,6 +519,9 @@ class RogerHandler(JsonHandler):
                 else:
                     state.document_bytes[(i, bill_id)] = int(size)
             return 200, {"bill_id": bill_id, "bytes": size}
+        if (method, name) == ("POST", "names"):
+            i = self._company_arg(company)
+            return 200, self._rename(state, i, body)
         if method == "POST" and name in ("revoke", "unrevoke"):
             i = self._company_arg(company)
             with state.lock:

@@ -398,6 +398,9 @@ class Loader:
                     models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk),
                     models.StagedBill.state == "withdraw",
                 ).values(state="withdrawn"))
+        retired = {old.id for old, _new in to_retire if old.status in ("superseded", "withdrawn")}
+        if retired:  # a draft deleted before its PDF went up (found by recovery in this load) gets none
+            self.to_attach = [item for item in self.to_attach if item[0] not in retired]
         return [p for p in planned if p.id not in held]
 
     def _review(self, sess: Session, bill_id: str, version: int, kind: str, message: str) -> None:

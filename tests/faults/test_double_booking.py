@@ -124,9 +124,9 @@ def test_lost_answer_then_the_accountant_books_the_journal_books_nothing_again(d
     result = pipeline.load(["agr_0001"], endpoints(), "night-2")
 
     assert result["agr_0001"]["outcome"] == "ok"
-    assert result["agr_0001"]["recovered"] == result["agr_0001"]["recovered_booked"] == len(in_flight)
     state = state_of(economic, 1)
-    assert max(live_entries(state).values()) == 1
+    assert max(live_entries(state).values()) == 1  # booked once: found among the year's booked entries
+    assert result["agr_0001"]["recovered"] == result["agr_0001"]["recovered_booked"] == len(in_flight)
     rows = ledger_rows("agr_0001")
     assert {r.status for r in rows} == {"posted"} and len(rows) == planned
     assert sum(1 for v in state["vouchers"] if v["status"] != "deleted") == planned
@@ -149,6 +149,43 @@ def test_lost_answer_then_the_accountant_books_the_journal_books_nothing_again(d
     with session() as sess:
         items = list(sess.scalars(select(models.ReviewItem).where(models.ReviewItem.bill_id == target.bill_id)))
     assert len(items) == 1 and "reverse it by hand" in items[0].message
+
+
+@pytest.mark.parametrize("booked", [False, True], ids=["still-a-draft", "booked-meanwhile"])
+def test_lost_answer_then_an_edit_finds_the_older_version_before_replacing_it(demo, booked):
+    """The older version's answer was lost (it is in e-conomic) and the bill changed before the next night:
+    recovery finds it first; a draft is then deleted and replaced, a booked one becomes a review item."""
+    roger, economic = demo
+    prepare(["agr_0001"])
+    arm(economic, kind="lost_answer", scope=str(AGREEMENT), method="POST", path=VOUCHERS, times=4)
+    with pytest.raises(pipeline.AgreementsFailed, match=r"agr_0001"):
+        pipeline.load(["agr_0001"], endpoints(), "night-1")
+    target = next(r for r in ledger_rows("agr_0001") if r.status == "posting" and r.entry_kind == "invoice")
+    old_amount = _amounts(economic, target.bill_id)
+    assert len(old_amount) == 1
+    if booked:
+        _book_journals(economic)
+    control(economic, "POST", "clock", {"advance_seconds": 3700})
+    _edit(roger, target.bill_id, "1234.50", "2026-11-26T20:00:00Z")
+    prepare(["agr_0001"], "night-2-prepare")  # plans the newer version while the older one is still in flight
+
+    assert pipeline.load(["agr_0001"], endpoints(), "night-2")["agr_0001"]["outcome"] == "ok"
+
+    assert max(live_entries(state_of(economic, 1)).values()) == 1
+    rows = sorted(
+        (r.bill_version, r.status)
+        for r in ledger_rows("agr_0001")
+        if r.bill_id == target.bill_id and r.entry_kind == "invoice"
+    )
+    if booked:  # nothing is edited once booked: the accountant reverses it by hand
+        assert _amounts(economic, target.bill_id) == old_amount
+        assert rows == [(target.bill_version, "posted"), (target.bill_version + 1, "review")]
+        with session() as sess:
+            items = list(sess.scalars(select(models.ReviewItem).where(models.ReviewItem.bill_id == target.bill_id)))
+        assert len(items) == 1 and "reverse it by hand" in items[0].message
+    else:
+        assert _amounts(economic, target.bill_id) == [Decimal("-1234.50")]
+        assert rows == [(target.bill_version, "superseded"), (target.bill_version + 1, "posted")]
 
 
 # ---------------------------------------------------------------------------- 3. overlapping runs

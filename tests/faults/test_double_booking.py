@@ -233,6 +233,30 @@ def test_overlapping_runs_with_edits_between_them_book_one_version(demo, monkeyp
     assert staged_states("agr_0001")[bill] == "booked"
 
 
+def test_three_overlapping_bills_runs_with_edits_between_them_book_each_bill_once(demo, airflow_db):
+    """Three bills runs over overlapping windows (a backfill by hand), the bill edited in Roger between them."""
+    roger, economic = demo
+    run_master_data()
+    bills = add_bills(roger, 1, "2026-12-10", 3, status="UPCOMING", document_type="bill")
+    runs = [run_bills({"from_date": "2026-12-10", "to_date": "2026-12-11"})]
+    _edit(roger, bills[0], "1111.00", "2026-12-11T09:00:00Z")
+    runs.append(run_bills({"from_date": "2026-12-09", "to_date": "2026-12-12"}))
+    last = _edit(roger, bills[0], "2222.00", "2026-12-12T09:00:00Z")
+    runs.append(run_bills({"from_date": "2026-12-11", "to_date": "2026-12-12"}))
+
+    assert [r.state for r in runs] == ["success"] * 3, [r.failures for r in runs]
+    entries = live_entries(state_of(economic, 1))
+    assert {b: entries[(b, "supplierInvoice")] for b in bills} == dict.fromkeys(bills, 1)
+    assert _amounts(economic, bills[0]) == [Decimal("-2222.00")]
+    live = [
+        (r.bill_version, r.status)
+        for r in ledger_rows("agr_0001")
+        if r.bill_id == bills[0] and r.status in ("planned", "posting", "posted")
+    ]
+    assert live == [(last["version"], "posted")]
+    assert {staged_states("agr_0001")[b] for b in bills} == {"booked"}
+
+
 def test_a_plan_of_an_older_version_after_a_newer_one_is_ignored(demo):
     """Versions never go backwards in the ledger, whatever order overlapping runs plan them in."""
     _roger, _economic = demo
@@ -245,6 +269,44 @@ def test_a_plan_of_an_older_version_after_a_newer_one_is_ignored(demo):
     assert counts["agr_0001"]["older_version"] == 1
     after = [r for r in ledger_rows("agr_0001") if r.bill_id == row.bill_id and r.entry_kind == "invoice"]
     assert [(r.bill_version, r.status) for r in after] == [(row.bill_version, "planned")]
+
+
+def test_two_versions_planned_by_racing_runs_post_only_the_newest(demo):
+    """Whatever two racing plans leave in the ledger (an entry planned in two versions), a load posts one: the
+    newest (the last line of defence: planning itself takes turns, see ``ledger.plan``)."""
+    _roger, economic = demo
+    prepare(["agr_0001"])
+    row = next(r for r in ledger_rows("agr_0001") if r.status == "planned" and r.entry_kind == "invoice")
+    newer = _planned_entry(row, row.bill_version + 1)
+    newer.voucher["entries"]["supplierInvoices"][0]["amount"] = "-777.00"
+    with session() as sess:  # what a racing run wrote beside the older row
+        sess.add(
+            models.Posting(
+                agreement_id="agr_0001",
+                bill_id=row.bill_id,
+                bill_version=newer.version,
+                entry_kind="invoice",
+                idempotency_key=ledger.entry_key("agr_0001", row.bill_id, "invoice", newer.version),
+                status="planned",
+                journal_number=row.journal_number,
+                accounting_year=row.accounting_year,
+                payload={**row.payload, "voucher": newer.voucher},
+                payload_hash="raced",
+                run_id="racing-run",
+                created_at=row.created_at,
+                attachment="none",
+            )
+        )
+
+    assert pipeline.load(["agr_0001"], endpoints(), "night")["agr_0001"]["outcome"] == "ok"
+
+    assert _amounts(economic, row.bill_id) == [Decimal("-777.00")]
+    rows = sorted(
+        (r.bill_version, r.status)
+        for r in ledger_rows("agr_0001")
+        if r.bill_id == row.bill_id and r.entry_kind == "invoice"
+    )
+    assert rows == [(row.bill_version, "superseded"), (newer.version, "posted")]
 
 
 def _planned_entry(row: models.Posting, version: int):

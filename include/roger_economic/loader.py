@@ -558,15 +558,23 @@ class Loader:
                 status="posted", posted_at=now, voucher_number=bindparam("voucher_number"),
                 accounting_year=bindparam("accounting_year"), entry_number=bindparam("entry_number"),
                 attachment=bindparam("attachment")), done)
-            released = sorted({r.bill_id for r in rows} & self.work_refused)
-            if released:  # refused on an earlier run, in now: their quarantine records are released together
-                quarantine = models.Quarantine
-                pairs = sorted({(r.bill_id, r.kind) for r in rows if r.bill_id in released})
-                sess.execute(update(quarantine).where(
-                    quarantine.agreement_id == self.aid, tuple_(quarantine.bill_id, quarantine.entry_kind).in_(pairs),
-                    quarantine.rule.in_(sorted(LOADER_RULES)), quarantine.released_at.is_(None),
-                ).values(released_at=now, release_reason=f"posted to e-conomic in run {self.run_id}")
-                    .execution_options(synchronize_session=False))
+            if {r.bill_id for r in rows} & self.work_refused:
+                self._release_refusals(sess, rows, now)
+
+    def _release_refusals(self, sess: Session, posted: list[Planned], now: datetime) -> None:
+        """Entries refused on an earlier run are in now: their records are released, and so is the record of a
+        payment its invoice held back once that invoice is in (the cause is gone; the payment, if the bill
+        still has one, goes in with it or is judged by its own rules)."""
+        quarantine = models.Quarantine
+        refused = [(r.bill_id, r.kind) for r in posted if r.bill_id in self.work_refused]
+        invoices = [bill for bill, kind in refused if kind == "invoice"]
+        sess.execute(update(quarantine).where(
+            quarantine.agreement_id == self.aid, quarantine.released_at.is_(None),
+            (quarantine.rule.in_(sorted(LOADER_RULES))
+             & tuple_(quarantine.bill_id, quarantine.entry_kind).in_(sorted(set(refused))))
+            | ((quarantine.rule == "invoice_rejected") & quarantine.bill_id.in_(sorted(set(invoices) or {""}))),
+        ).values(released_at=now, release_reason=f"posted to e-conomic in run {self.run_id}")
+            .execution_options(synchronize_session=False))
 
     def _rejected(self, journal: int, rows: list[Planned], exc: ValidationRejected) -> None:
         """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest.

@@ -727,7 +727,7 @@ def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
             {"review": review, "rejected": refused, "held": refused}.get(status, waiting).add((aid, bill_id))
         planned |= {(aid, bill) for aid, bill in sess.execute(select(staged.agreement_id, staged.bill_id).where(
             staged.agreement_id.in_(ids), staged.state == "planned"))}
-    for state, bills in (("review", planned & review), ("quarantined", planned & refused - review - waiting),
+    for state, bills in (("review", planned & review), ("quarantined", (planned & refused) - review - waiting),
                          ("booked", planned - review - waiting - refused)):
         for chunk in in_chunks(sorted(bills)):
             sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk),

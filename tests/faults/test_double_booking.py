@@ -329,54 +329,65 @@ def _planned_entry(row: models.Posting, version: int):
 # ---------------------------------------------------------------------------- 4. a refused invoice
 
 
-def _open_quarantine(bill_id: str) -> dict[tuple[str, str], models.Quarantine]:
+def _open_quarantine(aid: str, bill_id: str) -> dict[tuple[str, str], models.Quarantine]:
     with session() as sess:
         return {
             (q.entry_kind, q.rule): q
             for q in sess.scalars(
                 select(models.Quarantine).where(
-                    models.Quarantine.agreement_id == "agr_0001", models.Quarantine.bill_id == bill_id
+                    models.Quarantine.agreement_id == aid, models.Quarantine.bill_id == bill_id
                 )
             )
         }
 
 
-def test_an_invoice_e_conomic_rejects_holds_its_payment_back_until_both_go_in(demo):
+@pytest.mark.parametrize("i", [1, 2], ids=["two-journals", "one-journal-for-both"])
+def test_an_invoice_e_conomic_rejects_holds_its_payment_back_until_both_go_in(demo, i):
+    """agr_0001 posts invoices and payments to two journals (the invoices' POST first), agr_0002 to one (the
+    payment is in the refused invoice's batch)."""
     _roger, economic = demo
-    prepare(["agr_0001"])
-    rows = ledger_rows("agr_0001")
+    aid = f"agr_000{i}"
+    prepare([aid])
+    rows = ledger_rows(aid)
     paid = {r.bill_id for r in rows if r.entry_kind == "payment" and r.status == "planned"}
     invoice = next(r for r in rows if r.entry_kind == "invoice" and r.bill_id in paid)
     account = invoice.payload["voucher"]["entries"]["supplierInvoices"][0]["contraAccount"]["accountNumber"]
     # the account is barred in e-conomic after the master data was read: only e-conomic can refuse the invoice
-    control(economic, "POST", "accounts", {"agreement": AGREEMENT, "accountNumber": account, "barred": True})
+    control(
+        economic, "POST", "accounts", {"agreement": world.agreement_number(i), "accountNumber": account, "barred": True}
+    )
 
-    assert pipeline.load(["agr_0001"], endpoints(), "night-1")["agr_0001"]["outcome"] == "ok"
+    assert pipeline.load([aid], endpoints(), "night-1")[aid]["outcome"] == "ok"
 
-    rows = ledger_rows("agr_0001")
+    rows = ledger_rows(aid)
     refused = {r.bill_id for r in rows if r.entry_kind == "invoice" and r.status == "rejected"}
     assert invoice.bill_id in refused
-    entries = live_entries(state_of(economic, 1))
+    entries = live_entries(state_of(economic, i))
     for bill in refused:
         assert entries[(bill, "supplierInvoice")] == entries[(bill, "supplierPayment")] == 0, bill
         assert {r.status for r in rows if r.bill_id == bill and r.entry_kind == "payment"} <= {"held"}, bill
-    held = _open_quarantine(invoice.bill_id)
+    held = _open_quarantine(aid, invoice.bill_id)
     for key in (("invoice", "economic_rejected"), ("payment", "invoice_rejected")):
         record = held[key]
         assert record.released_at is None and record.severity == "stop"
         assert "E07150" in record.message and f"Account {account} is barred" in record.message, record.message
-    assert staged_states("agr_0001")[invoice.bill_id] == "quarantined"
+    assert staged_states(aid)[invoice.bill_id] == "quarantined"
 
     # the accountant lifts the bar; the next night books both, and their records are released together
-    control(economic, "POST", "accounts", {"agreement": AGREEMENT, "accountNumber": account, "barred": False})
-    prepare(["agr_0001"], "night-2-prepare")
-    assert pipeline.load(["agr_0001"], endpoints(), "night-2")["agr_0001"]["outcome"] == "ok"
+    control(
+        economic,
+        "POST",
+        "accounts",
+        {"agreement": world.agreement_number(i), "accountNumber": account, "barred": False},
+    )
+    prepare([aid], "night-2-prepare")
+    assert pipeline.load([aid], endpoints(), "night-2")[aid]["outcome"] == "ok"
 
-    entries = live_entries(state_of(economic, 1))
+    entries = live_entries(state_of(economic, i))
     for bill in refused:
         assert entries[(bill, "supplierInvoice")] == 1, bill
         assert entries[(bill, "supplierPayment")] == (1 if bill in paid else 0), bill
-    released = _open_quarantine(invoice.bill_id)
+    released = _open_quarantine(aid, invoice.bill_id)
     for key in (("invoice", "economic_rejected"), ("payment", "invoice_rejected")):
         assert released[key].released_at is not None and "posted" in released[key].release_reason
-    assert staged_states("agr_0001")[invoice.bill_id] == "booked"
+    assert staged_states(aid)[invoice.bill_id] == "booked"

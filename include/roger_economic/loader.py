@@ -158,7 +158,8 @@ def _newest_only(planned: list[Planned], live: dict[tuple[str, str], models.Post
         best = newest.get((row.bill_id, row.kind))
         if best is None or (row.bill_version, row.id) > (best.bill_version, best.id):
             newest[(row.bill_id, row.kind)] = row
-    keep, stale = [], []
+    keep: list[Planned] = []
+    stale: list[Planned] = []
     for row in planned:
         old = live.get((row.bill_id, row.kind))
         behind = old is not None and old.id != row.id and old.bill_version > row.bill_version

@@ -188,6 +188,33 @@ def test_lost_answer_then_an_edit_finds_the_older_version_before_replacing_it(de
         assert rows == [(target.bill_version, "superseded"), (target.bill_version + 1, "posted")]
 
 
+def test_a_draft_booked_between_the_check_and_the_delete_is_a_review_item_not_gone(demo):
+    """The bill changed; its entry was still a draft when looked at, but the DELETE no longer finds it (the
+    accountant booked the journal in between): the change is a review item, the newer version is not posted."""
+    roger, economic = demo
+    prepare(["agr_0001"])
+    assert pipeline.load(["agr_0001"], endpoints(), "night-1")["agr_0001"]["outcome"] == "ok"
+    target = next(r for r in ledger_rows("agr_0001") if r.status == "posted" and r.entry_kind == "invoice")
+    old_amount = _amounts(economic, target.bill_id)
+    _edit(roger, target.bill_id, "555.00", "2026-11-26T20:00:00Z")
+    prepare(["agr_0001"], "night-2-prepare")
+    arm(economic, kind="status", status=404, scope=str(AGREEMENT), method="DELETE", path=r"^/journals/\d+/entries/\d+$")
+
+    assert pipeline.load(["agr_0001"], endpoints(), "night-2")["agr_0001"]["outcome"] == "ok"
+
+    assert [f["method"] for f in fired(economic)] == ["DELETE"]
+    assert _amounts(economic, target.bill_id) == old_amount  # nothing posted beside it
+    rows = sorted(
+        (r.bill_version, r.status)
+        for r in ledger_rows("agr_0001")
+        if r.bill_id == target.bill_id and r.entry_kind == "invoice"
+    )
+    assert rows == [(target.bill_version, "posted"), (target.bill_version + 1, "review")]
+    with session() as sess:
+        items = list(sess.scalars(select(models.ReviewItem).where(models.ReviewItem.bill_id == target.bill_id)))
+    assert len(items) == 1 and "reverse it by hand" in items[0].message
+
+
 # ---------------------------------------------------------------------------- 3. overlapping runs
 
 

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
@@ -86,10 +86,18 @@ def _rows_of_bills(sess: Session, bills: set[tuple[str, str]]) -> list[Any]:
 def _take_turns(sess: Session, agreement_ids: list[str]) -> None:
     """Plans of the same agreements (overlapping runs) take turns: each reads what the one before wrote.
 
-    The first statement of the transaction writes to the agreements' rows: on SQLite that takes the
-    database's write lock (its reads run outside a transaction until the first write, so two plans could
-    otherwise read the same ledger and both plan), on PostgreSQL it locks those rows until commit.
+    Taken as the transaction's first statement, held until it commits. On PostgreSQL a transaction-level
+    advisory lock per agreement, in a fixed order (not the agreements' rows: a load settling its bills and
+    giving its leases back writes staged bills, then agreements, and planning writes the other way round).
+    On SQLite a write to the agreements' rows, which takes the database's write lock: its reads otherwise
+    run before any lock, so two plans could both read the ledger, then both plan.
     """
+    if sess.get_bind().dialect.name == "postgresql":
+        keys = sorted(int.from_bytes(hashlib.sha256(f"plan|{aid}".encode()).digest()[:8], "big", signed=True)
+                      for aid in agreement_ids)
+        sess.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                          "ORDER BY 1) AS ordered"), {"keys": keys})
+        return
     agreement = models.Agreement
     for chunk in in_chunks(agreement_ids):
         sess.execute(update(agreement).where(agreement.id.in_(chunk)).values(updated_at=agreement.updated_at)

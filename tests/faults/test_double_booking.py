@@ -336,6 +336,40 @@ def test_two_versions_planned_by_racing_runs_post_only_the_newest(demo):
     assert rows == [(row.bill_version, "superseded"), (newer.version, "posted")]
 
 
+def test_two_plans_of_one_bill_at_once_take_turns(demo):
+    """Run A plans a bill's newest version and has not committed yet when run B plans an older (but newer than
+    the ledger's) version of it: B waits for A and then sees A's row, so the older version is never planned."""
+    import threading
+    import time
+
+    _roger, _economic = demo
+    prepare(["agr_0001"])
+    row = next(r for r in ledger_rows("agr_0001") if r.status == "planned" and r.entry_kind == "invoice")
+    newest, older = _planned_entry(row, row.bill_version + 2), _planned_entry(row, row.bill_version + 1)
+    a_planned, b_counts = threading.Event(), {}
+
+    def run_b() -> None:
+        a_planned.wait(30)
+        with session() as sess:
+            b_counts.update(ledger.plan(sess, [older], "run-b")["agr_0001"])
+
+    b = threading.Thread(target=run_b)
+    b.start()
+    with session() as sess:  # run A, its transaction held open while run B tries to plan
+        ledger.plan(sess, [newest], "run-a")
+        a_planned.set()
+        time.sleep(1.0)  # room for B to plan now, if nothing made it wait
+    b.join(90)
+
+    assert b_counts == {"older_version": 1}
+    rows = sorted(
+        (r.bill_version, r.status)
+        for r in ledger_rows("agr_0001")
+        if r.bill_id == row.bill_id and r.entry_kind == "invoice"
+    )
+    assert rows == [(row.bill_version, "superseded"), (newest.version, "planned")]
+
+
 def _planned_entry(row: models.Posting, version: int):
     from roger_economic.transform import PlannedEntry
 

@@ -253,12 +253,19 @@ class Loader:
             drafts = self._drafts_of(stuck, known)
             booked = self._booked_of(sess, stuck)
             newer = self._newer_versions(sess, stuck)
+            gone = set(sess.scalars(select(models.StagedBill.bill_id).where(  # deleted in Roger since
+                models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
+                models.StagedBill.state.in_(("withdraw", "withdrawn")))))
             for row in stuck:
                 hit = drafts.get((row.journal_number, row.bill_id, row.entry_kind))
                 if hit is None:
                     hit = booked.get((row.accounting_year, row.bill_id, row.entry_kind))
                 if hit is not None:
                     self._found(row, hit)
+                elif row.bill_id in gone:
+                    row.status = "withdrawn"  # never posted, and the bill is deleted in Roger: nothing to post
+                    row.batch_key = None
+                    self.result.counts["withdrawn"] += 1
                 elif (row.bill_id, row.entry_kind) in newer.get(row.bill_version, set()):
                     row.status = "superseded"  # never posted, and a newer version of the bill is in the ledger
                     row.batch_key = None

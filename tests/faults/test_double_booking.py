@@ -101,6 +101,34 @@ def test_outage_then_an_edit_books_only_the_newest_version(demo, airflow_db):
     assert {staged_states("agr_0001")[b] for b in bills} == {"booked"}
 
 
+def test_outage_then_a_deletion_posts_nothing_for_the_deleted_bill(demo, airflow_db):
+    roger, economic = demo
+    run_master_data()
+    day = "2026-12-02"
+    bills = add_bills(roger, 1, day, 3, status="UPCOMING", document_type="bill")
+    arm(economic, kind="status", status=503, scope=str(AGREEMENT), method="POST", path=VOUCHERS, times=-1)
+    assert run_bills(window(day)).state == "failed"
+    disarm(economic)
+    control(
+        roger,
+        "POST",
+        "bills/update",
+        {
+            "company_id": world.company_id(1),
+            "bill_id": bills[0],
+            "changes": {"deleted": True},
+            "updated_at": f"{day}T12:00:00Z",
+        },
+    )
+
+    assert run_bills(window(day)).state == "success"
+
+    entries = live_entries(state_of(economic, 1))
+    assert {b: entries[(b, "supplierInvoice")] for b in bills} == {bills[0]: 0, bills[1]: 1, bills[2]: 1}
+    assert {r.status for r in ledger_rows("agr_0001") if r.bill_id == bills[0]} == {"withdrawn"}
+    assert staged_states("agr_0001")[bills[0]] == "withdrawn"
+
+
 # ---------------------------------------------------------------------------- 2. lost answer, then booked
 
 

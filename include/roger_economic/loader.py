@@ -335,6 +335,7 @@ class Loader:
     def _found(self, row: models.Posting, hit: dict[str, Any]) -> None:
         row.status = "posted"
         row.posted_at = datetime.now(UTC)
+        row.run_id = self.run_id  # the run that found it in e-conomic counts it (as on main, for the report)
         if hit["booked"]:  # booked by the accountant since: its voucher stays, its journal entry is gone
             row.voucher_number = hit.get("voucherNumber")
             row.entry_number = None
@@ -383,6 +384,7 @@ class Loader:
                                                              f"del-{old.idempotency_key}")
                 if still_draft:
                     old.status = "superseded" if new is not None else "withdrawn"
+                    old.run_id = self.run_id  # the run that deleted the draft counts it (as on main, for the report)
                     self.result.counts["replaced" if new is not None else "withdrawn"] += 1
                 else:
                     version = new.bill_version if new is not None else old.bill_version

@@ -35,12 +35,15 @@ from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.economic.conventions import filter_eq, vat_zone_for
-from roger_economic.errors import ValidationRejected
+from roger_economic.errors import NotFound, ValidationRejected
 from roger_economic.roger.client import RogerClient
 from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
+# quarantine rules opened from e-conomic's answer at POST time (a refused invoice, a payment it holds back):
+# released by the load that gets the entry in, never by validation (``quarantine.record`` leaves them open)
+LOADER_RULES = frozenset({"economic_rejected", "invoice_rejected"})
 ATTACHED_WRITE_EVERY = 50  # attachments recorded per commit
 BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
 
@@ -83,6 +86,7 @@ class Work:
     stuck: bool = False  # a row is left ``posting``: recovery first
     withdrawn: set[str] = field(default_factory=set)  # bills withdrawn in Roger
     live: dict[tuple[str, str], models.Posting] = field(default_factory=dict)  # booked entries of those bills
+    refused: set[str] = field(default_factory=set)  # bills with an open refusal by e-conomic (``LOADER_RULES``)
     # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
     to_attach: list[tuple[int, str, int, str, int | None]] = field(default_factory=list)
 
@@ -114,6 +118,11 @@ def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
                 .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
                 .order_by(posting.id)):
             works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
+        quarantine = models.Quarantine
+        for aid, bill_id in sess.execute(select(quarantine.agreement_id, quarantine.bill_id).where(
+                quarantine.agreement_id.in_(ids), quarantine.rule.in_(sorted(LOADER_RULES)),
+                quarantine.released_at.is_(None)).distinct()):
+            works[aid].refused.add(bill_id)
     concerned = {(aid, bill) for aid, work in works.items()
                  for bill in {p.bill_id for p in work.planned} | work.withdrawn}
     for bills in in_chunks(sorted({bill for _aid, bill in concerned})):
@@ -140,6 +149,28 @@ def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _newest_only(planned: list[Planned], live: dict[tuple[str, str], models.Posting]
+                 ) -> tuple[list[Planned], list[Planned]]:
+    """The planned rows to post, and the stale ones: at most one version of each entry goes out, the newest,
+    and never one older than the entry's booked version (versions only move forward)."""
+    newest: dict[tuple[str, str], Planned] = {}
+    for row in planned:
+        best = newest.get((row.bill_id, row.kind))
+        if best is None or (row.bill_version, row.id) > (best.bill_version, best.id):
+            newest[(row.bill_id, row.kind)] = row
+    keep: list[Planned] = []
+    stale: list[Planned] = []
+    for row in planned:
+        old = live.get((row.bill_id, row.kind))
+        behind = old is not None and old.id != row.id and old.bill_version > row.bill_version
+        (stale if behind or newest[(row.bill_id, row.kind)] is not row else keep).append(row)
+    return keep, stale
+
+
+def _kind_of(entry: dict[str, Any]) -> str:
+    return "payment" if entry.get("entryType") == "supplierPayment" else "invoice"
+
+
 def _batch_key(agreement_id: str, journal: int, rows: list[Planned]) -> str:
     raw = "|".join([agreement_id, str(journal), *sorted(r.idempotency_key for r in rows)])
     return "rb-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
@@ -163,6 +194,9 @@ class Loader:
         self.owner = owner
         self.result = LoadResult()
         self.to_attach: list[tuple[int, str, int, str, int | None]] = []
+        self.refused: set[str] = set()  # bills whose invoice e-conomic refused in this load
+        self.why_refused: dict[str, str] = {}  # bill → e-conomic's error codes and messages for it
+        self.work_refused: set[str] = set()  # bills with an open refusal (``LOADER_RULES``) from an earlier run
         self.attached_unsaved: list[int] = []  # uploaded, recorded in the load's last transaction
 
     # ------------------------------------------------------------------ entry point
@@ -174,6 +208,7 @@ class Loader:
                 self.recover()
                 work = self._read()
             self.to_attach = list(work.to_attach)
+            self.work_refused = set(work.refused)
             planned = self.withdraw_and_replace(work)
             self.create_suppliers(planned)
             self.post_planned(planned)
@@ -204,46 +239,121 @@ class Loader:
 
     # ------------------------------------------------------------------ 1. recovery
     def recover(self) -> None:
+        """Find each entry left ``posting`` where it can be: the journal's drafts, or (the accountant booked the
+        journal meanwhile) the booked entries of its accounting year. Found: posted (a booked one keeps no
+        journal entry number: a later change of its bill becomes a review item). Not found: planned again,
+        unless a newer version of the bill is in the ledger: then it is superseded (versions only move forward).
+        """
         with self.session() as sess:
             stuck = self._rows(sess, "posting")
             if not stuck:
                 return
             known = set(sess.scalars(select(models.Posting.entry_number).where(
                 models.Posting.agreement_id == self.aid, models.Posting.entry_number.is_not(None))))
-            by_journal: dict[int, list[models.Posting]] = defaultdict(list)
+            drafts = self._drafts_of(stuck, known)
+            booked = self._booked_of(sess, stuck)
+            newer = self._newer_versions(sess, stuck)
+            gone = set(sess.scalars(select(models.StagedBill.bill_id).where(  # deleted in Roger since
+                models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
+                models.StagedBill.state.in_(("withdraw", "withdrawn")))))
             for row in stuck:
-                by_journal[row.journal_number].append(row)
-            for journal, rows in by_journal.items():
-                found: dict[tuple[str, str], dict[str, Any]] = {}
-                for entry in self.economic.entries(journal):
-                    bill = bill_id_in(entry.get("text", ""))
-                    if bill and entry.get("journalEntryNumber") not in known:
-                        kind = "payment" if entry.get("entryType") == "supplierPayment" else "invoice"
-                        found[(bill, kind)] = entry
-                for row in rows:
-                    hit = found.get((row.bill_id, row.entry_kind))
-                    if hit is not None:
-                        row.status = "posted"
-                        row.voucher_number = (hit.get("voucher") or {}).get("voucherNumber")
-                        row.entry_number = hit.get("journalEntryNumber")
-                        row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
-                        row.posted_at = datetime.now(UTC)
-                        row.run_id = self.run_id  # the run that found it in e-conomic counts it (report)
-                        if row.entry_kind == "invoice":  # its PDF is still to be attached
-                            row.attachment = "pending" if row.payload.get("has_document") else "none"
-                        self.result.counts["recovered"] += 1
-                        self.result.counts[f"{row.entry_kind}s_booked"] += 1
-                    else:
-                        row.status = "planned"
-                        row.batch_key = None
-                        self.result.counts["requeued"] += 1
-            log.info("agreement %s: recovered %d entries, requeued %d", self.aid,
-                     self.result.counts["recovered"], self.result.counts["requeued"])
+                hit = drafts.get((row.journal_number, row.bill_id, row.entry_kind))
+                if hit is None:
+                    hit = booked.get((row.accounting_year, row.bill_id, row.entry_kind))
+                if hit is not None:
+                    self._found(row, hit)
+                elif row.bill_id in gone:
+                    row.status = "withdrawn"  # never posted, and the bill is deleted in Roger: nothing to post
+                    row.batch_key = None
+                    self.result.counts["withdrawn"] += 1
+                elif (row.bill_id, row.entry_kind) in newer.get(row.bill_version, set()):
+                    row.status = "superseded"  # never posted, and a newer version of the bill is in the ledger
+                    row.batch_key = None
+                    self.result.counts["superseded"] += 1
+                else:
+                    row.status = "planned"
+                    row.batch_key = None
+                    self.result.counts["requeued"] += 1
+            log.info("agreement %s: recovered %d entries (%d booked meanwhile), requeued %d, superseded %d",
+                     self.aid, self.result.counts["recovered"], self.result.counts["recovered_booked"],
+                     self.result.counts["requeued"], self.result.counts["superseded"])
+
+    def _drafts_of(self, stuck: list[models.Posting], known: set[int]) -> dict[tuple[int, str, str], dict]:
+        """(journal, bill, kind) → a draft entry no ledger row owns yet, in the stuck rows' journals."""
+        found: dict[tuple[int, str, str], dict[str, Any]] = {}
+        for journal in sorted({row.journal_number for row in stuck}):
+            for entry in self.economic.entries(journal):
+                bill = bill_id_in(entry.get("text", ""))
+                if bill and entry.get("journalEntryNumber") not in known:
+                    found[(journal, bill, _kind_of(entry))] = {**entry, "booked": False}
+        return found
+
+    def _booked_of(self, sess: Session, stuck: list[models.Posting]) -> dict[tuple[str, str, str], dict]:
+        """(year, bill, kind) → a booked entry no posted ledger row owns, among the stuck rows' years.
+
+        Read by the entries' dates (the stuck rows' date range of each year), never by Roger text in a
+        filter; booked entries of posted rows of the same bills (same voucher) are not theirs.
+        """
+        posting = models.Posting
+        bills = sorted({row.bill_id for row in stuck})
+        owned = {tuple(r) for chunk in in_chunks(bills) for r in sess.execute(
+            select(posting.accounting_year, posting.bill_id, posting.entry_kind, posting.voucher_number).where(
+                posting.agreement_id == self.aid, posting.bill_id.in_(chunk), posting.status == "posted",
+                posting.voucher_number.is_not(None)))}
+        dates: dict[str, list[str]] = defaultdict(list)
+        for row in stuck:
+            for items in (row.payload.get("voucher") or {}).get("entries", {}).values():
+                dates[row.accounting_year] += [str(item["date"]) for item in items if item.get("date")]
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for year, days in sorted(dates.items()):
+            try:
+                entries = self.economic.booked_entries(year, f"date$gte:{min(days)}$and:date$lte:{max(days)}")
+            except NotFound:  # no such year in e-conomic: nothing of it can be booked
+                continue
+            for entry in entries:
+                bill = bill_id_in(entry.get("text", ""))
+                kind = _kind_of(entry)
+                if bill and (year, bill, kind, entry.get("voucherNumber")) not in owned:
+                    found[(year, bill, kind)] = {**entry, "booked": True}
+        return found
+
+    def _newer_versions(self, sess: Session, stuck: list[models.Posting]) -> dict[int, set[tuple[str, str]]]:
+        """Stuck row version → the (bill, kind) of those stuck rows that have a newer version in the ledger."""
+        posting = models.Posting
+        highest: dict[tuple[str, str], int] = {}
+        for chunk in in_chunks(sorted({row.bill_id for row in stuck})):
+            for bill, kind, version in sess.execute(select(posting.bill_id, posting.entry_kind, posting.bill_version)
+                                                    .where(posting.agreement_id == self.aid,
+                                                           posting.bill_id.in_(chunk))):
+                highest[(bill, kind)] = max(highest.get((bill, kind), version), version)
+        out: dict[int, set[tuple[str, str]]] = defaultdict(set)
+        for row in stuck:
+            if highest.get((row.bill_id, row.entry_kind), row.bill_version) > row.bill_version:
+                out[row.bill_version].add((row.bill_id, row.entry_kind))
+        return out
+
+    def _found(self, row: models.Posting, hit: dict[str, Any]) -> None:
+        row.status = "posted"
+        row.posted_at = datetime.now(UTC)
+        row.run_id = self.run_id  # the run that found it in e-conomic counts it (as on main, for the report)
+        if hit["booked"]:  # booked by the accountant since: its voucher stays, its journal entry is gone
+            row.voucher_number = hit.get("voucherNumber")
+            row.entry_number = None
+            self.result.counts["recovered_booked"] += 1
+        else:
+            row.voucher_number = (hit.get("voucher") or {}).get("voucherNumber")
+            row.entry_number = hit.get("journalEntryNumber")
+            row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
+        if row.entry_kind == "invoice":  # its PDF is still to be attached
+            row.attachment = "pending" if row.payload.get("has_document") else "none"
+        self.result.counts["recovered"] += 1
+        self.result.counts[f"{row.entry_kind}s_booked"] += 1
 
     # ------------------------------------------------------------------ 2. changes after booking
     def withdraw_and_replace(self, work: Work) -> list[Planned]:
         """Retire booked entries whose bill changed or went away; returns the planned rows still to post."""
-        planned, live, withdrawn_bills = work.planned, work.live, work.withdrawn
+        live, withdrawn_bills = work.live, work.withdrawn
+        planned, stale = _newest_only(work.planned, live)
         held: set[int] = set()
         to_retire: list[tuple[models.Posting, Planned | None]] = []
         for row in planned:
@@ -253,19 +363,28 @@ class Loader:
         for (bill_id, _kind), old in live.items():
             if bill_id in withdrawn_bills:
                 to_retire.append((old, None))
-        if not to_retire and not withdrawn_bills:  # the usual night: nothing to write
+        if not to_retire and not withdrawn_bills and not stale:  # the usual night: nothing to write
             return planned
         with self.session() as sess:
+            if stale:  # an overlapping run planned two versions of an entry: only the newest may go out
+                sess.execute(update(models.Posting).where(models.Posting.id.in_([r.id for r in stale]),
+                                                          models.Posting.status == "planned")
+                             .values(status="superseded").execution_options(synchronize_session=False))
+                self.result.counts["superseded"] += len(stale)
             for old, _new in to_retire:
                 sess.add(old)  # read by :func:`read_work`; its changes below are written here
             for old, new in to_retire:
+                # still a draft? One recovered from the booked entries has no journal entry number; one that
+                # is no longer among the drafts, or that the DELETE no longer finds, was booked meanwhile
+                # (the accountant may book the journal at any moment): a review item, never "gone"
                 still_draft = old.entry_number is not None and self.economic.entry(
                     old.journal_number, old.entry_number) is not None
                 if still_draft and old.entry_number is not None:
-                    self.economic.delete_entry(old.journal_number, old.entry_number,
-                                               f"del-{old.idempotency_key}")
+                    still_draft = self.economic.delete_entry(old.journal_number, old.entry_number,
+                                                             f"del-{old.idempotency_key}")
+                if still_draft:
                     old.status = "superseded" if new is not None else "withdrawn"
-                    old.run_id = self.run_id  # the run that deleted the draft counts it (report)
+                    old.run_id = self.run_id  # the run that deleted the draft counts it (as on main, for the report)
                     self.result.counts["replaced" if new is not None else "withdrawn"] += 1
                 else:
                     version = new.bill_version if new is not None else old.bill_version
@@ -289,6 +408,9 @@ class Loader:
                     models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk),
                     models.StagedBill.state == "withdraw",
                 ).values(state="withdrawn"))
+        retired = {old.id for old, _new in to_retire if old.status in ("superseded", "withdrawn")}
+        if retired:  # a draft deleted before its PDF went up (found by recovery in this load) gets none
+            self.to_attach = [item for item in self.to_attach if item[0] not in retired]
         return [p for p in planned if p.id not in held]
 
     def _review(self, sess: Session, bill_id: str, version: int, kind: str, message: str) -> None:
@@ -375,12 +497,19 @@ class Loader:
         for row in planned:
             by_journal[row.journal].append(row)
         size = batch_size()
-        for journal, rows in by_journal.items():
+        # journals with invoices first: a payment whose invoice e-conomic refuses is held back, not posted alone
+        for journal, rows in sorted(by_journal.items(), key=lambda item: all(r.kind != "invoice" for r in item[1])):
             for start in range(0, len(rows), size):
                 self._post_batch(journal, rows[start : start + size])
 
     def _post_batch(self, journal: int, rows: list[Planned]) -> None:
         posting = models.Posting
+        waiting = [r for r in rows if r.kind == "payment" and r.bill_id in self.refused]
+        if waiting:  # their invoices were refused earlier in this load
+            self._hold(waiting)
+            rows = [r for r in rows if r not in waiting]
+            if not rows:
+                return
         with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
             # still planned as read at the start of this load? an overlapping run (a backfill's validation)
             # may have re-planned a row since: such a row waits for the next load, with its new content
@@ -439,34 +568,95 @@ class Loader:
                 status="posted", posted_at=now, voucher_number=bindparam("voucher_number"),
                 accounting_year=bindparam("accounting_year"), entry_number=bindparam("entry_number"),
                 attachment=bindparam("attachment")), done)
+            if {r.bill_id for r in rows} & self.work_refused:
+                self._release_refusals(sess, rows, now)
+
+    def _release_refusals(self, sess: Session, posted: list[Planned], now: datetime) -> None:
+        """Entries refused on an earlier run are in now: their records are released, and so is the record of a
+        payment its invoice held back once that invoice is in (the cause is gone; the payment, if the bill
+        still has one, goes in with it or is judged by its own rules)."""
+        quarantine = models.Quarantine
+        refused = [(r.bill_id, r.kind) for r in posted if r.bill_id in self.work_refused]
+        invoices = [bill for bill, kind in refused if kind == "invoice"]
+        sess.execute(update(quarantine).where(
+            quarantine.agreement_id == self.aid, quarantine.released_at.is_(None),
+            (quarantine.rule.in_(sorted(LOADER_RULES))
+             & tuple_(quarantine.bill_id, quarantine.entry_kind).in_(sorted(set(refused))))
+            | ((quarantine.rule == "invoice_rejected") & quarantine.bill_id.in_(sorted(set(invoices) or {""}))),
+        ).values(released_at=now, release_reason=f"posted to e-conomic in run {self.run_id}")
+            .execution_options(synchronize_session=False))
 
     def _rejected(self, journal: int, rows: list[Planned], exc: ValidationRejected) -> None:
-        """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest."""
-        bad: set[int] = set()
-        for path, _code, _message, _value in exc.fields:
+        """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest.
+
+        Each refused voucher's quarantine record (and its ledger row's error) carries e-conomic's error codes
+        and messages for it. A refused invoice holds its bill's payment back (a payment without its invoice
+        cannot be settled): ``held``, with the invoice's reasons, until both go in together on a later run.
+        """
+        reasons: dict[int, list[str]] = defaultdict(list)
+        for path, code, message, value in exc.fields:
             index = path[1 : path.index("]")] if path.startswith("[") else "0"
             if index.isdigit() and int(index) < len(rows):
-                bad.add(int(index))
-        if not bad:
-            bad = set(range(len(rows)))
+                where = path[path.index("]") + 1 :].lstrip(".") if path.startswith("[") else path
+                shown = f" (value {value!r})" if value is not None else ""
+                reasons[int(index)].append(f"{code} {where}: {message}{shown}".strip())
+        if not reasons:
+            reasons = {i: [str(exc)] for i in range(len(rows))}
         posting = models.Posting
+        rejected = [(row, "; ".join(reasons[i])[:1900]) for i, row in enumerate(rows) if i in reasons]
+        self.refused |= {row.bill_id for row, _why in rejected if row.kind == "invoice"}
+        rest = [row for i, row in enumerate(rows) if i not in reasons]
+        waiting = [row for row in rest if row.kind == "payment" and row.bill_id in self.refused]
+        rest = [row for row in rest if row not in waiting]
         with self.session() as sess:
             now = datetime.now(UTC)
-            rejected = [row for i, row in enumerate(rows) if i in bad]
-            rest = [row for i, row in enumerate(rows) if i not in bad]
-            for row in rejected:
-                sess.add(models.Quarantine(
-                    agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version,
-                    entry_kind=row.kind, rule="economic_rejected", severity="stop", value=None,
-                    message=str(exc)[:2000], first_seen=now, last_seen=now, run_id=self.run_id))
+            for row, why in rejected:
+                self.why_refused.setdefault(row.bill_id, why)
+                self._quarantine(sess, row, "economic_rejected",
+                                 f"e-conomic rejected the {row.kind} of bill {row.bill_id}: {why}", now)
+                sess.execute(update(posting).where(posting.id == row.id)
+                             .values(status="rejected", batch_key=None, error=why)
+                             .execution_options(synchronize_session=False))
                 self.result.counts["rejected"] += 1
-            sess.execute(update(posting).where(posting.id.in_([r.id for r in rejected]))
-                         .values(status="rejected", batch_key=None, error=str(exc)[:2000]))
             if rest:
                 sess.execute(update(posting).where(posting.id.in_([r.id for r in rest]))
                              .values(status="planned", batch_key=None))
+        if waiting:
+            self._hold(waiting, marked=True)
         if rest:
             self._post_batch(journal, rest)
+
+    def _hold(self, rows: list[Planned], marked: bool = False) -> None:
+        """Payments held back because e-conomic refused their invoice in this load (``marked``: already
+        ``posting``)."""
+        posting = models.Posting
+        with self.session() as sess:
+            now = datetime.now(UTC)
+            for row in rows:
+                why = self.why_refused.get(row.bill_id, "see the invoice's quarantine record")
+                message = (f"payment of bill {row.bill_id} is held back: e-conomic rejected its invoice: "
+                           f"{why}")[:2000]
+                self._quarantine(sess, row, "invoice_rejected", message, now)
+                sess.execute(update(posting).where(
+                    posting.id == row.id, posting.status == ("posting" if marked else "planned"))
+                    .values(status="held", batch_key=None, error=message[:1900])
+                    .execution_options(synchronize_session=False))
+                self.result.counts["held"] += 1
+
+    def _quarantine(self, sess: Session, row: Planned, rule: str, message: str, now: datetime) -> None:
+        """One open record per entry and rule: a refusal repeated on a later run touches it."""
+        quarantine = models.Quarantine
+        open_row = sess.scalar(select(quarantine).where(
+            quarantine.agreement_id == self.aid, quarantine.bill_id == row.bill_id,
+            quarantine.entry_kind == row.kind, quarantine.rule == rule, quarantine.released_at.is_(None)))
+        if open_row is not None:
+            open_row.last_seen, open_row.message, open_row.bill_version = now, message, row.bill_version
+            open_row.run_id = self.run_id
+            return
+        sess.add(models.Quarantine(
+            agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version, entry_kind=row.kind,
+            rule=rule, severity="stop", value=None, message=message, first_seen=now, last_seen=now,
+            run_id=self.run_id))
 
     # ------------------------------------------------------------------ 5. attachments
     def attach_documents(self) -> None:
@@ -538,14 +728,17 @@ def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
     posting, staged = models.Posting, models.StagedBill
     waiting: set[tuple[str, str]] = set()
     review: set[tuple[str, str]] = set()
+    refused: set[tuple[str, str]] = set()  # an entry e-conomic refused, or a payment its refused invoice holds
     planned: set[tuple[str, str]] = set()
     for ids in in_chunks(agreement_ids):
         for aid, bill_id, status in sess.execute(select(posting.agreement_id, posting.bill_id, posting.status).where(
-                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review")))):
-            (review if status == "review" else waiting).add((aid, bill_id))
+                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review", "rejected",
+                                                                    "held")))):
+            {"review": review, "rejected": refused, "held": refused}.get(status, waiting).add((aid, bill_id))
         planned |= {(aid, bill) for aid, bill in sess.execute(select(staged.agreement_id, staged.bill_id).where(
             staged.agreement_id.in_(ids), staged.state == "planned"))}
-    for state, bills in (("review", planned & review), ("booked", planned - review - waiting)):
+    for state, bills in (("review", planned & review), ("quarantined", (planned & refused) - review - waiting),
+                         ("booked", planned - review - waiting - refused)):
         for chunk in in_chunks(sorted(bills)):
             sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk),
                                               staged.state == "planned")  # not one an overlapping run moved on

@@ -542,7 +542,8 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
         return results
     def plan_and_record() -> dict[str, Any]:
         with session() as sess:
-            counts = ledger.plan(sess, planned, run_id)
+            judged = {(o.agreement_id, o.bill_id): o.version for o in outcomes if o.version is not None}
+            counts = ledger.plan(sess, planned, run_id, judged)
             quarantine.record(sess, outcomes, run_id)
         return counts
 

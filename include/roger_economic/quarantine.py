@@ -16,6 +16,7 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
+from roger_economic.loader import LOADER_RULES
 from roger_economic.transform import BillOutcome
 
 STATE_OF = {"planned": "planned", "quarantined": "quarantined", "waiting": "waiting", "withdraw": "withdraw"}
@@ -38,6 +39,8 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
         failing = {(f.rule, f.entry): f for f in outcome.findings}
         for row in open_rows.get(key, []):
             finding = failing.pop((row.rule, row.entry_kind), None)
+            if finding is None and row.rule in LOADER_RULES and outcome.state not in ("waiting", "withdraw"):
+                continue  # e-conomic's refusal: released by the load that gets the entry in, not by validation
             if finding is None:
                 row.released_at = now
                 row.release_reason = (

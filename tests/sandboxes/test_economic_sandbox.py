@@ -388,6 +388,29 @@ def test_entries_are_listed_filtered_and_deleted_and_booking_empties_the_journal
     assert {v["status"] for v in state(sandbox)["vouchers"]} == {"booked", "deleted"}
 
 
+def test_booking_moves_drafts_to_the_accounting_year_s_booked_entries(sandbox):
+    """``GET /accounting-years/{year}/entries`` (shape *assumed*: not in ../shared): paged and filtered like the
+    other collections, each booked entry with its own entryNumber, entryType, text, voucherNumber, date."""
+    sess = client(sandbox)
+    created = sess.post(url(sess, "/journals/2/vouchers"), json=[invoice(), invoice(day="2025-03-09")]).json()
+    sess.post(url(sess, "/journals/3/vouchers"), json=[payment()])
+    assert sess.get(url(sess, "/accounting-years/2025/entries")).json()["pagination"]["results"] == 0
+
+    sandbox.control("POST", "book", {"agreement": AGREEMENT, "journal": 2})
+
+    booked = sess.get(url(sess, "/accounting-years/2025/entries"), params={"pagesize": 1}).json()
+    assert booked["pagination"]["results"] == 2 and "nextPage" in booked["pagination"]
+    entry = booked["collection"][0]
+    assert entry["entryType"] == "supplierInvoice" and entry["voucherNumber"] == created[0]["voucherNumber"]
+    assert entry["text"].endswith("[bill_01J9ZK3X4Q]") and entry["date"] == "2025-03-04"
+    assert entry["account"]["accountNumber"] == 2750 and isinstance(entry["entryNumber"], int)
+    by_date = sess.get(url(sess, "/accounting-years/2025/entries"),
+                       params={"filter": "date$gte:2025-03-05$and:date$lte:2025-03-31"}).json()
+    assert [e["voucherNumber"] for e in by_date["collection"]] == [created[1]["voucherNumber"]]
+    # the payments' journal was not booked: its entry is still a draft, not a booked entry
+    assert sess.get(url(sess, "/journals/3/entries")).json()["pagination"]["results"] == 1
+
+
 # --------------------------------------------------------------------------- attachments
 
 

@@ -92,6 +92,14 @@ class EconomicClient:
         """Draft entries of a journal (booked ones have left it)."""
         return self.collection(f"/journals/{journal}/entries", filter)
 
+    def booked_entries(self, year: str, filter: str | None = None) -> list[dict[str, Any]]:
+        """Booked entries of an accounting year (where a journal's drafts go when the accountant books it).
+
+        The answer's shape (entryNumber, entryType, text, voucherNumber, date, ...) is *assumed*: the
+        shared e-conomic schemas do not include this endpoint.
+        """
+        return self.collection(f"/accounting-years/{year_path(year)}/entries", filter)
+
     def entry(self, journal: int, entry_number: int) -> dict[str, Any] | None:
         try:
             return self.get(f"/journals/{journal}/entries/{entry_number}")

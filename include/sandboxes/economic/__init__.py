@@ -9,7 +9,8 @@ years, suppliers etc. come from :mod:`sandboxes.world` the first time the token 
 
 API (JSON only; 415 for other bodies, multipart for attachments):
 ``GET /self``, ``/accounts[/{n}]``, ``/vat-accounts``, ``/currencies``, ``/journals[/{n}]``,
-``/accounting-years[/{year}[/periods]]`` (``/`` in a year written ``_6_``), ``/suppliers[/{n}]``,
+``/accounting-years[/{year}[/periods|/entries]]`` (``/`` in a year written ``_6_``; ``/entries``: the
+year's booked entries, a shape *assumed*, not in ../shared), ``/suppliers[/{n}]``,
 ``POST /suppliers``, ``/supplier-groups``, ``/vat-zones``, ``/payment-terms``, ``/payment-types``,
 ``POST /journals/{n}/vouchers`` (object or array, atomic), ``GET /journals/{n}/vouchers/{year}-{no}``,
 ``GET /journals/{n}/entries[/{entry}]`` (drafts only), ``DELETE /journals/{n}/entries/{entry}``,
@@ -38,8 +39,9 @@ Control endpoints (no tokens; JSON bodies; ``agreement`` is the agreement number
 - ``POST /_control/periods`` ``{"agreement": 700001, "year": "2025", "period": 3, "barred": true}``.
 - ``POST /_control/accounts`` ``{"agreement": 700001, "accountNumber": 2750, "barred": true}``
   (also ``blockDirectEntries``, ``accountType``).
-- ``POST /_control/book`` ``{"agreement": 700001, "journal": 2}``: books the journal's drafts (they
-  leave ``/entries``; vouchers stay readable) -> ``{booked_entries, booked_vouchers, ...}``.
+- ``POST /_control/book`` ``{"agreement": 700001, "journal": 2}``: books the journal's drafts, as the
+  accountant does (they leave ``/journals/{n}/entries`` for ``/accounting-years/{year}/entries``; vouchers
+  stay readable) -> ``{booked_entries, booked_vouchers, ...}``.
 
 - ``POST /_control/payment-types`` ``{"agreement": 700001, "drop": [17]}`` (also ``"add"``, or ``"numbers"``
   for the whole list): which of the documented payment types (the README table) the agreement has; ``GET

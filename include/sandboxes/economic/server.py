@@ -352,6 +352,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/accounting-years/([^/]+)", "get_year"),
         ("GET", r"/accounting-years/([^/]+)/periods", "list_periods"),
         ("GET", r"/accounting-years/([^/]+)/periods/(\d+)", "get_period"),
+        ("GET", r"/accounting-years/([^/]+)/entries", "list_booked_entries"),
         ("GET", r"/suppliers", "list_suppliers"),
         ("POST", r"/suppliers", "post_supplier"),
         ("GET", r"/suppliers/(\d+)", "get_supplier"),
@@ -975,6 +976,40 @@ class EconomicHandler(JsonHandler):
         jn = self._journal(agr, number)
         return self.collection([e.answer for e in agr.drafts[jn].values()], query, path)
 
+    def list_booked_entries(self, agr: AgreementState, segment: str, query, path, **_: Any):
+        """The booked entries of an accounting year (*assumed* shape: ../shared has no schema for it)."""
+        year = self._agreement_year(agr, segment)
+        return self.collection(agr.booked.get(year.year, []), query, path)
+
+    def booked_entry_answer(self, agr: AgreementState, entry: Entry) -> dict[str, Any]:
+        """A draft entry as the accounting year lists it once booked.
+
+        *Assumed* shape: ../shared documents only that booked entries leave the journal for the
+        accounting year; the fields follow e-conomic's entries of an accounting year (entryNumber,
+        entryType, text, voucherNumber, amount, account, date, ...), not a schema in ../shared.
+        Each journal entry is one booked entry, on its contra account (the supplier is the other side).
+        """
+        b = self.base
+        draft = entry.answer
+        number = agr.next_booked
+        agr.next_booked += 1
+        yp = f"{b}/accounting-years/{year_path(entry.year)}"
+        out: dict[str, Any] = {
+            "entryNumber": number, "entryType": entry.entry_type, "voucherNumber": entry.voucher_number,
+            "date": draft.get("date"), "amount": draft.get("amount"), "currency": draft.get("currency", {}).get("code"),
+            "text": draft.get("text", ""), "accountingYear": {"year": entry.year, "self": yp},
+            "self": f"{yp}/entries/{number}",
+        }
+        if "amountDefaultCurrency" in draft:
+            out["amountInBaseCurrency"] = draft["amountDefaultCurrency"]
+        account = draft.get("contraAccount") or draft.get("account")
+        if isinstance(account, dict):
+            out["account"] = account
+        for prop in ("supplier", "supplierInvoiceNumber", "dueDate"):
+            if prop in draft:
+                out[prop] = draft[prop]
+        return out
+
     def _draft(self, agr: AgreementState, number: str, entry_number: str) -> Entry:
         jn = self._journal(agr, number)
         entry = agr.entries.get(int(entry_number))
@@ -1132,9 +1167,10 @@ class EconomicHandler(JsonHandler):
                     raise Reply(404, {"error": f"unknown journal {jn!r}"})
                 drafts = agr.drafts[jn]
                 vouchers: set[tuple[int, str, int]] = set()
-                for entry in drafts.values():
+                for entry in drafts.values():  # the accountant books the journal: drafts move to the year
                     entry.status = "booked"
                     vouchers.add((entry.journal, entry.year, entry.voucher_number))
+                    agr.booked.setdefault(entry.year, []).append(self.booked_entry_answer(agr, entry))
                 count = len(drafts)
                 drafts.clear()
                 for key in vouchers:

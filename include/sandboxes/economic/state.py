@@ -211,6 +211,10 @@ class AgreementState:
         self.entries: dict[int, Entry] = {}
         self.drafts: dict[int, dict[int, Entry]] = {n: {} for n in self.journals}
         self.next_entry = 1
+        # booked entries per accounting year (what GET /accounting-years/{year}/entries lists), and the
+        # next entryNumber of the agreement's booked ledger (a numbering of its own, not journalEntryNumber)
+        self.booked: dict[str, list[dict[str, Any]]] = {}
+        self.next_booked = 1
         # idempotency, counters, limits
         self.idempotency: OrderedDict[str, Cached] = OrderedDict()
         self.counters: dict[str, dict[str, int]] = {}

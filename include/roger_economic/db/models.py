@@ -114,7 +114,7 @@ def bill_search_text(payload: Any) -> str:
     """What a bill is found by in the bill log: id, vendor, invoice number, amount (as Roger and as Danes write it)."""
     if not isinstance(payload, dict):
         return ""
-    vendor = payload.get("vendor") if isinstance(payload.get("vendor"), dict) else {}
+    vendor: dict[str, Any] = payload["vendor"] if isinstance(payload.get("vendor"), dict) else {}
     parts = [payload.get("id"), vendor.get("name"), vendor.get("cvr"), payload.get("invoice_number")]
     try:
         amount = Decimal(str(payload.get("amount")))

@@ -60,11 +60,11 @@ def _page_schema(doc: dict[str, Any]) -> dict[str, Any]:
 def validator(schema: str = "Bill") -> Any:
     """The compiled validator of a contract schema (a component's name, or :data:`PAGE`), once per process."""
     from jsonschema import Draft202012Validator, FormatChecker
-    from referencing import Registry, Resource
+    from referencing import Registry
     from referencing.jsonschema import DRAFT202012
 
     doc = document()
-    registry = Registry().with_resource(_URI, Resource(contents=doc, specification=DRAFT202012))
+    registry = Registry().with_resource(_URI, DRAFT202012.create_resource(doc))
     target = _page_schema(doc) if schema == PAGE else doc["components"]["schemas"][schema]
     Draft202012Validator.check_schema(target)
     if schema != PAGE:
@@ -92,7 +92,8 @@ def _json_type(value: Any) -> str:
         return "a JSON number"
     if value is None:
         return "null"
-    return {dict: "a JSON object", list: "a JSON array", str: "a JSON string"}.get(type(value), "not JSON")
+    names: dict[type, str] = {dict: "a JSON object", list: "a JSON array", str: "a JSON string"}
+    return names.get(type(value), "not JSON")
 
 
 def _problem(error: Any) -> str:

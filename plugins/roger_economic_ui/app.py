@@ -92,6 +92,7 @@ td.num,th.num{text-align:right}
 .failed,.rejected,.stop{background:#fde0e0;color:#8a1c1c}
 .stopped,.quarantined,.review,.warn{background:#fff1c2;color:#7a5a00}
 .never,.new,.planned,.waiting,.posting{background:#e0ecfb;color:#174b8a}
+.suggested{background:#efe3fb;color:#5b2a86}
 .msg{padding:8px 12px;border-radius:4px;margin:8px 0;background:#e0ecfb}
 .errors{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fde0e0;color:#8a1c1c}
 .warnbox{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fff1c2}
@@ -192,6 +193,10 @@ SETUP = """{% extends "layout.html" %}
 {% endfor %}</select>{% if issue(selected) %}<span class="badge failed">was {{ selected }}: {{ issue(selected) }}
 </span>{% endif %}
 {% endmacro %}
+{% macro suggestion_note(name, selected) %}{% set s = suggested.get(name) %}{% if s %}
+<div class="small suggestion"><span class="badge suggested">suggested</span> {{ s.account }} {{ s.account_name }}:
+{{ s.reason }} ({{ (s.confidence * 100) | round | int }}% sure){% if s.account | string != selected %}, not
+chosen{% endif %} · not mapped until you save</div>{% endif %}{% endmacro %}
 {% macro journal_select(name, selected) %}
 <select name="{{ name }}">{{ keep_option(name, selected) }}<option value="">— choose —</option>
 {% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == selected %}
@@ -227,6 +232,9 @@ be checked.</p>
 
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">{{ csrf_input }}
 <input type="hidden" name="version" value="{{ version }}">
+{% if suggested %}<div class="warnbox" id="suggested"><strong>{{ suggested | length }} suggested mapping(s)</strong>
+for items not mapped yet, marked <span class="badge suggested">suggested</span> and preselected below, each with its
+reason. They are not stored, and no bill is booked on them, until you check them and save.</div>{% endif %}
 <h2>Journals and policies</h2><div class="grid">
 <label>Supplier invoice journal</label>{{ journal_select("invoice_journal", sel.invoice_journal) }}
 <label>Supplier payment journal</label>{{ journal_select("payment_journal", sel.payment_journal) }}
@@ -253,7 +261,8 @@ sel.default_supplier) }}<option value="">— none —</option>
 <div class="scroll"><table><thead><tr><th>Payment method</th><th>Account</th></tr></thead><tbody>
 {% for m in methods %}<tr><td>{{ m.name }}
 <span class="muted">{{ m.id }}{% if m.kind %} · {{ m.kind }}{% endif %}</span></td>
-<td>{{ account_select("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}</td></tr>
+<td>{{ account_select("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}
+{{ suggestion_note("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}</td></tr>
 {% else %}<tr><td colspan="2" class="muted">No payment methods in Roger's master data.</td></tr>{% endfor %}
 </tbody></table></div>
 
@@ -261,7 +270,8 @@ sel.default_supplier) }}<option value="">— none —</option>
 <div class="scroll"><table><thead><tr><th>Category</th><th>Account</th><th>VAT code</th></tr></thead><tbody>
 {% for c in categories %}{% set vat_name = "cat_vat__" ~ c.id %}<tr><td>{{ c.name }}
 <span class="muted">{{ c.id }}</span></td>
-<td>{{ account_select("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}</td>
+<td>{{ account_select("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}
+{{ suggestion_note("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}</td>
 <td><select name="{{ vat_name }}">{{ keep_option(vat_name, sel.get(vat_name, "")) }}<option value="">— account's
  own —</option>
 {% for v in vat_codes %}<option value="{{ v.vatCode }}"{% if v.vatCode == sel.get(vat_name, "") %} selected
@@ -586,6 +596,8 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
         sel[f"cat_account__{cid}"], sel[f"cat_vat__{cid}"] = str(account), vat or ""
     for mid, account in setup.methods.items():
         sel[f"pm_account__{mid}"] = str(account)
+    for key, suggestion in setup.suggested.items():  # unmapped items only: preselected, stored only by SAVE
+        sel.setdefault(key, str(suggestion.account))
     return sel
 
 
@@ -640,7 +652,7 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
         journals=setup.journals, accounts=setup.accounts, vat_codes=setup.vat_codes, suppliers=setup.suppliers,
         categories=setup.roger_categories, methods=setup.roger_methods, sel=defaultdict(str, sel), issue=issue,
         supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG,
-        kept=queries.unshowable(setup), keep=queries.KEEP,
+        kept=queries.unshowable(setup), keep=queries.KEEP, suggested=setup.suggested,
         version=queries.setup_version(setup.agreement) if version is None else version,
         audit=audit or [], audit_limit=AUDIT_LIMIT, action_text=_action_text,
         change_lines=lambda row: _change_lines(row.before or {}, row.after or {}))
@@ -648,7 +660,7 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
 
 def _load_page(agreement_id: str) -> tuple[queries.Setup, list[Any]]:
     with session() as sess:
-        setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+        setup = queries.with_suggestions(sess, _agreement_or_404(queries.load_setup(sess, agreement_id)))
         return setup, queries.audit_log(sess, agreement_id, AUDIT_LIMIT)
 
 
@@ -715,7 +727,8 @@ async def save_setup(request: Request, agreement_id: str, user: GetUserDep) -> R
         return _render_setup(request, user, setup, _setup_selection(setup), errors, status_code=409, audit=audit)
     parsed, kept = done["parsed"], done["kept"]
     if parsed.errors:
-        _, audit = await run_in_threadpool(_load_page, agreement_id)
+        fresh, audit = await run_in_threadpool(_load_page, agreement_id)
+        done["setup"].suggested = fresh.suggested  # still marked: a refused save stored none of them
         sel = dict(form)
         sel["book_without_attachment"] = parsed.values.get("book_without_attachment", False)
         return _render_setup(request, user, done["setup"], sel, parsed.errors, status_code=400,

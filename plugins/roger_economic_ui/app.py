@@ -41,9 +41,10 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roger_economic import masterdata
+from roger_economic import csv_import, masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
+from roger_economic.errors import ConfigError
 from roger_economic.pipeline import DATA_DOCS
 from roger_economic_ui import queries, security
 
@@ -136,7 +137,7 @@ PAGER = """{% macro pager(page, pages, total, url) %}
 
 OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 {% block body %}
-<h1>Agreements</h1>
+<h1>Agreements</h1>{% if can_edit %}<p><a href="{{ base }}/import">Add clients from a CSV file</a></p>{% endif %}
 <div class="chart"><strong>Last {{ runs | length }} bills runs</strong>
 <span class="muted">— per run, all agreements, oldest left: <span class="badge booked">■</span> entries booked
 (supplier invoices + payments posted to e-conomic), <span class="badge quarantined">■</span> bills quarantined,
@@ -855,3 +856,89 @@ async def resync_bill_form(request: Request, agreement_id: str, user: GetUserDep
 def resync_bill(request: Request, agreement_id: str, bill_id: str, user: GetUserDep) -> Response:
     """The older address (an id in the path): kept for links and scripts that use it."""
     return _resync_one(request, agreement_id, bill_id, user, {})
+
+
+# ------------------------------------------------------------------------------------------------ bulk CSV import
+
+IMPORT = """{% extends "layout.html" %}{% block body %}
+<h1>Add clients from a CSV file</h1>
+<p>One client a row: <code>roger_company_id</code>, <code>roger_token_ref</code>, <code>economic_token_ref</code>
+(references such as <code>env:VARIABLE</code> or <code>conn:CONNECTION_ID</code>, never the tokens themselves), and
+optionally <code>id</code>, <code>name</code>, <code>economic_agreement_number</code>, <code>invoice_journal</code>,
+<code>payment_journal</code>. Each row is created or refused on its own, with the reason; existing agreements are
+never changed. The new agreements need their master data refreshed and their mappings saved before they book.</p>
+{% if errors %}<div class="errors"><strong>Nothing imported:</strong><ul class="plain">{% for e in errors %}
+<li>{{ e }}</li>{% endfor %}</ul></div>{% endif %}
+{% if results is not none %}<h2>{{ done }} of {{ results | length }} row(s) {{ verb }}</h2>
+<div class="scroll"><table><thead><tr><th>Line</th><th>Agreement</th><th>Roger company</th><th>Result</th>
+<th>Reason</th></tr></thead><tbody>{% for r in results %}<tr class="import-{{ r.outcome | replace(' ', '-') }}">
+<td class="num">{{ r.line }}</td><td>{% if r.outcome == "created" %}<a href="{{ base }}/agreements/{{
+r.agreement_id | urlencode }}">{{ r.agreement_id }}</a>{% else %}{{ r.agreement_id or "—" }}{% endif %}</td>
+<td>{{ r.roger_company_id or "—" }}</td><td><span class="badge {{ 'failed' if r.outcome == 'refused' else 'ok' }}">
+{{ r.outcome }}</span></td><td>{{ r.reason or "—" }}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
+{% if can_edit %}<form method="post" action="{{ base }}/import" enctype="multipart/form-data">{{ csrf_input }}
+<div class="grid"><label>CSV file</label><input type="file" name="file" accept=".csv,text/csv" required>
+<label>Invoice journal / payment journal</label><div><input name="invoice_journal" size="5" inputmode="numeric">
+<input name="payment_journal" size="5" inputmode="numeric"> <span class="muted">for rows that name none</span></div>
+<label>Only check</label><div><input type="checkbox" name="dry_run" value="1"> <span class="muted">store
+nothing</span></div></div><p><button type="submit">Import</button></p></form>
+{% else %}<p class="muted">Read only: you may not add clients.</p>{% endif %}
+{% endblock %}"""
+templates.loader.mapping["import.html"] = IMPORT  # type: ignore[attr-defined]
+IMPORT_MAX_BYTES = 2_000_000
+
+
+def _connection_password(conn_id: str) -> str | None:
+    """A ``conn:`` token reference checked against Airflow's connections (never shown)."""
+    from roger_economic_airflow.runtime import _password
+
+    return _password(conn_id)
+
+
+def _import_rows(data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool,
+                 actor: str) -> list[csv_import.RowResult]:
+    rows = csv_import.read_rows(data, filename)
+    with session() as sess:
+        results = csv_import.import_rows(sess, rows, defaults, _connection_password, dry_run)
+        for r in results:
+            if r.outcome == "created" and r.agreement_id:
+                queries.record(sess, r.agreement_id, actor, "import_csv", target=f"{filename} line {r.line}",
+                               note=f"created from {filename}, line {r.line}")
+    return results
+
+
+@app.get("/import", response_class=HTMLResponse, dependencies=[CanRead])
+def import_page(request: Request, user: GetUserDep) -> HTMLResponse:
+    return render(request, "import.html", user=user, results=None, errors=[])
+
+
+@app.post("/import", response_class=HTMLResponse, dependencies=[CanEdit])
+async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
+    """A result per row; a file refused as a whole (bad header, too big, not UTF-8) stores nothing."""
+    form = await request.form()
+    upload = form.get("file")
+    data = await upload.read(IMPORT_MAX_BYTES + 1) if hasattr(upload, "read") else b""
+    filename = str(getattr(upload, "filename", "") or "upload.csv")[:100]
+    errors: list[str] = []
+    journals: dict[str, int] = {}
+    for field, key in (("invoice_journal", "supplier_invoices"), ("payment_journal", "supplier_payments")):
+        text = str(form.get(field) or "").strip()
+        if text and not text.isdigit():
+            errors.append(f"{field.replace('_', ' ').capitalize()}: '{text[:20]}' is not a number")
+        elif text:
+            journals[key] = int(text)
+    if not data:
+        errors.append("Choose a CSV file to import")
+    elif len(data) > IMPORT_MAX_BYTES:
+        errors.append(f"The file is larger than {IMPORT_MAX_BYTES // 1_000_000} MB: split it")
+    dry_run = form.get("dry_run") == "1"
+    results = None
+    if not errors:
+        try:
+            results = await run_in_threadpool(_import_rows, data, filename, {"journals": journals} if journals else {},
+                                              dry_run, user.get_name())
+        except ConfigError as exc:
+            errors.append(str(exc))
+    done = sum(r.outcome != "refused" for r in results or [])
+    return render(request, "import.html", status_code=400 if errors else 200, user=user, results=results,
+                  errors=errors, done=done, verb="would be created (nothing stored)" if dry_run else "created")

@@ -899,3 +899,39 @@ def test_setup_page_marks_suggestions_and_only_save_stores_them(admin, seeded, m
     pipeline.validate([AID], "manual__after_save")  # the changed setup re-judges the quarantined bill
     with session(seeded) as sess:
         assert sess.get(models.StagedBill, (AID, "bill_phone")).state == "planned"
+
+
+# ------------------------------------------------------------------------------------------------ bulk CSV import
+
+
+def test_clients_are_imported_from_an_uploaded_csv_with_a_result_per_row(admin, viewer, seeded, monkeypatch):
+    from roger_economic.db import models, session
+
+    monkeypatch.setenv("UI_ROGER_9", "sbx-roger-UI-SECRET")
+    monkeypatch.setenv("UI_GRANT_9", "sbx-grant-UI-SECRET")
+    csv_text = ("roger_company_id,roger_token_ref,economic_token_ref,name\n"
+                "cmp_0009,env:UI_ROGER_9,env:UI_GRANT_9,Ny Klient <ApS>\n"
+                "cmp_0001,env:UI_ROGER_9,env:ECONOMIC,Already a client\n"  # agr_0001's company and grant ref
+                "cmp_0010,env:UI_ROGER_9,sbx-grant-UI-SECRET,Token pasted\n"
+                "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n")
+    assert 'href="/roger-economic/import"' in admin.get(f"{PREFIX}/").text
+    form = admin.get(f"{PREFIX}/import").text
+    assert 'enctype="multipart/form-data"' in form and 'name="csrf_token"' in form
+    upload = {"file": ("clients.csv", csv_text.encode(), "text/csv")}
+    res = admin.post(f"{PREFIX}/import", files=upload, data={"invoice_journal": "2", "payment_journal": "3"})
+    assert res.status_code == 200, res.text
+    rows = re.findall(r'<tr class="import-([\w-]+)">\s*<td class="num">(\d+)</td>', res.text)
+    assert rows == [("created", "2"), ("refused", "3"), ("refused", "4"), ("refused", "5")]
+    assert "1 of 4 row(s) created" in res.text
+    assert "Roger company cmp_0001 is already agreement" in res.text
+    assert "conn:no_such_connection: connection has no password" in res.text
+    assert "UI-SECRET" not in res.text
+    with session(seeded) as sess:
+        created = sess.get(models.Agreement, "agr_cmp_0009")
+        assert created.name == "Ny Klient <ApS>" and created.invoice_journal == 2 and created.active
+        assert sess.get(models.Agreement, "agr_cmp_0010") is None
+    assert "import_csv" in admin.get(f"{PREFIX}/agreements/agr_cmp_0009").text  # audited
+    # a viewer may not add clients; a bad header refuses the file as a whole
+    assert viewer.post(f"{PREFIX}/import", files=upload).status_code == 403
+    bad = admin.post(f"{PREFIX}/import", files={"file": ("x.csv", b"company,roger_token_ref\n", "text/csv")})
+    assert bad.status_code == 400 and "Nothing imported" in bad.text and "unknown key &#39;company&#39;" in bad.text

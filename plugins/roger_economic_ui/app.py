@@ -889,10 +889,16 @@ IMPORT_MAX_BYTES = 2_000_000
 
 
 def _connection_password(conn_id: str) -> str | None:
-    """A ``conn:`` token reference checked against Airflow's connections (never shown)."""
-    from roger_economic_airflow.runtime import _password
+    """A ``conn:`` token reference checked against Airflow's connections (never shown). The api-server has no
+    task context, so the Task SDK's ``BaseHook`` cannot answer here: the secrets backends and the metadata
+    database are asked directly."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models import Connection
 
-    return _password(conn_id)
+    try:
+        return Connection.get_connection_from_secrets(conn_id).password
+    except AirflowNotFoundException:
+        return None
 
 
 def _import_rows(data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool,

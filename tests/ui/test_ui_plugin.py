@@ -905,15 +905,22 @@ def test_setup_page_marks_suggestions_and_only_save_stores_them(admin, seeded, m
 
 
 def test_clients_are_imported_from_an_uploaded_csv_with_a_result_per_row(admin, viewer, seeded, monkeypatch):
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
     from roger_economic.db import models, session
 
     monkeypatch.setenv("UI_ROGER_9", "sbx-roger-UI-SECRET")
     monkeypatch.setenv("UI_GRANT_9", "sbx-grant-UI-SECRET")
+    with create_session() as airflow_session:  # a grant token stored as an Airflow connection
+        if not airflow_session.query(Connection).filter_by(conn_id="ui_grant_12").first():
+            airflow_session.add(Connection(conn_id="ui_grant_12", conn_type="generic", password="sbx-grant-UI-CONN"))
     csv_text = ("roger_company_id,roger_token_ref,economic_token_ref,name\n"
                 "cmp_0009,env:UI_ROGER_9,env:UI_GRANT_9,Ny Klient <ApS>\n"
                 "cmp_0001,env:UI_ROGER_9,env:ECONOMIC,Already a client\n"  # agr_0001's company and grant ref
                 "cmp_0010,env:UI_ROGER_9,sbx-grant-UI-SECRET,Token pasted\n"
-                "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n")
+                "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n"
+                "cmp_0012,env:UI_ROGER_9,conn:ui_grant_12,From a connection\n")
     assert 'href="/roger-economic/import"' in admin.get(f"{PREFIX}/").text
     form = admin.get(f"{PREFIX}/import").text
     assert 'enctype="multipart/form-data"' in form and 'name="csrf_token"' in form
@@ -921,11 +928,11 @@ def test_clients_are_imported_from_an_uploaded_csv_with_a_result_per_row(admin, 
     res = admin.post(f"{PREFIX}/import", files=upload, data={"invoice_journal": "2", "payment_journal": "3"})
     assert res.status_code == 200, res.text
     rows = re.findall(r'<tr class="import-([\w-]+)">\s*<td class="num">(\d+)</td>', res.text)
-    assert rows == [("created", "2"), ("refused", "3"), ("refused", "4"), ("refused", "5")]
-    assert "1 of 4 row(s) created" in res.text
+    assert rows == [("created", "2"), ("refused", "3"), ("refused", "4"), ("refused", "5"), ("created", "6")]
+    assert "2 of 5 row(s) created" in res.text
     assert "Roger company cmp_0001 is already agreement" in res.text
     assert "conn:no_such_connection: connection has no password" in res.text
-    assert "UI-SECRET" not in res.text
+    assert "UI-SECRET" not in res.text and "UI-CONN" not in res.text
     with session(seeded) as sess:
         created = sess.get(models.Agreement, "agr_cmp_0009")
         assert created.name == "Ny Klient <ApS>" and created.invoice_journal == 2 and created.active

@@ -18,6 +18,8 @@ that loads unchanged.
 
 ``python -m roger_economic.config load FILE [--replace] [--deactivate-missing]``
 ``python -m roger_economic.config export FILE``
+``python -m roger_economic.config import-csv FILE [--invoice-journal N --payment-journal N] [--dry-run]``
+(many clients at once, a result per row: :mod:`roger_economic.csv_import`)
 """
 
 from __future__ import annotations
@@ -676,7 +678,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_cmd = sub.add_parser("export", help="write the database's agreements and mappings to a file")
     export_cmd.add_argument("file")
+    csv_cmd = sub.add_parser("import-csv", help="add agreements from a CSV file (one company or several), per row")
+    csv_cmd.add_argument("file")
+    csv_cmd.add_argument("--invoice-journal", type=int, help="for rows without an invoice_journal column value")
+    csv_cmd.add_argument("--payment-journal", type=int, help="for rows without a payment_journal column value")
+    csv_cmd.add_argument("--dry-run", action="store_true", help="check every row, store nothing")
     return parser
+
+
+def _import_csv(args: argparse.Namespace, conn_lookup: credentials.ConnLookup | None) -> int:
+    """Exit 0 when every row was created, 1 when some row was refused (the others are created), 2 when the file
+    was refused as a whole (nothing stored)."""
+    from roger_economic import csv_import
+
+    journals = {
+        key: value
+        for key, value in (("supplier_invoices", args.invoice_journal), ("supplier_payments", args.payment_journal))
+        if value is not None
+    }
+    results = csv_import.import_file(args.file, None, {"journals": journals} if journals else {}, conn_lookup,
+                                     args.dry_run)  # fmt: skip
+    for result in results:
+        print(result.text())
+    done = sum(r.outcome != "refused" for r in results)
+    verb = "would be created" if args.dry_run else "created"
+    print(f"{args.file}: {len(results)} rows, {done} {verb}, {len(results) - done} refused")
+    return 1 if done < len(results) else 0
 
 
 def main(argv: list[str], conn_lookup: credentials.ConnLookup | None = None) -> int:
@@ -685,6 +712,8 @@ def main(argv: list[str], conn_lookup: credentials.ConnLookup | None = None) -> 
     hand passes ``conn_lookup`` so that ``conn:`` token references are checked too."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "import-csv":
+            return _import_csv(args, conn_lookup)
         if args.command == "export":
             count = export_file(args.file)
             print(f"exported {count} agreements to {args.file}")

@@ -41,9 +41,10 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roger_economic import masterdata
+from roger_economic import csv_import, masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
+from roger_economic.errors import ConfigError
 from roger_economic.pipeline import DATA_DOCS
 from roger_economic_ui import queries, security
 
@@ -92,6 +93,7 @@ td.num,th.num{text-align:right}
 .failed,.rejected,.stop{background:#fde0e0;color:#8a1c1c}
 .stopped,.quarantined,.review,.warn{background:#fff1c2;color:#7a5a00}
 .never,.new,.planned,.waiting,.posting{background:#e0ecfb;color:#174b8a}
+.suggested{background:#efe3fb;color:#5b2a86}
 .msg{padding:8px 12px;border-radius:4px;margin:8px 0;background:#e0ecfb}
 .errors{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fde0e0;color:#8a1c1c}
 .warnbox{padding:8px 12px;border-radius:4px;margin:8px 0;background:#fff1c2}
@@ -135,7 +137,7 @@ PAGER = """{% macro pager(page, pages, total, url) %}
 
 OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 {% block body %}
-<h1>Agreements</h1>
+<h1>Agreements</h1>{% if can_edit %}<p><a href="{{ base }}/import">Add clients from a CSV file</a></p>{% endif %}
 <div class="chart"><strong>Last {{ runs | length }} bills runs</strong>
 <span class="muted">— per run, all agreements, oldest left: <span class="badge booked">■</span> entries booked
 (supplier invoices + payments posted to e-conomic), <span class="badge quarantined">■</span> bills quarantined,
@@ -192,6 +194,10 @@ SETUP = """{% extends "layout.html" %}
 {% endfor %}</select>{% if issue(selected) %}<span class="badge failed">was {{ selected }}: {{ issue(selected) }}
 </span>{% endif %}
 {% endmacro %}
+{% macro suggestion_note(name, selected) %}{% set s = suggested.get(name) %}{% if s %}
+<div class="small suggestion"><span class="badge suggested">suggested</span> {{ s.account }} {{ s.account_name }}:
+{{ s.reason }} ({{ (s.confidence * 100) | round | int }}% sure){% if s.account | string != selected %}, not
+chosen{% endif %} · not mapped until you save</div>{% endif %}{% endmacro %}
 {% macro journal_select(name, selected) %}
 <select name="{{ name }}">{{ keep_option(name, selected) }}<option value="">— choose —</option>
 {% for j in journals %}<option value="{{ j.journalNumber }}"{% if j.journalNumber | string == selected %}
@@ -227,6 +233,9 @@ be checked.</p>
 
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}">{{ csrf_input }}
 <input type="hidden" name="version" value="{{ version }}">
+{% if suggested %}<div class="warnbox" id="suggested"><strong>{{ suggested | length }} suggested mapping(s)</strong>
+for items not mapped yet, marked <span class="badge suggested">suggested</span> and preselected below, each with its
+reason. They are not stored, and no bill is booked on them, until you check them and save.</div>{% endif %}
 <h2>Journals and policies</h2><div class="grid">
 <label>Supplier invoice journal</label>{{ journal_select("invoice_journal", sel.invoice_journal) }}
 <label>Supplier payment journal</label>{{ journal_select("payment_journal", sel.payment_journal) }}
@@ -253,7 +262,8 @@ sel.default_supplier) }}<option value="">— none —</option>
 <div class="scroll"><table><thead><tr><th>Payment method</th><th>Account</th></tr></thead><tbody>
 {% for m in methods %}<tr><td>{{ m.name }}
 <span class="muted">{{ m.id }}{% if m.kind %} · {{ m.kind }}{% endif %}</span></td>
-<td>{{ account_select("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}</td></tr>
+<td>{{ account_select("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}
+{{ suggestion_note("pm_account__" ~ m.id, sel.get("pm_account__" ~ m.id, "")) }}</td></tr>
 {% else %}<tr><td colspan="2" class="muted">No payment methods in Roger's master data.</td></tr>{% endfor %}
 </tbody></table></div>
 
@@ -261,7 +271,8 @@ sel.default_supplier) }}<option value="">— none —</option>
 <div class="scroll"><table><thead><tr><th>Category</th><th>Account</th><th>VAT code</th></tr></thead><tbody>
 {% for c in categories %}{% set vat_name = "cat_vat__" ~ c.id %}<tr><td>{{ c.name }}
 <span class="muted">{{ c.id }}</span></td>
-<td>{{ account_select("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}</td>
+<td>{{ account_select("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}
+{{ suggestion_note("cat_account__" ~ c.id, sel.get("cat_account__" ~ c.id, "")) }}</td>
 <td><select name="{{ vat_name }}">{{ keep_option(vat_name, sel.get(vat_name, "")) }}<option value="">— account's
  own —</option>
 {% for v in vat_codes %}<option value="{{ v.vatCode }}"{% if v.vatCode == sel.get(vat_name, "") %} selected
@@ -586,6 +597,8 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
         sel[f"cat_account__{cid}"], sel[f"cat_vat__{cid}"] = str(account), vat or ""
     for mid, account in setup.methods.items():
         sel[f"pm_account__{mid}"] = str(account)
+    for key, suggestion in setup.suggested.items():  # unmapped items only: preselected, stored only by SAVE
+        sel.setdefault(key, str(suggestion.account))
     return sel
 
 
@@ -640,7 +653,7 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
         journals=setup.journals, accounts=setup.accounts, vat_codes=setup.vat_codes, suppliers=setup.suppliers,
         categories=setup.roger_categories, methods=setup.roger_methods, sel=defaultdict(str, sel), issue=issue,
         supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG,
-        kept=queries.unshowable(setup), keep=queries.KEEP,
+        kept=queries.unshowable(setup), keep=queries.KEEP, suggested=setup.suggested,
         version=queries.setup_version(setup.agreement) if version is None else version,
         audit=audit or [], audit_limit=AUDIT_LIMIT, action_text=_action_text,
         change_lines=lambda row: _change_lines(row.before or {}, row.after or {}))
@@ -648,7 +661,7 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
 
 def _load_page(agreement_id: str) -> tuple[queries.Setup, list[Any]]:
     with session() as sess:
-        setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+        setup = queries.with_suggestions(sess, _agreement_or_404(queries.load_setup(sess, agreement_id)))
         return setup, queries.audit_log(sess, agreement_id, AUDIT_LIMIT)
 
 
@@ -715,7 +728,8 @@ async def save_setup(request: Request, agreement_id: str, user: GetUserDep) -> R
         return _render_setup(request, user, setup, _setup_selection(setup), errors, status_code=409, audit=audit)
     parsed, kept = done["parsed"], done["kept"]
     if parsed.errors:
-        _, audit = await run_in_threadpool(_load_page, agreement_id)
+        fresh, audit = await run_in_threadpool(_load_page, agreement_id)
+        done["setup"].suggested = fresh.suggested  # still marked: a refused save stored none of them
         sel = dict(form)
         sel["book_without_attachment"] = parsed.values.get("book_without_attachment", False)
         return _render_setup(request, user, done["setup"], sel, parsed.errors, status_code=400,
@@ -842,3 +856,95 @@ async def resync_bill_form(request: Request, agreement_id: str, user: GetUserDep
 def resync_bill(request: Request, agreement_id: str, bill_id: str, user: GetUserDep) -> Response:
     """The older address (an id in the path): kept for links and scripts that use it."""
     return _resync_one(request, agreement_id, bill_id, user, {})
+
+
+# ------------------------------------------------------------------------------------------------ bulk CSV import
+
+IMPORT = """{% extends "layout.html" %}{% block body %}
+<h1>Add clients from a CSV file</h1>
+<p>One client a row: <code>roger_company_id</code>, <code>roger_token_ref</code>, <code>economic_token_ref</code>
+(references such as <code>env:VARIABLE</code> or <code>conn:CONNECTION_ID</code>, never the tokens themselves), and
+optionally <code>id</code>, <code>name</code>, <code>economic_agreement_number</code>, <code>invoice_journal</code>,
+<code>payment_journal</code>. Each row is created or refused on its own, with the reason; existing agreements are
+never changed. The new agreements need their master data refreshed and their mappings saved before they book.</p>
+{% if errors %}<div class="errors"><strong>Nothing imported:</strong><ul class="plain">{% for e in errors %}
+<li>{{ e }}</li>{% endfor %}</ul></div>{% endif %}
+{% if results is not none %}<h2>{{ done }} of {{ results | length }} row(s) {{ verb }}</h2>
+<div class="scroll"><table><thead><tr><th>Line</th><th>Agreement</th><th>Roger company</th><th>Result</th>
+<th>Reason</th></tr></thead><tbody>{% for r in results %}<tr class="import-{{ r.outcome | replace(' ', '-') }}">
+<td class="num">{{ r.line }}</td><td>{% if r.outcome == "created" %}<a href="{{ base }}/agreements/{{
+r.agreement_id | urlencode }}">{{ r.agreement_id }}</a>{% else %}{{ r.agreement_id or "—" }}{% endif %}</td>
+<td>{{ r.roger_company_id or "—" }}</td><td><span class="badge {{ 'failed' if r.outcome == 'refused' else 'ok' }}">
+{{ r.outcome }}</span></td><td>{{ r.reason or "—" }}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
+{% if can_edit %}<form method="post" action="{{ base }}/import" enctype="multipart/form-data">{{ csrf_input }}
+<div class="grid"><label>CSV file</label><input type="file" name="file" accept=".csv,text/csv" required>
+<label>Invoice journal / payment journal</label><div><input name="invoice_journal" size="5" inputmode="numeric">
+<input name="payment_journal" size="5" inputmode="numeric"> <span class="muted">for rows that name none</span></div>
+<label>Only check</label><div><input type="checkbox" name="dry_run" value="1"> <span class="muted">store
+nothing</span></div></div><p><button type="submit">Import</button></p></form>
+{% else %}<p class="muted">Read only: you may not add clients.</p>{% endif %}
+{% endblock %}"""
+templates.loader.mapping["import.html"] = IMPORT  # type: ignore[attr-defined]
+IMPORT_MAX_BYTES = 2_000_000
+
+
+def _connection_password(conn_id: str) -> str | None:
+    """A ``conn:`` token reference checked against Airflow's connections (never shown). The api-server has no
+    task context, so the Task SDK's ``BaseHook`` cannot answer here: the secrets backends and the metadata
+    database are asked directly."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models import Connection
+
+    try:
+        return Connection.get_connection_from_secrets(conn_id).password
+    except AirflowNotFoundException:
+        return None
+
+
+def _import_rows(data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool,
+                 actor: str) -> list[csv_import.RowResult]:
+    rows = csv_import.read_rows(data, filename)
+    with session() as sess:
+        results = csv_import.import_rows(sess, rows, defaults, _connection_password, dry_run)
+        for r in results:
+            if r.outcome == "created" and r.agreement_id:
+                queries.record(sess, r.agreement_id, actor, "import_csv", target=f"{filename} line {r.line}",
+                               note=f"created from {filename}, line {r.line}")
+    return results
+
+
+@app.get("/import", response_class=HTMLResponse, dependencies=[CanRead])
+def import_page(request: Request, user: GetUserDep) -> HTMLResponse:
+    return render(request, "import.html", user=user, results=None, errors=[])
+
+
+@app.post("/import", response_class=HTMLResponse, dependencies=[CanEdit])
+async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
+    """A result per row; a file refused as a whole (bad header, too big, not UTF-8) stores nothing."""
+    form = await request.form()
+    upload = form.get("file")
+    data = await upload.read(IMPORT_MAX_BYTES + 1) if hasattr(upload, "read") else b""
+    filename = str(getattr(upload, "filename", "") or "upload.csv")[:100]
+    errors: list[str] = []
+    journals: dict[str, int] = {}
+    for field, key in (("invoice_journal", "supplier_invoices"), ("payment_journal", "supplier_payments")):
+        text = str(form.get(field) or "").strip()
+        if text and not text.isdigit():
+            errors.append(f"{field.replace('_', ' ').capitalize()}: '{text[:20]}' is not a number")
+        elif text:
+            journals[key] = int(text)
+    if not data:
+        errors.append("Choose a CSV file to import")
+    elif len(data) > IMPORT_MAX_BYTES:
+        errors.append(f"The file is larger than {IMPORT_MAX_BYTES // 1_000_000} MB: split it")
+    dry_run = form.get("dry_run") == "1"
+    results = None
+    if not errors:
+        try:
+            results = await run_in_threadpool(_import_rows, data, filename, {"journals": journals} if journals else {},
+                                              dry_run, user.get_name())
+        except ConfigError as exc:
+            errors.append(str(exc))
+    done = sum(r.outcome != "refused" for r in results or [])
+    return render(request, "import.html", status_code=400 if errors else 200, user=user, results=results,
+                  errors=errors, done=done, verb="would be created (nothing stored)" if dry_run else "created")

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from roger_economic import masterdata
+from roger_economic import masterdata, suggest
 from roger_economic.config import check_setup, save_mappings
 from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
@@ -246,6 +246,21 @@ class Setup:
     suppliers: list[dict[str, Any]] = field(default_factory=list)
     roger_categories: list[dict[str, Any]] = field(default_factory=list)
     roger_methods: list[dict[str, Any]] = field(default_factory=list)
+    # form field → roger_economic.suggest.Suggestion, for unmapped items only (:func:`with_suggestions`): shown and
+    # preselected on the page, never stored but by the accountant's SAVE
+    suggested: dict[str, Any] = field(default_factory=dict)
+
+
+def with_suggestions(sess: Session, setup: Setup) -> Setup:
+    """The setup with a suggested account for each unmapped category and payment method (:mod:`roger_economic.suggest`).
+
+    Only read here: a suggestion reaches the mapping tables when the accountant SAVEs the form that shows it,
+    and the pipeline reads the mapping tables only.
+    """
+    mapped = {f"cat_account__{c}" for c in setup.categories} | {f"pm_account__{m}" for m in setup.methods}
+    found = suggest.for_agreement(sess, setup.agreement.id, setup.snapshots).first() if setup.snapshots else {}
+    setup.suggested = {key: s for key, s in found.items() if key not in mapped}
+    return setup
 
 
 def bookable_accounts(snapshots: dict[str, Any]) -> list[dict[str, Any]]:

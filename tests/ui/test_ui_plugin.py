@@ -477,7 +477,8 @@ def test_save_keeps_what_the_form_cannot_show_and_says_so(admin, seeded):
     cats, methods = _mappings(seeded)
     assert cats["cat_travel"] == (2795, None) and cats["cat_phone"] == (2750, "X99") and cats["cat_marketing"] == (
         2200, None)
-    assert methods == {"pm_bank": 5820, "pm_credit": 2796}
+    # the kept ones kept; the unmapped ones got the suggestions the page preselected, saved by this SAVE
+    assert methods == {"pm_bank": 5820, "pm_credit": 2796, "pm_debit": 5830, "pm_mobilepay": 5840}
     saved = admin.get(res.headers["location"]).text
     assert f"Kept: {travel}" in saved
     from roger_economic.db import models, session
@@ -833,3 +834,111 @@ def test_data_docs_are_served_without_remote_scripts_or_styles(admin, seeded, mo
     assert re.findall(r"https://[^\"']*", res.text) == ["https://docs.example/guide"]  # a link loads nothing
     assert "favicon.ico" in res.text and "<style>" in res.text  # local parts stay; a local stylesheet instead
     assert res.headers["content-security-policy"].startswith("sandbox;")  # the onerror cannot run
+
+
+# ------------------------------------------------------------------------------------------------ suggested mappings
+
+
+def _suggestion_notes(html: str) -> dict[str, str]:
+    """Form field → the text of its "suggested" note, as the setup page shows it."""
+    notes = {}
+    for name, note in re.findall(r'<select name="((?:cat|pm)_account__\w+)">.*?</select>(.*?)</td>', html, re.S):
+        if "badge suggested" in note:
+            notes[name] = " ".join(re.sub(r"<[^>]+>", " ", note).split())
+    return notes
+
+
+def test_setup_page_marks_suggestions_and_only_save_stores_them(admin, seeded, monkeypatch):
+    from sqlalchemy import select
+
+    from roger_economic import pipeline
+    from roger_economic.db import models, session
+
+    monkeypatch.setenv("ROGER_ECONOMIC_DATA_DOCS", "0")
+    _store_mappings(seeded, {"cat_office": (2750, None)}, {"pm_bank": 5820})  # agr_0002 maps cat_software, pm_credit
+    _add_bill(seeded, "bill_phone", "new", category_id="cat_phone", **{"amount": "500.00", "vat_amount": "100.00"})
+    stored = _mappings(seeded)
+
+    page = admin.get(f"{PREFIX}/agreements/{AID}").text
+    notes = _suggestion_notes(page)
+    assert "suggested mapping(s)" in page and "not stored, and no bill is booked on them" in page
+    assert "2760 Software og abonnementer: used by 1 other agreement" in notes["cat_account__cat_software"]
+    assert "2770 Telefon og internet: name like &#39;Telefon og internet&#39;" in notes["cat_account__cat_phone"]
+    assert "5830 Betalingskort: debit card → 58xx (bank accounts)" in notes["pm_account__pm_debit"]
+    assert "6600 Kreditkort: used by 1 other agreement" in notes["pm_account__pm_credit"]
+    assert "cat_account__cat_office" not in notes and "pm_account__pm_bank" not in notes  # mapped: no suggestion
+    assert "cat_account__cat_meals" not in notes  # nothing alike in the chart: nothing suggested
+    form = _submitted(page)
+    assert form["cat_account__cat_phone"] == "2770" and form["pm_account__pm_debit"] == "5830"  # preselected
+    assert form["cat_account__cat_office"] == "2750" and form["cat_account__cat_meals"] == ""
+
+    # shown is not stored, and the pipeline books nothing on it: the bill is quarantined as unmapped
+    assert _mappings(seeded) == stored
+    pipeline.validate([AID], "manual__before_save")
+    with session(seeded) as sess:
+        bill = sess.get(models.StagedBill, (AID, "bill_phone"))
+        assert bill.state == "quarantined"
+        rules = set(sess.scalars(select(models.Quarantine.rule).where(
+            models.Quarantine.agreement_id == AID, models.Quarantine.bill_id == "bill_phone",
+            models.Quarantine.released_at.is_(None))))
+    assert "category_mapped" in rules
+
+    # a refused SAVE stores none of them either, and keeps them marked
+    refused = admin.post(f"{PREFIX}/agreements/{AID}", data=dict(form, supplier_group=""))
+    assert refused.status_code == 400 and "badge suggested" in refused.text
+    assert _mappings(seeded) == stored
+
+    # SAVE stores what the form shows; the suggestions are then mappings, no longer marked
+    res = admin.post(f"{PREFIX}/agreements/{AID}", data=form)
+    assert res.status_code == 303, res.text
+    cats, methods = _mappings(seeded)
+    assert cats["cat_phone"] == (2770, None) and cats["cat_software"] == (2760, None) and "cat_meals" not in cats
+    assert methods == {"pm_bank": 5820, "pm_debit": 5830, "pm_credit": 6600, "pm_mobilepay": 5840}
+    after = admin.get(f"{PREFIX}/agreements/{AID}").text
+    assert "cat_account__cat_phone" not in _suggestion_notes(after)
+    pipeline.validate([AID], "manual__after_save")  # the changed setup re-judges the quarantined bill
+    with session(seeded) as sess:
+        assert sess.get(models.StagedBill, (AID, "bill_phone")).state == "planned"
+
+
+# ------------------------------------------------------------------------------------------------ bulk CSV import
+
+
+def test_clients_are_imported_from_an_uploaded_csv_with_a_result_per_row(admin, viewer, seeded, monkeypatch):
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    from roger_economic.db import models, session
+
+    monkeypatch.setenv("UI_ROGER_9", "sbx-roger-UI-SECRET")
+    monkeypatch.setenv("UI_GRANT_9", "sbx-grant-UI-SECRET")
+    with create_session() as airflow_session:  # a grant token stored as an Airflow connection
+        if not airflow_session.query(Connection).filter_by(conn_id="ui_grant_12").first():
+            airflow_session.add(Connection(conn_id="ui_grant_12", conn_type="generic", password="sbx-grant-UI-CONN"))
+    csv_text = ("roger_company_id,roger_token_ref,economic_token_ref,name\n"
+                "cmp_0009,env:UI_ROGER_9,env:UI_GRANT_9,Ny Klient <ApS>\n"
+                "cmp_0001,env:UI_ROGER_9,env:ECONOMIC,Already a client\n"  # agr_0001's company and grant ref
+                "cmp_0010,env:UI_ROGER_9,sbx-grant-UI-SECRET,Token pasted\n"
+                "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n"
+                "cmp_0012,env:UI_ROGER_9,conn:ui_grant_12,From a connection\n")
+    assert 'href="/roger-economic/import"' in admin.get(f"{PREFIX}/").text
+    form = admin.get(f"{PREFIX}/import").text
+    assert 'enctype="multipart/form-data"' in form and 'name="csrf_token"' in form
+    upload = {"file": ("clients.csv", csv_text.encode(), "text/csv")}
+    res = admin.post(f"{PREFIX}/import", files=upload, data={"invoice_journal": "2", "payment_journal": "3"})
+    assert res.status_code == 200, res.text
+    rows = re.findall(r'<tr class="import-([\w-]+)">\s*<td class="num">(\d+)</td>', res.text)
+    assert rows == [("created", "2"), ("refused", "3"), ("refused", "4"), ("refused", "5"), ("created", "6")]
+    assert "2 of 5 row(s) created" in res.text
+    assert "Roger company cmp_0001 is already agreement" in res.text
+    assert "conn:no_such_connection: connection has no password" in res.text
+    assert "UI-SECRET" not in res.text and "UI-CONN" not in res.text
+    with session(seeded) as sess:
+        created = sess.get(models.Agreement, "agr_cmp_0009")
+        assert created.name == "Ny Klient <ApS>" and created.invoice_journal == 2 and created.active
+        assert sess.get(models.Agreement, "agr_cmp_0010") is None
+    assert "import_csv" in admin.get(f"{PREFIX}/agreements/agr_cmp_0009").text  # audited
+    # a viewer may not add clients; a bad header refuses the file as a whole
+    assert viewer.post(f"{PREFIX}/import", files=upload).status_code == 403
+    bad = admin.post(f"{PREFIX}/import", files={"file": ("x.csv", b"company,roger_token_ref\n", "text/csv")})
+    assert bad.status_code == 400 and "Nothing imported" in bad.text and "unknown key &#39;company&#39;" in bad.text

@@ -5,7 +5,9 @@ What the hooks own, and what they do not
 The hooks define the two connection types (``economic``, ``roger``) Airflow lists on its Connections page, the
 form's fields (relabelled: agreement grant token, app secret token, app public token; Roger API token and company
 id), and ``test_connection()`` (e-conomic's ``GET /self``, Roger's ``GET /companies/{id}``), so the Test button says
-whether a token works before a run finds out. The onboarding pages use them for the same live checks.
+whether a token works before a run finds out. The onboarding pages (``roger_economic_ui.onboarding``) make the
+same checks with the pipeline's clients, since a token being onboarded is in no connection yet, and read the app
+secret as :meth:`EconomicHook.app_secret` does.
 
 The data path does not use them. The pipeline's clients (``roger_economic.http.ApiCaller``) keep one pooled
 urllib3 connection per host for thousands of calls per run, with their own retry policy (Retry-After, idempotency

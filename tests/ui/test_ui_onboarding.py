@@ -288,3 +288,11 @@ def test_removing_a_client_asks_then_deactivates_and_deletes_the_grant(admin, se
 
 def test_a_viewer_cannot_add_a_client(viewer, seeded, world_env):  # noqa: F811
     assert viewer.get(f"{PREFIX}/clients/new", headers=HTML).status_code == 403
+
+
+def test_the_callbacks_token_is_redacted_in_airflows_access_log():
+    """e-conomic names the parameter ``token``; Airflow's access log (uvicorn's own is off) hides such values."""
+    from airflow.api_fastapi.common.http_access_log import _redact_query_string
+
+    logged = _redact_query_string("state=abc&token=sbx-grant-0004-secretpart")
+    assert "secretpart" not in logged and "state=abc" in logged

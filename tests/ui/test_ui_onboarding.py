@@ -76,7 +76,9 @@ def roger_step(client, company: int = NEW, token: str | None = None):
 
 
 def state_of(page: str) -> str:
-    return re.search(r'name="state" value="([^"]+)"', page).group(1)
+    from urllib.parse import unquote
+
+    return unquote(re.search(r'href="[^"]*/clients/connect\?state=([^"]+)"', page).group(1))
 
 
 def approve(install_url: str) -> str:
@@ -93,7 +95,7 @@ def connect(client, company: int = NEW) -> tuple[str, str]:
     """Steps 1 and 2 and the approval: (the callback's path and query, the grant token e-conomic sent)."""
     page = roger_step(client, company)
     assert page.status_code == 200, page.text
-    sent = client.post(f"{PREFIX}/clients/connect", headers=HTML, data={"state": state_of(page.text)})
+    sent = client.get(f"{PREFIX}/clients/connect", headers=HTML, params={"state": state_of(page.text)})
     assert sent.status_code == 303
     back = urlsplit(approve(sent.headers["location"]))
     return f"{back.path}?{back.query}", parse_qs(back.query)["token"][0]
@@ -170,7 +172,7 @@ def test_a_wrong_roger_token_stops_at_step_one(admin, seeded, world_env):  # noq
 def test_connect_redirects_to_the_installation_url_with_state(admin, seeded, world_env):  # noqa: F811
     page = roger_step(admin)
     state = state_of(page.text)
-    sent = admin.post(f"{PREFIX}/clients/connect", headers=HTML, data={"state": state})
+    sent = admin.get(f"{PREFIX}/clients/connect", headers=HTML, params={"state": state})
     assert sent.status_code == 303
     target = urlsplit(sent.headers["location"])
     assert f"{target.scheme}://{target.netloc}" == world_env.base_url

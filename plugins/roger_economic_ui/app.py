@@ -236,7 +236,8 @@ client's bills are booked only if “Book without attachment” is chosen below 
 agreement.book_without_attachment %}: until then they wait{% endif %}.</div>{% endif %}
 {% if can_edit %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/prerequisites"
  class="inline">{{ csrf_input }}<button type="submit" class="secondary">Check again</button></form>
-<span class="muted">reads e-conomic's /self for this agreement now</span>{% endif %}
+<span class="muted">reads e-conomic's /self for this agreement now</span>
+<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
 
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can

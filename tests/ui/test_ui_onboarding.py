@@ -236,6 +236,25 @@ def test_another_logins_state_is_refused(admin, seeded, world_env):  # noqa: F81
     assert onboarding.pending("admin", state) is not None
 
 
+def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch):  # noqa: F811
+    from roger_economic_ui import onboarding
+
+    monkeypatch.setattr(onboarding, "STATE_TTL", -1)  # started "too long ago" at once
+    state = state_of(roger_step(admin).text)
+    sent = admin.get(f"{PREFIX}/clients/connect", headers=HTML, params={"state": state})
+    assert urlsplit(sent.headers["location"]).path == f"{PREFIX}/clients/new"
+    done = admin.get(f"{PREFIX}/clients/callback", headers=HTML, params={"state": state, "token": world.grant_token(4)})
+    assert urlsplit(done.headers["location"]).path == f"{PREFIX}/clients/new"
+    assert agreement(f"agr_{world.agreement_number(NEW)}") == (None, None)
+
+
+def test_connect_another_client_goes_back_to_step_one(admin, seeded, world_env):  # noqa: F811
+    callback, _ = connect(admin)
+    page = admin.get(admin.get(callback, headers=HTML).headers["location"], headers=HTML).text
+    assert re.search(rf'<a class="button" href="{PREFIX}/clients/new">Connect another client</a>', page)
+    assert "Roger company id" in admin.get(f"{PREFIX}/clients/new", headers=HTML).text
+
+
 def test_an_agreement_or_company_already_used_is_refused(admin, seeded, world_env):  # noqa: F811
     callback, _ = connect(admin)
     assert urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.startswith(f"{PREFIX}/agreements/")

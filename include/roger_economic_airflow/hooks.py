@@ -12,7 +12,9 @@ secret as :meth:`EconomicHook.app_secret` does.
 The data path does not use them. The pipeline's clients (``roger_economic.http.ApiCaller``) keep one pooled
 urllib3 connection per host for thousands of calls per run, with their own retry policy (Retry-After, idempotency
 keys), per-call deadlines and the redaction of tokens from every error; an ``HttpHook`` builds a new
-``requests.Session`` per ``run()`` and logs a failed answer's body at ERROR level. The tasks take the base URLs and
+``requests.Session`` per ``run()`` (and looks the connection up again) and logs a failed answer's body at ERROR
+level. Measured against the e-conomic sandbox on loopback (300 × ``GET /self`` after a warm-up): ApiCaller
+0.7 ms a call, ``HttpHook.run`` 2.8 ms. The tasks take the base URLs and
 token references from the same connections (``roger_economic_airflow.runtime``), so a connection defined here is
 the one the pipeline uses.
 

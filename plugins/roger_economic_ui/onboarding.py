@@ -104,14 +104,15 @@ def delete_connection(conn_id: str) -> bool:
         return bool(sess.query(Connection).filter(Connection.conn_id == conn_id).delete())
 
 
-def _take_connection(conn_id: str) -> Any | None:
-    """The stored connection, deleted in the same transaction: of two callbacks with one state, one wins."""
+def _take_pending(conn_id: str, user_id: str) -> dict[str, Any] | None:
+    """A pending connection of this login, deleted in the same transaction: of two callbacks with one state, one
+    wins; another login's callback neither uses nor spends it."""
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
 
     with create_session() as sess:
         conn = sess.query(Connection).filter(Connection.conn_id == conn_id).with_for_update().one_or_none()
-        if conn is None:
+        if conn is None or conn.extra_dejson.get("user") != user_id:
             return None
         taken = {"password": conn.password, "extra": conn.extra_dejson, "host": conn.host}
         if not sess.query(Connection).filter(Connection.conn_id == conn_id).delete():
@@ -268,8 +269,8 @@ def finish(sess: Any, user_id: str, state: str, grant: str) -> str:
 
     Returns the new agreement's id; raises :class:`OnboardingError` with nothing attached.
     """
-    taken = _take_connection(PENDING_PREFIX + _digest(state)) if state else None
-    if taken is None or taken["extra"].get("user") != user_id:
+    taken = _take_pending(PENDING_PREFIX + _digest(state), user_id) if state else None
+    if taken is None:
         raise OnboardingError(
             "This approval does not belong to a connection you started here (or it was used "
             "already): nothing was attached. Start again from “Add a client”."

@@ -234,6 +234,11 @@ def test_another_logins_state_is_refused(admin, seeded, world_env):  # noqa: F81
     state = state_of(page.text)
     assert onboarding.pending("someone-else", state) is None
     assert onboarding.pending("admin", state) is not None
+    from roger_economic.db import session
+
+    with session() as sess, pytest.raises(onboarding.OnboardingError, match="nothing was attached"):
+        onboarding.finish(sess, "someone-else", state, world.grant_token(NEW))
+    assert onboarding.pending("admin", state) is not None  # not spent by the other login's attempt
 
 
 def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch):  # noqa: F811

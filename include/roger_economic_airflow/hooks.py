@@ -40,7 +40,7 @@ ECONOMIC_BASE_URL = "https://restapi.e-conomic.com"
 ECONOMIC_APP_CONN = "economic_default"
 
 
-def _extra(conn: Any, conn_type: str, name: str) -> str:
+def form_field(conn: Any, conn_type: str, name: str) -> str:
     """A form field's value: Airflow 3's form stores ``name``, older ones ``extra__<type>__<name>``."""
     extra = conn.extra_dejson if conn is not None else {}
     return str(extra.get(name) or extra.get(f"extra__{conn_type}__{name}") or "")
@@ -127,7 +127,7 @@ class EconomicHook(_TokenHttpHook):
         }
 
     def app_secret(self, conn: Any) -> str:
-        own = _extra(conn, self.conn_type, "app_secret_token")
+        own = form_field(conn, self.conn_type, "app_secret_token")
         if own:
             return own
         if self.http_conn_id != ECONOMIC_APP_CONN:
@@ -136,13 +136,13 @@ class EconomicHook(_TokenHttpHook):
             except Exception:  # not defined: the environment's
                 app = None
             if app is not None:
-                return _extra(app, self.conn_type, "app_secret_token") or str(app.password or "")
+                return form_field(app, self.conn_type, "app_secret_token") or str(app.password or "")
         elif conn is not None and conn.password:
             return str(conn.password)  # economic_default without the field: its password is the app secret
         return os.environ.get("ECONOMIC_APP_SECRET_TOKEN", "")
 
     def grant_token(self, conn: Any) -> str:
-        if self.http_conn_id == ECONOMIC_APP_CONN and not _extra(conn, self.conn_type, "app_secret_token"):
+        if self.http_conn_id == ECONOMIC_APP_CONN and not form_field(conn, self.conn_type, "app_secret_token"):
             return ""  # its password is the app secret (see app_secret), not a grant
         return str(conn.password or "") if conn is not None else ""
 
@@ -213,14 +213,14 @@ class RogerHook(_TokenHttpHook):
         """``GET /companies/{id}``: the business account (id, name, base currency)."""
         from urllib.parse import quote
 
-        cid = company_id or _extra(self.connection, self.conn_type, "company_id")
+        cid = company_id or form_field(self.connection, self.conn_type, "company_id")
         return self.get_json(f"companies/{quote(cid, safe='')}")
 
     def test_connection(self) -> tuple[bool, str]:
         conn = self.connection
         if not conn.password:
             return False, "No Roger API token (the password field)."
-        if not _extra(conn, self.conn_type, "company_id"):
+        if not form_field(conn, self.conn_type, "company_id"):
             return False, "No Roger company id: the token is checked against GET /companies/{id}."
         try:
             company = self.company()

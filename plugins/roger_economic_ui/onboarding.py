@@ -73,9 +73,9 @@ def _connection(conn_id: str) -> Any | None:
 
 
 def _extra(conn: Any, name: str) -> str:
-    from roger_economic_airflow.hooks import _extra as hook_extra
+    from roger_economic_airflow.hooks import form_field
 
-    return hook_extra(conn, "economic", name)
+    return form_field(conn, "economic", name)
 
 
 def _store_connection(conn_id: str, conn_type: str, host: str, password: str, extra: dict[str, Any]) -> None:

@@ -322,3 +322,21 @@ def test_the_callbacks_token_is_redacted_in_airflows_access_log():
 
     logged = _redact_query_string("state=abc&token=sbx-grant-0004-secretpart")
     assert "secretpart" not in logged and "state=abc" in logged
+
+
+def test_the_pipeline_reads_an_added_client_through_its_connections(admin, seeded, world_env):  # noqa: F811
+    """What the callback stored is what a run uses: the master-data refresh of the new agreement works with only
+    the ``conn:`` references it got and the firm's app connection."""
+    from roger_economic_ui import onboarding
+
+    from roger_economic import pipeline
+    from roger_economic.credentials import Endpoints
+
+    callback, _ = connect(admin)
+    aid = urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.rsplit("/", 1)[-1]
+    ends = onboarding.endpoints()
+    run = Endpoints(ends.roger_base_url, ends.economic_base_url, "conn:economic_default", onboarding._password)
+    result = pipeline.refresh_master_data([aid], run, "onboarding__1")
+    assert result[aid]["outcome"] == "ok", result
+    page = admin.get(f"{PREFIX}/agreements/{aid}", headers=HTML).text
+    assert "No master data stored" not in page and "cat_" in page  # Roger's categories, ready to map

@@ -42,6 +42,9 @@ def grant_token(i: int, prefix: str = "sbx-") -> str:
 
 
 DEFAULT_APP_SECRET = "sbx-app-secret"
+# the app's public token (its installation URL's ``appPublicToken``) and the name the approval page shows
+DEFAULT_APP_PUBLIC_TOKEN = "sbx-app-public"
+APP_NAME = "Roger → e-conomic"
 
 
 def index_of_company(cid: str) -> int:

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_connection, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -46,7 +46,7 @@ from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
 from roger_economic.pipeline import DATA_DOCS
-from roger_economic_ui import queries, security
+from roger_economic_ui import onboarding, queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
 MASTER_DATA_DAG = "roger_master_data"
@@ -55,6 +55,8 @@ PER_PAGE = 50
 CanRead = Depends(requires_access_dag("GET", param_dag_id=BILLS_DAG))
 CanEdit = Depends(requires_access_dag("PUT", param_dag_id=BILLS_DAG))
 CanTriggerRefresh = Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=MASTER_DATA_DAG))
+# adding a client stores its tokens as Airflow connections: that needs the right to create connections too
+CanAddConnection = Depends(requires_access_connection("POST"))
 
 
 def trigger_master_data_refresh(agreement_id: str, user: BaseUser) -> str:
@@ -123,6 +125,7 @@ LAYOUT = """<!doctype html>
 {% if agreement_id %}<span class="sub">{{ agreement_name }}</span>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}/bills">Bill log</a>{% endif %}
+{% if can_edit %}<a class="sub" href="{{ base }}/clients/new">Add a client</a>{% endif %}
 <span class="sub" style="margin-left:auto">{{ user_name }}</span></header>
 <main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% if login_url %}<div class="warnbox">Your session
 has ended. <a href="{{ login_url }}" target="_blank" rel="noopener">Log in again</a> (a new tab), then come back here
@@ -221,6 +224,27 @@ longer allows them, or they are missing from its master data). SAVE keeps them a
  class="inline">{{ csrf_input }}<button type="submit" class="secondary">Refresh master data</button></form>
 <span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>{% endif %}
 
+<h2 id="prerequisites">Prerequisites in e-conomic</h2>
+<div class="scroll"><table class="prerequisites"><tbody>
+<tr id="prereq-api"><td>{{ mark(status.api_access if status else none) }} API access</td>
+<td class="small">{% if status and status.api_access %}The app is added to this agreement and answers.{% else %}The app
+must be added to the agreement: a superuser (for an accountant, in the client's agreement) approves it with “Tilføj
+app” (connect the client again from “Add a client”), and the agreement's subscription must include API access
+(e-conomic: Settings → Subscription).{% if status and status.master_data_error %}
+<div class="reason">{{ status.master_data_error }}</div>{% endif %}{% endif %}</td></tr>
+<tr id="prereq-scanning"><td>{{ mark(status.scanning_addon if status else none) }} Indscanning (scanning add-on)</td>
+<td class="small">{% if status and status.scanning_addon %}Bills are booked with their PDF attached.{% else %}Needed to
+attach the bill's PDF to the voucher. Enable it in e-conomic: Settings → Subscription → add-on modules →
+Indscanning.{% endif %}</td></tr></tbody></table></div>
+{% if status and status.scanning_addon == false %}<div class="warnbox" id="no-scanning">Without Indscanning this
+client's bills are booked only if “Book without attachment” is chosen below on purpose (now:
+<strong>{{ "on" if agreement.book_without_attachment else "off" }}</strong>){% if not
+agreement.book_without_attachment %}: until then they wait{% endif %}.</div>{% endif %}
+{% if can_edit %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/prerequisites"
+ class="inline">{{ csrf_input }}<button type="submit" class="secondary">Check again</button></form>
+<span class="muted">reads e-conomic's /self for this agreement now</span>
+<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
+
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
 be checked.</p>
@@ -283,6 +307,12 @@ sel.default_supplier) }}<option value="">— none —</option>
 <a class="button" href="{{ base }}/">Cancel</a> <span class="muted">Cancel discards the changes on this page.</span></p>
 {% else %}<p class="muted">Read only: you may not change this setup.</p>{% endif %}
 </form>
+
+{% if can_edit and agreement.active %}<h2 id="remove">Remove this client</h2>
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/deactivate" class="inline">
+{{ csrf_input }}<button type="submit" class="secondary">Remove this client…</button></form>
+<span class="muted">asks first; the history is kept</span>{% elif not agreement.active %}<h2 id="remove">Removed</h2>
+<p class="muted">This client is inactive: nothing is booked for it. Its history is kept.</p>{% endif %}
 
 <h2 id="history">History ({{ audit | length }}{% if audit | length >= audit_limit %}, the latest{% endif %})</h2>
 {% if audit %}<div class="scroll"><table><thead><tr><th>When</th><th>Who</th><th>What</th><th>Before → after</th></tr>
@@ -355,6 +385,45 @@ touched, so nothing is booked twice.</p>
 <a class="button" href="{{ back }}">Cancel</a>
 {% endblock %}"""
 
+ADD_CLIENT = """{% extends "layout.html" %}{% block body %}
+<h1>Add a client</h1>
+{% if errors %}<div class="errors"><strong>Not connected:</strong><ul class="plain">{% for e in errors %}<li>{{ e }}
+</li>{% endfor %}</ul></div>{% endif %}
+<p>Step 1 of 3: the client's Roger business account. The token is checked with Roger now; the company's name comes
+back as proof.</p>
+<form method="post" action="{{ base }}/clients/new">{{ csrf_input }}<div class="grid">
+<label for="company_id">Roger company id</label><input id="company_id" name="company_id" value="{{ company_id }}"
+ required maxlength="64" autocomplete="off">
+<label for="roger_token">Roger API token</label><input id="roger_token" name="roger_token" type="password" required
+ autocomplete="off"></div>
+<p><button type="submit">Check with Roger</button> <a class="button" href="{{ base }}/">Cancel</a></p></form>
+<p class="muted">Step 2 connects e-conomic: you approve the app there (“Tilføj app”) and come back here. Step 3
+checks the prerequisites on the client's setup page. Many clients at once: the agreements file and its CLI.</p>
+{% endblock %}"""
+
+CONNECT = """{% extends "layout.html" %}{% block body %}
+<h1>Add a client</h1>
+<p class="ok-line">✓ Roger company <strong>{{ pending.company_id }}</strong>:
+<strong class="company-name">{{ pending.company_name }}</strong></p>
+<p>Step 2 of 3: connect the client's e-conomic agreement. You go to e-conomic, log in (as an accountant: in the
+client's agreement), check the agreement number shown there and click “Tilføj app”. e-conomic sends you back here
+and the client's setup page opens.</p>
+<p><a class="button connect" href="{{ base }}/clients/connect?state={{ pending.state | urlencode }}"
+>CONNECT E-CONOMIC</a> <a class="button" href="{{ base }}/clients/new">Another Roger company</a></p>
+<p class="muted">This step must be finished within {{ minutes }} minutes, from this login.</p>
+{% endblock %}"""
+
+REMOVE = """{% extends "layout.html" %}{% block body %}
+<h1>Remove {{ agreement.name }}?</h1>
+<p>The agreement becomes inactive: no bill is fetched or booked for it any more. Its history (bills, postings,
+audit) is kept. Its e-conomic grant (the Airflow connection <code>{{ conn_id or "—" }}</code>) is deleted.</p>
+<div class="warnbox">Revoke the app in e-conomic too: the client (or you, in the client's agreement) removes it under
+Settings → Apps; until then the grant token would still work for whoever holds it.</div>
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/deactivate" class="inline">
+{{ csrf_input }}<input type="hidden" name="confirm" value="yes"><button type="submit">Yes, remove this client</button>
+</form> <a class="button" href="{{ base }}/agreements/{{ agreement.id | urlencode }}">Cancel</a>
+{% endblock %}"""
+
 ERROR = """{% extends "layout.html" %}{% block body %}<h1>{{ code }}</h1><p>{{ detail }}</p>
 <p><a href="{{ base }}/">Back to the overview</a></p>{% endblock %}"""
 
@@ -400,15 +469,24 @@ def _yesno(value: Any) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _mark(value: Any) -> Markup:
+    """✓ / ✗ / ? for a prerequisite (None: not checked yet)."""
+    if value is None:
+        return Markup('<span class="badge never" title="not checked yet">?</span>')
+    return Markup('<span class="badge ok">✓</span>') if value else Markup('<span class="badge failed">✗</span>')
+
+
 templates = Environment(
     loader=DictLoader({"layout.html": LAYOUT, "pager.html": PAGER, "overview.html": OVERVIEW, "setup.html": SETUP,
-                       "bills.html": BILLS, "confirm.html": CONFIRM, "error.html": ERROR}),
+                       "bills.html": BILLS, "confirm.html": CONFIRM, "error.html": ERROR,
+                       "add_client.html": ADD_CLIENT, "connect.html": CONNECT, "remove.html": REMOVE}),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 templates.filters["dt"] = _dt
 templates.filters["yesno"] = _yesno
 templates.filters["day"] = _day
 templates.filters["amount"] = _amount
+templates.globals["mark"] = _mark
 
 
 def _base(request: Request) -> str:
@@ -514,7 +592,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if exc.status_code == 401 and request.method == "GET" and wants_html:
         from airflow.api_fastapi.app import get_auth_manager
 
-        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+        back = str(request.url)
+        if request.url.path.endswith("/clients/callback"):  # the URL holds the grant token: start again instead
+            back = str(request.url.replace(path=f"{_base(request)}/clients/new", query=""))
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=back), status_code=303)
     if not wants_html:
         return Response(content=str(exc.detail), status_code=exc.status_code, media_type="text/plain",
                         headers=getattr(exc, "headers", None))
@@ -627,6 +708,12 @@ def _action_text(row: Any) -> str:
         return f"re-synced bill {row.target}"
     if row.action == "resync_quarantined":
         return f"re-synced all quarantined bills ({row.target})"
+    if row.action == "add_client":
+        return "added this client (Roger checked, e-conomic app approved)"
+    if row.action == "remove_client":
+        return "removed this client (inactive, grant connection deleted)"
+    if row.action == "check_prerequisites":
+        return "checked the prerequisites in e-conomic"
     if row.action == "refresh":
         return f"started a master-data refresh: {MASTER_DATA_DAG} run {row.target or '?'}"
     return row.action
@@ -653,7 +740,7 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
         journals=setup.journals, accounts=setup.accounts, vat_codes=setup.vat_codes, suppliers=setup.suppliers,
         categories=setup.roger_categories, methods=setup.roger_methods, sel=defaultdict(str, sel), issue=issue,
         supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG,
-        kept=queries.unshowable(setup), keep=queries.KEEP, suggested=setup.suggested,
+        kept=queries.unshowable(setup), keep=queries.KEEP, suggested=setup.suggested, status=status,
         version=queries.setup_version(setup.agreement) if version is None else version,
         audit=audit or [], audit_limit=AUDIT_LIMIT, action_text=_action_text,
         change_lines=lambda row: _change_lines(row.before or {}, row.after or {}))
@@ -948,3 +1035,112 @@ async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
     done = sum(r.outcome != "refused" for r in results or [])
     return render(request, "import.html", status_code=400 if errors else 200, user=user, results=results,
                   errors=errors, done=done, verb="would be created (nothing stored)" if dry_run else "created")
+
+
+# ------------------------------------------------------------------------------------------------ adding a client
+# The flow and its settings: roger_economic_ui.onboarding. Plain forms and redirects (the pages run no script).
+
+ADD_CLIENT_RIGHTS = [CanEdit, CanAddConnection]
+
+
+def _add_client_page(request: Request, user: BaseUser, errors: list[str] | None = None, company_id: str = "",
+                     status_code: int = 200) -> HTMLResponse:
+    return render(request, "add_client.html", status_code=status_code, user=user, errors=errors or [],
+                  company_id=company_id)
+
+
+@app.get("/clients/new", response_class=HTMLResponse, dependencies=ADD_CLIENT_RIGHTS)
+def add_client(request: Request, user: GetUserDep) -> HTMLResponse:
+    return _add_client_page(request, user)
+
+
+@app.post("/clients/new", response_class=HTMLResponse, dependencies=ADD_CLIENT_RIGHTS)
+async def add_client_roger(request: Request, user: GetUserDep) -> HTMLResponse:
+    """Step 1: check the Roger company and token live; show the company's name and CONNECT E-CONOMIC."""
+    form = await request.form()
+    company_id = str(form.get("company_id") or "").strip()
+    token = str(form.get("roger_token") or "").strip()
+    try:
+        pending = await run_in_threadpool(onboarding.start, str(user.get_id()), company_id, token)
+    except onboarding.OnboardingError as exc:
+        return _add_client_page(request, user, [str(exc)], company_id[:64], status_code=400)
+    return render(request, "connect.html", user=user, pending=pending, minutes=onboarding.STATE_TTL // 60)
+
+
+@app.get("/clients/connect", dependencies=ADD_CLIENT_RIGHTS)
+async def add_client_connect(request: Request, user: GetUserDep, state: str = "") -> Response:
+    """Step 2: off to e-conomic's installation URL, coming back to the callback with the one-time state.
+
+    A link, not a form: the pages' CSP (``form-action 'self'``) stops a form whose answer redirects elsewhere."""
+
+    def target() -> str | None:
+        if onboarding.pending(str(user.get_id()), state) is None:
+            return None
+        callback = str(request.url.replace(path=f"{_base(request)}/clients/callback", query=""))
+        return onboarding.install_url(state, callback)
+
+    try:
+        url = await run_in_threadpool(target)
+    except onboarding.OnboardingError as exc:
+        return _redirect(request, "/clients/new", str(exc))
+    if url is None:
+        return _redirect(request, "/clients/new", "This connection was not started from your login, or it expired: "
+                                                  "start again.")
+    return RedirectResponse(url, status_code=303)
+
+
+@app.get("/clients/callback", dependencies=ADD_CLIENT_RIGHTS)
+def add_client_callback(request: Request, user: GetUserDep, state: str = "", token: str = "") -> Response:
+    """Step 3, where e-conomic sends the browser back with ``token``: answered at once with a redirect to a URL
+    without it (the agreement's setup page, or step 1 with the reason)."""
+    try:
+        with session() as sess:
+            aid = onboarding.finish(sess, str(user.get_id()), state, token)
+            queries.record(sess, aid, user.get_name(), "add_client", target=aid,
+                           after={"Roger company": sess.get(models.Agreement, aid).roger_company_id,
+                                  "e-conomic agreement": sess.get(models.Agreement, aid).economic_agreement_number})
+    except onboarding.OnboardingError as exc:
+        return _redirect(request, "/clients/new", str(exc))
+    return _redirect(request, f"/agreements/{aid}", "Connected. Check the prerequisites below, refresh the master "
+                                                    "data, then map and save. To add the next client: “Add a client”.")
+
+
+@app.post("/agreements/{agreement_id}/prerequisites", dependencies=[CanEdit])
+def check_prerequisites(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """"Check again": read /self live with the agreement's tokens and record API access and Indscanning."""
+    with session() as sess:
+        _agreement_or_404(queries.load_setup(sess, agreement_id))
+        me = onboarding.check_prerequisites(sess, agreement_id)
+        status = sess.get(models.AgreementStatus, agreement_id)
+        found = {"API access": _yesno(status.api_access), "Indscanning": _yesno(status.scanning_addon)}
+        queries.record(sess, agreement_id, user.get_name(), "check_prerequisites", after=found)
+    if me is None:
+        msg = "e-conomic refused this agreement's token: API access ✗ (see the reason below)."
+    else:
+        msg = f"Checked: API access ✓, Indscanning {'✓' if found['Indscanning'] == 'yes' else '✗'}."
+    return _redirect(request, f"/agreements/{agreement_id}", msg)
+
+
+@app.post("/agreements/{agreement_id}/deactivate", response_class=HTMLResponse, dependencies=[CanEdit])
+async def remove_client(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """Removing a client: asks first, then the agreement inactive (history kept) and its grant connection gone."""
+    confirmed = (await request.form()).get("confirm") == "yes"
+
+    def work() -> tuple[queries.Setup, str | None, bool]:
+        with session() as sess:
+            setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+            ref = setup.agreement.economic_token_ref
+            conn_id = ref[5:] if ref.startswith("conn:") else None
+            if not confirmed:
+                return setup, conn_id, False
+            deleted, conn_id = onboarding.deactivate(sess, agreement_id)
+            queries.record(sess, agreement_id, user.get_name(), "remove_client", target=conn_id,
+                           before={"active": True}, after={"active": False, "grant connection deleted": deleted})
+            return setup, conn_id, True
+
+    setup, conn_id, done = await run_in_threadpool(work)
+    if done:
+        return _redirect(request, "/", f"{setup.agreement.name} removed: inactive, its history kept, its grant "
+                                       f"connection deleted. Revoke the app in e-conomic too (Settings → Apps).")
+    return render(request, "remove.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
+                  agreement_name=setup.agreement.name, conn_id=conn_id)

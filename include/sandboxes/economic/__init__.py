@@ -27,6 +27,11 @@ Control endpoints (no tokens; JSON bodies; ``agreement`` is the agreement number
 - ``GET /_control/health`` -> ``{"ok": true}``; ``POST|GET|DELETE /_control/faults`` (see ``sandboxes.faults``).
 - ``POST /_control/reset`` ``{}``: forget all agreements, revocations, the clock offset and armed faults.
 - ``POST /_control/revoke`` / ``/_control/unrevoke`` ``{"agreement": 700001}``: the grant answers 401 / works again.
+- ``POST /_control/revoke`` ``{"token": "<a grant the approval page issued>"}``: that one grant answers 401.
+- ``GET|POST /_control/approval`` ``{"agreement": 700003}``: which agreement the approval page grants (the one
+  "logged in"; default agreement 1) -> ``{agreement, app, appPublicToken, grants: [{agreement, revoked}]}``.
+- ``GET|POST /secure/api1/requestaccess.aspx?appPublicToken=...&redirectUrl=...`` (no tokens, HTML): the
+  approval page (README "Connection"), see ``sandboxes.economic.approval``.
 - ``POST /_control/clock`` ``{"offset_seconds": 3700}`` (absolute) or ``{"advance_seconds": N}``: shifts
   the clock the idempotency cache expires by; answers ``{"offset_seconds", "now"}``.
 - ``GET /_control/state?agreement=700001`` (or ``POST /_control/state {"agreement": 700001}``):

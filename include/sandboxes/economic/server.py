@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from sandboxes import world
+from sandboxes.economic import approval
 from sandboxes.economic.state import (
     DEFAULT_CONVENTIONS,
     ENTRY_TYPES,
@@ -399,6 +400,8 @@ class EconomicHandler(JsonHandler):
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict]:
         sb = self.sandbox
+        if path.rstrip("/").lower() == approval.PATH.lower():  # a browser page, not the REST API: no tokens
+            return approval.handle(sb, method, query, body)
         if self.headers.get("X-AppSecretToken") != sb.app_secret:
             raise fail(401, "The app secret token is missing or not valid.", E_AUTH,
                        "Send a valid X-AppSecretToken header.")
@@ -1117,6 +1120,22 @@ class EconomicHandler(JsonHandler):
             return 200, {"offset_seconds": sb.clock_offset, "now": sb.now()}
         if name == "conventions":
             return 200, self._conventions(method, data)
+        if name == "approval":
+            if method == "POST":
+                sb.approval_index = self._control_agreement(data).index
+            return 200, {"agreement": world.agreement_number(sb.approval_index), "app": sb.app_name,
+                         "appPublicToken": sb.app_public_token,
+                         "grants": [{"agreement": world.agreement_number(i), "revoked": t in sb.revoked_tokens}
+                                    for t, i in sb.issued.items()]}
+        if name in ("revoke", "unrevoke") and "token" in data:  # one grant (Settings → Apps → remove)
+            token = str(data["token"])
+            if token not in sb.issued:
+                raise Reply(404, {"error": "no such grant token"})
+            if name == "revoke":
+                sb.revoked_tokens.add(token)
+            else:
+                sb.revoked_tokens.discard(token)
+            return 200, {"agreement": world.agreement_number(sb.issued[token]), "revoked": token in sb.revoked_tokens}
         if name in ("revoke", "unrevoke"):
             agr = self._control_agreement(data)
             if name == "revoke":

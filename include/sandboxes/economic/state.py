@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -270,7 +271,8 @@ class Sandbox:
     """The whole sandbox: configuration, the clock, and the agreements that have shown up."""
 
     def __init__(self, agreements: int, token_prefix: str = "sbx-", app_secret: str = world.DEFAULT_APP_SECRET,
-                 rate_limit: float | None = None, base_url: str = "https://restapi.e-conomic.com") -> None:
+                 rate_limit: float | None = None, base_url: str = "https://restapi.e-conomic.com",
+                 app_public_token: str = world.DEFAULT_APP_PUBLIC_TOKEN, app_name: str = world.APP_NAME) -> None:
         self.agreements = agreements
         self.token_prefix = token_prefix
         self.app_secret = app_secret
@@ -279,6 +281,13 @@ class Sandbox:
         self.clock_offset = 0.0
         self.conventions: dict[str, Any] = dict(DEFAULT_CONVENTIONS)
         self.revoked: set[int] = set()
+        # the approval flow (README "Connection"): the app the installation URL names, the agreement the
+        # approval page grants (the one "logged in": POST /_control/approval chooses), the grants it issued
+        self.app_public_token = app_public_token
+        self.app_name = app_name
+        self.approval_index = 1
+        self.issued: dict[str, int] = {}  # fresh grant token -> agreement index
+        self.revoked_tokens: set[str] = set()
         self._states: dict[int, AgreementState] = {}
         self._lock = threading.Lock()
 
@@ -286,8 +295,10 @@ class Sandbox:
         return time.time() + self.clock_offset
 
     def index_of_token(self, token: str | None) -> int | None:
-        if not token:
+        if not token or token in self.revoked_tokens:
             return None
+        if token in self.issued:
+            return self.issued[token]
         i = world.index_of_grant_token(token, self.token_prefix)
         if i is None or not 1 <= i <= self.agreements or token != world.grant_token(i, self.token_prefix):
             return None
@@ -311,6 +322,13 @@ class Sandbox:
                     self._states[index] = state
         return state
 
+    def grant(self, index: int) -> str:
+        """A fresh agreement grant token for agreement ``index`` ("Tilføj app" clicked): unguessable, one per click."""
+        token = f"{self.token_prefix}grant-{index:04d}-{secrets.token_urlsafe(16)}"
+        with self._lock:
+            self.issued[token] = index
+        return token
+
     def set_vat_zones(self, zones: dict[int, str]) -> None:
         """The assumed VAT zone numbering, for the agreements already alive and those still to come."""
         with self._lock:
@@ -321,6 +339,9 @@ class Sandbox:
         with self._lock:
             self._states.clear()
             self.revoked.clear()
+            self.issued.clear()
+            self.revoked_tokens.clear()
+            self.approval_index = 1
             self.clock_offset = 0.0
             self.conventions = dict(DEFAULT_CONVENTIONS)
 

@@ -1,0 +1,375 @@
+"""Adding a client from the page: Roger checked live, e-conomic's app approval, the agreement created.
+
+The flow (routes in :mod:`roger_economic_ui.app`):
+
+1. The Roger company id and API token are checked live (``GET /companies/{id}``); the company's name comes back
+   as proof. The token is kept until the callback in a *pending* Airflow connection (Fernet-encrypted like every
+   connection, never in the project database), whose id is derived from a one-time ``state`` value.
+2. CONNECT E-CONOMIC sends the browser to e-conomic's installation URL
+   (``{approval base}/secure/api1/requestaccess.aspx?appPublicToken=...&redirectUrl=<callback>?state=...``).
+3. The callback takes e-conomic's ``token``, takes the pending connection (one use: it is deleted at once; it must
+   belong to the same login and not be older than :data:`STATE_TTL`), reads ``/self`` with the grant, stores
+   both tokens as Airflow connections (``economic_<agreement>``, ``roger_<agreement>``) and creates the agreement
+   with ``conn:`` references, refusing a Roger company or an e-conomic agreement another agreement already has.
+
+A forged callback (no, a wrong, a used or another login's state) attaches nothing. Nothing here writes a token
+into a log, an exception text, the project database or a URL the browser keeps.
+
+Settings: the app public token is ``economic_default``'s ``app_public_token`` field (or
+``$ECONOMIC_APP_PUBLIC_TOKEN``); the approval page's base URL is ``$ECONOMIC_APPROVAL_BASE_URL``, else
+``economic_default``'s ``approval_base_url`` field, else :data:`APPROVAL_BASE_URL`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from roger_economic import config, masterdata
+from roger_economic.credentials import resolve
+from roger_economic.db import models
+from roger_economic.economic.client import EconomicClient
+from roger_economic.errors import ConfigError
+from roger_economic.http import RetryPolicy
+from roger_economic.roger.client import RogerClient
+
+APPROVAL_BASE_URL = "https://secure.e-conomic.com"
+INSTALL_PATH = "/secure/api1/requestaccess.aspx"
+APP_CONN = "economic_default"
+PENDING_PREFIX = "roger_economic_onboarding_"
+STATE_TTL = 30 * 60  # seconds a started connection may take to come back
+DEFAULT_JOURNAL = 1  # e-conomic's first daybook; the setup page chooses the real ones
+CHECK_POLICY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, budget=5.0, timeout=15.0)
+
+
+class OnboardingError(Exception):
+    """A step that cannot go on; the text is shown to the user (it never holds a token)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    state: str
+    company_id: str
+    company_name: str
+
+
+# ------------------------------------------------------------------------------------------------ Airflow
+
+
+def _connection(conn_id: str) -> Any | None:
+    from airflow.models.connection import Connection
+
+    try:
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception:  # not defined anywhere
+        return None
+
+
+def _extra(conn: Any, name: str) -> str:
+    from roger_economic_airflow.hooks import form_field
+
+    return form_field(conn, "economic", name)
+
+
+def _store_connection(conn_id: str, conn_type: str, host: str, password: str, extra: dict[str, Any]) -> None:
+    """Create or replace one connection in Airflow's metadata DB (its password and extra Fernet-encrypted)."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as sess:
+        sess.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        sess.add(
+            Connection(
+                conn_id=conn_id,
+                conn_type=conn_type,
+                host=host,
+                password=password,
+                extra=json.dumps(extra) if extra else None,
+            )
+        )
+
+
+def delete_connection(conn_id: str) -> bool:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as sess:
+        return bool(sess.query(Connection).filter(Connection.conn_id == conn_id).delete())
+
+
+def _take_pending(conn_id: str, user_id: str) -> dict[str, Any] | None:
+    """A pending connection of this login, deleted in the same transaction: of two callbacks with one state, one
+    wins; another login's callback neither uses nor spends it."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as sess:
+        conn = sess.query(Connection).filter(Connection.conn_id == conn_id).with_for_update().one_or_none()
+        if conn is None or conn.extra_dejson.get("user") != user_id:
+            return None
+        taken = {"password": conn.password, "extra": conn.extra_dejson, "host": conn.host}
+        if not sess.query(Connection).filter(Connection.conn_id == conn_id).delete():
+            return None
+    return taken
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class Bases:
+    roger_base_url: str
+    economic_base_url: str
+
+
+def _base_url(conn_id: str, env: str, default: str) -> str:
+    """As the tasks read it (``roger_economic_airflow.runtime``), through the api-server's own connection look-up."""
+    if os.environ.get(env):
+        return os.environ[env]
+    conn = _connection(conn_id)
+    if conn is not None and conn.host:
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
+        return f"{host}{':' + str(conn.port) if conn.port else ''}"
+    return default
+
+
+def endpoints() -> Bases:
+    from roger_economic_airflow.hooks import ECONOMIC_BASE_URL
+
+    return Bases(
+        _base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
+        _base_url(APP_CONN, "ECONOMIC_BASE_URL", ECONOMIC_BASE_URL),
+    )
+
+
+def _password(conn_id: str) -> str | None:
+    conn = _connection(conn_id)
+    return conn.password if conn is not None else None
+
+
+def app_public_token() -> str:
+    token = _extra(_connection(APP_CONN), "app_public_token") or os.environ.get("ECONOMIC_APP_PUBLIC_TOKEN", "")
+    if not token:
+        raise OnboardingError(
+            f"No app public token: set the 'App public token' field of the {APP_CONN} connection "
+            f"(or $ECONOMIC_APP_PUBLIC_TOKEN)."
+        )
+    return token
+
+
+def approval_base_url() -> str:
+    return (
+        os.environ.get("ECONOMIC_APPROVAL_BASE_URL")
+        or _extra(_connection(APP_CONN), "approval_base_url")
+        or APPROVAL_BASE_URL
+    ).rstrip("/")
+
+
+def app_secret() -> str:
+    from roger_economic_airflow.hooks import EconomicHook
+
+    conn = _connection(APP_CONN)
+    secret = EconomicHook(APP_CONN).app_secret(conn) if conn is not None else ""
+    secret = secret or os.environ.get("ECONOMIC_APP_SECRET_TOKEN", "")
+    if not secret:
+        raise OnboardingError(f"No app secret token: set the {APP_CONN} connection (or $ECONOMIC_APP_SECRET_TOKEN).")
+    return secret
+
+
+# ------------------------------------------------------------------------------------------------ the steps
+
+
+def _digest(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()[:40]
+
+
+def roger_company(company_id: str, token: str) -> dict[str, Any]:
+    """Step 1's live check: Roger's ``GET /companies/{id}`` with the token (its error texts hold no token)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", company_id or ""):
+        raise OnboardingError("The Roger company id is 1-64 letters, digits or _ . : -")
+    if not token:
+        raise OnboardingError("The Roger API token is missing.")
+    client = RogerClient(endpoints().roger_base_url, company_id, token, "onboarding", CHECK_POLICY)
+    try:
+        company = client.company()
+    except Exception as exc:
+        raise OnboardingError(f"Roger did not accept this company id and token: {exc}") from None
+    finally:
+        client.close()
+    if not isinstance(company, dict) or company.get("id") != company_id:
+        raise OnboardingError("Roger answered for another company than the one given.")
+    return company
+
+
+def start(user_id: str, company_id: str, token: str) -> Pending:
+    """Step 1: check Roger live, keep the token in a pending connection, return the one-time state."""
+    forget_expired()
+    company = roger_company(company_id, token)
+    state = secrets.token_urlsafe(32)
+    _store_connection(
+        PENDING_PREFIX + _digest(state),
+        "roger",
+        endpoints().roger_base_url,
+        token,
+        {
+            "company_id": company_id,
+            "company_name": str(company.get("name") or ""),
+            "user": user_id,
+            "expires": time.time() + STATE_TTL,
+        },
+    )
+    return Pending(state, company_id, str(company.get("name") or ""))
+
+
+def pending(user_id: str, state: str) -> Pending | None:
+    """A started connection of this login that has not expired (not taken: step 2 only looks)."""
+    conn = _connection(PENDING_PREFIX + _digest(state)) if state else None
+    if conn is None:
+        return None
+    extra = conn.extra_dejson
+    if extra.get("user") != user_id or float(extra.get("expires") or 0) < time.time():
+        return None
+    return Pending(state, str(extra.get("company_id")), str(extra.get("company_name") or ""))
+
+
+def install_url(state: str, callback_url: str) -> str:
+    """Step 2: e-conomic's installation URL, coming back to ``callback_url`` with the state."""
+    redirect = f"{callback_url}?{urlencode({'state': state})}"
+    query = urlencode({"appPublicToken": app_public_token(), "redirectUrl": redirect})
+    return f"{approval_base_url()}{INSTALL_PATH}?{query}"
+
+
+def forget_expired() -> int:
+    """Drop pending connections nobody came back for (their Roger tokens with them)."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    gone = 0
+    with create_session() as sess:
+        for conn in sess.query(Connection).filter(Connection.conn_id.startswith(PENDING_PREFIX)):
+            if float(conn.extra_dejson.get("expires") or 0) < time.time():
+                sess.delete(conn)
+                gone += 1
+    return gone
+
+
+def agreement_id_for(number: int) -> str:
+    return f"agr_{number}"
+
+
+def finish(sess: Any, user_id: str, state: str, grant: str) -> str:
+    """Step 3 (the callback): take the state (one use), read /self, store the connections, create the agreement.
+
+    Returns the new agreement's id; raises :class:`OnboardingError` with nothing attached.
+    """
+    taken = _take_pending(PENDING_PREFIX + _digest(state), user_id) if state else None
+    if taken is None:
+        raise OnboardingError(
+            "This approval does not belong to a connection you started here (or it was used "
+            "already): nothing was attached. Start again from “Add a client”."
+        )
+    if float(taken["extra"].get("expires") or 0) < time.time():
+        raise OnboardingError("This connection was started too long ago: nothing was attached. Start again.")
+    if not grant:
+        raise OnboardingError("e-conomic sent no token back: the app was not approved. Nothing was attached.")
+    ends = endpoints()
+    client = EconomicClient(ends.economic_base_url, app_secret(), grant, "onboarding", CHECK_POLICY)
+    try:
+        me = client.self_()
+    except Exception as exc:
+        raise OnboardingError(f"e-conomic did not accept the approval's token: {exc}") from None
+    finally:
+        client.close()
+    number = int(me["agreementNumber"])
+    company_id = str(taken["extra"]["company_id"])
+    aid = agreement_id_for(number)
+    cfg = config.AgreementConfig(
+        id=aid,
+        name=str((me.get("company") or {}).get("name") or taken["extra"].get("company_name") or aid),
+        roger_company_id=company_id,
+        roger_token_ref=f"conn:roger_{aid}",
+        economic_token_ref=f"conn:economic_{aid}",
+        invoice_journal=DEFAULT_JOURNAL,
+        payment_journal=DEFAULT_JOURNAL,
+        economic_agreement_number=number,
+    )
+    from sqlalchemy import select
+
+    rows = {r.id: r for r in sess.scalars(select(models.Agreement))}
+    problems = config.conflicts({aid: cfg}, rows)
+    if aid in rows:
+        problems.append(f"e-conomic agreement {number} is already agreement {aid}")
+    if problems:
+        raise OnboardingError("Not attached: " + "; ".join(problems) + ". Remove or change that agreement first.")
+    config.store(sess, [cfg])
+    update_prerequisites(sess, aid, me)
+    sess.flush()  # the project DB's constraints first: a refusal there leaves no connection behind
+    _store_connection(f"economic_{aid}", "economic", ends.economic_base_url, grant, {})
+    _store_connection(
+        f"roger_{aid}",
+        "roger",
+        str(taken["host"] or ends.roger_base_url),
+        str(taken["password"]),
+        {"company_id": company_id},
+    )
+    return aid
+
+
+# ------------------------------------------------------------------------------------------------ prerequisites
+
+
+def update_prerequisites(sess: Any, agreement_id: str, me: dict[str, Any] | None, error: str | None = None) -> None:
+    """Record what ``/self`` said (API access, the Indscanning add-on) in the agreement's status."""
+    status = sess.get(models.AgreementStatus, agreement_id)
+    if status is None:
+        status = models.AgreementStatus(agreement_id=agreement_id, mapping_gaps=[], last_counts={})
+        sess.add(status)
+    if me is None:
+        status.api_access = False
+        status.master_data_error = error
+        return
+    status.api_access = True
+    status.scanning_addon = masterdata.has_scanning({"self": me})
+
+
+def check_prerequisites(sess: Any, agreement_id: str) -> dict[str, Any] | None:
+    """Read ``/self`` live with the agreement's own tokens and update its status; ``None``: access refused."""
+    row = sess.get(models.Agreement, agreement_id)
+    if row is None:
+        raise OnboardingError("No such agreement")
+    ends = endpoints()
+    try:
+        grant = resolve(row.economic_token_ref, _password)
+        client = EconomicClient(ends.economic_base_url, app_secret(), grant, agreement_id, CHECK_POLICY)
+    except (ConfigError, OnboardingError) as exc:
+        update_prerequisites(sess, agreement_id, None, f"no token: {exc}")
+        return None
+    try:
+        me = client.self_()
+    except Exception as exc:
+        update_prerequisites(sess, agreement_id, None, f"e-conomic refused GET /self: {exc}")
+        return None
+    finally:
+        client.close()
+    update_prerequisites(sess, agreement_id, me)
+    return me
+
+
+def deactivate(sess: Any, agreement_id: str) -> tuple[bool, str | None]:
+    """Removing a client: the agreement inactive (its history kept), its grant connection deleted.
+
+    Returns (whether the grant connection was deleted, its id)."""
+    row = sess.get(models.Agreement, agreement_id)
+    if row is None:
+        raise OnboardingError("No such agreement")
+    row.active = False
+    conn_id = row.economic_token_ref[5:] if row.economic_token_ref.startswith("conn:") else None
+    deleted = delete_connection(conn_id) if conn_id and conn_id != APP_CONN else False
+    return deleted, conn_id

@@ -281,9 +281,10 @@ class Loader:
     def _drafts_of(self, stuck: list[models.Posting], known: set[int]) -> dict[tuple[int, str, str], dict]:
         """(journal, bill, kind) → a draft entry no ledger row owns yet, in the stuck rows' journals."""
         found: dict[tuple[int, str, str], dict[str, Any]] = {}
+        looked_for = {row.bill_id for row in stuck}
         for journal in sorted({row.journal_number for row in stuck}):
             for entry in self.economic.entries(journal):
-                bill = bill_id_in(entry.get("text", ""))
+                bill = bill_id_in(entry.get("text", ""), looked_for)
                 if bill and entry.get("journalEntryNumber") not in known:
                     found[(journal, bill, _kind_of(entry))] = {**entry, "booked": False}
         return found
@@ -305,13 +306,14 @@ class Loader:
             for items in (row.payload.get("voucher") or {}).get("entries", {}).values():
                 dates[row.accounting_year] += [str(item["date"]) for item in items if item.get("date")]
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        looked_for = set(bills)
         for year, days in sorted(dates.items()):
             try:
                 entries = self.economic.booked_entries(year, f"date$gte:{min(days)}$and:date$lte:{max(days)}")
             except NotFound:  # no such year in e-conomic: nothing of it can be booked
                 continue
             for entry in entries:
-                bill = bill_id_in(entry.get("text", ""))
+                bill = bill_id_in(entry.get("text", ""), looked_for)
                 kind = _kind_of(entry)
                 if bill and (year, bill, kind, entry.get("voucherNumber")) not in owned:
                     found[(year, bill, kind)] = {**entry, "booked": True}

@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -33,7 +34,7 @@ from roger_economic.context import AgreementContext, Settings, load_contexts
 from roger_economic.credentials import Endpoints
 from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
 from roger_economic.economic.client import EconomicClient
-from roger_economic.errors import AgreementStopped, AuthError, IntegrationError
+from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, scrub
 from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
 
@@ -174,8 +175,12 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             log.error("agreement %s failed in %s: %s", aid, phase, exc)
             return keep(aid, {"outcome": "failed", "message": str(exc)})
         except Exception as exc:  # an unforeseen fault in one agreement must not take the group down
-            log.exception("agreement %s failed in %s", aid, phase)
-            return keep(aid, {"outcome": "failed", "message": f"unexpected {type(exc).__name__}: {exc}"})
+            # its text may hold a token (an unforeseen error's message is nobody's to vouch for): scrubbed
+            # before it is logged or stored; the traceback is logged as frames only, without values
+            text = scrub(f"unexpected {type(exc).__name__}: {exc}")
+            log.error("agreement %s failed in %s: %s\n%s", aid, phase, text,
+                      "".join(traceback.format_tb(exc.__traceback__)))
+            return keep(aid, {"outcome": "failed", "message": text})
 
     def overdue(aid: str) -> dict[str, Any] | None:
         """The agreement's "took longer" line, when it is past its deadline and has no line yet."""

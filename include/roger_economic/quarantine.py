@@ -32,7 +32,9 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
     for row in sess.scalars(select(models.Quarantine).where(
             models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None))):
         open_rows.setdefault((row.agreement_id, row.bill_id), []).append(row)
-    new_states: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    # (agreement, bill, version judged): a newer version staged meanwhile by an overlapping run keeps its
+    # state "new", so that it is judged in turn instead of being carried along as this version's outcome
+    new_states: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     opened: list[dict] = []
     for outcome in outcomes:
         key = (outcome.agreement_id, outcome.bill_id)
@@ -60,12 +62,12 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
                 "run_id": run_id})
             if finding.severity == "stop":
                 counts["opened"] += 1
-        new_states[STATE_OF[outcome.state]].append(key)
+        new_states[STATE_OF[outcome.state]].append((*key, outcome.version if outcome.version is not None else -1))
     if opened:  # a Core insert: the ORM's bulk insert splits rows by which values are None (a statement each)
         sess.execute(insert(cast(Table, models.Quarantine.__table__)), opened)
     staged = models.StagedBill
     for state, keys in new_states.items():  # one UPDATE per state and 500 bills, across the group's agreements
         for chunk in in_chunks(keys):
-            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk))
+            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id, staged.version).in_(chunk))
                          .values(state=state).execution_options(synchronize_session=False))
     return counts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 TEXT_MAX = 250
 INVOICE_NUMBER_MAX = 30
 KIND_WORDS = {"bill": "faktura", "receipt": "kvittering", "credit_note": "kreditnota"}
@@ -25,7 +27,15 @@ def entry_text(vendor: str, document_type: str, invoice_number: str | None, bill
     return f"{name}{tail}".strip()
 
 
-def bill_id_in(text: str) -> str | None:
-    start = text.rfind("[")
+def bill_id_in(text: str, known: Collection[str] | None = None) -> str | None:
+    """The bill id whose marker ends ``text``.
+
+    With ``known`` (the ids looked for), the longest one among them: the Roger contract allows any string as
+    an id, so an id may itself hold ``[`` or ``]`` and the last ``[`` is not always where the marker starts.
+    """
     end = text.rfind("]")
-    return text[start + 1 : end] if 0 <= start < end else None
+    if known is None:
+        start = text.rfind("[", 0, end)
+        return text[start + 1 : end] if 0 <= start < end else None
+    starts = [i for i, char in enumerate(text[:end]) if char == "["]
+    return next((text[i + 1 : end] for i in starts if text[i + 1 : end] in known), None)

@@ -108,3 +108,16 @@ def test_master_data_snapshots_are_stored_with_exact_text_and_read_back_as_decim
     i25 = next(v for v in stored if v["vatCode"] == "I25")
     assert Decimal(str(i25["ratePercentage"])) == Decimal(25)
     assert ctx.vat_rates["I25"] == Decimal(25)
+
+
+def test_a_collection_whose_paging_never_ends_stops_with_its_path_named(economic, monkeypatch):
+    """A collection answering ``nextPage`` for ever fails its agreement with a clear message (bounded time)."""
+    from roger_economic.economic import client as economic_client
+    from roger_economic.errors import IntegrationError
+
+    monkeypatch.setattr(economic_client, "PAGE_SIZE", 1)  # the sandbox's accounts then span many pages
+    monkeypatch.setattr(economic_client, "MAX_PAGES", 3)
+    with pytest.raises(IntegrationError, match=r"/accounts still had a next page after 3 pages"):
+        _client(economic).collection("/accounts")
+    monkeypatch.setattr(economic_client, "MAX_PAGES", 10_000)
+    assert len(_client(economic).collection("/accounts")) > 3

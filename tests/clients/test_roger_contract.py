@@ -13,7 +13,9 @@ from roger_economic.roger.client import RogerClient
 from roger_economic_airflow import local
 from sandboxes import world
 
-SHARED = Path("/work/shared/roger-api/openapi.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = next((p / "shared" / "roger-api" / "openapi.yaml" for p in ROOT.parents
+               if (p / "shared" / "roger-api" / "openapi.yaml").is_file()), Path("/nonexistent"))
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="the shared folder is not beside the project")
@@ -39,3 +41,11 @@ def test_the_sandboxs_bills_keep_the_contract_and_numbers_stay_decimal():
     assert contract.breaks(number) == [
         {"path": "amount", "value": "1000000000", "problem": "is a JSON number, the contract says string"}
     ]
+
+
+def test_a_bill_id_is_one_path_segment_of_the_roger_url():
+    """An id holding ``/``, ``?``, ``#`` or ``..`` must not name another resource (another bill's PDF)."""
+    from roger_economic.roger.client import _segment
+
+    assert _segment("bill_01J9") == "bill_01J9"
+    assert "/" not in _segment("../../bills/other") and "?" not in _segment("a?b") and "#" not in _segment("a#b")

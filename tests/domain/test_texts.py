@@ -11,23 +11,24 @@ from roger_economic.texts import TEXT_MAX, bill_id_in, entry_text
 ID = "bill_01J9ZK3X4Q"
 
 TEXTS = [
-    pytest.param("Acme ApS", "bill", "2025-0042", False, "Acme ApS faktura 2025-0042 [bill_01J9ZK3X4Q]",
-                 id="bill"),
+    pytest.param("Acme ApS", "bill", "2025-0042", False, "Acme ApS faktura 2025-0042 [bill_01J9ZK3X4Q]", id="bill"),
     pytest.param("Acme ApS", "receipt", "R-17", False, "Acme ApS kvittering R-17 [bill_01J9ZK3X4Q]", id="receipt"),
-    pytest.param("Acme ApS", "credit_note", "CN-3", False, "Acme ApS kreditnota CN-3 [bill_01J9ZK3X4Q]",
-                 id="credit note"),
-    pytest.param("Acme ApS", "bill", "2025-0042", True, "Acme ApS betaling 2025-0042 [bill_01J9ZK3X4Q]",
-                 id="payment"),
+    pytest.param(
+        "Acme ApS", "credit_note", "CN-3", False, "Acme ApS kreditnota CN-3 [bill_01J9ZK3X4Q]", id="credit note"
+    ),
+    pytest.param("Acme ApS", "bill", "2025-0042", True, "Acme ApS betaling 2025-0042 [bill_01J9ZK3X4Q]", id="payment"),
     pytest.param("Acme ApS", "bill", None, False, "Acme ApS faktura [bill_01J9ZK3X4Q]", id="no invoice number"),
-    pytest.param("  Acme \n ApS\t", "bill", "7", False, "Acme ApS faktura 7 [bill_01J9ZK3X4Q]",
-                 id="vendor whitespace collapsed"),
+    pytest.param(
+        "  Acme \n ApS\t", "bill", "7", False, "Acme ApS faktura 7 [bill_01J9ZK3X4Q]", id="vendor whitespace collapsed"
+    ),
     pytest.param("", "bill", "7", False, "faktura 7 [bill_01J9ZK3X4Q]", id="no vendor name"),
 ]
 
 
 @pytest.mark.parametrize(("vendor", "doc", "number", "payment", "expected"), TEXTS)
-def test_text_reads_vendor_kind_number_and_id(vendor: str, doc: str, number: str | None, payment: bool,
-                                              expected: str) -> None:
+def test_text_reads_vendor_kind_number_and_id(
+    vendor: str, doc: str, number: str | None, payment: bool, expected: str
+) -> None:
     assert entry_text(vendor, doc, number, ID, payment=payment) == expected
 
 
@@ -63,3 +64,12 @@ def test_bill_id_is_found_again_whatever_the_vendor_writes(vendor: str) -> None:
 
 def test_text_of_another_system_has_no_bill_id() -> None:
     assert bill_id_in("Manuel postering husleje") is None
+
+
+def test_an_id_holding_brackets_is_found_again_among_the_ids_looked_for():
+    """The Roger contract allows any string as a bill id: recovery must still find ``bill[01``'s entry
+    (the last ``[`` of its text is inside the id), or it would post the entry a second time."""
+    for bill_id in ("bill[01", "bill]x[y", "[x]"):
+        text = entry_text("Acme [DK] ApS", "bill", "F-1", bill_id, payment=False)
+        assert bill_id_in(text, {bill_id, "01", "y", "x"}) == bill_id
+    assert bill_id_in(entry_text("Acme", "bill", "F-1", "bill_1", payment=False), {"bill_2"}) is None

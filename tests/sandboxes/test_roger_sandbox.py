@@ -16,7 +16,11 @@ from sandboxes import world
 from sandboxes.httpbase import SandboxProcess
 from sandboxes.roger import data
 
-OPENAPI = Path("/work/shared/roger-api/openapi.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+# the shared contract beside the project; else the package's copy (a test keeps the two equal)
+OPENAPI = next((p / "shared" / "roger-api" / "openapi.yaml" for p in ROOT.parents
+                if (p / "shared" / "roger-api" / "openapi.yaml").is_file()),
+               ROOT / "include" / "roger_economic" / "roger" / "openapi.yaml")
 END = "2026-11-26T00:00:00Z"
 DAYS = 7
 BILLS = 60

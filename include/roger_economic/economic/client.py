@@ -25,11 +25,12 @@ from typing import Any
 
 from roger_economic.economic.conventions import GONE_ENTRY_STATUS, TOO_LARGE_STATUS, voucher_path, year_path
 from roger_economic.economic.jsonnum import dumps, loads
-from roger_economic.errors import AnswerLost, ApiError, NotFound
+from roger_economic.errors import AnswerLost, ApiError, IntegrationError, NotFound
 from roger_economic.http import Answer, ApiCaller, RetryPolicy
 
 PAGE_SIZE = 1000  # the largest page e-conomic allows (documented: "Paging and filtering")
 MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024  # per request, the multipart envelope included (documented: "Attachments")
+MAX_PAGES = 1000  # pages of one collection at most (a million items): beyond, the paging is taken to be broken
 MULTIPART_OVERHEAD = 1024  # boundary and part headers around the file (a few hundred bytes; kept generous)
 
 
@@ -81,6 +82,10 @@ class EconomicClient:
             if not page.get("pagination", {}).get("nextPage"):
                 return items
             skip += 1
+            if skip >= MAX_PAGES:  # a collection that never ends holds no agreement's night hostage
+                raise IntegrationError(
+                    f"agreement {self.http.agreement}: e-conomic's {path} still had a next page after {MAX_PAGES} "
+                    f"pages of {PAGE_SIZE}: stopped reading it")
 
     def self_(self) -> dict[str, Any]:
         return self.get("/self")

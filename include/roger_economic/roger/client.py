@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from roger_economic.errors import IntegrationError
 from roger_economic.http import ApiCaller, RetryPolicy
@@ -135,9 +136,14 @@ class RogerClient:
 
     def bill(self, bill_id: str) -> dict[str, Any]:
         """One bill, newest version (JSON numbers as ``Decimal``, as in the feed)."""
-        return json.loads(
-            self.http.request("GET", f"/bills/{bill_id}", raw=True).body, parse_float=Decimal, parse_constant=Decimal
-        )
+        body = self.http.request("GET", f"/bills/{_segment(bill_id)}", raw=True).body
+        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
 
     def document(self, bill_id: str) -> bytes:
-        return self.http.request("GET", f"/bills/{bill_id}/document", raw=True).body
+        return self.http.request("GET", f"/bills/{_segment(bill_id)}/document", raw=True).body
+
+
+def _segment(bill_id: str) -> str:
+    """A bill id as one URL path segment: an id holding ``/``, ``?``, ``#`` or ``..`` must not name another
+    resource (another bill's PDF attached to this bill's voucher)."""
+    return quote(bill_id, safe="")

@@ -64,7 +64,7 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandboxes import world
 from sandboxes.httpbase import JsonHandler, Reply
@@ -358,7 +358,7 @@ class RogerHandler(JsonHandler):
         bill_match = re.fullmatch(r"/bills/(?P<bid>[^/]+)(?P<doc>/document)?", rest)
         if bill_match is None:
             raise _error(404, "not_found", f"no such path {path}", state)
-        bill = state.bill(i, bill_match["bid"])
+        bill = state.bill(i, unquote(bill_match["bid"]))  # a path segment is percent-decoded, as any server does
         if bill_match["doc"]:
             state.count(cid, "documents")
             if bill is None or not bill.get("has_document"):

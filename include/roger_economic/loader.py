@@ -589,7 +589,8 @@ class Loader:
             .execution_options(synchronize_session=False))
 
     def _rejected(self, journal: int, rows: list[Planned], exc: ValidationRejected) -> None:
-        """e-conomic refused the batch (nothing was created): quarantine the named vouchers, retry the rest.
+        """e-conomic refused the batch: quarantine the named vouchers, then post the rest again once recovery has
+        ruled out that any of them was created (that a refused batch creates nothing is assumed, not documented).
 
         Each refused voucher's quarantine record (and its ledger row's error) carries e-conomic's error codes
         and messages for it. A refused invoice holds its bill's payment back (a payment without its invoice
@@ -620,12 +621,13 @@ class Loader:
                              .values(status="rejected", batch_key=None, error=why)
                              .execution_options(synchronize_session=False))
                 self.result.counts["rejected"] += 1
-            if rest:
+            if rest:  # left ``posting``: e-conomic does not document that a refused batch created none of it
                 sess.execute(update(posting).where(posting.id.in_([r.id for r in rest]))
-                             .values(status="planned", batch_key=None))
+                             .values(status="posting"))
         if waiting:
             self._hold(waiting, marked=True)
-        if rest:
+        if rest:  # looked for in e-conomic first (drafts and booked entries); those not found are posted again
+            self.recover()
             self._post_batch(journal, rest)
 
     def _hold(self, rows: list[Planned], marked: bool = False) -> None:

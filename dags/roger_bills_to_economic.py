@@ -169,7 +169,7 @@ def roger_bills_to_economic():
 
             try:
                 channels = notify(result)
-                print(f"alert sent via {', '.join(channels)}" if channels else "nothing to alert")
+                print(f"alert sent via {', '.join(channels)}" if channels else "no alert sent")
             except Exception as exc:  # raised once the report is stored
                 unsent = exc
         print(f"run report: {report.save(result)}")

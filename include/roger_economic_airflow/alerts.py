@@ -49,6 +49,9 @@ def notify(report: dict[str, Any]) -> list[str]:
     if channels:
         alerts.mark_sent(report["run_id"], channels)
         log.info("alert sent via %s", ", ".join(channels))
+    elif not webhook and not emails:  # nothing silent: a night that needs a person says so in its log at least
+        log.warning("no alert channel configured (ROGER_ECONOMIC_ALERT_WEBHOOK, ROGER_ECONOMIC_ALERT_EMAILS); "
+                    "the alert would have said: %s\n%s", alert.subject, alert.text)
     if failed:
         raise RuntimeError(f"alert of run {report['run_id']} not sent via {', '.join(failed)}")
     return channels

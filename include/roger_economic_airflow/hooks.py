@@ -36,6 +36,8 @@ from typing import Any
 
 from airflow.providers.http.hooks.http import HttpHook
 
+from roger_economic_airflow.provider import ECONOMIC_FORM, ROGER_FORM, ui_field_behaviour
+
 ECONOMIC_BASE_URL = "https://restapi.e-conomic.com"
 ECONOMIC_APP_CONN = "economic_default"
 
@@ -94,8 +96,8 @@ class EconomicHook(_TokenHttpHook):
 
     conn_name_attr = "economic_conn_id"
     default_conn_name = ECONOMIC_APP_CONN
-    conn_type = "economic"
-    hook_name = "e-conomic"
+    conn_type = ECONOMIC_FORM["connection-type"]
+    hook_name = ECONOMIC_FORM["hook-name"]
     default_host = ECONOMIC_BASE_URL
     own_extras = ("app_secret_token", "app_public_token", "approval_base_url")
 
@@ -105,26 +107,11 @@ class EconomicHook(_TokenHttpHook):
 
     @classmethod
     def connection_fields(cls) -> dict[str, Any]:
-        return {
-            "app_secret_token": {
-                "label": "App secret token (X-AppSecretToken)",
-                "schema": {"type": ["string", "null"], "format": "password"},
-                "description": "The app's secret token, one for the firm. Empty: economic_default's.",
-            },
-            "app_public_token": {
-                "label": "App public token",
-                "schema": {"type": ["string", "null"]},
-                "description": "The installation URL's appPublicToken (on economic_default).",
-            },
-        }
+        return ECONOMIC_FORM["conn-fields"]
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"host": "REST base URL", "password": "Agreement grant token (X-AgreementGrantToken)"},
-            "placeholders": {"host": ECONOMIC_BASE_URL},
-        }
+        return ui_field_behaviour(ECONOMIC_FORM)
 
     def app_secret(self, conn: Any) -> str:
         own = form_field(conn, self.conn_type, "app_secret_token")
@@ -179,8 +166,8 @@ class RogerHook(_TokenHttpHook):
 
     conn_name_attr = "roger_conn_id"
     default_conn_name = "roger_default"
-    conn_type = "roger"
-    hook_name = "Roger"
+    conn_type = ROGER_FORM["connection-type"]
+    hook_name = ROGER_FORM["hook-name"]
     own_extras = ("company_id",)
 
     def __init__(self, roger_conn_id: str = "roger_default", method: str = "GET", **kwargs: Any) -> None:
@@ -189,21 +176,11 @@ class RogerHook(_TokenHttpHook):
 
     @classmethod
     def connection_fields(cls) -> dict[str, Any]:
-        return {
-            "company_id": {
-                "label": "Roger company id",
-                "schema": {"type": ["string", "null"]},
-                "description": "The business account the token belongs to (GET /companies/{id}).",
-            }
-        }
+        return ROGER_FORM["conn-fields"]
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"host": "API base URL", "password": "Roger API token"},
-            "placeholders": {"host": "https://api.roger.example/v1"},
-        }
+        return ui_field_behaviour(ROGER_FORM)
 
     def token_headers(self, conn: Any) -> dict[str, str]:
         token = str(conn.password or "") if conn is not None else ""

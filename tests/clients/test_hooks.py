@@ -197,3 +197,25 @@ def test_roger_test_connection_names_the_company_and_fails_on_a_bad_token(monkey
     )  # another company's token
     ok, message = RogerHook("roger_bad").test_connection()
     assert not ok and "sbx-roger-0001" not in message
+
+
+def test_the_hooks_import_in_an_interpreter_where_the_provider_is_installed():
+    """With the project pip-installed (as CI and the image do), Airflow's ProvidersManager calls the entry point
+    while Airflow itself is being imported: ``get_provider_info`` must not import the hooks (it did, and every
+    later ``import airflow`` in that process failed with a circular import)."""
+    from importlib.metadata import entry_points
+
+    names = {ep.value for ep in entry_points(group="apache_airflow_provider")}
+    if "roger_economic_airflow.provider:get_provider_info" not in names:
+        pytest.skip("the project is not pip-installed in this interpreter (pip install -e .)")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from roger_economic_airflow.hooks import EconomicHook, RogerHook; import airflow.models",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +30,12 @@ def _password(conn_id: str) -> str | None:
     return conn.password if conn is not None else None
 
 
-def _base_url(conn_id: str, env: str, default: str) -> str:
+def base_url(conn_id: str, env: str, default: str, lookup: Callable[[str], Any] | None = None) -> str:
+    """A service's base URL: the environment variable, else the connection's host (``lookup`` finds it: the
+    tasks' look-up by default; the api-server has its own), else ``default``."""
     if os.environ.get(env):
         return os.environ[env]
-    conn = _connection(conn_id)
+    conn = (lookup or _connection)(conn_id)
     if conn is not None and conn.host:
         host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
         return f"{host}{':' + str(conn.port) if conn.port else ''}"
@@ -45,8 +48,8 @@ def endpoints() -> Endpoints:
         "env:ECONOMIC_APP_SECRET_TOKEN" if os.environ.get("ECONOMIC_APP_SECRET_TOKEN") else "conn:economic_default"
     )
     return Endpoints(
-        roger_base_url=_base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
-        economic_base_url=_base_url("economic_default", "ECONOMIC_BASE_URL", "http://127.0.0.1:8082"),
+        roger_base_url=base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
+        economic_base_url=base_url("economic_default", "ECONOMIC_BASE_URL", "http://127.0.0.1:8082"),
         app_secret_ref=app_secret_ref,
         conn_lookup=_password,
     )

@@ -129,23 +129,13 @@ class Bases:
     economic_base_url: str
 
 
-def _base_url(conn_id: str, env: str, default: str) -> str:
-    """As the tasks read it (``roger_economic_airflow.runtime``), through the api-server's own connection look-up."""
-    if os.environ.get(env):
-        return os.environ[env]
-    conn = _connection(conn_id)
-    if conn is not None and conn.host:
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        return f"{host}{':' + str(conn.port) if conn.port else ''}"
-    return default
-
-
 def endpoints() -> Bases:
     from roger_economic_airflow.hooks import ECONOMIC_BASE_URL
+    from roger_economic_airflow.runtime import base_url
 
     return Bases(
-        _base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
-        _base_url(APP_CONN, "ECONOMIC_BASE_URL", ECONOMIC_BASE_URL),
+        base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1", _connection),
+        base_url(APP_CONN, "ECONOMIC_BASE_URL", ECONOMIC_BASE_URL, _connection),
     )
 
 

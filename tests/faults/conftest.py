@@ -18,6 +18,17 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
+def economic_only(fast_retries):
+    """The e-conomic sandbox alone (its Roger partner started with one bill, unused)."""
+    roger, economic = local.start_sandboxes(agreements=1, bills=1)
+    try:
+        yield economic
+    finally:
+        roger.stop()
+        economic.stop()
+
+
+@pytest.fixture()
 def demo(project_db, fast_retries) -> Iterator[tuple]:
     """Sandboxes (3 agreements, 8 bills each) and the demo agreements in the project database."""
     roger, economic = local.start_sandboxes(agreements=3, bills=8)

@@ -24,6 +24,17 @@ from roger_economic.db import models, session
 from sandboxes import world
 from tests.integration.helpers import ROOT, economic_state, live_entries
 
+# a bill every rule accepts on the demo agreements (fields only; ids, dates and vendor come from add_bills)
+GOOD_BILL = {
+    "status": "UPCOMING",
+    "deleted": False,
+    "document_type": "bill",
+    "currency": "DKK",
+    "amount": "125.00",
+    "vat_amount": "25.00",
+    "category_id": "cat_office",
+    "payment": None,
+}
 AGREEMENTS = {1: "agr_0001", 2: "agr_0002", 3: "agr_0003"}
 FINAL_STATES = {"booked", "quarantined", "waiting", "withdraw", "withdrawn"}
 

@@ -10,19 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from roger_economic import pipeline
+from tests.faults.helpers import GOOD_BILL as GOOD
 from tests.faults.helpers import add_bills, arm, endpoints, fired
 from tests.integration.helpers import agreement_status, staged_states
 
-GOOD = {
-    "status": "UPCOMING",
-    "deleted": False,
-    "document_type": "bill",
-    "currency": "DKK",
-    "amount": "125.00",
-    "vat_amount": "25.00",
-    "category_id": "cat_office",
-    "payment": None,
-}
 IDS = ["agr_0001", "agr_0002"]
 
 

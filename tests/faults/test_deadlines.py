@@ -27,18 +27,6 @@ def _client(economic, **policy) -> EconomicClient:
     )
 
 
-@pytest.fixture()
-def economic_only(fast_retries):
-    from roger_economic_airflow import local
-
-    roger, economic = local.start_sandboxes(agreements=1, bills=1)
-    try:
-        yield economic
-    finally:
-        roger.stop()
-        economic.stop()
-
-
 def test_a_dripping_answer_ends_the_call_at_its_deadline(economic_only):
     economic = economic_only
     arm(economic, kind="drip", delay=DRIP, scope="700001", path="^/self$", times=1)

@@ -39,18 +39,6 @@ def _supplier(name: str) -> dict:
     }
 
 
-@pytest.fixture()
-def economic_only(fast_retries):
-    from roger_economic_airflow import local
-
-    roger, economic = local.start_sandboxes(agreements=1, bills=1)
-    try:
-        yield economic
-    finally:
-        roger.stop()
-        economic.stop()
-
-
 def test_a_raw_value_matches_every_supplier_in_the_sandbox_an_escaped_one_only_itself(economic_only):
     client = _client(economic_only)
     everyone = client.collection("/suppliers")

@@ -13,19 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from roger_economic import pipeline, report
+from tests.faults.helpers import GOOD_BILL as GOOD
 from tests.faults.helpers import add_bills, arm, control, endpoints, fired, state_of
 from tests.integration.helpers import agreement_status, live_entries, open_quarantine, staged_states
-
-GOOD = {
-    "status": "UPCOMING",
-    "deleted": False,
-    "document_type": "bill",
-    "currency": "DKK",
-    "amount": "125.00",
-    "vat_amount": "25.00",
-    "category_id": "cat_office",
-    "payment": None,
-}
 
 
 def _night(agreement_ids: list[str], day: str, run_id: str) -> dict[str, dict[str, Any]]:

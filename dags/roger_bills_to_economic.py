@@ -53,8 +53,13 @@ def _summary_failed(context: dict) -> None:
     # "upstream": a group's load outranks the next group's extract, so groups finish one after
     # another (agreements are booked early in a long night) instead of all extracts, then all loads
     # every task bounded (execution_timeout): with max_active_runs=1 a hung task would hold every later night
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": 2.0,
-                  "weight_rule": "upstream", "execution_timeout": timeout("default")},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "weight_rule": "upstream",
+        "execution_timeout": timeout("default"),
+    },
     params={
         "from_date": Param(None, type=["null", "string"], format="date", description="first day (inclusive)"),
         "to_date": Param(None, type=["null", "string"], format="date", description="last day (inclusive)"),
@@ -89,8 +94,7 @@ def roger_bills_to_economic():
 
         context = get_current_context()
         context["group_label"] = group["label"]
-        results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(),
-                          context["run_id"])
+        results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(), context["run_id"])
         print(phase_table(results))
         quiet = not context["params"].get("dry_run") and settled(group["agreements"], context["run_id"], results)
         print(cpu_used())
@@ -125,8 +129,10 @@ def roger_bills_to_economic():
             entries = res.pop("entries", None)
             quarantine = res.pop("quarantine", None)
             for entry in entries or []:
-                print(f"  would post {entry['kind']} of {entry['bill_id']} to journal {entry['journal']} "
-                      f"({entry['year']}): {entry['entry']}")
+                print(
+                    f"  would post {entry['kind']} of {entry['bill_id']} to journal {entry['journal']} "
+                    f"({entry['year']}): {entry['entry']}"
+                )
             for finding in quarantine or []:
                 print(f"  would quarantine {finding['bill_id']}: {finding['rule']}: {finding['message']}")
         print(cpu_used())

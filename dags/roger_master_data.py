@@ -65,8 +65,9 @@ def roger_master_data():
 
         merged = {aid: res for part in results if part for aid, res in part.items()}
         with session() as sess:
-            for status in sess.scalars(select(models.AgreementStatus).where(
-                    models.AgreementStatus.agreement_id.in_(list(merged)))):
+            for status in sess.scalars(
+                select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(list(merged)))
+            ):
                 for gap in status.mapping_gaps or []:
                     print(f"{status.agreement_id}: mapping gap ({gap['kind']} {gap['item']}): {gap['message']}")
         bad = {a: r.get("message") for a, r in merged.items() if r.get("outcome") != "ok"}

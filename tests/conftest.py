@@ -37,8 +37,9 @@ def _fresh_postgres_db() -> str:
     import sqlalchemy as sa
 
     name = f"roger_economic_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/postgres",
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/postgres", isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
@@ -48,8 +49,9 @@ def _fresh_postgres_db() -> str:
 def _drop_postgres_db(name: str) -> None:
     import sqlalchemy as sa
 
-    admin = sa.create_engine(f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/postgres",
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/postgres", isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

@@ -161,8 +161,13 @@ def pay(
     base: str | None = None,
 ) -> dict[str, Any]:
     """A Roger payment object (what a PAID bill carries)."""
-    return {"method_id": method, "paid_date": paid_date, "amount": amount, "currency": currency,
-            "amount_base_currency": base}
+    return {
+        "method_id": method,
+        "paid_date": paid_date,
+        "amount": amount,
+        "currency": currency,
+        "amount_base_currency": base,
+    }
 
 
 def book(bills: list[dict[str, Any]], ctx: AgreementContext) -> tuple[list[PlannedEntry], list[BillOutcome]]:

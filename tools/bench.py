@@ -68,8 +68,7 @@ SANDBOX_DAYS = 7
 CONF = {"from_date": "2026-11-19", "to_date": "2026-11-25"}
 ONBOARDING_CONF = {"from_date": "2026-11-12", "to_date": "2026-11-18"}
 DAILY_LIMIT = 50_000
-TARGETS = {"nightly_s": 180.0, "run_floor": 2.0, "non_attachment_per_bill": 0.05, "rerun_share": 0.20,
-           "parse_s": 0.2}
+TARGETS = {"nightly_s": 180.0, "run_floor": 2.0, "non_attachment_per_bill": 0.05, "rerun_share": 0.20, "parse_s": 0.2}
 
 
 def log(msg: str) -> None:
@@ -116,8 +115,13 @@ class Components:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         out = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "airflow"), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, cwd=str(self.home))
+            [str(ROOT / ".venv" / "bin" / "airflow"), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=str(self.home),
+        )
 
     def rss(self) -> int:
         total = 0
@@ -191,8 +195,15 @@ def _postgres_cpu() -> float:
 def cpu_snapshot(components: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far: the machine's busy time and each named process tree's."""
     t = psutil.cpu_times()
-    out = {"machine": t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
-           + getattr(t, "steal", 0), "postgres": _postgres_cpu()}
+    out = {
+        "machine": t.user
+        + t.nice
+        + t.system
+        + getattr(t, "irq", 0)
+        + getattr(t, "softirq", 0)
+        + getattr(t, "steal", 0),
+        "postgres": _postgres_cpu(),
+    }
     out.update({name: _tree_cpu(pid) for name, pid in components.items()})
     return out
 
@@ -257,8 +268,11 @@ class Phase:
         self.home.mkdir(parents=True)
         self.airflow_db = recreate_database("airflow_bench")
         self.project_db = recreate_database("roger_economic_bench")
-        local.configure(self.home, db_url=self.project_db.replace("postgresql://", "postgresql+psycopg2://"),
-                        airflow_db_url=self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"))
+        local.configure(
+            self.home,
+            db_url=self.project_db.replace("postgresql://", "postgresql+psycopg2://"),
+            airflow_db_url=self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"),
+        )
         self.api_port = free_port()
         env = {
             "AIRFLOW__CORE__EXECUTOR": self.executor,
@@ -275,12 +289,15 @@ class Phase:
         }
         if self.executor == "CeleryExecutor":
             self.queue = f"bench-{os.getpid()}"
-            env.update({
-                "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
-                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"),
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(a.celery_concurrency),
-            })
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
+                    + self.airflow_db.replace("postgresql://", "postgresql+psycopg2://"),
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(a.celery_concurrency),
+                }
+            )
         os.environ.update(env)
         log(f"{self.executor}: home {self.home}; migrating Airflow's and the project's databases …")
         local.migrate_airflow()
@@ -289,14 +306,25 @@ class Phase:
         migrate(os.environ["ROGER_ECONOMIC_DB_URL"])
         local.ensure_pool(8)
         log(f"sandboxes: {a.agreements} agreements × {a.bills} bills …")
-        extra_roger = ["--problem-rate", "0.05", "--paid-rate", "0.4", "--end", SANDBOX_END,
-                       "--days", str(SANDBOX_DAYS), "--history-bills", str(a.history_bills),
-                       "--history-days", str(SANDBOX_DAYS)]
-        self.roger, self.economic = local.start_sandboxes(a.agreements, a.bills, seed=a.seed,
-                                                          extra_roger=extra_roger)
-        self.floor_economic = SandboxProcess("sandboxes.economic", [
-            "--agreements", str(a.agreements), "--token-prefix", "sbx-", "--app-secret",
-            world.DEFAULT_APP_SECRET]).start()
+        extra_roger = [
+            "--problem-rate",
+            "0.05",
+            "--paid-rate",
+            "0.4",
+            "--end",
+            SANDBOX_END,
+            "--days",
+            str(SANDBOX_DAYS),
+            "--history-bills",
+            str(a.history_bills),
+            "--history-days",
+            str(SANDBOX_DAYS),
+        ]
+        self.roger, self.economic = local.start_sandboxes(a.agreements, a.bills, seed=a.seed, extra_roger=extra_roger)
+        self.floor_economic = SandboxProcess(
+            "sandboxes.economic",
+            ["--agreements", str(a.agreements), "--token-prefix", "sbx-", "--app-secret", world.DEFAULT_APP_SECRET],
+        ).start()
         from roger_economic.config import load_file
 
         self.journals = (1, 1) if a.journals == "shared" else (2, 3)  # (invoices, payments)
@@ -319,15 +347,40 @@ class Phase:
     def start_components(self) -> None:
         env = dict(os.environ)
         self.components = c = Components(self.home)
-        c.start("api-server", ["api-server", "--port", str(self.api_port), "--host", "127.0.0.1",
-                               "--workers", str(self.args.api_workers)], env)
+        c.start(
+            "api-server",
+            [
+                "api-server",
+                "--port",
+                str(self.api_port),
+                "--host",
+                "127.0.0.1",
+                "--workers",
+                str(self.args.api_workers),
+            ],
+            env,
+        )
         c.start("dag-processor", ["dag-processor"], env)
         c.start("scheduler", ["scheduler"], env)
         if self.executor == "CeleryExecutor":
             for n in (1, 2):
-                c.start(f"celery-worker-{n}", ["celery", "worker", "-H", f"bench{n}@%h", "-q", self.queue,
-                                               "-c", str(self.args.celery_concurrency), "--skip-serve-logs",
-                                               "--without-gossip", "--without-mingle"], env)
+                c.start(
+                    f"celery-worker-{n}",
+                    [
+                        "celery",
+                        "worker",
+                        "-H",
+                        f"bench{n}@%h",
+                        "-q",
+                        self.queue,
+                        "-c",
+                        str(self.args.celery_concurrency),
+                        "--skip-serve-logs",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    env,
+                )
         log("waiting for the DAGs to be parsed and the api-server to answer …")
         deadline = time.monotonic() + 180
         while True:
@@ -342,8 +395,12 @@ class Phase:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"DAG not parsed / api-server not up after 180 s (parsed={parsed}, up={up})")
             time.sleep(0.5)
-        subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "unpause", DAG_ID], check=True,
-                       stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "airflow"), "dags", "unpause", DAG_ID],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
 
     # ---- one triggered run
     def trigger_and_measure(self, label: str, conf: dict[str, str]) -> dict[str, Any]:
@@ -357,8 +414,21 @@ class Phase:
         log(f"{label}: triggering {DAG_ID} {json.dumps(conf)} …")
         cpu_before = cpu_snapshot(self._cpu_components())
         t0 = time.monotonic()
-        subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "trigger", DAG_ID, "--run-id", run_id,
-                        "--conf", json.dumps(conf)], check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "airflow"),
+                "dags",
+                "trigger",
+                DAG_ID,
+                "--run-id",
+                run_id,
+                "--conf",
+                json.dumps(conf),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
         watch = psycopg2.connect(self.airflow_db)  # one connection for the polling, not one per poll
         watch.autocommit = True
         try:
@@ -377,18 +447,28 @@ class Phase:
         bench_clock = time.monotonic() - t0
         cpu_after = cpu_snapshot(self._cpu_components())
         peak = c.peak
-        (state, queued, started, ended), = query(
-            self.airflow_db, "select state, queued_at, start_date, end_date from dag_run where dag_id=%s and run_id=%s",
-            (DAG_ID, run_id))
+        ((state, queued, started, ended),) = query(
+            self.airflow_db,
+            "select state, queued_at, start_date, end_date from dag_run where dag_id=%s and run_id=%s",
+            (DAG_ID, run_id),
+        )
         wall = (ended - queued).total_seconds()
-        tis = query(self.airflow_db, "select task_id, map_index, state, try_number, queued_dttm, start_date, end_date "
-                                     "from task_instance where dag_id=%s and run_id=%s", (DAG_ID, run_id))
+        tis = query(
+            self.airflow_db,
+            "select task_id, map_index, state, try_number, queued_dttm, start_date, end_date "
+            "from task_instance where dag_id=%s and run_id=%s",
+            (DAG_ID, run_id),
+        )
         eco_after_states = economic_states(self.economic.base_url, a.agreements)
         eco = delta(counters(eco_after_states), eco_before)
         roger = roger_stats(self.roger.base_url) - roger_before
-        new_posted = query(self.project_db, "select id, agreement_id, bill_id, entry_kind, batch_key, journal_number, "
-                                            "accounting_year, voucher_number, attachment from postings "
-                                            "where id > %s and status = 'posted' order by id", (posted_before,))
+        new_posted = query(
+            self.project_db,
+            "select id, agreement_id, bill_id, entry_kind, batch_key, journal_number, "
+            "accounting_year, voucher_number, attachment from postings "
+            "where id > %s and status = 'posted' order by id",
+            (posted_before,),
+        )
         entries = len(new_posted)
         booked_bills = len({(r[1], r[2]) for r in new_posted})
         total = Counter()
@@ -400,16 +480,31 @@ class Phase:
         posts = sum(n for (_k, m), n in total.items() if m != "GET")
         per_agreement = [sum(x.values()) for x in eco.values()] or [0]
         row = {
-            "run": label, "run_id": run_id, "state": state, "agreements": a.agreements, "bills": a.bills,
-            "entries": entries, "booked_bills": booked_bills, "wall": wall, "bench_clock": bench_clock,
+            "run": label,
+            "run_id": run_id,
+            "state": state,
+            "agreements": a.agreements,
+            "bills": a.bills,
+            "entries": entries,
+            "booked_bills": booked_bills,
+            "wall": wall,
+            "bench_clock": bench_clock,
             "queue_to_start": (started - queued).total_seconds(),
-            "bills_per_s": a.agreements * a.bills / wall if wall else 0.0, "tis": len(tis),
+            "bills_per_s": a.agreements * a.bills / wall if wall else 0.0,
+            "tis": len(tis),
             "tries": sum(max(t[3] or 1, 1) for t in tis),
-            "vouchers": vouchers, "attachments": attachments, "other": other, "posts": posts,
-            "calls_max": max(per_agreement), "calls_mean": sum(per_agreement) / len(per_agreement),
-            "roger": sum(roger.values()), "roger_kinds": dict(roger), "peak_mb": peak / 2**20,
+            "vouchers": vouchers,
+            "attachments": attachments,
+            "other": other,
+            "posts": posts,
+            "calls_max": max(per_agreement),
+            "calls_mean": sum(per_agreement) / len(per_agreement),
+            "roger": sum(roger.values()),
+            "roger_kinds": dict(roger),
+            "peak_mb": peak / 2**20,
             "economic_kinds": {f"{k} {m}": n for (k, m), n in sorted(total.items())},
-            "cpu": {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}, "cores": psutil.cpu_count(),
+            "cpu": {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after},
+            "cores": psutil.cpu_count(),
         }
         self._task_summary(row, tis, started)
         self._task_cpu(row)
@@ -427,8 +522,11 @@ class Phase:
         pattern = re.compile(r"task process CPU: ([0-9.]+) s")
         runs = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={row['run_id']}"
         for task_id, summary in row["tasks"].items():
-            found = [float(m.group(1)) for path in (runs / f"task_id={task_id}").rglob("attempt=*.log")
-                     for m in pattern.finditer(path.read_text(errors="replace"))]
+            found = [
+                float(m.group(1))
+                for path in (runs / f"task_id={task_id}").rglob("attempt=*.log")
+                for m in pattern.finditer(path.read_text(errors="replace"))
+            ]
             if found:
                 summary["cpu_s"] = round(sum(found), 1)
 
@@ -456,17 +554,24 @@ class Phase:
         for task_id in sorted(per, key=lambda t: order.index(t) if t in order else 99):
             p = per[task_id]
             summary[task_id] = {
-                "tis": p["n"], "skipped": p["skipped"], "busy_s": round(p["busy"], 1),
+                "tis": p["n"],
+                "skipped": p["skipped"],
+                "busy_s": round(p["busy"], 1),
                 "mean_s": round(p["busy"] / p["n"], 1),
                 "mean_queue_s": round(p["queued"] / p["n"], 1),
-                "span": [round((p["first"] - run_start).total_seconds(), 1),
-                         round((p["last"] - run_start).total_seconds(), 1)] if "first" in p else None,
+                "span": [
+                    round((p["first"] - run_start).total_seconds(), 1),
+                    round((p["last"] - run_start).total_seconds(), 1),
+                ]
+                if "first" in p
+                else None,
             }
         row["tasks"] = summary
         (self.home / f"tasks_{row['run']}.json").write_text(json.dumps(summary, indent=1))
 
-    def _floor_plan(self, eco: dict[int, Counter], states: dict[int, dict[str, Any]],
-                    posted: list[tuple], conf: dict[str, str]) -> dict[str, Any]:
+    def _floor_plan(
+        self, eco: dict[int, Counter], states: dict[int, dict[str, Any]], posted: list[tuple], conf: dict[str, str]
+    ) -> dict[str, Any]:
         from roger_economic_airflow.runtime import window
 
         win = window({"params": conf})
@@ -480,27 +585,41 @@ class Phase:
             st = states[i]
             calls = eco[i]
             initial = {s["supplierNumber"] for s in fresh[i]["suppliers"]}
-            created = [s for s in st["suppliers"] if s["supplierNumber"] not in initial
-                       and s["supplierNumber"] not in self._floor_suppliers_done.get(i, set())]
+            created = [
+                s
+                for s in st["suppliers"]
+                if s["supplierNumber"] not in initial
+                and s["supplierNumber"] not in self._floor_suppliers_done.get(i, set())
+            ]
             self._floor_suppliers_done.setdefault(i, set()).update(s["supplierNumber"] for s in created)
             vouchers = {(v["journal"], v["accountingYear"], v["voucherNumber"]): v for v in st["vouchers"]}
             batches: dict[str, dict[str, Any]] = {}
-            for (_id, _aid, bill, _kind, key, journal, year, number, attachment) in by_agreement.get(aid, []):
+            for _id, _aid, bill, _kind, key, journal, year, number, attachment in by_agreement.get(aid, []):
                 b = batches.setdefault(key, {"journal": journal, "key": f"floor-{key}", "vouchers": [], "attach": []})
                 b["vouchers"].append(vouchers[(journal, year, number)]["payload"])
                 b["attach"].append(bill if attachment == "attached" else None)
-            agreements.append({
-                "id": aid, "company_id": world.company_id(i), "roger_token": world.roger_token(i, "sbx-"),
-                "economic_token": world.grant_token(i, "sbx-"), "since": win.since, "before": win.before,
-                "invoice_journal": self.journals[0],
-                "supplier_lookups": calls[("suppliers", "GET")],
-                "entry_reads": calls[("entries", "GET")],
-                "other_reads": sum(n for (k, m), n in calls.items() if k == "reads"),
-                "suppliers": [[s["supplierNumber"], _supplier_body(s)] for s in created],
-                "batches": list(batches.values()),
-            })
-        return {"roger_base_url": f"{self.roger.base_url}/v1", "economic_base_url": self.floor_economic.base_url,
-                "app_secret": world.DEFAULT_APP_SECRET, "agreements": agreements}
+            agreements.append(
+                {
+                    "id": aid,
+                    "company_id": world.company_id(i),
+                    "roger_token": world.roger_token(i, "sbx-"),
+                    "economic_token": world.grant_token(i, "sbx-"),
+                    "since": win.since,
+                    "before": win.before,
+                    "invoice_journal": self.journals[0],
+                    "supplier_lookups": calls[("suppliers", "GET")],
+                    "entry_reads": calls[("entries", "GET")],
+                    "other_reads": sum(n for (k, m), n in calls.items() if k == "reads"),
+                    "suppliers": [[s["supplierNumber"], _supplier_body(s)] for s in created],
+                    "batches": list(batches.values()),
+                }
+            )
+        return {
+            "roger_base_url": f"{self.roger.base_url}/v1",
+            "economic_base_url": self.floor_economic.base_url,
+            "app_secret": world.DEFAULT_APP_SECRET,
+            "agreements": agreements,
+        }
 
     def _floor(self, plan: dict[str, Any], label: str) -> dict[str, Any]:
         path = self.home / f"floor_{label}.json"
@@ -509,9 +628,19 @@ class Phase:
 
         boxes = {"roger sandbox": self.roger.proc.pid, "e-conomic sandbox": self.floor_economic.proc.pid}
         before, children = cpu_snapshot(boxes), resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([sys.executable, str(ROOT / "tools" / "floor.py"), str(path), "--threads",
-                              str(self.args.load_threads), "--repeat", str(self.args.floor_repeat)],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "floor.py"),
+                str(path),
+                "--threads",
+                str(self.args.load_threads),
+                "--repeat",
+                str(self.args.floor_repeat),
+            ],
+            capture_output=True,
+            text=True,
+        )
         after, done = cpu_snapshot(boxes), resource.getrusage(resource.RUSAGE_CHILDREN)
         floor_cpu = {name: after[name] - before[name] for name in ("machine", *boxes)}
         floor_cpu["client"] = (done.ru_utime + done.ru_stime) - (children.ru_utime + children.ru_stime)
@@ -522,16 +651,23 @@ class Phase:
         if result["errors"]:
             log(f"floor errors: {result['errors'][:5]}")
         repeats = max(1, self.args.floor_repeat)
-        return {"floor": result["seconds"], "floor_all": result.get("all_seconds", []), "floor_calls": result["calls"],
-                "floor_errors": len(result["errors"]),
-                "floor_cpu": {name: sec / repeats for name, sec in floor_cpu.items()}}
+        return {
+            "floor": result["seconds"],
+            "floor_all": result.get("all_seconds", []),
+            "floor_calls": result["calls"],
+            "floor_errors": len(result["errors"]),
+            "floor_cpu": {name: sec / repeats for name, sec in floor_cpu.items()},
+        }
 
     def bookings(self) -> set[tuple[str, str, str, str]]:
         out = set()
-        for aid, bill, kind, payload in query(self.project_db, "select agreement_id, bill_id, entry_kind, payload "
-                                                               "from postings where status = 'posted'"):
-            amount = sum((Decimal(str(item["amount"])) for items in payload["voucher"]["entries"].values()
-                          for item in items), Decimal(0))
+        for aid, bill, kind, payload in query(
+            self.project_db, "select agreement_id, bill_id, entry_kind, payload from postings where status = 'posted'"
+        ):
+            amount = sum(
+                (Decimal(str(item["amount"])) for items in payload["voucher"]["entries"].values() for item in items),
+                Decimal(0),
+            )
             out.add((aid, bill, kind, str(amount)))
         return out
 
@@ -562,8 +698,11 @@ class Phase:
 
 def _supplier_body(s: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"name": s["name"], "currency": s["currency"]}
-    for prop, key in (("supplierGroup", "supplierGroupNumber"), ("paymentTerms", "paymentTermsNumber"),
-                      ("vatZone", "vatZoneNumber")):
+    for prop, key in (
+        ("supplierGroup", "supplierGroupNumber"),
+        ("paymentTerms", "paymentTermsNumber"),
+        ("vatZone", "vatZoneNumber"),
+    ):
         if isinstance(s.get(prop), dict) and key in s[prop]:
             body[prop] = {key: s[prop][key]}
     for key in ("corporateIdentificationNumber", "country"):
@@ -576,14 +715,21 @@ def _supplier_body(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_times() -> dict[str, float]:
-    code = ("import sys, time, runpy\nimport airflow.sdk\nt = time.perf_counter()\n"
-            "runpy.run_path(sys.argv[1], run_name='__dag_parse__')\nprint(time.perf_counter() - t)")
+    code = (
+        "import sys, time, runpy\nimport airflow.sdk\nt = time.perf_counter()\n"
+        "runpy.run_path(sys.argv[1], run_name='__dag_parse__')\nprint(time.perf_counter() - t)"
+    )
     out = {}
     for path in sorted((ROOT / "dags").glob("*.py")):
         best = []
         for _ in range(3):
-            res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                                 env=dict(os.environ), check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", code, str(path)],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ),
+                check=True,
+            )
             best.append(float(res.stdout.strip().splitlines()[-1]))
         out[path.name] = min(best)
     return out
@@ -593,18 +739,48 @@ def parse_times() -> dict[str, float]:
 
 
 def table(rows: list[dict[str, Any]], executor: str) -> str:
-    head = ["executor", "run", "agreements", "bills/agr", "entries", "wall s", "bills/s", "TIs",
-            "eco/booked bill vch|att|other", "eco calls/agr max|mean", "Roger calls", "peak MB", "floor s",
-            "run/floor"]
+    head = [
+        "executor",
+        "run",
+        "agreements",
+        "bills/agr",
+        "entries",
+        "wall s",
+        "bills/s",
+        "TIs",
+        "eco/booked bill vch|att|other",
+        "eco calls/agr max|mean",
+        "Roger calls",
+        "peak MB",
+        "floor s",
+        "run/floor",
+    ]
     lines = []
     for r in rows:
-        per = (f"{r['vouchers'] / r['booked_bills']:.3f}|{r['attachments'] / r['booked_bills']:.3f}|"
-               f"{r['other'] / r['booked_bills']:.3f}" if r["booked_bills"] else
-               f"n/a ({r['vouchers']}|{r['attachments']}|{r['other']} calls)")
-        lines.append([executor, r["run"], str(r["agreements"]), str(r["bills"]), str(r["entries"]),
-                      f"{r['wall']:.1f}", f"{r['bills_per_s']:.1f}", str(r["tis"]), per,
-                      f"{r['calls_max']}|{r['calls_mean']:.1f}", str(r["roger"]), f"{r['peak_mb']:.0f}",
-                      f"{r['floor']:.2f}", f"{r['wall'] / r['floor']:.2f}" if r["floor"] else "n/a"])
+        per = (
+            f"{r['vouchers'] / r['booked_bills']:.3f}|{r['attachments'] / r['booked_bills']:.3f}|"
+            f"{r['other'] / r['booked_bills']:.3f}"
+            if r["booked_bills"]
+            else f"n/a ({r['vouchers']}|{r['attachments']}|{r['other']} calls)"
+        )
+        lines.append(
+            [
+                executor,
+                r["run"],
+                str(r["agreements"]),
+                str(r["bills"]),
+                str(r["entries"]),
+                f"{r['wall']:.1f}",
+                f"{r['bills_per_s']:.1f}",
+                str(r["tis"]),
+                per,
+                f"{r['calls_max']}|{r['calls_mean']:.1f}",
+                str(r["roger"]),
+                f"{r['peak_mb']:.0f}",
+                f"{r['floor']:.2f}",
+                f"{r['wall'] / r['floor']:.2f}" if r["floor"] else "n/a",
+            ]
+        )
     widths = [max(len(h), *(len(ln[i]) for ln in lines)) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, lines)])
@@ -615,22 +791,39 @@ def targets(phase: Phase, parse: dict[str, float]) -> list[tuple[str, bool, str]
     non_att = (first["vouchers"] + first["other"]) / first["booked_bills"] if first["booked_bills"] else 0.0
     daily = max(r["calls_max"] for r in phase.rows) + phase.notes.get("master_data_calls_per_agreement_max", 0)
     return [
-        (f"nightly run < {TARGETS['nightly_s']:.0f} s", first["wall"] < TARGETS["nightly_s"] and
-         first["state"] == "success", f"{first['wall']:.1f} s ({first['state']})"),
-        (f"run/floor <= {TARGETS['run_floor']}", first["wall"] / first["floor"] <= TARGETS["run_floor"],
-         f"{first['wall']:.1f} / {first['floor']:.2f} = {first['wall'] / first['floor']:.2f}"),
-        (f"e-conomic non-attachment calls <= {TARGETS['non_attachment_per_bill']} per booked bill",
-         non_att <= TARGETS["non_attachment_per_bill"],
-         f"({first['vouchers']} vouchers + {first['other']} other) / {first['booked_bills']} bills = {non_att:.3f}"),
-        (f"rerun < {TARGETS['rerun_share']:.0%} of first run, zero POSTs",
-         rerun["wall"] < TARGETS["rerun_share"] * first["wall"] and rerun["posts"] == 0 and rerun["vouchers"] == 0
-         and rerun["state"] == "success",
-         f"{rerun['wall']:.1f} s = {rerun['wall'] / first['wall']:.0%}; POST/PUT/DELETE calls {rerun['posts']}, "
-         f"voucher calls {rerun['vouchers']} ({rerun['state']})"),
-        (f"e-conomic calls per agreement per day < {DAILY_LIMIT:,} (master data + bills run)", daily < DAILY_LIMIT,
-         f"max {daily}"),
-        *[(f"parse {name} < {TARGETS['parse_s']} s", t < TARGETS["parse_s"], f"{t:.3f} s")
-          for name, t in parse.items()],
+        (
+            f"nightly run < {TARGETS['nightly_s']:.0f} s",
+            first["wall"] < TARGETS["nightly_s"] and first["state"] == "success",
+            f"{first['wall']:.1f} s ({first['state']})",
+        ),
+        (
+            f"run/floor <= {TARGETS['run_floor']}",
+            first["wall"] / first["floor"] <= TARGETS["run_floor"],
+            f"{first['wall']:.1f} / {first['floor']:.2f} = {first['wall'] / first['floor']:.2f}",
+        ),
+        (
+            f"e-conomic non-attachment calls <= {TARGETS['non_attachment_per_bill']} per booked bill",
+            non_att <= TARGETS["non_attachment_per_bill"],
+            f"({first['vouchers']} vouchers + {first['other']} other) / {first['booked_bills']} bills = {non_att:.3f}",
+        ),
+        (
+            f"rerun < {TARGETS['rerun_share']:.0%} of first run, zero POSTs",
+            rerun["wall"] < TARGETS["rerun_share"] * first["wall"]
+            and rerun["posts"] == 0
+            and rerun["vouchers"] == 0
+            and rerun["state"] == "success",
+            f"{rerun['wall']:.1f} s = {rerun['wall'] / first['wall']:.0%}; POST/PUT/DELETE calls {rerun['posts']}, "
+            f"voucher calls {rerun['vouchers']} ({rerun['state']})",
+        ),
+        (
+            f"e-conomic calls per agreement per day < {DAILY_LIMIT:,} (master data + bills run)",
+            daily < DAILY_LIMIT,
+            f"max {daily}",
+        ),
+        *[
+            (f"parse {name} < {TARGETS['parse_s']} s", t < TARGETS["parse_s"], f"{t:.3f} s")
+            for name, t in parse.items()
+        ],
     ]
 
 
@@ -642,33 +835,45 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
         print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
     print()
     for r in phase.rows:
-        print(f"  {r['run']}: run {r['run_id']} {r['state']}; queued→running {r['queue_to_start']:.1f} s; "
-              f"bench clock {r['bench_clock']:.1f} s; {r['booked_bills']} bills booked; task tries {r['tries']}")
+        print(
+            f"  {r['run']}: run {r['run_id']} {r['state']}; queued→running {r['queue_to_start']:.1f} s; "
+            f"bench clock {r['bench_clock']:.1f} s; {r['booked_bills']} bills booked; task tries {r['tries']}"
+        )
         print(f"    e-conomic: {r['economic_kinds']}")
-        print(f"    Roger: {r['roger_kinds']}; floor replays {r['floor_all']} s (fastest counts); "
-              f"floor calls: {r['floor_calls']}"
-              + (f"; floor errors {r['floor_errors']}" if r["floor_errors"] else ""))
+        print(
+            f"    Roger: {r['roger_kinds']}; floor replays {r['floor_all']} s (fastest counts); "
+            f"floor calls: {r['floor_calls']}" + (f"; floor errors {r['floor_errors']}" if r["floor_errors"] else "")
+        )
         cpu = r["cpu"]
-        parts = ", ".join(f"{name} {sec:.1f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1])
-                          if name != "machine")
-        print(f"    CPU seconds: machine {cpu['machine']:.1f} of {r['bench_clock'] * r['cores']:.1f} "
-              f"({cpu['machine'] / (r['bench_clock'] * r['cores']):.0%} busy); {parts} "
-              "(the scheduler's tree includes the task processes)")
+        parts = ", ".join(
+            f"{name} {sec:.1f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]) if name != "machine"
+        )
+        print(
+            f"    CPU seconds: machine {cpu['machine']:.1f} of {r['bench_clock'] * r['cores']:.1f} "
+            f"({cpu['machine'] / (r['bench_clock'] * r['cores']):.0%} busy); {parts} "
+            "(the scheduler's tree includes the task processes)"
+        )
         fcpu = r.get("floor_cpu") or {}
         if fcpu:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
         for task_id, s in r["tasks"].items():
             cpu_s = f", task CPU {s['cpu_s']:.1f} s" if "cpu_s" in s else ""
             skipped = f" ({s['skipped']} skipped)" if s.get("skipped") else ""
-            print(f"    {task_id:<10} {s['tis']:>3} TIs{skipped}, busy {s['busy_s']:>6.1f} s "
-                  f"(mean {s['mean_s']:.1f} s){cpu_s}, "
-                  f"mean queued→start {s['mean_queue_s']:.1f} s, span {s['span']}")
+            print(
+                f"    {task_id:<10} {s['tis']:>3} TIs{skipped}, busy {s['busy_s']:>6.1f} s "
+                f"(mean {s['mean_s']:.1f} s){cpu_s}, "
+                f"mean queued→start {s['mean_queue_s']:.1f} s, span {s['span']}"
+            )
     shared = phase.args.journals == "shared"
     where = "invoices and payments in kassekladde 1" if shared else "invoices in 2, payments in 3"
-    print(f"  journals: {phase.args.journals} ({where}); "
-          f"onboarding history: {phase.args.history_bills} bills per agreement")
-    print(f"  master data refresh (direct, untimed): {phase.notes.get('master_data_s', 0):.1f} s, max "
-          f"{phase.notes.get('master_data_calls_per_agreement_max')} e-conomic calls per agreement")
+    print(
+        f"  journals: {phase.args.journals} ({where}); "
+        f"onboarding history: {phase.args.history_bills} bills per agreement"
+    )
+    print(
+        f"  master data refresh (direct, untimed): {phase.notes.get('master_data_s', 0):.1f} s, max "
+        f"{phase.notes.get('master_data_calls_per_agreement_max')} e-conomic calls per agreement"
+    )
     print(f"  logs: {phase.home}")
 
 
@@ -677,16 +882,25 @@ def main() -> int:
     parser.add_argument("--agreements", type=int, default=None, help="default 200 (5 with --celery)")
     parser.add_argument("--bills", type=int, default=None, help="bills per agreement; default 50 (20 with --celery)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--history-bills", type=int, default=50,
-                        help="bills per agreement in the week before the night, booked by an onboarding run "
-                             "first (it creates the agreements' suppliers); 0 = the night is the first run")
-    parser.add_argument("--journals", choices=("shared", "split"), default="shared",
-                        help="shared: invoices and payments in kassekladde 1; split: journals 2 and 3 "
-                             "(one voucher POST per journal and agreement a night)")
+    parser.add_argument(
+        "--history-bills",
+        type=int,
+        default=50,
+        help="bills per agreement in the week before the night, booked by an onboarding run "
+        "first (it creates the agreements' suppliers); 0 = the night is the first run",
+    )
+    parser.add_argument(
+        "--journals",
+        choices=("shared", "split"),
+        default="shared",
+        help="shared: invoices and payments in kassekladde 1; split: journals 2 and 3 "
+        "(one voucher POST per journal and agreement a night)",
+    )
     parser.add_argument("--parallelism", type=int, default=4, help="Airflow's [core] parallelism (2 cores here)")
     parser.add_argument("--group-size", type=int, default=pipeline.GROUP_SIZE, help="agreements per mapped group")
-    parser.add_argument("--load-threads", type=int, default=pipeline.LOAD_THREADS, help="agreements loaded at once "
-                        "per group")
+    parser.add_argument(
+        "--load-threads", type=int, default=pipeline.LOAD_THREADS, help="agreements loaded at once per group"
+    )
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--celery", action="store_true", help="also a CeleryExecutor phase; bookings must match")
     parser.add_argument("--celery-concurrency", type=int, default=2, help="per worker (two workers)")
@@ -720,9 +934,11 @@ def main() -> int:
     if args.celery:
         local_b, celery_b = phases[0].notes.get("booked", set()), phases[1].notes.get("booked", set())
         same = local_b == celery_b
-        print(f"\n  {'met    ' if same else 'NOT met'}  CeleryExecutor bookings == LocalExecutor bookings: "
-              f"{len(local_b)} (agreement, bill, kind, amount) local, {len(celery_b)} celery, "
-              f"{len(local_b ^ celery_b)} differ")
+        print(
+            f"\n  {'met    ' if same else 'NOT met'}  CeleryExecutor bookings == LocalExecutor bookings: "
+            f"{len(local_b)} (agreement, bill, kind, amount) local, {len(celery_b)} celery, "
+            f"{len(local_b ^ celery_b)} differ"
+        )
         ok = ok and same
     return 0 if ok else 1
 

@@ -40,9 +40,16 @@ class Service:
         self.pool = urllib3.PoolManager(maxsize=2)
         self.headers = headers
 
-    def call(self, what: str, method: str, url: str, params: dict[str, Any] | None = None,
-             body: bytes | None = None, headers: dict[str, str] | None = None,
-             fields: dict[str, Any] | None = None) -> bytes:
+    def call(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> bytes:
         if params:
             url = f"{url}?{urlencode(params)}"
         all_headers = {**self.headers, **(headers or {})}
@@ -60,12 +67,20 @@ class Service:
         self.pool.clear()
 
 
-def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, app_secret: str,
-                     calls: Counter, lock: threading.Lock, suffix: str = "") -> None:
+def replay_agreement(
+    plan: dict[str, Any],
+    roger_base: str,
+    economic_base: str,
+    app_secret: str,
+    calls: Counter,
+    lock: threading.Lock,
+    suffix: str = "",
+) -> None:
     local: Counter = Counter()
     roger = Service({"Authorization": f"Bearer {plan['roger_token']}", "Accept": "application/json"})
-    eco = Service({"X-AppSecretToken": app_secret, "X-AgreementGrantToken": plan["economic_token"],
-                   "Accept": "application/json"})
+    eco = Service(
+        {"X-AppSecretToken": app_secret, "X-AgreementGrantToken": plan["economic_token"], "Accept": "application/json"}
+    )
     company = f"{roger_base.rstrip('/')}/companies/{plan['company_id']}"
     try:
         # extract: the bill pages, oldest change first
@@ -76,20 +91,29 @@ def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, 
             params["updated_before"] = plan["before"]
         cursor = None
         while True:
-            page = roger.json("bills page", "GET", f"{company}/bills",
-                              params={**params, **({"cursor": cursor} if cursor else {})})
+            page = roger.json(
+                "bills page", "GET", f"{company}/bills", params={**params, **({"cursor": cursor} if cursor else {})}
+            )
             local["roger_pages"] += 1
             cursor = page.get("next_cursor")
             if not cursor:
                 break
         # other e-conomic reads the run made (lookups, drafts)
         for _ in range(plan.get("supplier_lookups", 0)):
-            eco.call("supplier lookup", "GET", f"{economic_base}/suppliers",
-                     params={"skippages": 0, "pagesize": 1000, "filter": "name$eq:floor"})
+            eco.call(
+                "supplier lookup",
+                "GET",
+                f"{economic_base}/suppliers",
+                params={"skippages": 0, "pagesize": 1000, "filter": "name$eq:floor"},
+            )
             local["economic_suppliers_get"] += 1
         for _ in range(plan.get("entry_reads", 0)):
-            eco.call("entries read", "GET", f"{economic_base}/journals/{plan['invoice_journal']}/entries",
-                     params={"skippages": 0, "pagesize": 1000})
+            eco.call(
+                "entries read",
+                "GET",
+                f"{economic_base}/journals/{plan['invoice_journal']}/entries",
+                params={"skippages": 0, "pagesize": 1000},
+            )
             local["economic_entries_get"] += 1
         for _ in range(plan.get("other_reads", 0)):
             eco.call("read", "GET", f"{economic_base}/self")
@@ -97,8 +121,13 @@ def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, 
         # suppliers created by the run: same bodies, renumbered
         renumber: dict[int, int] = {}
         for old, body in plan.get("suppliers", []):
-            created = eco.json("supplier", "POST", f"{economic_base}/suppliers", body=json.dumps(body).encode(),
-                               headers={"Content-Type": "application/json"})
+            created = eco.json(
+                "supplier",
+                "POST",
+                f"{economic_base}/suppliers",
+                body=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             renumber[int(old)] = created["supplierNumber"]
             local["economic_suppliers_post"] += 1
         # vouchers: one POST per batch, then the PDFs of that batch's invoices
@@ -112,9 +141,13 @@ def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, 
                             sup = item.get("supplier")
                             if isinstance(sup, dict) and sup.get("supplierNumber") in renumber:
                                 sup["supplierNumber"] = renumber[sup["supplierNumber"]]
-            answers = eco.json("vouchers", "POST", f"{economic_base}/journals/{batch['journal']}/vouchers",
-                               body=json.dumps(vouchers).encode(),
-                               headers={"Content-Type": "application/json", "Idempotency-Key": batch["key"] + suffix})
+            answers = eco.json(
+                "vouchers",
+                "POST",
+                f"{economic_base}/journals/{batch['journal']}/vouchers",
+                body=json.dumps(vouchers).encode(),
+                headers={"Content-Type": "application/json", "Idempotency-Key": batch["key"] + suffix},
+            )
             local["economic_vouchers_post"] += 1
             for answer, bill_id in zip(answers, batch["attach"], strict=True):
                 if bill_id:
@@ -124,10 +157,13 @@ def replay_agreement(plan: dict[str, Any], roger_base: str, economic_base: str, 
             pdf = roger.call("document", "GET", f"{company}/bills/{bill_id}/document")
             local["roger_documents"] += 1
             year_path = year.replace("/", "_6_")
-            eco.call("attachment", "POST",
-                     f"{economic_base}/journals/{journal}/vouchers/{year_path}-{number}/attachment/file",
-                     fields={"file": (f"{bill_id}.pdf", pdf, "application/pdf")},
-                     headers={"Idempotency-Key": f"fa-{plan['id']}-{journal}-{year}-{number}{suffix}"})
+            eco.call(
+                "attachment",
+                "POST",
+                f"{economic_base}/journals/{journal}/vouchers/{year_path}-{number}/attachment/file",
+                fields={"file": (f"{bill_id}.pdf", pdf, "application/pdf")},
+                headers={"Idempotency-Key": f"fa-{plan['id']}-{journal}-{year}-{number}{suffix}"},
+            )
             local["economic_attachments_post"] += 1
     finally:
         roger.close()
@@ -143,8 +179,9 @@ def run(plan: dict[str, Any], threads: int, suffix: str = "") -> dict[str, Any]:
 
     def one(agreement: dict[str, Any]) -> None:
         try:
-            replay_agreement(agreement, plan["roger_base_url"], plan["economic_base_url"], plan["app_secret"],
-                             calls, lock, suffix)
+            replay_agreement(
+                agreement, plan["roger_base_url"], plan["economic_base_url"], plan["app_secret"], calls, lock, suffix
+            )
         except Exception as exc:  # reported; the others go on
             errors.append(f"{agreement['id']}: {exc}")
 
@@ -159,15 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("plan")
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="replay N times (fresh idempotency keys each time); seconds = the fastest")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="replay N times (fresh idempotency keys each time); seconds = the fastest"
+    )
     args = parser.parse_args(argv)
     with open(args.plan, encoding="utf-8") as fh:
         plan = json.load(fh)
     results = [run(copy.deepcopy(plan), args.threads, f"-r{i}" if i else "") for i in range(max(1, args.repeat))]
-    result = {**results[0], "seconds": min(r["seconds"] for r in results),
-              "all_seconds": [round(r["seconds"], 2) for r in results],
-              "errors": [e for r in results for e in r["errors"]]}
+    result = {
+        **results[0],
+        "seconds": min(r["seconds"] for r in results),
+        "all_seconds": [round(r["seconds"], 2) for r in results],
+        "errors": [e for r in results for e in r["errors"]],
+    }
     print(json.dumps(result))
     return 1 if result["errors"] else 0
 

@@ -113,16 +113,20 @@ class AgreementContext:
         """Why the whole agreement cannot book now (None: it can)."""
         if not self.has_master_data:
             return "no master data yet: run roger_master_data for this agreement"
-        for number, entry_type in ((self.settings.invoice_journal, "supplierInvoice"),
-                                   (self.settings.payment_journal, "supplierPayment")):
+        for number, entry_type in (
+            (self.settings.invoice_journal, "supplierInvoice"),
+            (self.settings.payment_journal, "supplierPayment"),
+        ):
             problem = masterdata.journal_problem(self.journals, number, entry_type)
             if problem:
                 return problem
         if not self.categories and self.settings.default_account is None:
             return "no mapping at all: map categories or set a default account"
         if not masterdata.has_scanning(self.snapshots) and not self.settings.book_without_attachment:
-            return ("the e-conomic agreement lacks the scanning add-on (Indscanning) and book_without_attachment "
-                    "is off: enable the add-on or allow booking without the PDF")
+            return (
+                "the e-conomic agreement lacks the scanning add-on (Indscanning) and book_without_attachment "
+                "is off: enable the add-on or allow booking without the PDF"
+            )
         return None
 
 

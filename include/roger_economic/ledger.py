@@ -35,9 +35,13 @@ def payload_hash(entry: PlannedEntry, voucher: dict[str, Any] | None = None) -> 
     ``voucher`` is the entry's voucher already made plain (``to_plain``), when the caller has it.
     """
     plain_voucher = voucher if voucher is not None else to_plain(entry.voucher)
-    without_supplier = {**plain_voucher, "entries": {
-        kind: [{k: v for k, v in item.items() if k != "supplier"} for item in items]
-        for kind, items in plain_voucher["entries"].items()}}
+    without_supplier = {
+        **plain_voucher,
+        "entries": {
+            kind: [{k: v for k, v in item.items() if k != "supplier"} for item in items]
+            for kind, items in plain_voucher["entries"].items()
+        },
+    }
     plain = {"voucher": without_supplier, "vendor": entry.vendor.get("key")}
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
@@ -54,10 +58,12 @@ def current(sess: Session, entries: list[PlannedEntry]) -> dict[tuple[str, str, 
     out: dict[tuple[str, str, str], tuple[str, str]] = {}
     for bills in in_chunks(sorted({bill for _aid, bill in wanted})):
         rows = sess.execute(
-            select(posting.agreement_id, posting.bill_id, posting.entry_kind, posting.idempotency_key,
-                   posting.payload_hash)
+            select(
+                posting.agreement_id, posting.bill_id, posting.entry_kind, posting.idempotency_key, posting.payload_hash
+            )
             .where(posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status.in_(LIVE))
-            .order_by(posting.id))
+            .order_by(posting.id)
+        )
         for aid, bill, kind, key, digest in rows:
             if (aid, bill) in wanted:
                 out[(aid, bill, kind)] = (key, digest)
@@ -74,10 +80,19 @@ def _rows_of_bills(sess: Session, bills: set[tuple[str, str]]) -> list[Any]:
     out = []
     for chunk in in_chunks(sorted({bill for _aid, bill in bills})):
         for row in sess.execute(
-            select(posting.id, posting.agreement_id, posting.bill_id, posting.entry_kind, posting.bill_version,
-                   posting.status, posting.idempotency_key, posting.payload_hash)
+            select(
+                posting.id,
+                posting.agreement_id,
+                posting.bill_id,
+                posting.entry_kind,
+                posting.bill_version,
+                posting.status,
+                posting.idempotency_key,
+                posting.payload_hash,
+            )
             .where(posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(chunk))
-            .order_by(posting.id)):
+            .order_by(posting.id)
+        ):
             if (row.agreement_id, row.bill_id) in bills:
                 out.append(row)
     return out
@@ -93,19 +108,31 @@ def _take_turns(sess: Session, agreement_ids: list[str]) -> None:
     run before any lock, so two plans could both read the ledger, then both plan.
     """
     if sess.get_bind().dialect.name == "postgresql":
-        keys = sorted(int.from_bytes(hashlib.sha256(f"plan|{aid}".encode()).digest()[:8], "big", signed=True)
-                      for aid in agreement_ids)
-        sess.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
-                          "ORDER BY 1) AS ordered"), {"keys": keys})
+        keys = sorted(
+            int.from_bytes(hashlib.sha256(f"plan|{aid}".encode()).digest()[:8], "big", signed=True)
+            for aid in agreement_ids
+        )
+        sess.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                "ORDER BY 1) AS ordered"
+            ),
+            {"keys": keys},
+        )
         return
     agreement = models.Agreement
     for chunk in in_chunks(agreement_ids):
-        sess.execute(update(agreement).where(agreement.id.in_(chunk)).values(updated_at=agreement.updated_at)
-                     .execution_options(synchronize_session=False))
+        sess.execute(
+            update(agreement)
+            .where(agreement.id.in_(chunk))
+            .values(updated_at=agreement.updated_at)
+            .execution_options(synchronize_session=False)
+        )
 
 
-def plan(sess: Session, entries: list[PlannedEntry], run_id: str,
-         judged: dict[tuple[str, str], int] | None = None) -> dict[str, Counter]:
+def plan(
+    sess: Session, entries: list[PlannedEntry], run_id: str, judged: dict[tuple[str, str], int] | None = None
+) -> dict[str, Counter]:
     """Write planned rows for entries not already booked as they are; returns counts per agreement.
 
     Versions only move forward, and at most one version of each entry is live:
@@ -160,28 +187,50 @@ def plan(sess: Session, entries: list[PlannedEntry], run_id: str,
             counts[entry.agreement_id]["already_booked"] += 1  # this version is retired or waits for review
             continue
         values = {
-            "status": "planned", "journal_number": entry.journal, "accounting_year": entry.year,
+            "status": "planned",
+            "journal_number": entry.journal,
+            "accounting_year": entry.year,
             "payload": {"voucher": voucher, "vendor": entry.vendor, "has_document": entry.has_document},
-            "payload_hash": digest, "error": None, "run_id": run_id, "attachment": "none",
+            "payload_hash": digest,
+            "error": None,
+            "run_id": run_id,
+            "attachment": "none",
         }
         if row is None:
-            new_rows.append({"agreement_id": entry.agreement_id, "bill_id": entry.bill_id,
-                             "bill_version": entry.version, "entry_kind": entry.kind, "idempotency_key": key,
-                             "created_at": now, **values})
+            new_rows.append(
+                {
+                    "agreement_id": entry.agreement_id,
+                    "bill_id": entry.bill_id,
+                    "bill_version": entry.version,
+                    "entry_kind": entry.kind,
+                    "idempotency_key": key,
+                    "created_at": now,
+                    **values,
+                }
+            )
         else:
             updates.append((row.id, values))
         counts[entry.agreement_id]["replacing" if booked is not None else "planned"] += 1
-    stale = [row for row in rows if row.status in REPLANNABLE
-             and row.bill_version < supersede_below.get((row.agreement_id, row.bill_id, row.entry_kind), -1)]
+    stale = [
+        row
+        for row in rows
+        if row.status in REPLANNABLE
+        and row.bill_version < supersede_below.get((row.agreement_id, row.bill_id, row.entry_kind), -1)
+    ]
     posting = models.Posting
     for chunk in in_chunks([row.id for row in stale]):
-        sess.execute(update(posting).where(posting.id.in_(chunk), posting.status.in_(REPLANNABLE))
-                     .values(status="superseded", error=None).execution_options(synchronize_session=False))
+        sess.execute(
+            update(posting)
+            .where(posting.id.in_(chunk), posting.status.in_(REPLANNABLE))
+            .values(status="superseded", error=None)
+            .execution_options(synchronize_session=False)
+        )
     for row in stale:
         counts[row.agreement_id]["superseded"] += 1
     for row_id, values in updates:
-        sess.execute(update(posting).where(posting.id == row_id).values(**values)
-                     .execution_options(synchronize_session=False))
+        sess.execute(
+            update(posting).where(posting.id == row_id).values(**values).execution_options(synchronize_session=False)
+        )
     if new_rows:  # one multi-row INSERT into the table: the ORM's bulk path costs more than the database
         sess.execute(insert(cast(Table, models.Posting.__table__)), new_rows)
     return counts

@@ -53,6 +53,8 @@ def batch_size() -> int:
         return max(1, min(BATCH_SIZE, int(os.environ.get("ROGER_ECONOMIC_BATCH_SIZE") or BATCH_SIZE)))
     except ValueError:
         return BATCH_SIZE
+
+
 DECIMAL_FIELDS = ("amount", "contraVatAmount", "exchangeRate")
 SessionFactory = Callable[[], Any]
 
@@ -100,34 +102,63 @@ def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
     works = {aid: Work() for aid in agreement_ids}
     for ids in in_chunks(agreement_ids):
         for r in sess.execute(
-                select(posting.agreement_id, posting.status, posting.id, posting.bill_id, posting.bill_version,
-                       posting.entry_kind, posting.journal_number, posting.accounting_year,
-                       posting.idempotency_key, posting.payload_hash, posting.payload)
-                .where(posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting")))
-                .order_by(posting.id)):
+            select(
+                posting.agreement_id,
+                posting.status,
+                posting.id,
+                posting.bill_id,
+                posting.bill_version,
+                posting.entry_kind,
+                posting.journal_number,
+                posting.accounting_year,
+                posting.idempotency_key,
+                posting.payload_hash,
+                posting.payload,
+            )
+            .where(posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting")))
+            .order_by(posting.id)
+        ):
             if r[1] == "posting":
                 works[r[0]].stuck = True
             else:
                 works[r[0]].planned.append(Planned(*r[2:]))
-        for aid, bill_id in sess.execute(select(staged.agreement_id, staged.bill_id).where(
-                staged.agreement_id.in_(ids), staged.state == "withdraw")):
+        for aid, bill_id in sess.execute(
+            select(staged.agreement_id, staged.bill_id).where(staged.agreement_id.in_(ids), staged.state == "withdraw")
+        ):
             works[aid].withdrawn.add(bill_id)
         for aid, row_id, bill_id, journal, year, voucher in sess.execute(
-                select(posting.agreement_id, posting.id, posting.bill_id, posting.journal_number,
-                       posting.accounting_year, posting.voucher_number)
-                .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
-                .order_by(posting.id)):
+            select(
+                posting.agreement_id,
+                posting.id,
+                posting.bill_id,
+                posting.journal_number,
+                posting.accounting_year,
+                posting.voucher_number,
+            )
+            .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
+            .order_by(posting.id)
+        ):
             works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
         quarantine = models.Quarantine
-        for aid, bill_id in sess.execute(select(quarantine.agreement_id, quarantine.bill_id).where(
-                quarantine.agreement_id.in_(ids), quarantine.rule.in_(sorted(LOADER_RULES)),
-                quarantine.released_at.is_(None)).distinct()):
+        for aid, bill_id in sess.execute(
+            select(quarantine.agreement_id, quarantine.bill_id)
+            .where(
+                quarantine.agreement_id.in_(ids),
+                quarantine.rule.in_(sorted(LOADER_RULES)),
+                quarantine.released_at.is_(None),
+            )
+            .distinct()
+        ):
             works[aid].refused.add(bill_id)
-    concerned = {(aid, bill) for aid, work in works.items()
-                 for bill in {p.bill_id for p in work.planned} | work.withdrawn}
+    concerned = {
+        (aid, bill) for aid, work in works.items() for bill in {p.bill_id for p in work.planned} | work.withdrawn
+    }
     for bills in in_chunks(sorted({bill for _aid, bill in concerned})):
-        for row in sess.scalars(select(posting).options(defer(posting.payload)).where(
-                posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status == "posted")):
+        for row in sess.scalars(
+            select(posting)
+            .options(defer(posting.payload))
+            .where(posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status == "posted")
+        ):
             if (row.agreement_id, row.bill_id) in concerned:
                 works[row.agreement_id].live[(row.bill_id, row.entry_kind)] = row
     return works
@@ -149,8 +180,9 @@ def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _newest_only(planned: list[Planned], live: dict[tuple[str, str], models.Posting]
-                 ) -> tuple[list[Planned], list[Planned]]:
+def _newest_only(
+    planned: list[Planned], live: dict[tuple[str, str], models.Posting]
+) -> tuple[list[Planned], list[Planned]]:
     """The planned rows to post, and the stale ones: at most one version of each entry goes out, the newest,
     and never one older than the entry's booked version (versions only move forward)."""
     newest: dict[tuple[str, str], Planned] = {}
@@ -181,8 +213,14 @@ class Loader:
     ``owner``: the lease this load holds, given back in its last transaction."""
 
     def __init__(
-        self, session: SessionFactory, ctx: AgreementContext, economic: EconomicClient, roger: RogerClient,
-        run_id: str, work: Work | None = None, owner: str | None = None,
+        self,
+        session: SessionFactory,
+        ctx: AgreementContext,
+        economic: EconomicClient,
+        roger: RogerClient,
+        run_id: str,
+        work: Work | None = None,
+        owner: str | None = None,
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -231,11 +269,13 @@ class Loader:
                 release(sess, self.aid, self.owner)
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
-        return list(sess.scalars(
-            select(models.Posting)
-            .where(models.Posting.agreement_id == self.aid, models.Posting.status.in_(statuses))
-            .order_by(models.Posting.id)
-        ))
+        return list(
+            sess.scalars(
+                select(models.Posting)
+                .where(models.Posting.agreement_id == self.aid, models.Posting.status.in_(statuses))
+                .order_by(models.Posting.id)
+            )
+        )
 
     # ------------------------------------------------------------------ 1. recovery
     def recover(self) -> None:
@@ -248,14 +288,25 @@ class Loader:
             stuck = self._rows(sess, "posting")
             if not stuck:
                 return
-            known = set(sess.scalars(select(models.Posting.entry_number).where(
-                models.Posting.agreement_id == self.aid, models.Posting.entry_number.is_not(None))))
+            known = set(
+                sess.scalars(
+                    select(models.Posting.entry_number).where(
+                        models.Posting.agreement_id == self.aid, models.Posting.entry_number.is_not(None)
+                    )
+                )
+            )
             drafts = self._drafts_of(stuck, known)
             booked = self._booked_of(sess, stuck)
             newer = self._newer_versions(sess, stuck)
-            gone = set(sess.scalars(select(models.StagedBill.bill_id).where(  # deleted in Roger since
-                models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
-                models.StagedBill.state.in_(("withdraw", "withdrawn")))))
+            gone = set(
+                sess.scalars(
+                    select(models.StagedBill.bill_id).where(  # deleted in Roger since
+                        models.StagedBill.agreement_id == self.aid,
+                        models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
+                        models.StagedBill.state.in_(("withdraw", "withdrawn")),
+                    )
+                )
+            )
             for row in stuck:
                 hit = drafts.get((row.journal_number, row.bill_id, row.entry_kind))
                 if hit is None:
@@ -274,9 +325,14 @@ class Loader:
                     row.status = "planned"
                     row.batch_key = None
                     self.result.counts["requeued"] += 1
-            log.info("agreement %s: recovered %d entries (%d booked meanwhile), requeued %d, superseded %d",
-                     self.aid, self.result.counts["recovered"], self.result.counts["recovered_booked"],
-                     self.result.counts["requeued"], self.result.counts["superseded"])
+            log.info(
+                "agreement %s: recovered %d entries (%d booked meanwhile), requeued %d, superseded %d",
+                self.aid,
+                self.result.counts["recovered"],
+                self.result.counts["recovered_booked"],
+                self.result.counts["requeued"],
+                self.result.counts["superseded"],
+            )
 
     def _drafts_of(self, stuck: list[models.Posting], known: set[int]) -> dict[tuple[int, str, str], dict]:
         """(journal, bill, kind) → a draft entry no ledger row owns yet, in the stuck rows' journals."""
@@ -297,10 +353,18 @@ class Loader:
         """
         posting = models.Posting
         bills = sorted({row.bill_id for row in stuck})
-        owned = {tuple(r) for chunk in in_chunks(bills) for r in sess.execute(
-            select(posting.accounting_year, posting.bill_id, posting.entry_kind, posting.voucher_number).where(
-                posting.agreement_id == self.aid, posting.bill_id.in_(chunk), posting.status == "posted",
-                posting.voucher_number.is_not(None)))}
+        owned = {
+            tuple(r)
+            for chunk in in_chunks(bills)
+            for r in sess.execute(
+                select(posting.accounting_year, posting.bill_id, posting.entry_kind, posting.voucher_number).where(
+                    posting.agreement_id == self.aid,
+                    posting.bill_id.in_(chunk),
+                    posting.status == "posted",
+                    posting.voucher_number.is_not(None),
+                )
+            )
+        }
         dates: dict[str, list[str]] = defaultdict(list)
         for row in stuck:
             for items in (row.payload.get("voucher") or {}).get("entries", {}).values():
@@ -324,9 +388,11 @@ class Loader:
         posting = models.Posting
         highest: dict[tuple[str, str], int] = {}
         for chunk in in_chunks(sorted({row.bill_id for row in stuck})):
-            for bill, kind, version in sess.execute(select(posting.bill_id, posting.entry_kind, posting.bill_version)
-                                                    .where(posting.agreement_id == self.aid,
-                                                           posting.bill_id.in_(chunk))):
+            for bill, kind, version in sess.execute(
+                select(posting.bill_id, posting.entry_kind, posting.bill_version).where(
+                    posting.agreement_id == self.aid, posting.bill_id.in_(chunk)
+                )
+            ):
                 highest[(bill, kind)] = max(highest.get((bill, kind), version), version)
         out: dict[int, set[tuple[str, str]]] = defaultdict(set)
         for row in stuck:
@@ -369,9 +435,12 @@ class Loader:
             return planned
         with self.session() as sess:
             if stale:  # an overlapping run planned two versions of an entry: only the newest may go out
-                sess.execute(update(models.Posting).where(models.Posting.id.in_([r.id for r in stale]),
-                                                          models.Posting.status == "planned")
-                             .values(status="superseded").execution_options(synchronize_session=False))
+                sess.execute(
+                    update(models.Posting)
+                    .where(models.Posting.id.in_([r.id for r in stale]), models.Posting.status == "planned")
+                    .values(status="superseded")
+                    .execution_options(synchronize_session=False)
+                )
                 self.result.counts["superseded"] += len(stale)
             for old, _new in to_retire:
                 sess.add(old)  # read by :func:`read_work`; its changes below are written here
@@ -379,11 +448,14 @@ class Loader:
                 # still a draft? One recovered from the booked entries has no journal entry number; one that
                 # is no longer among the drafts, or that the DELETE no longer finds, was booked meanwhile
                 # (the accountant may book the journal at any moment): a review item, never "gone"
-                still_draft = old.entry_number is not None and self.economic.entry(
-                    old.journal_number, old.entry_number) is not None
+                still_draft = (
+                    old.entry_number is not None
+                    and self.economic.entry(old.journal_number, old.entry_number) is not None
+                )
                 if still_draft and old.entry_number is not None:
-                    still_draft = self.economic.delete_entry(old.journal_number, old.entry_number,
-                                                             f"del-{old.idempotency_key}")
+                    still_draft = self.economic.delete_entry(
+                        old.journal_number, old.entry_number, f"del-{old.idempotency_key}"
+                    )
                 if still_draft:
                     old.status = "superseded" if new is not None else "withdrawn"
                     old.run_id = self.run_id  # the run that deleted the draft counts it (as on main, for the report)
@@ -403,25 +475,42 @@ class Loader:
                         old.status = "withdrawn"
                     self.result.counts["review"] += 1
             if held:
-                sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held)))
-                             .values(status="review"))
+                sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held))).values(status="review"))
             for chunk in in_chunks(sorted(withdrawn_bills)):  # one statement, not one per bill
-                sess.execute(update(models.StagedBill).where(  # still to withdraw: a newer version may have come
-                    models.StagedBill.agreement_id == self.aid, models.StagedBill.bill_id.in_(chunk),
-                    models.StagedBill.state == "withdraw",
-                ).values(state="withdrawn"))
+                sess.execute(
+                    update(models.StagedBill)
+                    .where(  # still to withdraw: a newer version may have come
+                        models.StagedBill.agreement_id == self.aid,
+                        models.StagedBill.bill_id.in_(chunk),
+                        models.StagedBill.state == "withdraw",
+                    )
+                    .values(state="withdrawn")
+                )
         retired = {old.id for old, _new in to_retire if old.status in ("superseded", "withdrawn")}
         if retired:  # a draft deleted before its PDF went up (found by recovery in this load) gets none
             self.to_attach = [item for item in self.to_attach if item[0] not in retired]
         return [p for p in planned if p.id not in held]
 
     def _review(self, sess: Session, bill_id: str, version: int, kind: str, message: str) -> None:
-        exists = sess.scalar(select(models.ReviewItem).where(
-            models.ReviewItem.agreement_id == self.aid, models.ReviewItem.bill_id == bill_id,
-            models.ReviewItem.bill_version == version, models.ReviewItem.entry_kind == kind))
+        exists = sess.scalar(
+            select(models.ReviewItem).where(
+                models.ReviewItem.agreement_id == self.aid,
+                models.ReviewItem.bill_id == bill_id,
+                models.ReviewItem.bill_version == version,
+                models.ReviewItem.entry_kind == kind,
+            )
+        )
         if exists is None:
-            sess.add(models.ReviewItem(agreement_id=self.aid, bill_id=bill_id, bill_version=version, entry_kind=kind,
-                                       message=message, created_at=datetime.now(UTC)))
+            sess.add(
+                models.ReviewItem(
+                    agreement_id=self.aid,
+                    bill_id=bill_id,
+                    bill_version=version,
+                    entry_kind=kind,
+                    message=message,
+                    created_at=datetime.now(UTC),
+                )
+            )
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
@@ -433,15 +522,31 @@ class Loader:
         if not unknown:
             return
         with self.session() as sess:
-            links = {link.vendor_key: link for chunk in in_chunks(sorted(unknown)) for link in sess.scalars(
-                select(models.SupplierLink).where(models.SupplierLink.agreement_id == self.aid,
-                                                  models.SupplierLink.vendor_key.in_(chunk)))}
-            vendors = {key: vendor for key, vendor in unknown.items()
-                       if key not in links or links[key].supplier_number is None}
+            links = {
+                link.vendor_key: link
+                for chunk in in_chunks(sorted(unknown))
+                for link in sess.scalars(
+                    select(models.SupplierLink).where(
+                        models.SupplierLink.agreement_id == self.aid, models.SupplierLink.vendor_key.in_(chunk)
+                    )
+                )
+            }
+            vendors = {
+                key: vendor for key, vendor in unknown.items() if key not in links or links[key].supplier_number is None
+            }
             # Marked ``creating`` before any call, in the same transaction: a crash after a creation leaves
             # a link that says to look the supplier up first, so it is never created twice.
-            marks = [{"agreement_id": self.aid, "vendor_key": key, "supplier_number": None, "how": "creating",
-                      "created_at": datetime.now(UTC)} for key in vendors if key not in links]
+            marks = [
+                {
+                    "agreement_id": self.aid,
+                    "vendor_key": key,
+                    "supplier_number": None,
+                    "how": "creating",
+                    "created_at": datetime.now(UTC),
+                }
+                for key in vendors
+                if key not in links
+            ]
             if marks:
                 sess.execute(insert(models.SupplierLink), marks)
         for key, link in links.items():  # made by another run since this one read its context
@@ -462,10 +567,12 @@ class Loader:
             if numbers:
                 table = cast(Table, models.SupplierLink.__table__)
                 with self.session() as sess:
-                    sess.execute(update(table).where(table.c.agreement_id == self.aid,
-                                                     table.c.vendor_key == bindparam("key"))
-                                 .values(supplier_number=bindparam("number"), how="created"),
-                                 [{"key": k, "number": n} for k, n in numbers.items()])
+                    sess.execute(
+                        update(table)
+                        .where(table.c.agreement_id == self.aid, table.c.vendor_key == bindparam("key"))
+                        .values(supplier_number=bindparam("number"), how="created"),
+                        [{"key": k, "number": n} for k, n in numbers.items()],
+                    )
 
     def _supplier_key(self, vendor_key: str) -> str:
         return "rs-" + hashlib.sha256(f"{self.aid}|{vendor_key}".encode()).hexdigest()[:40]
@@ -518,20 +625,32 @@ class Loader:
             # (one statement: rows still planned with the content read are marked, and say so)
             key = _batch_key(self.aid, journal, rows)
             as_read = tuple_(posting.id, posting.payload_hash).in_([(r.id, r.payload_hash) for r in rows])
-            marked = set(sess.scalars(
-                update(posting).where(as_read, posting.status == "planned")
-                .values(status="posting", batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
-                .returning(posting.id).execution_options(synchronize_session=False)))
+            marked = set(
+                sess.scalars(
+                    update(posting)
+                    .where(as_read, posting.status == "planned")
+                    .values(status="posting", batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
+                    .returning(posting.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
             changed = [r for r in rows if r.id not in marked]
             if changed:
-                log.info("agreement %s: %d entries were re-planned during this load; they wait for the next one",
-                         self.aid, len(changed))
+                log.info(
+                    "agreement %s: %d entries were re-planned during this load; they wait for the next one",
+                    self.aid,
+                    len(changed),
+                )
                 self.result.counts["replanned_meanwhile"] += len(changed)
                 rows = [r for r in rows if r.id in marked]
                 if rows:  # the batch key names exactly the vouchers sent
                     key = _batch_key(self.aid, journal, rows)
-                    sess.execute(update(posting).where(posting.id.in_([r.id for r in rows]))
-                                 .values(batch_key=key).execution_options(synchronize_session=False))
+                    sess.execute(
+                        update(posting)
+                        .where(posting.id.in_([r.id for r in rows]))
+                        .values(batch_key=key)
+                        .execution_options(synchronize_session=False)
+                    )
             if not rows:
                 return
         vouchers = []
@@ -554,22 +673,35 @@ class Loader:
         for row, voucher in zip(rows, created, strict=True):
             entries = voucher.get("entries", {})
             items = entries.get("supplierInvoices") or entries.get("supplierPayments") or [{}]
-            done.append({
-                "row_id": row.id, "voucher_number": voucher.get("voucherNumber"),
-                "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
-                "entry_number": items[0].get("journalEntryNumber"),
-                "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
-            })
+            done.append(
+                {
+                    "row_id": row.id,
+                    "voucher_number": voucher.get("voucherNumber"),
+                    "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
+                    "entry_number": items[0].get("journalEntryNumber"),
+                    "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
+                }
+            )
             if done[-1]["attachment"] == "pending":
-                self.to_attach.append((row.id, row.bill_id, journal, done[-1]["accounting_year"],
-                                       done[-1]["voucher_number"]))
+                self.to_attach.append(
+                    (row.id, row.bill_id, journal, done[-1]["accounting_year"], done[-1]["voucher_number"])
+                )
             self.result.counts[f"{row.kind}s_booked"] += 1
         table = cast(Table, posting.__table__)
         with self.session() as sess:  # one statement for the batch (executemany by primary key)
-            sess.execute(update(table).where(table.c.id == bindparam("row_id")).values(
-                status="posted", posted_at=now, voucher_number=bindparam("voucher_number"),
-                accounting_year=bindparam("accounting_year"), entry_number=bindparam("entry_number"),
-                attachment=bindparam("attachment")), done)
+            sess.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(
+                    status="posted",
+                    posted_at=now,
+                    voucher_number=bindparam("voucher_number"),
+                    accounting_year=bindparam("accounting_year"),
+                    entry_number=bindparam("entry_number"),
+                    attachment=bindparam("attachment"),
+                ),
+                done,
+            )
             if {r.bill_id for r in rows} & self.work_refused:
                 self._release_refusals(sess, rows, now)
 
@@ -580,13 +712,20 @@ class Loader:
         quarantine = models.Quarantine
         refused = [(r.bill_id, r.kind) for r in posted if r.bill_id in self.work_refused]
         invoices = [bill for bill, kind in refused if kind == "invoice"]
-        sess.execute(update(quarantine).where(
-            quarantine.agreement_id == self.aid, quarantine.released_at.is_(None),
-            (quarantine.rule.in_(sorted(LOADER_RULES))
-             & tuple_(quarantine.bill_id, quarantine.entry_kind).in_(sorted(set(refused))))
-            | ((quarantine.rule == "invoice_rejected") & quarantine.bill_id.in_(sorted(set(invoices) or {""}))),
-        ).values(released_at=now, release_reason=f"posted to e-conomic in run {self.run_id}")
-            .execution_options(synchronize_session=False))
+        sess.execute(
+            update(quarantine)
+            .where(
+                quarantine.agreement_id == self.aid,
+                quarantine.released_at.is_(None),
+                (
+                    quarantine.rule.in_(sorted(LOADER_RULES))
+                    & tuple_(quarantine.bill_id, quarantine.entry_kind).in_(sorted(set(refused)))
+                )
+                | ((quarantine.rule == "invoice_rejected") & quarantine.bill_id.in_(sorted(set(invoices) or {""}))),
+            )
+            .values(released_at=now, release_reason=f"posted to e-conomic in run {self.run_id}")
+            .execution_options(synchronize_session=False)
+        )
 
     def _rejected(self, journal: int, rows: list[Planned], exc: ValidationRejected) -> None:
         """e-conomic refused the batch: quarantine the named vouchers, then post the rest again once recovery has
@@ -615,15 +754,22 @@ class Loader:
             now = datetime.now(UTC)
             for row, why in rejected:
                 self.why_refused.setdefault(row.bill_id, why)
-                self._quarantine(sess, row, "economic_rejected",
-                                 f"e-conomic rejected the {row.kind} of bill {row.bill_id}: {why}", now)
-                sess.execute(update(posting).where(posting.id == row.id)
-                             .values(status="rejected", batch_key=None, error=why)
-                             .execution_options(synchronize_session=False))
+                self._quarantine(
+                    sess,
+                    row,
+                    "economic_rejected",
+                    f"e-conomic rejected the {row.kind} of bill {row.bill_id}: {why}",
+                    now,
+                )
+                sess.execute(
+                    update(posting)
+                    .where(posting.id == row.id)
+                    .values(status="rejected", batch_key=None, error=why)
+                    .execution_options(synchronize_session=False)
+                )
                 self.result.counts["rejected"] += 1
             if rest:  # left ``posting``: e-conomic does not document that a refused batch created none of it
-                sess.execute(update(posting).where(posting.id.in_([r.id for r in rest]))
-                             .values(status="posting"))
+                sess.execute(update(posting).where(posting.id.in_([r.id for r in rest])).values(status="posting"))
         if waiting:
             self._hold(waiting, marked=True)
         if rest:  # looked for in e-conomic first (drafts and booked entries); those not found are posted again
@@ -638,29 +784,47 @@ class Loader:
             now = datetime.now(UTC)
             for row in rows:
                 why = self.why_refused.get(row.bill_id, "see the invoice's quarantine record")
-                message = (f"payment of bill {row.bill_id} is held back: e-conomic rejected its invoice: "
-                           f"{why}")[:2000]
+                message = (f"payment of bill {row.bill_id} is held back: e-conomic rejected its invoice: {why}")[:2000]
                 self._quarantine(sess, row, "invoice_rejected", message, now)
-                sess.execute(update(posting).where(
-                    posting.id == row.id, posting.status == ("posting" if marked else "planned"))
+                sess.execute(
+                    update(posting)
+                    .where(posting.id == row.id, posting.status == ("posting" if marked else "planned"))
                     .values(status="held", batch_key=None, error=message[:1900])
-                    .execution_options(synchronize_session=False))
+                    .execution_options(synchronize_session=False)
+                )
                 self.result.counts["held"] += 1
 
     def _quarantine(self, sess: Session, row: Planned, rule: str, message: str, now: datetime) -> None:
         """One open record per entry and rule: a refusal repeated on a later run touches it."""
         quarantine = models.Quarantine
-        open_row = sess.scalar(select(quarantine).where(
-            quarantine.agreement_id == self.aid, quarantine.bill_id == row.bill_id,
-            quarantine.entry_kind == row.kind, quarantine.rule == rule, quarantine.released_at.is_(None)))
+        open_row = sess.scalar(
+            select(quarantine).where(
+                quarantine.agreement_id == self.aid,
+                quarantine.bill_id == row.bill_id,
+                quarantine.entry_kind == row.kind,
+                quarantine.rule == rule,
+                quarantine.released_at.is_(None),
+            )
+        )
         if open_row is not None:
             open_row.last_seen, open_row.message, open_row.bill_version = now, message, row.bill_version
             open_row.run_id = self.run_id
             return
-        sess.add(models.Quarantine(
-            agreement_id=self.aid, bill_id=row.bill_id, bill_version=row.bill_version, entry_kind=row.kind,
-            rule=rule, severity="stop", value=None, message=message, first_seen=now, last_seen=now,
-            run_id=self.run_id))
+        sess.add(
+            models.Quarantine(
+                agreement_id=self.aid,
+                bill_id=row.bill_id,
+                bill_version=row.bill_version,
+                entry_kind=row.kind,
+                rule=rule,
+                severity="stop",
+                value=None,
+                message=message,
+                first_seen=now,
+                last_seen=now,
+                run_id=self.run_id,
+            )
+        )
 
     # ------------------------------------------------------------------ 5. attachments
     def attach_documents(self) -> None:
@@ -671,11 +835,18 @@ class Loader:
             return
         if not has_scanning(self.ctx.snapshots):
             with self.session() as sess:
-                skipped = cast(CursorResult, sess.execute(
-                    update(models.Posting).where(models.Posting.agreement_id == self.aid,
-                                                 models.Posting.status == "posted",
-                                                 models.Posting.attachment == "pending")
-                    .values(attachment="skipped"))).rowcount
+                skipped = cast(
+                    CursorResult,
+                    sess.execute(
+                        update(models.Posting)
+                        .where(
+                            models.Posting.agreement_id == self.aid,
+                            models.Posting.status == "posted",
+                            models.Posting.attachment == "pending",
+                        )
+                        .values(attachment="skipped")
+                    ),
+                ).rowcount
             if skipped:
                 self.result.counts["attachments_skipped"] += skipped
             return
@@ -683,8 +854,9 @@ class Loader:
             if voucher is not None:
                 self._attach_one(row_id, bill_id, journal, year, voucher, self.attached_unsaved)
 
-    def _attach_one(self, row_id: int, bill_id: str, journal: int, year: str, voucher: int,
-                    attached: list[int]) -> None:
+    def _attach_one(
+        self, row_id: int, bill_id: str, journal: int, year: str, voucher: int, attached: list[int]
+    ) -> None:
         pdf = self.roger.document(bill_id)
         state = "too_large"
         if fits_one_request(pdf):
@@ -702,12 +874,16 @@ class Loader:
         with self.session() as sess:
             row = sess.get(models.Posting, row_id)
             row.attachment = state
-            self._review(sess, bill_id, row.bill_version, "invoice",
-                         f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB per upload: "
-                         f"the entry is booked (voucher {year}-{voucher}) without it; attach it by hand")
+            self._review(
+                sess,
+                bill_id,
+                row.bill_version,
+                "invoice",
+                f"document of bill {bill_id} is {len(pdf)} bytes, over e-conomic's 9 MB per upload: "
+                f"the entry is booked (voucher {year}-{voucher}) without it; attach it by hand",
+            )
             self.result.counts["review"] += 1
-        log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid, bill_id,
-                    len(pdf))
+        log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid, bill_id, len(pdf))
 
     def _mark_attached(self, row_ids: list[int]) -> None:
         """Record attachments a few at a time: one commit per upload cost more CPU than the upload.
@@ -735,18 +911,34 @@ def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
     refused: set[tuple[str, str]] = set()  # an entry e-conomic refused, or a payment its refused invoice holds
     planned: set[tuple[str, str]] = set()
     for ids in in_chunks(agreement_ids):
-        for aid, bill_id, status in sess.execute(select(posting.agreement_id, posting.bill_id, posting.status).where(
-                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review", "rejected",
-                                                                    "held")))):
+        for aid, bill_id, status in sess.execute(
+            select(posting.agreement_id, posting.bill_id, posting.status).where(
+                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review", "rejected", "held"))
+            )
+        ):
             {"review": review, "rejected": refused, "held": refused}.get(status, waiting).add((aid, bill_id))
-        planned |= {(aid, bill) for aid, bill in sess.execute(select(staged.agreement_id, staged.bill_id).where(
-            staged.agreement_id.in_(ids), staged.state == "planned"))}
-    for state, bills in (("review", planned & review), ("quarantined", (planned & refused) - review - waiting),
-                         ("booked", planned - review - waiting - refused)):
+        planned |= {
+            (aid, bill)
+            for aid, bill in sess.execute(
+                select(staged.agreement_id, staged.bill_id).where(
+                    staged.agreement_id.in_(ids), staged.state == "planned"
+                )
+            )
+        }
+    for state, bills in (
+        ("review", planned & review),
+        ("quarantined", (planned & refused) - review - waiting),
+        ("booked", planned - review - waiting - refused),
+    ):
         for chunk in in_chunks(sorted(bills)):
-            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id).in_(chunk),
-                                              staged.state == "planned")  # not one an overlapping run moved on
-                         .values(state=state).execution_options(synchronize_session=False))
+            sess.execute(
+                update(staged)
+                .where(
+                    tuple_(staged.agreement_id, staged.bill_id).in_(chunk), staged.state == "planned"
+                )  # not one an overlapping run moved on
+                .values(state=state)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
@@ -759,12 +951,24 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
     staged = models.StagedBill
     out: set[str] = set()
     for ids in in_chunks(agreement_ids):
-        out |= set(sess.scalars(select(posting.agreement_id).where(
-            posting.agreement_id.in_(ids),
-            posting.status.in_(("planned", "posting"))
-            | ((posting.status == "posted") & (posting.attachment == "pending"))).distinct()))
-        out |= set(sess.scalars(select(staged.agreement_id).where(
-            staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw"))).distinct()))
+        out |= set(
+            sess.scalars(
+                select(posting.agreement_id)
+                .where(
+                    posting.agreement_id.in_(ids),
+                    posting.status.in_(("planned", "posting"))
+                    | ((posting.status == "posted") & (posting.attachment == "pending")),
+                )
+                .distinct()
+            )
+        )
+        out |= set(
+            sess.scalars(
+                select(staged.agreement_id)
+                .where(staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw")))
+                .distinct()
+            )
+        )
     return out
 
 
@@ -775,19 +979,32 @@ def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bo
     over at once instead of blocking the retry until it expires; recovery then sorts out its batch.
     """
     now = datetime.now(UTC)
-    free = (models.Agreement.lease_until.is_(None)) | (models.Agreement.lease_until < now) | (
-        models.Agreement.lease_owner == owner)
-    taken = cast(CursorResult, sess.execute(
-        update(models.Agreement).where(models.Agreement.id == agreement_id, free)
-        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))))
+    free = (
+        (models.Agreement.lease_until.is_(None))
+        | (models.Agreement.lease_until < now)
+        | (models.Agreement.lease_owner == owner)
+    )
+    taken = cast(
+        CursorResult,
+        sess.execute(
+            update(models.Agreement)
+            .where(models.Agreement.id == agreement_id, free)
+            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+        ),
+    )
     if taken.rowcount == 1:  # the usual case: one statement
         return True
     holder = sess.scalar(select(models.Agreement.lease_owner).where(models.Agreement.id == agreement_id))
     if holder is None or holder == owner or not _dead_local_owner(holder):
         return False  # held by a live run (or freed a moment ago): the caller waits its turn
-    result = cast(CursorResult, sess.execute(
-        update(models.Agreement).where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == holder)
-        .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))))
+    result = cast(
+        CursorResult,
+        sess.execute(
+            update(models.Agreement)
+            .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == holder)
+            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+        ),
+    )
     if result.rowcount == 1:
         log.warning("agreement %s: took over the lease of %s, a process that is gone", agreement_id, holder)
     return result.rowcount == 1
@@ -806,9 +1023,12 @@ def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int 
     free = (agreement.lease_until.is_(None)) | (agreement.lease_until < now) | (agreement.lease_owner == owner)
     held: set[str] = set()
     for ids in in_chunks(agreement_ids):
-        sess.execute(update(agreement).where(agreement.id.in_(ids), free)
-                     .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-                     .execution_options(synchronize_session=False))
+        sess.execute(
+            update(agreement)
+            .where(agreement.id.in_(ids), free)
+            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+            .execution_options(synchronize_session=False)
+        )
         held |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
     return held
 
@@ -829,13 +1049,19 @@ def _dead_local_owner(owner: str) -> bool:
 
 
 def release(sess: Session, agreement_id: str, owner: str) -> None:
-    sess.execute(update(models.Agreement).where(models.Agreement.id == agreement_id,
-                                                models.Agreement.lease_owner == owner)
-                 .values(lease_owner=None, lease_until=None))
+    sess.execute(
+        update(models.Agreement)
+        .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
 
 
 def release_all(sess: Session, agreement_ids: list[str], owner: str) -> None:
     """Give back every lease of the group this owner still holds (one a load could not give back itself)."""
     for ids in in_chunks(agreement_ids):
-        sess.execute(update(models.Agreement).where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
-                     .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
+        sess.execute(
+            update(models.Agreement)
+            .where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -18,8 +18,16 @@ from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES, SCANNING
 from roger_economic.economic.jsonnum import to_plain
 from roger_economic.roger.client import RogerClient
 
-ECONOMIC_KINDS = ("self", "accounts", "journals", "accounting_years", "vat_accounts", "currencies", "suppliers",
-                  "payment_types")
+ECONOMIC_KINDS = (
+    "self",
+    "accounts",
+    "journals",
+    "accounting_years",
+    "vat_accounts",
+    "currencies",
+    "suppliers",
+    "payment_types",
+)
 ROGER_KINDS = ("roger_company", "roger_categories", "roger_payment_methods")
 
 

@@ -30,12 +30,20 @@ class Calendar:
     def __init__(self, years: list[dict[str, Any]]) -> None:
         self.years = sorted(
             (
-                (date.fromisoformat(y["fromDate"]), date.fromisoformat(y["toDate"]), y["year"], bool(y.get("closed")),
-                 [
-                     (date.fromisoformat(p["fromDate"]), date.fromisoformat(p["toDate"]), bool(p.get("barred")
-                                                                                          or p.get("closed")))
-                     for p in _periods(y)
-                 ])
+                (
+                    date.fromisoformat(y["fromDate"]),
+                    date.fromisoformat(y["toDate"]),
+                    y["year"],
+                    bool(y.get("closed")),
+                    [
+                        (
+                            date.fromisoformat(p["fromDate"]),
+                            date.fromisoformat(p["toDate"]),
+                            bool(p.get("barred") or p.get("closed")),
+                        )
+                        for p in _periods(y)
+                    ],
+                )
                 for y in years
             ),
             key=lambda t: t[0],

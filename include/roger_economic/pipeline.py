@@ -89,12 +89,28 @@ def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = M
     return out
 
 
-def clients(settings: Settings, endpoints: Endpoints, policy: RetryPolicy | None = None,
-            on_call: Callable[[str, str], None] | None = None) -> tuple[EconomicClient, RogerClient]:
-    economic = EconomicClient(endpoints.economic_base_url, endpoints.app_secret,
-                              endpoints.token(settings.economic_token_ref), settings.id, policy, on_call)
-    roger = RogerClient(endpoints.roger_base_url, settings.roger_company_id, endpoints.token(settings.roger_token_ref),
-                        settings.id, policy, on_call)
+def clients(
+    settings: Settings,
+    endpoints: Endpoints,
+    policy: RetryPolicy | None = None,
+    on_call: Callable[[str, str], None] | None = None,
+) -> tuple[EconomicClient, RogerClient]:
+    economic = EconomicClient(
+        endpoints.economic_base_url,
+        endpoints.app_secret,
+        endpoints.token(settings.economic_token_ref),
+        settings.id,
+        policy,
+        on_call,
+    )
+    roger = RogerClient(
+        endpoints.roger_base_url,
+        settings.roger_company_id,
+        endpoints.token(settings.roger_token_ref),
+        settings.id,
+        policy,
+        on_call,
+    )
     return economic, roger
 
 
@@ -103,9 +119,16 @@ def _record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> 
     one transaction."""
     now = datetime.now(UTC)
     with session() as sess:
-        existing = {r.agreement_id: r for r in sess.scalars(select(models.RunReport).where(
-            models.RunReport.run_id == run_id, models.RunReport.phase == phase,
-            models.RunReport.agreement_id.in_(list(results))))}
+        existing = {
+            r.agreement_id: r
+            for r in sess.scalars(
+                select(models.RunReport).where(
+                    models.RunReport.run_id == run_id,
+                    models.RunReport.phase == phase,
+                    models.RunReport.agreement_id.in_(list(results)),
+                )
+            )
+        }
         for aid, res in results.items():
             row = existing.get(aid) or models.RunReport(run_id=run_id, agreement_id=aid, phase=phase)
             row.outcome, row.message = res["outcome"], res.get("message")
@@ -126,8 +149,14 @@ def agreement_deadline() -> float:
     return float(raw) if raw else AGREEMENT_DEADLINE
 
 
-def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_id: str, phase: str,
-          threads: int = 1, deadline: float | None = None) -> dict[str, Any]:
+def _each(
+    agreement_ids: list[str],
+    work: Callable[[str], dict[str, Any]],
+    run_id: str,
+    phase: str,
+    threads: int = 1,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     """Run ``work`` per agreement; a failure is recorded under the agreement's name, never fatal here.
 
     Each agreement gets ``deadline`` seconds (``ROGER_ECONOMIC_AGREEMENT_DEADLINE``) from when its work
@@ -166,8 +195,10 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             return keep(aid, {"outcome": "ok", **work(aid)})
         except RecordsUnusable as exc:  # the rest of its bills are staged: incomplete, not failed
             log.error("agreement %s incomplete in %s: %s", aid, phase, exc)
-            return keep(aid, {"outcome": "incomplete", "message": str(exc), **exc.counts,
-                              "unusable": exc.named[: exc.MAX_NAMED]})
+            return keep(
+                aid,
+                {"outcome": "incomplete", "message": str(exc), **exc.counts, "unusable": exc.named[: exc.MAX_NAMED]},
+            )
         except AgreementStopped as exc:
             log.error("agreement %s stopped in %s: %s", aid, phase, exc.reason)
             return keep(aid, {"outcome": "stopped", "message": exc.reason})
@@ -178,8 +209,9 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             # its text may hold a token (an unforeseen error's message is nobody's to vouch for): scrubbed
             # before it is logged or stored; the traceback is logged as frames only, without values
             text = scrub(f"unexpected {type(exc).__name__}: {exc}")
-            log.error("agreement %s failed in %s: %s\n%s", aid, phase, text,
-                      "".join(traceback.format_tb(exc.__traceback__)))
+            log.error(
+                "agreement %s failed in %s: %s\n%s", aid, phase, text, "".join(traceback.format_tb(exc.__traceback__))
+            )
             return keep(aid, {"outcome": "failed", "message": text})
 
     def overdue(aid: str) -> dict[str, Any] | None:
@@ -191,8 +223,11 @@ def _each(agreement_ids: list[str], work: Callable[[str], dict[str, Any]], run_i
             if aid in lines:
                 return None
         log.error("agreement %s failed in %s: took longer than %g s; the others go on", aid, phase, limit)
-        result = {"outcome": "failed", "timed_out": True,
-                  "message": f"took longer than {limit:g} s in {phase}; stopped waiting for it"}
+        result = {
+            "outcome": "failed",
+            "timed_out": True,
+            "message": f"took longer than {limit:g} s in {phase}; stopped waiting for it",
+        }
         return keep(aid, result)[1]
 
     results: dict[str, Any] = {}
@@ -257,11 +292,19 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
             row = sess.get_one(models.Agreement, aid)
             gaps = masterdata.mapping_gaps(row, ctx.categories, ctx.methods, snaps)
             if not masterdata.has_scanning(snaps):
-                gaps.append({"kind": "scanning_addon", "item": "Indscanning", "stops": "attachments"
-                             if not row.book_without_attachment else "nothing",
-                             "message": "the e-conomic agreement lacks the scanning add-on (Indscanning): "
-                                        + ("bills are booked without their PDF" if row.book_without_attachment
-                                           else "bills wait until it is enabled or book_without_attachment is set")})
+                gaps.append(
+                    {
+                        "kind": "scanning_addon",
+                        "item": "Indscanning",
+                        "stops": "attachments" if not row.book_without_attachment else "nothing",
+                        "message": "the e-conomic agreement lacks the scanning add-on (Indscanning): "
+                        + (
+                            "bills are booked without their PDF"
+                            if row.book_without_attachment
+                            else "bills wait until it is enabled or book_without_attachment is set"
+                        ),
+                    }
+                )
             status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
             status.scanning_addon = masterdata.has_scanning(snaps)
             status.api_access = True
@@ -269,8 +312,12 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
             status.master_data_at = datetime.now(UTC)
             status.master_data_error = None
             sess.add(status)
-        return {"accounts": len(snaps["accounts"]), "suppliers": len(snaps["suppliers"]),
-                "categories": len(snaps["roger_categories"]), "gaps": len(gaps)}
+        return {
+            "accounts": len(snaps["accounts"]),
+            "suppliers": len(snaps["suppliers"]),
+            "categories": len(snaps["roger_categories"]),
+            "gaps": len(gaps),
+        }
 
     return _each(agreement_ids, work, run_id, "masterdata", threads=LOAD_THREADS)
 
@@ -302,8 +349,12 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
         held: dict[str, int] = {
             bill_id: version
             for chunk in in_chunks([b.get("id") for b in bills if isinstance(b.get("id"), str)])
-            for bill_id, version in sess.execute(select(staged_bill.bill_id, staged_bill.version).where(
-                staged_bill.agreement_id == aid, staged_bill.bill_id.in_(chunk)))}
+            for bill_id, version in sess.execute(
+                select(staged_bill.bill_id, staged_bill.version).where(
+                    staged_bill.agreement_id == aid, staged_bill.bill_id.in_(chunk)
+                )
+            )
+        }
         writes: dict[str, dict[str, Any]] = {}  # bill id → its newest row; known ones updated, new ones inserted
         for bill in bills:
             bill_id, version = bill.get("id"), bill.get("version")
@@ -316,9 +367,17 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
                 counts["unchanged"] += 1
                 continue
             counts["staged"] += 1
-            writes[bill_id] = {"agreement_id": aid, "bill_id": bill_id, "version": version, "payload": bill,
-                               "updated_at": str(bill.get("updated_at"))[:40], "state": "new", "staged_at": now,
-                               "run_id": run_id, "search_text": models.bill_search_text(bill)}
+            writes[bill_id] = {
+                "agreement_id": aid,
+                "bill_id": bill_id,
+                "version": version,
+                "payload": bill,
+                "updated_at": str(bill.get("updated_at"))[:40],
+                "state": "new",
+                "staged_at": now,
+                "run_id": run_id,
+                "search_text": models.bill_search_text(bill),
+            }
         fresh = [row for bill_id, row in writes.items() if bill_id not in held]
         changed = [row for bill_id, row in writes.items() if bill_id in held]
         if fresh:  # one multi-row INSERT
@@ -345,8 +404,9 @@ class RecordsUnusable(IntegrationError):
 
     def __init__(self, agreement: str, named: list[str], counts: dict[str, Any]) -> None:
         self.named, self.counts = named, {**counts, "unusable_records": len(named)}
-        shown = ", ".join(named[: self.MAX_NAMED]) + (f" and {len(named) - self.MAX_NAMED} more"
-                                                      if len(named) > self.MAX_NAMED else "")
+        shown = ", ".join(named[: self.MAX_NAMED]) + (
+            f" and {len(named) - self.MAX_NAMED} more" if len(named) > self.MAX_NAMED else ""
+        )
         super().__init__(f"{len(named)} Roger record(s) without a usable id or version were not staged: {shown}")
 
 
@@ -375,12 +435,18 @@ def _advance_watermarks(agreement_ids: list[str], before: str) -> None:
     with session() as sess:
         for chunk in in_chunks(agreement_ids):
             known = set(sess.scalars(select(status.agreement_id).where(status.agreement_id.in_(chunk))))
-            sess.execute(update(status).where(
-                status.agreement_id.in_(chunk),
-                or_(status.extracted_until.is_(None), status.extracted_until < before),
-            ).values(extracted_until=before).execution_options(synchronize_session=False))
-            sess.add_all(models.AgreementStatus(agreement_id=aid, extracted_until=before)
-                         for aid in chunk if aid not in known)
+            sess.execute(
+                update(status)
+                .where(
+                    status.agreement_id.in_(chunk),
+                    or_(status.extracted_until.is_(None), status.extracted_until < before),
+                )
+                .values(extracted_until=before)
+                .execution_options(synchronize_session=False)
+            )
+            sess.add_all(
+                models.AgreementStatus(agreement_id=aid, extracted_until=before) for aid in chunk if aid not in known
+            )
 
 
 def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
@@ -391,9 +457,13 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
     """
     settings = _settings(agreement_ids)
     with session() as sess:
-        watermarks = dict(sess.execute(select(models.AgreementStatus.agreement_id,
-                                              models.AgreementStatus.extracted_until).where(
-            models.AgreementStatus.agreement_id.in_(agreement_ids))).all())
+        watermarks = dict(
+            sess.execute(
+                select(models.AgreementStatus.agreement_id, models.AgreementStatus.extracted_until).where(
+                    models.AgreementStatus.agreement_id.in_(agreement_ids)
+                )
+            ).all()
+        )
 
     def work(aid: str) -> dict[str, Any]:
         counts: Counter = Counter()
@@ -401,8 +471,12 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         since = min(window.since, mark) if window.since and mark else window.since
         if since != window.since:
             log.info("agreement %s: catching up from %s, where its last complete extraction ended", aid, since)
-        roger = RogerClient(endpoints.roger_base_url, settings[aid].roger_company_id,
-                            endpoints.token(settings[aid].roger_token_ref), aid)
+        roger = RogerClient(
+            endpoints.roger_base_url,
+            settings[aid].roger_company_id,
+            endpoints.token(settings[aid].roger_token_ref),
+            aid,
+        )
         unusable: list[str] = []
         try:
             try:
@@ -439,8 +513,12 @@ def setup_fingerprint(ctx: AgreementContext, fetched: list[tuple[str, str]]) -> 
     When it has not changed since the last run and no bill is new, quarantined bills would be judged
     the same way again, so the group skips validation (and never imports pandas or GX).
     """
-    plain = {"settings": asdict(ctx.settings), "categories": sorted(ctx.categories.items()),
-             "methods": sorted(ctx.methods.items()), "md": sorted(fetched)}
+    plain = {
+        "settings": asdict(ctx.settings),
+        "categories": sorted(ctx.categories.items()),
+        "methods": sorted(ctx.methods.items()),
+        "md": sorted(fetched),
+    }
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -464,17 +542,27 @@ def _judgement(sess: Any, agreement_ids: list[str], dry_run: bool) -> _Judgement
             stopped[aid] = {"outcome": "stopped", "message": reason}
         else:
             runnable[aid] = contexts[aid]
-    fresh = set(sess.scalars(select(models.StagedBill.agreement_id).where(
-        models.StagedBill.agreement_id.in_(list(runnable)),
-        models.StagedBill.state.in_(("new", "planned"))).distinct()))
-    judged = dict(sess.execute(select(models.AgreementStatus.agreement_id,
-                                      models.AgreementStatus.judged_fingerprint).where(
-        models.AgreementStatus.agreement_id.in_(list(runnable)))).all())
+    fresh = set(
+        sess.scalars(
+            select(models.StagedBill.agreement_id)
+            .where(models.StagedBill.agreement_id.in_(list(runnable)), models.StagedBill.state.in_(("new", "planned")))
+            .distinct()
+        )
+    )
+    judged = dict(
+        sess.execute(
+            select(models.AgreementStatus.agreement_id, models.AgreementStatus.judged_fingerprint).where(
+                models.AgreementStatus.agreement_id.in_(list(runnable))
+            )
+        ).all()
+    )
     fetched: dict[str, list[tuple[str, str]]] = {aid: [] for aid in runnable}
     for chunk in in_chunks(list(runnable)):  # master-data ages of the whole group in one query
-        for aid, kind, at in sess.execute(select(
-                models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.fetched_at).where(
-                models.MasterData.agreement_id.in_(chunk))):
+        for aid, kind, at in sess.execute(
+            select(models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.fetched_at).where(
+                models.MasterData.agreement_id.in_(chunk)
+            )
+        ):
             fetched[aid].append((kind, str(at)))
     fingerprints = {aid: setup_fingerprint(ctx, fetched[aid]) for aid, ctx in runnable.items()}
     rejudge = {aid for aid in runnable if aid in fresh or dry_run or judged.get(aid) != fingerprints[aid]}
@@ -509,10 +597,15 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
         judgement = _judgement(sess, agreement_ids, dry_run)
         results: dict[str, Any] = dict(judgement.stopped)
         runnable, fingerprints, rejudge = judgement.runnable, judgement.fingerprints, judgement.rejudge
-        bills = [(aid, payload) for aid, payload in sess.execute(
-            select(models.StagedBill.agreement_id, models.StagedBill.payload).where(
-                models.StagedBill.agreement_id.in_(list(rejudge)),
-                models.StagedBill.state.in_(("new", "quarantined", "planned"))))]
+        bills = [
+            (aid, payload)
+            for aid, payload in sess.execute(
+                select(models.StagedBill.agreement_id, models.StagedBill.payload).where(
+                    models.StagedBill.agreement_id.in_(list(rejudge)),
+                    models.StagedBill.state.in_(("new", "quarantined", "planned")),
+                )
+            )
+        ]
     for aid in set(runnable) - rejudge:
         results[aid] = {"outcome": "ok", "unchanged": True}
     runnable = {aid: ctx for aid, ctx in runnable.items() if aid in rejudge}
@@ -541,10 +634,15 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
         per[entry.agreement_id][f"{entry.kind}s_planned"] += 1
     if dry_run:
         for aid in runnable:
-            results[aid] = {"outcome": "ok", **per[aid], "dry_run": True,
-                            "entries": [_dry(e) for e in planned if e.agreement_id == aid],
-                            "quarantine": [_finding(f) for f in findings if f.agreement_id == aid]}
+            results[aid] = {
+                "outcome": "ok",
+                **per[aid],
+                "dry_run": True,
+                "entries": [_dry(e) for e in planned if e.agreement_id == aid],
+                "quarantine": [_finding(f) for f in findings if f.agreement_id == aid],
+            }
         return results
+
     def plan_and_record() -> dict[str, Any]:
         with session() as sess:
             judged = {(o.agreement_id, o.bill_id): o.version for o in outcomes if o.version is not None}
@@ -569,8 +667,12 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
 
 def _remember_fingerprints(fingerprints: dict[str, str], judged: dict[str, AgreementContext]) -> None:
     with session() as sess:
-        statuses = {s.agreement_id: s for s in sess.scalars(select(models.AgreementStatus).where(
-            models.AgreementStatus.agreement_id.in_(list(judged))))}
+        statuses = {
+            s.agreement_id: s
+            for s in sess.scalars(
+                select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(list(judged)))
+            )
+        }
         for aid in judged:
             status = statuses.get(aid) or models.AgreementStatus(agreement_id=aid)
             status.judged_fingerprint = fingerprints[aid]
@@ -580,8 +682,13 @@ def _remember_fingerprints(fingerprints: dict[str, str], judged: dict[str, Agree
 def _dry(entry: Any) -> dict[str, Any]:
     from roger_economic.economic.jsonnum import to_plain
 
-    return {"bill_id": entry.bill_id, "kind": entry.kind, "journal": entry.journal, "year": entry.year,
-            "entry": to_plain(entry.entry)}
+    return {
+        "bill_id": entry.bill_id,
+        "kind": entry.kind,
+        "journal": entry.journal,
+        "year": entry.year,
+        "entry": to_plain(entry.entry),
+    }
 
 
 def _finding(f: Any) -> dict[str, Any]:
@@ -606,8 +713,13 @@ def _wait_for_lease(aid: str, owner: str) -> None:
         waited += 2.0
 
 
-def load(agreement_ids: list[str], endpoints: Endpoints, run_id: str, policy: RetryPolicy | None = None,
-         on_call: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+def load(
+    agreement_ids: list[str],
+    endpoints: Endpoints,
+    run_id: str,
+    policy: RetryPolicy | None = None,
+    on_call: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
     """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
 
     The group's leases, what each agreement starts from, and at the end the bill states, are each read

@@ -30,14 +30,28 @@ REQUIRED = ("bill_id", "vendor_name", "issue_date_raw", "currency", "amount_raw"
 OK, NA = "ok", "n/a"
 
 FIELDS = {  # frame column: path in the Roger bill
-    "bill_id": ("id",), "version": ("version",), "status": ("status",), "deleted": ("deleted",),
-    "document_type": ("document_type",), "vendor_name": ("vendor", "name"), "vendor_cvr": ("vendor", "cvr"),
-    "vendor_country": ("vendor", "country"), "currency": ("currency",), "amount_raw": ("amount",),
-    "vat_raw": ("vat_amount",), "issue_date_raw": ("issue_date",), "due_date_raw": ("due_date",),
-    "category_id": ("category_id",), "invoice_number": ("invoice_number",), "payment_code": ("payment_code",),
-    "method_id": ("payment", "method_id"), "paid_date_raw": ("payment", "paid_date"),
-    "pay_amount_raw": ("payment", "amount"), "pay_currency": ("payment", "currency"),
-    "pay_base_raw": ("payment", "amount_base_currency"), "has_document": ("has_document",),
+    "bill_id": ("id",),
+    "version": ("version",),
+    "status": ("status",),
+    "deleted": ("deleted",),
+    "document_type": ("document_type",),
+    "vendor_name": ("vendor", "name"),
+    "vendor_cvr": ("vendor", "cvr"),
+    "vendor_country": ("vendor", "country"),
+    "currency": ("currency",),
+    "amount_raw": ("amount",),
+    "vat_raw": ("vat_amount",),
+    "issue_date_raw": ("issue_date",),
+    "due_date_raw": ("due_date",),
+    "category_id": ("category_id",),
+    "invoice_number": ("invoice_number",),
+    "payment_code": ("payment_code",),
+    "method_id": ("payment", "method_id"),
+    "paid_date_raw": ("payment", "paid_date"),
+    "pay_amount_raw": ("payment", "amount"),
+    "pay_currency": ("payment", "currency"),
+    "pay_base_raw": ("payment", "amount_base_currency"),
+    "has_document": ("has_document",),
 }
 
 
@@ -82,8 +96,9 @@ def flatten(bills: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
         row["chk_contract"] = contract.message(broken) if broken else OK
         row["contract_value"] = contract.value(broken) if broken else None
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["agreement_id", *FIELDS, "has_payment", "chk_contract", "contract_value"],
-                         dtype=object)
+    frame = pd.DataFrame(
+        rows, columns=["agreement_id", *FIELDS, "has_payment", "chk_contract", "contract_value"], dtype=object
+    )
     frame["row_key"] = [f"{a}|{b}|{i}" for i, (a, b) in enumerate(zip(frame.agreement_id, frame.bill_id, strict=True))]
     return frame
 
@@ -98,10 +113,13 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _required(values: dict[str, Any]) -> str:
     """ok, or which required fields are missing or malformed (an unknown document type is malformed)."""
-    bad = [name for name, value in values.items()
-           if value in (None, "")
-           or (name == "issue_date_raw" and _date(value) is None)
-           or (name == "document_type" and value not in DOCUMENT_TYPES)]
+    bad = [
+        name
+        for name, value in values.items()
+        if value in (None, "")
+        or (name == "issue_date_raw" and _date(value) is None)
+        or (name == "document_type" and value not in DOCUMENT_TYPES)
+    ]
     return OK if not bad else "missing or malformed: " + ", ".join(bad)
 
 
@@ -118,8 +136,9 @@ def action_of(status: Any, deleted: Any, document_type: Any) -> str:
 
 def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, AgreementContext]) -> pd.DataFrame:
     frame = flatten(bills)
-    frame["action"] = [action_of(s, d, t) for s, d, t in zip(frame.status, frame.deleted, frame.document_type,
-                                                              strict=True)]
+    frame["action"] = [
+        action_of(s, d, t) for s, d, t in zip(frame.status, frame.deleted, frame.document_type, strict=True)
+    ]
     broken = frame.chk_contract.ne(OK)
     frame.loc[broken, "action"] = "book"  # judged like a bill to book, so that it is quarantined, never skipped
     frame["invoice_number"] = frame.invoice_number.map(_text_or_none)
@@ -135,8 +154,9 @@ def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, Agreeme
     frame["needs_payment"] = frame.action.eq("book") & (
         frame.is_receipt | (frame.status.eq("PAID") & (frame.document_type.ne("credit_note") | frame.has_payment))
     )
-    frame["chk_required"] = [_required(dict(zip(REQUIRED, vals, strict=True)))
-                             for vals in zip(*(frame[c] for c in REQUIRED), strict=True)]
+    frame["chk_required"] = [
+        _required(dict(zip(REQUIRED, vals, strict=True))) for vals in zip(*(frame[c] for c in REQUIRED), strict=True)
+    ]
     frame["chk_amount"] = [
         OK if a is not None and a > 0 else f"amount {r!r} is not positive with at most 2 decimals"
         for a, r in zip(frame.amount, frame.amount_raw, strict=True)
@@ -162,17 +182,20 @@ def _join_mappings(frame: pd.DataFrame, contexts: dict[str, AgreementContext]) -
     """Category and payment-method mappings joined in as columns (a merge per table, not per bill)."""
     cat_rows = [
         {"agreement_id": aid, "category_id": cat, "mapped_account": acc, "mapped_vat": vat}
-        for aid, ctx in contexts.items() for cat, (acc, vat) in ctx.categories.items()
+        for aid, ctx in contexts.items()
+        for cat, (acc, vat) in ctx.categories.items()
     ]
     cats = pd.DataFrame(cat_rows, columns=["agreement_id", "category_id", "mapped_account", "mapped_vat"], dtype=object)
     method_rows = [
         {"agreement_id": aid, "method_id": m, "pay_account": acc}
-        for aid, ctx in contexts.items() for m, acc in ctx.methods.items()
+        for aid, ctx in contexts.items()
+        for m, acc in ctx.methods.items()
     ]
     methods = pd.DataFrame(method_rows, columns=["agreement_id", "method_id", "pay_account"], dtype=object)
     defaults = pd.DataFrame(
         [{"agreement_id": aid, "default_account": ctx.settings.default_account} for aid, ctx in contexts.items()],
-        columns=["agreement_id", "default_account"], dtype=object,
+        columns=["agreement_id", "default_account"],
+        dtype=object,
     )
     out = frame.merge(cats, on=["agreement_id", "category_id"], how="left")
     out = out.merge(methods, on=["agreement_id", "method_id"], how="left")
@@ -197,7 +220,8 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
         out["chk_category"] = out["chk_contra"] = NA
     elif contra is None:
         out["chk_category"] = (
-            f"category {row['category_id']!r} is not mapped and there is no default account" if row["category_id"]
+            f"category {row['category_id']!r} is not mapped and there is no default account"
+            if row["category_id"]
             else "the bill has no category and there is no default account"
         )
         out["chk_contra"] = NA
@@ -215,7 +239,11 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     rate = ctx.vat_rates.get(vat_code) if vat_code else None
     out["w_vat"] = (
         f"VAT {vat} does not fit {vat_code} ({rate}%) on {row['amount']}"
-        if book and vat is not None and rate is not None and row["amount"] is not None and row["amount"] > 0
+        if book
+        and vat is not None
+        and rate is not None
+        and row["amount"] is not None
+        and row["amount"] > 0
         and not vat_fits(row["amount"], vat, rate)
         else OK
     )
@@ -230,9 +258,10 @@ def _resolve_row(row: dict[str, Any], ctx: AgreementContext) -> dict[str, Any]:
     number, how = ctx.supplier_for(row["vendor_name"], row["vendor_cvr"])
     out["supplier_number"], out["supplier_how"] = number, how
     out["chk_supplier"] = (
-        OK if not book or how != "unresolved"
+        OK
+        if not book or how != "unresolved"
         else f"vendor {row['vendor_name']!r} (CVR {row['vendor_cvr']}) has no supplier and the policy is "
-             f"{ctx.settings.supplier_policy}"
+        f"{ctx.settings.supplier_policy}"
     )
     # warnings that never stop a bill
     due, issue = row["due_date"], row["issue_date"]
@@ -266,8 +295,7 @@ def _payment_type_check(number: int | None, ctx: AgreementContext) -> str:
         return OK
     name = PAYMENT_TYPES[number][0]
     if ctx.payment_types is None:
-        return (f"payment type {number} ({name}): the agreement's payment types are not read yet "
-                "(run roger_master_data)")
+        return f"payment type {number} ({name}): the agreement's payment types are not read yet (run roger_master_data)"
     if number not in ctx.payment_types:
         listed = ", ".join(str(n) for n in sorted(ctx.payment_types)) or "none"
         return f"payment type {number} ({name}) is not among the agreement's payment types ({listed})"
@@ -294,8 +322,10 @@ def _pay_amount_check(row: dict[str, Any]) -> str:
     if paid is None or gross is None or paid <= 0 or row["pay_currency"] != row["currency"] or paid == gross:
         return OK
     kind = "partial payment" if paid < gross else "over-payment"
-    return (f"payment {paid} {row['pay_currency']} differs from the bill's amount {gross} {row['currency']} "
-            f"({kind}: the accountant decides)")
+    return (
+        f"payment {paid} {row['pay_currency']} differs from the bill's amount {gross} {row['currency']} "
+        f"({kind}: the accountant decides)"
+    )
 
 
 def _placement(kind: str, day: date | None, ctx: AgreementContext, policy: str, active: bool) -> dict[str, Any]:
@@ -310,13 +340,30 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
     needs = bool(row["needs_payment"])
     out: dict[str, Any] = {}
     if not needs:
-        out.update({"chk_pay_present": NA, "chk_pay_method": NA, "chk_pay_account": NA, "chk_pay_currency": NA,
-                    "chk_pay_amount": NA, "chk_payment_date": NA, "payment_date": None, "payment_year": None,
-                    "exchange_rate": None})
+        out.update(
+            {
+                "chk_pay_present": NA,
+                "chk_pay_method": NA,
+                "chk_pay_account": NA,
+                "chk_pay_currency": NA,
+                "chk_pay_amount": NA,
+                "chk_payment_date": NA,
+                "payment_date": None,
+                "payment_year": None,
+                "exchange_rate": None,
+            }
+        )
         return out
-    missing = [name for name, value in (("method_id", row["method_id"]), ("paid_date", row["paid_date"]),
-                                        ("amount", row["pay_amount"]), ("currency", row["pay_currency"]))
-               if value in (None, "") or (name == "amount" and value <= 0)]
+    missing = [
+        name
+        for name, value in (
+            ("method_id", row["method_id"]),
+            ("paid_date", row["paid_date"]),
+            ("amount", row["pay_amount"]),
+            ("currency", row["pay_currency"]),
+        )
+        if value in (None, "") or (name == "amount" and value <= 0)
+    ]
     out["chk_pay_present"] = OK if not missing else "payment missing or malformed: " + ", ".join(missing)
     account = row["pay_account"]
     if row["method_id"] and account is None:
@@ -337,8 +384,14 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
     out.update(_placement("payment", row["paid_date"], ctx, policy, True))
     rate = None
     amount, base = row["pay_amount"], row["pay_base"]
-    if (amount and base and amount > 0 and base > 0 and pay_currency == row["currency"]
-            and pay_currency != ctx.base_currency):
+    if (
+        amount
+        and base
+        and amount > 0
+        and base > 0
+        and pay_currency == row["currency"]
+        and pay_currency != ctx.base_currency
+    ):
         rate = exchange_rate(amount, base)
     out["exchange_rate"] = rate
     return out

@@ -29,8 +29,11 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
     now = datetime.now(UTC)
     agreement_ids = sorted({o.agreement_id for o in outcomes})
     open_rows: dict[tuple[str, str], list[models.Quarantine]] = {}
-    for row in sess.scalars(select(models.Quarantine).where(
-            models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None))):
+    for row in sess.scalars(
+        select(models.Quarantine).where(
+            models.Quarantine.agreement_id.in_(agreement_ids), models.Quarantine.released_at.is_(None)
+        )
+    ):
         open_rows.setdefault((row.agreement_id, row.bill_id), []).append(row)
     # (agreement, bill, version judged): a newer version staged meanwhile by an overlapping run keeps its
     # state "new", so that it is judged in turn instead of being carried along as this version's outcome
@@ -46,20 +49,35 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
             if finding is None:
                 row.released_at = now
                 row.release_reason = (
-                    f"bill no longer to book ({outcome.state})" if outcome.state in ("waiting", "withdraw")
+                    f"bill no longer to book ({outcome.state})"
+                    if outcome.state in ("waiting", "withdraw")
                     else f"rule {row.rule} passes since run {run_id}"
                 )
                 if row.severity == "stop":
                     counts["released"] += 1
             else:
-                row.last_seen, row.value, row.message, row.bill_version = now, finding.value, finding.message, (
-                    outcome.version or row.bill_version)
+                row.last_seen, row.value, row.message, row.bill_version = (
+                    now,
+                    finding.value,
+                    finding.message,
+                    (outcome.version or row.bill_version),
+                )
         for finding in failing.values():
-            opened.append({
-                "agreement_id": outcome.agreement_id, "bill_id": outcome.bill_id, "bill_version": outcome.version or 0,
-                "entry_kind": finding.entry, "rule": finding.rule, "severity": finding.severity,
-                "value": finding.value, "message": finding.message, "first_seen": now, "last_seen": now,
-                "run_id": run_id})
+            opened.append(
+                {
+                    "agreement_id": outcome.agreement_id,
+                    "bill_id": outcome.bill_id,
+                    "bill_version": outcome.version or 0,
+                    "entry_kind": finding.entry,
+                    "rule": finding.rule,
+                    "severity": finding.severity,
+                    "value": finding.value,
+                    "message": finding.message,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "run_id": run_id,
+                }
+            )
             if finding.severity == "stop":
                 counts["opened"] += 1
         new_states[STATE_OF[outcome.state]].append((*key, outcome.version if outcome.version is not None else -1))
@@ -68,6 +86,10 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
     staged = models.StagedBill
     for state, keys in new_states.items():  # one UPDATE per state and 500 bills, across the group's agreements
         for chunk in in_chunks(keys):
-            sess.execute(update(staged).where(tuple_(staged.agreement_id, staged.bill_id, staged.version).in_(chunk))
-                         .values(state=state).execution_options(synchronize_session=False))
+            sess.execute(
+                update(staged)
+                .where(tuple_(staged.agreement_id, staged.bill_id, staged.version).in_(chunk))
+                .values(state=state)
+                .execution_options(synchronize_session=False)
+            )
     return counts

@@ -86,8 +86,12 @@ def _common(row: dict[str, Any], ctx: AgreementContext) -> tuple[dict[str, Any],
     if row["supplier_number"] is not None:
         supplier = {"supplier": {"supplierNumber": int(row["supplier_number"])}}
     vendor = {
-        "key": row["vendor_key"], "name": row["vendor_name"], "cvr": row["vendor_cvr"],
-        "country": row["vendor_country"], "currency": row["currency"], "how": row["supplier_how"],
+        "key": row["vendor_key"],
+        "name": row["vendor_name"],
+        "cvr": row["vendor_cvr"],
+        "country": row["vendor_country"],
+        "currency": row["currency"],
+        "how": row["supplier_how"],
     }
     return supplier, vendor
 
@@ -125,8 +129,17 @@ def _invoice(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
         "journal": {"journalNumber": journal},
         "entries": {"supplierInvoices": [entry]},
     }
-    return PlannedEntry(row["agreement_id"], str(row["bill_id"]), int(row["version"]), "invoice", journal,
-                        row["invoice_year"], voucher, vendor, bool(row["has_document"]))
+    return PlannedEntry(
+        row["agreement_id"],
+        str(row["bill_id"]),
+        int(row["version"]),
+        "invoice",
+        journal,
+        row["invoice_year"],
+        voucher,
+        vendor,
+        bool(row["has_document"]),
+    )
 
 
 def _payment(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
@@ -149,8 +162,17 @@ def _payment(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
         "journal": {"journalNumber": journal},
         "entries": {"supplierPayments": [entry]},
     }
-    return PlannedEntry(row["agreement_id"], str(row["bill_id"]), int(row["version"]), "payment", journal,
-                        row["payment_year"], voucher, vendor, False)
+    return PlannedEntry(
+        row["agreement_id"],
+        str(row["bill_id"]),
+        int(row["version"]),
+        "payment",
+        journal,
+        row["payment_year"],
+        voucher,
+        vendor,
+        False,
+    )
 
 
 def _cut(number: Any) -> str | None:

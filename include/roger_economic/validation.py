@@ -32,44 +32,157 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("roger_contract", "stop", "invoice", "status", "chk_contract", "contract_value",
-         "the record keeps the Roger contract (openapi Bill schema)"),
-    Rule("required_fields", "stop", "invoice", "status", "chk_required", "chk_required",
-         "required fields present and well-formed"),
-    Rule("amount_positive_2_decimals", "stop", "invoice", "status", "chk_amount", "amount_raw",
-         "amount positive with at most 2 decimals"),
+    Rule(
+        "roger_contract",
+        "stop",
+        "invoice",
+        "status",
+        "chk_contract",
+        "contract_value",
+        "the record keeps the Roger contract (openapi Bill schema)",
+    ),
+    Rule(
+        "required_fields",
+        "stop",
+        "invoice",
+        "status",
+        "chk_required",
+        "chk_required",
+        "required fields present and well-formed",
+    ),
+    Rule(
+        "amount_positive_2_decimals",
+        "stop",
+        "invoice",
+        "status",
+        "chk_amount",
+        "amount_raw",
+        "amount positive with at most 2 decimals",
+    ),
     Rule("currency_known", "stop", "invoice", "status", "chk_currency", "currency", "currency known to e-conomic"),
-    Rule("category_mapped", "stop", "invoice", "status", "chk_category", "category_id",
-         "category mapped, or a default account"),
-    Rule("contra_account_bookable", "stop", "invoice", "status", "chk_contra", "contra_account",
-         "contra account exists, not barred, not heading/sum, takes direct entries"),
-    Rule("invoice_date_open", "stop", "invoice", "status", "chk_invoice_date", "invoice_day",
-         "invoice date in an open accounting year and period"),
-    Rule("supplier_resolved", "stop", "invoice", "status", "chk_supplier", "vendor_name",
-         "vendor resolves to a supplier under the agreement's policy"),
+    Rule(
+        "category_mapped",
+        "stop",
+        "invoice",
+        "status",
+        "chk_category",
+        "category_id",
+        "category mapped, or a default account",
+    ),
+    Rule(
+        "contra_account_bookable",
+        "stop",
+        "invoice",
+        "status",
+        "chk_contra",
+        "contra_account",
+        "contra account exists, not barred, not heading/sum, takes direct entries",
+    ),
+    Rule(
+        "invoice_date_open",
+        "stop",
+        "invoice",
+        "status",
+        "chk_invoice_date",
+        "invoice_day",
+        "invoice date in an open accounting year and period",
+    ),
+    Rule(
+        "supplier_resolved",
+        "stop",
+        "invoice",
+        "status",
+        "chk_supplier",
+        "vendor_name",
+        "vendor resolves to a supplier under the agreement's policy",
+    ),
     Rule("unique_in_batch", "stop", "invoice", "unique", "bill_key", "bill_id", "each bill once in a batch"),
-    Rule("payment_present", "stop", "payment", "status", "chk_pay_present", "chk_pay_present",
-         "a paid bill carries its payment"),
-    Rule("payment_method_mapped", "stop", "payment", "status", "chk_pay_method", "method_id",
-         "payment method mapped to an account"),
-    Rule("payment_account_bookable", "stop", "payment", "status", "chk_pay_account", "pay_account",
-         "payment account bookable"),
-    Rule("payment_currency", "stop", "payment", "status", "chk_pay_currency", "pay_currency",
-         "payment currency known and the bill's"),
-    Rule("payment_date_open", "stop", "payment", "status", "chk_payment_date", "paid_date_raw",
-         "payment date in an open accounting year and period"),
-    Rule("payment_type_offered", "stop", "invoice", "status", "chk_payment_type", "payment_type_number",
-         "the agreement offers the invoice's payment type"),
-    Rule("vat_plausible", "stop", "invoice", "status", "chk_vat", "vat_raw",
-         "VAT amount not larger than the gross amount and of its sign"),
-    Rule("payment_amount_matches", "stop", "payment", "status", "chk_pay_amount", "pay_amount_raw",
-         "a payment in the bill's currency is the bill's amount"),
+    Rule(
+        "payment_present",
+        "stop",
+        "payment",
+        "status",
+        "chk_pay_present",
+        "chk_pay_present",
+        "a paid bill carries its payment",
+    ),
+    Rule(
+        "payment_method_mapped",
+        "stop",
+        "payment",
+        "status",
+        "chk_pay_method",
+        "method_id",
+        "payment method mapped to an account",
+    ),
+    Rule(
+        "payment_account_bookable",
+        "stop",
+        "payment",
+        "status",
+        "chk_pay_account",
+        "pay_account",
+        "payment account bookable",
+    ),
+    Rule(
+        "payment_currency",
+        "stop",
+        "payment",
+        "status",
+        "chk_pay_currency",
+        "pay_currency",
+        "payment currency known and the bill's",
+    ),
+    Rule(
+        "payment_date_open",
+        "stop",
+        "payment",
+        "status",
+        "chk_payment_date",
+        "paid_date_raw",
+        "payment date in an open accounting year and period",
+    ),
+    Rule(
+        "payment_type_offered",
+        "stop",
+        "invoice",
+        "status",
+        "chk_payment_type",
+        "payment_type_number",
+        "the agreement offers the invoice's payment type",
+    ),
+    Rule(
+        "vat_plausible",
+        "stop",
+        "invoice",
+        "status",
+        "chk_vat",
+        "vat_raw",
+        "VAT amount not larger than the gross amount and of its sign",
+    ),
+    Rule(
+        "payment_amount_matches",
+        "stop",
+        "payment",
+        "status",
+        "chk_pay_amount",
+        "pay_amount_raw",
+        "a payment in the bill's currency is the bill's amount",
+    ),
     Rule("due_after_issue", "warn", "invoice", "status", "w_due", "due_date_raw", "due date not before issue date"),
     Rule("vat_fits_rate", "warn", "invoice", "status", "w_vat", "vat_raw", "VAT amount fits the code's rate"),
-    Rule("invoice_number_fits", "warn", "invoice", "status", "w_invoice_number", "invoice_number",
-         "invoice number present and at most 30 characters"),
-    Rule("payment_code_parses", "warn", "invoice", "status", "w_payment_code", "payment_code",
-         "FI payment code parses"),
+    Rule(
+        "invoice_number_fits",
+        "warn",
+        "invoice",
+        "status",
+        "w_invoice_number",
+        "invoice_number",
+        "invoice number present and at most 30 characters",
+    ),
+    Rule(
+        "payment_code_parses", "warn", "invoice", "status", "w_payment_code", "payment_code", "FI payment code parses"
+    ),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
 
@@ -92,11 +205,17 @@ def _suite_expectations(gx: Any) -> list[Any]:
         meta = {"rule": rule.name}
         if rule.kind == "status":
             allowed = [OK, NA]
-            expectations.append(gx.expectations.ExpectColumnValuesToBeInSet(
-                column=rule.column, value_set=allowed, meta=meta, description=rule.description))
+            expectations.append(
+                gx.expectations.ExpectColumnValuesToBeInSet(
+                    column=rule.column, value_set=allowed, meta=meta, description=rule.description
+                )
+            )
         elif rule.kind == "unique":
-            expectations.append(gx.expectations.ExpectColumnValuesToBeUnique(
-                column=rule.column, meta=meta, description=rule.description))
+            expectations.append(
+                gx.expectations.ExpectColumnValuesToBeUnique(
+                    column=rule.column, meta=meta, description=rule.description
+                )
+            )
     return expectations
 
 
@@ -132,12 +251,18 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
             message = (
                 f"bill {row['bill_id']} appears more than once in the batch" if rule.kind == "unique" else str(status)
             )
-            findings.append(Finding(
-                agreement_id=row["agreement_id"], bill_id=str(row["bill_id"]),
-                version=int(row["version"]) if row["version"] is not None else None,
-                rule=rule.name, severity=rule.severity, entry=rule.entry,
-                value=None if value is None else str(value), message=message,
-            ))
+            findings.append(
+                Finding(
+                    agreement_id=row["agreement_id"],
+                    bill_id=str(row["bill_id"]),
+                    version=int(row["version"]) if row["version"] is not None else None,
+                    rule=rule.name,
+                    severity=rule.severity,
+                    entry=rule.entry,
+                    value=None if value is None else str(value),
+                    message=message,
+                )
+            )
     return findings
 
 
@@ -183,14 +308,19 @@ def _validate(frame: pd.DataFrame, docs: DataDocs | None = None) -> Any:
         "class_name": "SiteBuilder",
         "store_backend": {**_ours("KeepingStoreBackend"), "base_directory": str(docs.directory)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _ours("CachedIndexPageView")},
-        "site_section_builders": {section: {"view": _ours("CachedPageView")}
-                                  for section in ("expectations", "validations", "profiling")},
+        "site_section_builders": {
+            section: {"view": _ours("CachedPageView")} for section in ("expectations", "validations", "profiling")
+        },
     }
     context.add_data_docs_site(site_name="roger_economic", site_config=site)
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="booking_rules", validation_definitions=[definition], result_format=result_format,
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["roger_economic"])],
-    ))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="booking_rules",
+            validation_definitions=[definition],
+            result_format=result_format,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["roger_economic"])],
+        )
+    )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=docs.run_name))
     result_id, result = next(iter(outcome.run_results.items()))
     # this validation's own page, by its identifier (a retried task's earlier page has the same run name)

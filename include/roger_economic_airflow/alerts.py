@@ -50,8 +50,12 @@ def notify(report: dict[str, Any]) -> list[str]:
         alerts.mark_sent(report["run_id"], channels)
         log.info("alert sent via %s", ", ".join(channels))
     elif not webhook and not emails:  # nothing silent: a night that needs a person says so in its log at least
-        log.warning("no alert channel configured (ROGER_ECONOMIC_ALERT_WEBHOOK, ROGER_ECONOMIC_ALERT_EMAILS); "
-                    "the alert would have said: %s\n%s", alert.subject, alert.text)
+        log.warning(
+            "no alert channel configured (ROGER_ECONOMIC_ALERT_WEBHOOK, ROGER_ECONOMIC_ALERT_EMAILS); "
+            "the alert would have said: %s\n%s",
+            alert.subject,
+            alert.text,
+        )
     if failed:
         raise RuntimeError(f"alert of run {report['run_id']} not sent via {', '.join(failed)}")
     return channels
@@ -73,8 +77,12 @@ def summary_failed(context: dict[str, Any]) -> None:
     run_id = context["run_id"]
     exc = context.get("exception")
     what = type(exc).__name__ if exc is not None else "an unknown error"
-    report = {"run_id": run_id, "agreements": [], "totals": {},
-              "problems": [f"the run's summary failed ({what}): its outcome is unknown; see the summarise task's log"]}
+    report = {
+        "run_id": run_id,
+        "agreements": [],
+        "totals": {},
+        "problems": [f"the run's summary failed ({what}): its outcome is unknown; see the summarise task's log"],
+    }
     try:
         notify(report)
     except Exception:

@@ -32,13 +32,15 @@ def configure(home: Path | None = None, db_url: str | None = None, airflow_db_ur
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db_url or f"sqlite:///{home / 'airflow.db'}",
-        "ROGER_ECONOMIC_DB_URL": db_url or os.environ.get("ROGER_ECONOMIC_DB_URL")
+        "ROGER_ECONOMIC_DB_URL": db_url
+        or os.environ.get("ROGER_ECONOMIC_DB_URL")
         or f"sqlite:///{home / 'roger_economic.db'}",
         "PYTHONWARNINGS": "ignore",
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
         # a night is a chain of short tasks: look for the next one sooner than the default 1 s when idle
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get(
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"),
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"
+        ),
     }
     os.environ.update(env)
     return home
@@ -48,11 +50,19 @@ def migrate_airflow() -> None:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
 
 
-def sandbox_env(agreements: int, base_roger: str, base_economic: str, prefix: str = "sbx-",
-                app_secret: str = world.DEFAULT_APP_SECRET) -> dict[str, str]:
+def sandbox_env(
+    agreements: int,
+    base_roger: str,
+    base_economic: str,
+    prefix: str = "sbx-",
+    app_secret: str = world.DEFAULT_APP_SECRET,
+) -> dict[str, str]:
     """Environment variables the example agreements file refers to (tokens of the sandbox world)."""
-    env = {"ROGER_BASE_URL": f"{base_roger}/v1", "ECONOMIC_BASE_URL": base_economic,
-           "ECONOMIC_APP_SECRET_TOKEN": app_secret}
+    env = {
+        "ROGER_BASE_URL": f"{base_roger}/v1",
+        "ECONOMIC_BASE_URL": base_economic,
+        "ECONOMIC_APP_SECRET_TOKEN": app_secret,
+    }
     for i in range(1, agreements + 1):
         key = world.agreement_key(i).upper()
         env[f"ROGER_TOKEN_{key}"] = world.roger_token(i, prefix)
@@ -60,16 +70,45 @@ def sandbox_env(agreements: int, base_roger: str, base_economic: str, prefix: st
     return env
 
 
-def start_sandboxes(agreements: int, bills: int, seed: int = 7, prefix: str = "sbx-",
-                    app_secret: str = world.DEFAULT_APP_SECRET, roger_port: int | None = None,
-                    economic_port: int | None = None, extra_roger: list[str] | None = None,
-                    extra_economic: list[str] | None = None) -> tuple[SandboxProcess, SandboxProcess]:
-    roger = SandboxProcess("sandboxes.roger", [
-        "--companies", str(agreements), "--bills", str(bills), "--seed", str(seed), "--token-prefix", prefix,
-        *(extra_roger or [])], roger_port).start()
-    economic = SandboxProcess("sandboxes.economic", [
-        "--agreements", str(agreements), "--token-prefix", prefix, "--app-secret", app_secret,
-        *(extra_economic or [])], economic_port).start()
+def start_sandboxes(
+    agreements: int,
+    bills: int,
+    seed: int = 7,
+    prefix: str = "sbx-",
+    app_secret: str = world.DEFAULT_APP_SECRET,
+    roger_port: int | None = None,
+    economic_port: int | None = None,
+    extra_roger: list[str] | None = None,
+    extra_economic: list[str] | None = None,
+) -> tuple[SandboxProcess, SandboxProcess]:
+    roger = SandboxProcess(
+        "sandboxes.roger",
+        [
+            "--companies",
+            str(agreements),
+            "--bills",
+            str(bills),
+            "--seed",
+            str(seed),
+            "--token-prefix",
+            prefix,
+            *(extra_roger or []),
+        ],
+        roger_port,
+    ).start()
+    economic = SandboxProcess(
+        "sandboxes.economic",
+        [
+            "--agreements",
+            str(agreements),
+            "--token-prefix",
+            prefix,
+            "--app-secret",
+            app_secret,
+            *(extra_economic or []),
+        ],
+        economic_port,
+    ).start()
     os.environ.update(sandbox_env(agreements, roger.base_url, economic.base_url, prefix, app_secret))
     return roger, economic
 
@@ -84,25 +123,44 @@ def write_agreements_file(path: Path, count: int, journals: tuple[int, int] = (2
     import yaml
 
     full_categories = {
-        "cat_office": {"account": 2750}, "cat_software": {"account": 2760}, "cat_phone": {"account": 2770},
-        "cat_travel": {"account": 2780}, "cat_meals": {"account": 2250}, "cat_rent": {"account": 3400},
-        "cat_utilities": {"account": 3410}, "cat_services": {"account": 2800}, "cat_marketing": {"account": 2200},
+        "cat_office": {"account": 2750},
+        "cat_software": {"account": 2760},
+        "cat_phone": {"account": 2770},
+        "cat_travel": {"account": 2780},
+        "cat_meals": {"account": 2250},
+        "cat_rent": {"account": 3400},
+        "cat_utilities": {"account": 3410},
+        "cat_services": {"account": 2800},
+        "cat_marketing": {"account": 2200},
     }
     methods = {"pm_bank": 5820, "pm_debit": 5830, "pm_credit": 6600}
     items = []
     for i in range(1, count + 1):
         key = world.agreement_key(i)
-        items.append({
-            "id": key, "name": world.profile(i).company_name,
-            "roger": {"company_id": world.company_id(i), "token": f"env:ROGER_TOKEN_{key.upper()}"},
-            "economic": {"agreement_number": world.agreement_number(i),
-                         "grant_token": f"env:ECONOMIC_GRANT_TOKEN_{key.upper()}"},
-            "default_account": 3990, "categories": copy.deepcopy(full_categories), "payment_methods": dict(methods),
-            "book_without_attachment": True,
-        })
-    doc = {"defaults": {"journals": {"supplier_invoices": journals[0], "supplier_payments": journals[1]},
-                        "supplier_policy": "create",
-                        "supplier_group": 1, "payment_terms": 1}, "agreements": items}
+        items.append(
+            {
+                "id": key,
+                "name": world.profile(i).company_name,
+                "roger": {"company_id": world.company_id(i), "token": f"env:ROGER_TOKEN_{key.upper()}"},
+                "economic": {
+                    "agreement_number": world.agreement_number(i),
+                    "grant_token": f"env:ECONOMIC_GRANT_TOKEN_{key.upper()}",
+                },
+                "default_account": 3990,
+                "categories": copy.deepcopy(full_categories),
+                "payment_methods": dict(methods),
+                "book_without_attachment": True,
+            }
+        )
+    doc = {
+        "defaults": {
+            "journals": {"supplier_invoices": journals[0], "supplier_payments": journals[1]},
+            "supplier_policy": "create",
+            "supplier_group": 1,
+            "payment_terms": 1,
+        },
+        "agreements": items,
+    }
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 

@@ -149,8 +149,7 @@ def run_outcome(context: dict[str, Any], dry_run: bool = False) -> dict[str, Any
         problem = f"the project database could not be read: {_db_error(exc)}"
         print(f"summarise: {problem}")
         result = report.unreadable(run_id, ids, problem)
-        for (phase, agreements), group in ((s, g) for s in failed_steps for g in planned
-                                           if g["agreements"] == s[1]):
+        for (phase, agreements), group in ((s, g) for s in failed_steps for g in planned if g["agreements"] == s[1]):
             problems.append(f"{phase} of group {group['label']} failed ({', '.join(agreements)})")
     result["problems"] = problems + result["problems"]
     return result

@@ -38,8 +38,21 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = frozenset({"status", "slow", "reset", "lost_answer", "drip", "echo", "junk", "malformed", "page_fail",
-                   "repeat_cursor", "endless"})
+KINDS = frozenset(
+    {
+        "status",
+        "slow",
+        "reset",
+        "lost_answer",
+        "drip",
+        "echo",
+        "junk",
+        "malformed",
+        "page_fail",
+        "repeat_cursor",
+        "endless",
+    }
+)
 
 
 @dataclass

@@ -125,11 +125,17 @@ class JsonHandler(BaseHTTPRequestHandler):
     def echo_body(self, status: int, method: str, query: str) -> Any:
         """An error body that repeats the request, its headers (tokens) included."""
         request = {"method": method, "path": self.path, "query": query, "headers": dict(self.headers.items())}
-        body: dict[str, Any] = {"message": f"Upstream error {status} for {method} {self.path}; request was {request}",
-                                "httpStatusCode": status, "request": request}
+        body: dict[str, Any] = {
+            "message": f"Upstream error {status} for {method} {self.path}; request was {request}",
+            "httpStatusCode": status,
+            "request": request,
+        }
         if status == 400:  # as a validation error tree, so that it is kept with the rejected record
-            body["errors"] = {"request": {"errors": [{"errorCode": "E00400", "message": f"rejected: {request}",
-                                                      "value": request["headers"]}]}}
+            body["errors"] = {
+                "request": {
+                    "errors": [{"errorCode": "E00400", "message": f"rejected: {request}", "value": request["headers"]}]
+                }
+            }
         return body
 
     def _drip(self, delay: float, status: int, payload: Any, headers: dict[str, str]) -> None:
@@ -271,7 +277,8 @@ class SandboxProcess:
 
     def control(self, method: str, name: str, data: Any = None) -> Any:
         req = urllib.request.Request(
-            f"{self.base_url}/_control/{name}", method=method,
+            f"{self.base_url}/_control/{name}",
+            method=method,
             data=None if data is None else json.dumps(data).encode(),
             headers={"Content-Type": "application/json"},
         )

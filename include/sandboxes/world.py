@@ -128,8 +128,34 @@ VENDORS: tuple[Vendor, ...] = (
 # The EU's member states (a fact of the world, not an e-conomic convention): the sandbox keeps its own list and
 # never imports the client's, so that the two can disagree.
 EU_COUNTRIES = frozenset(
-    ("AT", "BE", "BG", "CY", "CZ", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
-     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK")
+    (
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    )
 )
 
 # --------------------------------------------------------------------------- Roger master data

@@ -68,8 +68,12 @@ def trigger_master_data_refresh(agreement_id: str, user: BaseUser) -> str:
     from airflow.models.dag import DagModel
     from airflow.utils.types import DagRunTriggeredByType
 
-    run = trigger_dag(MASTER_DATA_DAG, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(),
-                      conf={"agreements": [agreement_id]})
+    run = trigger_dag(
+        MASTER_DATA_DAG,
+        triggered_by=DagRunTriggeredByType.UI,
+        triggering_user_name=user.get_name(),
+        conf={"agreements": [agreement_id]},
+    )
     run_id = run.run_id if run is not None else "?"
     dag = DagModel.get_current(MASTER_DATA_DAG)
     if dag is not None and dag.is_paused:
@@ -477,9 +481,20 @@ def _mark(value: Any) -> Markup:
 
 
 templates = Environment(
-    loader=DictLoader({"layout.html": LAYOUT, "pager.html": PAGER, "overview.html": OVERVIEW, "setup.html": SETUP,
-                       "bills.html": BILLS, "confirm.html": CONFIRM, "error.html": ERROR,
-                       "add_client.html": ADD_CLIENT, "connect.html": CONNECT, "remove.html": REMOVE}),
+    loader=DictLoader(
+        {
+            "layout.html": LAYOUT,
+            "pager.html": PAGER,
+            "overview.html": OVERVIEW,
+            "setup.html": SETUP,
+            "bills.html": BILLS,
+            "confirm.html": CONFIRM,
+            "error.html": ERROR,
+            "add_client.html": ADD_CLIENT,
+            "connect.html": CONNECT,
+            "remove.html": REMOVE,
+        }
+    ),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 templates.filters["dt"] = _dt
@@ -501,12 +516,16 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     ended = user is None and status_code == 401  # who it was is unknown until logged in again: the form offers
     # sending it again (the route checks the permission then)
     html = templates.get_template(name).render(
-        css=CSS, base=_base(request), msg=security.shown_message(request),
+        css=CSS,
+        base=_base(request),
+        msg=security.shown_message(request),
         user_name=user.get_name() if user is not None else "",
         csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
         can_edit=ended or security.allowed(CanEdit, request, user),
         can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
-        login_url=_login_url(request) if status_code == 401 else "", **context)
+        login_url=_login_url(request) if status_code == 401 else "",
+        **context,
+    )
     return HTMLResponse(html, status_code=status_code)
 
 
@@ -527,28 +546,38 @@ def bar_chart(runs: list[dict[str, Any]], width: int = 900, height: int = 170) -
     slot = (width - left) / max(len(runs), 1)
     bar = max(2.0, slot * 0.38)
     plot = height - bottom - top
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img"'
-             f' aria-label="entries booked and bills quarantined per bills run, by date"'
-             f' width="100%" viewBox="0 0 {width} {height}" preserveAspectRatio="none" class="runs-chart">',
-             f'<line x1="{left}" y1="{top + plot}" x2="{width}" y2="{top + plot}" stroke="#9aa5b1"/>',
-             f'<text x="{left - 4}" y="{top + 10}" font-size="11" text-anchor="end">{peak}</text>',
-             f'<text x="{left - 4}" y="{top + plot}" font-size="11" text-anchor="end">0</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img"'
+        f' aria-label="entries booked and bills quarantined per bills run, by date"'
+        f' width="100%" viewBox="0 0 {width} {height}" preserveAspectRatio="none" class="runs-chart">',
+        f'<line x1="{left}" y1="{top + plot}" x2="{width}" y2="{top + plot}" stroke="#9aa5b1"/>',
+        f'<text x="{left - 4}" y="{top + 10}" font-size="11" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 4}" y="{top + plot}" font-size="11" text-anchor="end">0</text>',
+    ]
     for i, run in enumerate(runs):
         x = left + i * slot + slot * 0.1
-        label = escape(f"{run['run_id']} ({_dt(run['finished_at'])}): {run['booked']} entries booked, "
-                       f"{run['quarantined']} bills quarantined"
-                       + (f", {run['failed']} phase(s) not ok" if run["failed"] else ""))
-        for offset, value, colour, kind in ((0, run["booked"], "#2f9e44", "booked"),
-                                            (bar, run["quarantined"], "#e0a800", "quarantined")):
+        label = escape(
+            f"{run['run_id']} ({_dt(run['finished_at'])}): {run['booked']} entries booked, "
+            f"{run['quarantined']} bills quarantined" + (f", {run['failed']} phase(s) not ok" if run["failed"] else "")
+        )
+        for offset, value, colour, kind in (
+            (0, run["booked"], "#2f9e44", "booked"),
+            (bar, run["quarantined"], "#e0a800", "quarantined"),
+        ):
             h = round(plot * value / peak, 1)
-            parts.append(f'<rect class="bar-{kind}" x="{x + offset:.1f}" y="{top + plot - h:.1f}" width="{bar:.1f}"'
-                         f' height="{h}" fill="{colour}"><title>{label}</title></rect>')
+            parts.append(
+                f'<rect class="bar-{kind}" x="{x + offset:.1f}" y="{top + plot - h:.1f}" width="{bar:.1f}"'
+                f' height="{h}" fill="{colour}"><title>{label}</title></rect>'
+            )
         if run["failed"]:
-            parts.append(f'<circle cx="{x + bar:.1f}" cy="{top + plot + 8}" r="3" fill="#c92a2a">'
-                         f'<title>{label}</title></circle>')
+            parts.append(
+                f'<circle cx="{x + bar:.1f}" cy="{top + plot + 8}" r="3" fill="#c92a2a"><title>{label}</title></circle>'
+            )
         if i % max(1, len(runs) // 6) == 0 or i == len(runs) - 1:  # a date under every sixth run or so
-            parts.append(f'<text class="date" x="{x + bar:.1f}" y="{height - 4}" font-size="11" text-anchor="middle">'
-                         f'{escape(_dt(run["finished_at"])[:5])}</text>')
+            parts.append(
+                f'<text class="date" x="{x + bar:.1f}" y="{height - 4}" font-size="11" text-anchor="middle">'
+                f"{escape(_dt(run['finished_at'])[:5])}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -573,14 +602,22 @@ def _bill_filter(form: Any) -> dict[str, str]:
     """The bill log's filter as a form carried it (so an action returns to the same view)."""
     state = str(form.get("state") or "")
     page = str(form.get("page") or "")
-    return {"state": state if state in queries.BILL_STATES else "", "q": str(form.get("q") or "")[:200],
-            "page": page if page.isdigit() else ""}
+    return {
+        "state": state if state in queries.BILL_STATES else "",
+        "q": str(form.get("q") or "")[:200],
+        "page": page if page.isdigit() else "",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ app
 
-app = FastAPI(title="Roger → e-conomic", docs_url=None, redoc_url=None, openapi_url=None,
-              dependencies=[Depends(security.keep_form), Depends(security.require_csrf_token)])
+app = FastAPI(
+    title="Roger → e-conomic",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    dependencies=[Depends(security.keep_form), Depends(security.require_csrf_token)],
+)
 app.add_middleware(security.SameOriginPosts)
 app.add_middleware(security.SecurityHeaders)  # outermost: a refused request carries the headers too
 
@@ -597,15 +634,25 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
             back = str(request.url.replace(path=f"{_base(request)}/clients/new", query=""))
         return RedirectResponse(get_auth_manager().get_url_login(next_url=back), status_code=303)
     if not wants_html:
-        return Response(content=str(exc.detail), status_code=exc.status_code, media_type="text/plain",
-                        headers=getattr(exc, "headers", None))
+        return Response(
+            content=str(exc.detail),
+            status_code=exc.status_code,
+            media_type="text/plain",
+            headers=getattr(exc, "headers", None),
+        )
     user = await security.current_user(request)
     if request.method == "POST" and exc.status_code in (401, 403):
         kept = await _setup_form_kept(request, user, exc)
         if kept is not None:
             return kept
-    return render(request, "error.html", status_code=exc.status_code, user=user, code=exc.status_code,
-                  detail=_refusal(request, exc))
+    return render(
+        request,
+        "error.html",
+        status_code=exc.status_code,
+        user=user,
+        code=exc.status_code,
+        detail=_refusal(request, exc),
+    )
 
 
 SESSION_ENDED = "Nothing was changed: you are not logged in (the session ended or expired)."
@@ -644,8 +691,9 @@ async def _setup_form_kept(request: Request, user: BaseUser | None, exc: Starlet
 async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
     """A bad query value (``?page=abc``) answers a page that says which, not FastAPI's JSON."""
     user = await security.current_user(request)
-    return render(request, "error.html", status_code=400, user=user, code=400,
-                  detail=security.invalid_request_text(exc))
+    return render(
+        request, "error.html", status_code=400, user=user, code=400, detail=security.invalid_request_text(exc)
+    )
 
 
 def _agreement_or_404(setup: queries.Setup | None) -> queries.Setup:
@@ -661,17 +709,37 @@ def overview(request: Request, user: GetUserDep, q: str = "", outcome: str = "",
         rows, total = queries.overview(sess, q, outcome, page, PER_PAGE)
         runs = queries.run_chart(sess, 30)
     pages = max(1, -(-total // PER_PAGE))
-    return render(request, "overview.html", user=user, rows=rows, total=total, page=max(1, page), pages=pages,
-                  q=q, outcome=outcome, outcomes=queries.OUTCOMES, runs=runs, chart=bar_chart(runs) if runs else "",
-                  page_url=_page_url(request, "/", q=q, outcome=outcome))
+    return render(
+        request,
+        "overview.html",
+        user=user,
+        rows=rows,
+        total=total,
+        page=max(1, page),
+        pages=pages,
+        q=q,
+        outcome=outcome,
+        outcomes=queries.OUTCOMES,
+        runs=runs,
+        chart=bar_chart(runs) if runs else "",
+        page_url=_page_url(request, "/", q=q, outcome=outcome),
+    )
 
 
 def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
     a = setup.agreement
     sel: dict[str, Any] = {
         key: "" if getattr(a, key) is None else str(getattr(a, key))
-        for key in ("invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group",
-                    "payment_terms", "default_supplier", "closed_period_policy")
+        for key in (
+            "invoice_journal",
+            "payment_journal",
+            "default_account",
+            "supplier_policy",
+            "supplier_group",
+            "payment_terms",
+            "default_supplier",
+            "closed_period_policy",
+        )
     }
     sel["book_without_attachment"] = bool(a.book_without_attachment)
     for cid, (account, vat) in setup.categories.items():
@@ -684,8 +752,17 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
 
 
 AUDIT_LIMIT = 50
-SETUP_KEYS = ("invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group",
-              "payment_terms", "default_supplier", "closed_period_policy", "book_without_attachment")
+SETUP_KEYS = (
+    "invoice_journal",
+    "payment_journal",
+    "default_account",
+    "supplier_policy",
+    "supplier_group",
+    "payment_terms",
+    "default_supplier",
+    "closed_period_policy",
+    "book_without_attachment",
+)
 
 
 def _shown(value: Any) -> str:
@@ -697,8 +774,9 @@ def _shown(value: Any) -> str:
 
 
 def _change_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return [f"{key}: {_shown(before.get(key))} → {_shown(after.get(key))}"
-            for key in sorted(before.keys() | after.keys())]
+    return [
+        f"{key}: {_shown(before.get(key))} → {_shown(after.get(key))}" for key in sorted(before.keys() | after.keys())
+    ]
 
 
 def _action_text(row: Any) -> str:
@@ -719,9 +797,16 @@ def _action_text(row: Any) -> str:
     return row.action
 
 
-def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: dict[str, Any],
-                  errors: list[str] | None = None, status_code: int = 200, version: str | None = None,
-                  audit: list[Any] | None = None) -> HTMLResponse:
+def _render_setup(
+    request: Request,
+    user: BaseUser,
+    setup: queries.Setup,
+    sel: dict[str, Any],
+    errors: list[str] | None = None,
+    status_code: int = 200,
+    version: str | None = None,
+    audit: list[Any] | None = None,
+) -> HTMLResponse:
     accounts = {a["accountNumber"]: a for a in setup.snapshots.get("accounts") or [] if "accountNumber" in a}
 
     def issue(value: Any) -> str | None:
@@ -733,17 +818,39 @@ def _render_setup(request: Request, user: BaseUser, setup: queries.Setup, sel: d
 
     status = setup.status
     return render(
-        request, "setup.html", status_code=status_code, user=user, agreement=setup.agreement,
-        agreement_id=setup.agreement.id, agreement_name=setup.agreement.name, errors=errors or [],
-        has_master_data=bool(setup.snapshots), master_data_at=status.master_data_at if status else None,
-        master_data_error=status.master_data_error if status else None, gaps=queries.current_gaps(setup),
-        journals=setup.journals, accounts=setup.accounts, vat_codes=setup.vat_codes, suppliers=setup.suppliers,
-        categories=setup.roger_categories, methods=setup.roger_methods, sel=defaultdict(str, sel), issue=issue,
-        supplier_policies=SUPPLIER_POLICIES, closed_policies=CLOSED_PERIOD_POLICIES, master_dag=MASTER_DATA_DAG,
-        kept=queries.unshowable(setup), keep=queries.KEEP, suggested=setup.suggested, status=status,
+        request,
+        "setup.html",
+        status_code=status_code,
+        user=user,
+        agreement=setup.agreement,
+        agreement_id=setup.agreement.id,
+        agreement_name=setup.agreement.name,
+        errors=errors or [],
+        has_master_data=bool(setup.snapshots),
+        master_data_at=status.master_data_at if status else None,
+        master_data_error=status.master_data_error if status else None,
+        gaps=queries.current_gaps(setup),
+        journals=setup.journals,
+        accounts=setup.accounts,
+        vat_codes=setup.vat_codes,
+        suppliers=setup.suppliers,
+        categories=setup.roger_categories,
+        methods=setup.roger_methods,
+        sel=defaultdict(str, sel),
+        issue=issue,
+        supplier_policies=SUPPLIER_POLICIES,
+        closed_policies=CLOSED_PERIOD_POLICIES,
+        master_dag=MASTER_DATA_DAG,
+        kept=queries.unshowable(setup),
+        keep=queries.KEEP,
+        suggested=setup.suggested,
+        status=status,
         version=queries.setup_version(setup.agreement) if version is None else version,
-        audit=audit or [], audit_limit=AUDIT_LIMIT, action_text=_action_text,
-        change_lines=lambda row: _change_lines(row.before or {}, row.after or {}))
+        audit=audit or [],
+        audit_limit=AUDIT_LIMIT,
+        action_text=_action_text,
+        change_lines=lambda row: _change_lines(row.before or {}, row.after or {}),
+    )
 
 
 def _load_page(agreement_id: str) -> tuple[queries.Setup, list[Any]]:
@@ -761,22 +868,30 @@ def setup_page(request: Request, agreement_id: str, user: GetUserDep) -> HTMLRes
 def _your_changes(current: dict[str, Any], form: dict[str, str]) -> list[str]:
     """What a refused form would have changed against the setup as it is now (so it can be redone)."""
     now = {k: ("1" if v else "") if k == "book_without_attachment" else str(v) for k, v in current.items()}
-    mine = {k: v for k, v in form.items() if k in SETUP_KEYS or k.startswith(("cat_account__", "cat_vat__",
-                                                                              "pm_account__"))}
+    mine = {
+        k: v for k, v in form.items() if k in SETUP_KEYS or k.startswith(("cat_account__", "cat_vat__", "pm_account__"))
+    }
     mine["book_without_attachment"] = "1" if form.get("book_without_attachment") in ("1", "on", "true") else ""
-    return [f"{key.replace('__', ' ')}: {now.get(key) or '—'} → {value or '—'}" for key, value in sorted(mine.items())
-            if value != queries.KEEP and value != now.get(key, "")]
+    return [
+        f"{key.replace('__', ' ')}: {now.get(key) or '—'} → {value or '—'}"
+        for key, value in sorted(mine.items())
+        if value != queries.KEEP and value != now.get(key, "")
+    ]
 
 
 def _conflict_errors(conflict: queries.SetupChanged, setup: queries.Setup, form: dict[str, str]) -> list[str]:
-    errors = ["Someone saved this setup after you opened the page, so nothing of yours was saved (it would have "
-              "overwritten their change). The form now shows the current setup: make your changes again."]
+    errors = [
+        "Someone saved this setup after you opened the page, so nothing of yours was saved (it would have "
+        "overwritten their change). The form now shows the current setup: make your changes again."
+    ]
     for change in conflict.changes:
         lines = _change_lines(change["before"], change["after"]) or ["no changes"]
         errors.append(f"Changed by {change['actor']} at {_dt(change['at'])}: " + "; ".join(lines))
     if not conflict.changes:
-        errors.append("It was changed outside this page (for example by loading the agreements file), or the form "
-                      "did not say which version it was made from.")
+        errors.append(
+            "It was changed outside this page (for example by loading the agreements file), or the form "
+            "did not say which version it was made from."
+        )
     mine = _your_changes(_setup_selection(setup), form)
     if mine:
         errors.append("Your changes, not saved: " + "; ".join(mine))
@@ -792,8 +907,10 @@ def _save_setup(agreement_id: str, form: dict[str, str], actor: str) -> dict[str
             since = None
             with contextlib.suppress(ValueError):
                 since = datetime.fromisoformat(version) if version else None
-            conflict = queries.SetupChanged(queries.changes_since(sess, agreement_id, since) if since else [],
-                                            queries.setup_version(setup.agreement))
+            conflict = queries.SetupChanged(
+                queries.changes_since(sess, agreement_id, since) if since else [],
+                queries.setup_version(setup.agreement),
+            )
             return {"setup": setup, "conflict": conflict}
         parsed, kept = queries.parse_with_kept(setup, form)
         if parsed.errors:
@@ -819,8 +936,16 @@ async def save_setup(request: Request, agreement_id: str, user: GetUserDep) -> R
         done["setup"].suggested = fresh.suggested  # still marked: a refused save stored none of them
         sel = dict(form)
         sel["book_without_attachment"] = parsed.values.get("book_without_attachment", False)
-        return _render_setup(request, user, done["setup"], sel, parsed.errors, status_code=400,
-                             version=form.get("version", ""), audit=audit)
+        return _render_setup(
+            request,
+            user,
+            done["setup"],
+            sel,
+            parsed.errors,
+            status_code=400,
+            version=form.get("version", ""),
+            audit=audit,
+        )
     gaps = done["gaps"]
     msg = "Saved."
     if kept:
@@ -842,15 +967,25 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
     except Exception as exc:  # DAG not parsed yet, run id clash, …: tell the user, keep the page
         msg, target, note = f"Could not start {MASTER_DATA_DAG}: {exc}", None, f"could not start: {exc}"
     else:
-        msg, target, note = (f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it "
-                             f"has finished."), run_id, None
+        msg, target, note = (
+            (f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it has finished."),
+            run_id,
+            None,
+        )
 
     def audit() -> None:
         with session() as sess:
             status = sess.get(models.AgreementStatus, agreement_id)
-            queries.record(sess, agreement_id, user.get_name(), "refresh", target=target, note=note,
-                           before={"master data from": _dt(status.master_data_at if status else None)},
-                           after={"refresh run": target} if target else {})
+            queries.record(
+                sess,
+                agreement_id,
+                user.get_name(),
+                "refresh",
+                target=target,
+                note=note,
+                before={"master data from": _dt(status.master_data_at if status else None)},
+                after={"refresh run": target} if target else {},
+            )
 
     await run_in_threadpool(audit)
     return _redirect(request, f"/agreements/{agreement_id}", msg)
@@ -869,22 +1004,36 @@ def data_docs(path: str) -> Response:
 
 
 @app.get("/agreements/{agreement_id}/bills", response_class=HTMLResponse, dependencies=[CanRead])
-def bills_page(request: Request, agreement_id: str, user: GetUserDep, state: str = "", q: str = "",
-               page: int = 1) -> HTMLResponse:
+def bills_page(
+    request: Request, agreement_id: str, user: GetUserDep, state: str = "", q: str = "", page: int = 1
+) -> HTMLResponse:
     state = state if state in queries.BILL_STATES else ""
     with session() as sess:
         setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
         rows, total, states = queries.bill_log(sess, agreement_id, state, q, page, PER_PAGE)
     pages = max(1, -(-total // PER_PAGE))
-    return render(request, "bills.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
-                  agreement_name=setup.agreement.name, rows=rows, total=total, page=max(1, page), pages=pages,
-                  states=states, state=state, q=q, all_states=queries.BILL_STATES,
-                  explain=queries.STATE_EXPLAINED, resync_states=queries.RESYNC_STATES,
-                  page_url=_page_url(request, f"/agreements/{agreement_id}/bills", state=state, q=q))
+    return render(
+        request,
+        "bills.html",
+        user=user,
+        agreement=setup.agreement,
+        agreement_id=agreement_id,
+        agreement_name=setup.agreement.name,
+        rows=rows,
+        total=total,
+        page=max(1, page),
+        pages=pages,
+        states=states,
+        state=state,
+        q=q,
+        all_states=queries.BILL_STATES,
+        explain=queries.STATE_EXPLAINED,
+        resync_states=queries.RESYNC_STATES,
+        page_url=_page_url(request, f"/agreements/{agreement_id}/bills", state=state, q=q),
+    )
 
 
-@app.post("/agreements/{agreement_id}/bills/resync-quarantined", response_class=HTMLResponse,
-          dependencies=[CanEdit])
+@app.post("/agreements/{agreement_id}/bills/resync-quarantined", response_class=HTMLResponse, dependencies=[CanEdit])
 async def resync_quarantined(request: Request, agreement_id: str, user: GetUserDep) -> Response:
     """Asks first (a page with the number of bills), then re-syncs them all when confirmed."""
     form = await request.form()
@@ -895,8 +1044,14 @@ async def resync_quarantined(request: Request, agreement_id: str, user: GetUserD
     def work() -> tuple[queries.Setup, int, bool]:
         with session() as sess:
             setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
-            waiting = sess.scalar(select(func.count()).select_from(models.StagedBill).where(
-                models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined")) or 0
+            waiting = (
+                sess.scalar(
+                    select(func.count())
+                    .select_from(models.StagedBill)
+                    .where(models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined")
+                )
+                or 0
+            )
             if not confirmed or not waiting or (expected and expected != str(waiting)):
                 return setup, waiting, False
             return setup, queries.resync_quarantined(sess, agreement_id, actor=user.get_name()), True
@@ -904,15 +1059,24 @@ async def resync_quarantined(request: Request, agreement_id: str, user: GetUserD
     setup, count, done = await run_in_threadpool(work)
     path = f"/agreements/{agreement_id}/bills"
     if done:
-        return _redirect(request, path, f"{count} quarantined bill(s) set back to new: the next bills run re-judges "
-                                        f"them.", **back)
+        return _redirect(
+            request, path, f"{count} quarantined bill(s) set back to new: the next bills run re-judges them.", **back
+        )
     if not count:
         return _redirect(request, path, "No bill is quarantined: nothing to re-sync.", **back)
-    note = (f"The number of quarantined bills changed to {count} since you asked: confirm again."
-            if confirmed else "")
-    return render(request, "confirm.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
-                  agreement_name=setup.agreement.name, count=count, note=note, back=_page_url(
-                      request, path, state=back["state"], q=back["q"])(int(back["page"] or 1)), **back)
+    note = f"The number of quarantined bills changed to {count} since you asked: confirm again." if confirmed else ""
+    return render(
+        request,
+        "confirm.html",
+        user=user,
+        agreement=setup.agreement,
+        agreement_id=agreement_id,
+        agreement_name=setup.agreement.name,
+        count=count,
+        note=note,
+        back=_page_url(request, path, state=back["state"], q=back["q"])(int(back["page"] or 1)),
+        **back,
+    )
 
 
 def _resync_one(request: Request, agreement_id: str, bill_id: str, user: BaseUser, back: dict[str, str]) -> Response:
@@ -923,10 +1087,18 @@ def _resync_one(request: Request, agreement_id: str, bill_id: str, user: BaseUse
         raise HTTPException(404, "No such bill")
     path = f"/agreements/{agreement_id}/bills"
     if before not in queries.RESYNC_STATES:
-        return _redirect(request, path, f"Bill {bill_id} is {before}: re-sync would change nothing for it "
-                                        f"(only quarantined bills are re-synced).", **back)
-    return _redirect(request, path, f"Bill {bill_id} set back to new: the next bills run re-judges it "
-                                    f"(its ledger rows stay).", **back)
+        return _redirect(
+            request,
+            path,
+            f"Bill {bill_id} is {before}: re-sync would change nothing for it (only quarantined bills are re-synced).",
+            **back,
+        )
+    return _redirect(
+        request,
+        path,
+        f"Bill {bill_id} set back to new: the next bills run re-judges it (its ledger rows stay).",
+        **back,
+    )
 
 
 @app.post("/agreements/{agreement_id}/bills/resync", dependencies=[CanEdit])
@@ -988,15 +1160,22 @@ def _connection_password(conn_id: str) -> str | None:
         return None
 
 
-def _import_rows(data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool,
-                 actor: str) -> list[csv_import.RowResult]:
+def _import_rows(
+    data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool, actor: str
+) -> list[csv_import.RowResult]:
     rows = csv_import.read_rows(data, filename)
     with session() as sess:
         results = csv_import.import_rows(sess, rows, defaults, _connection_password, dry_run)
         for r in results:
             if r.outcome == "created" and r.agreement_id:
-                queries.record(sess, r.agreement_id, actor, "import_csv", target=f"{filename} line {r.line}",
-                               note=f"created from {filename}, line {r.line}")
+                queries.record(
+                    sess,
+                    r.agreement_id,
+                    actor,
+                    "import_csv",
+                    target=f"{filename} line {r.line}",
+                    note=f"created from {filename}, line {r.line}",
+                )
     return results
 
 
@@ -1028,13 +1207,22 @@ async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
     results = None
     if not errors:
         try:
-            results = await run_in_threadpool(_import_rows, data, filename, {"journals": journals} if journals else {},
-                                              dry_run, user.get_name())
+            results = await run_in_threadpool(
+                _import_rows, data, filename, {"journals": journals} if journals else {}, dry_run, user.get_name()
+            )
         except ConfigError as exc:
             errors.append(str(exc))
     done = sum(r.outcome != "refused" for r in results or [])
-    return render(request, "import.html", status_code=400 if errors else 200, user=user, results=results,
-                  errors=errors, done=done, verb="would be created (nothing stored)" if dry_run else "created")
+    return render(
+        request,
+        "import.html",
+        status_code=400 if errors else 200,
+        user=user,
+        results=results,
+        errors=errors,
+        done=done,
+        verb="would be created (nothing stored)" if dry_run else "created",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ adding a client
@@ -1043,10 +1231,12 @@ async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
 ADD_CLIENT_RIGHTS = [CanEdit, CanAddConnection]
 
 
-def _add_client_page(request: Request, user: BaseUser, errors: list[str] | None = None, company_id: str = "",
-                     status_code: int = 200) -> HTMLResponse:
-    return render(request, "add_client.html", status_code=status_code, user=user, errors=errors or [],
-                  company_id=company_id)
+def _add_client_page(
+    request: Request, user: BaseUser, errors: list[str] | None = None, company_id: str = "", status_code: int = 200
+) -> HTMLResponse:
+    return render(
+        request, "add_client.html", status_code=status_code, user=user, errors=errors or [], company_id=company_id
+    )
 
 
 @app.get("/clients/new", response_class=HTMLResponse, dependencies=ADD_CLIENT_RIGHTS)
@@ -1084,8 +1274,9 @@ async def add_client_connect(request: Request, user: GetUserDep, state: str = ""
     except onboarding.OnboardingError as exc:
         return _redirect(request, "/clients/new", str(exc))
     if url is None:
-        return _redirect(request, "/clients/new", "This connection was not started from your login, or it expired: "
-                                                  "start again.")
+        return _redirect(
+            request, "/clients/new", "This connection was not started from your login, or it expired: start again."
+        )
     return RedirectResponse(url, status_code=303)
 
 
@@ -1096,18 +1287,30 @@ def add_client_callback(request: Request, user: GetUserDep, state: str = "", tok
     try:
         with session() as sess:
             aid = onboarding.finish(sess, str(user.get_id()), state, token)
-            queries.record(sess, aid, user.get_name(), "add_client", target=aid,
-                           after={"Roger company": sess.get(models.Agreement, aid).roger_company_id,
-                                  "e-conomic agreement": sess.get(models.Agreement, aid).economic_agreement_number})
+            queries.record(
+                sess,
+                aid,
+                user.get_name(),
+                "add_client",
+                target=aid,
+                after={
+                    "Roger company": sess.get(models.Agreement, aid).roger_company_id,
+                    "e-conomic agreement": sess.get(models.Agreement, aid).economic_agreement_number,
+                },
+            )
     except onboarding.OnboardingError as exc:
         return _redirect(request, "/clients/new", str(exc))
-    return _redirect(request, f"/agreements/{aid}", "Connected. Check the prerequisites below, refresh the master "
-                                                    "data, then map and save. To add the next client: “Add a client”.")
+    return _redirect(
+        request,
+        f"/agreements/{aid}",
+        "Connected. Check the prerequisites below, refresh the master "
+        "data, then map and save. To add the next client: “Add a client”.",
+    )
 
 
 @app.post("/agreements/{agreement_id}/prerequisites", dependencies=[CanEdit])
 def check_prerequisites(request: Request, agreement_id: str, user: GetUserDep) -> Response:
-    """"Check again": read /self live with the agreement's tokens and record API access and Indscanning."""
+    """ "Check again": read /self live with the agreement's tokens and record API access and Indscanning."""
     with session() as sess:
         _agreement_or_404(queries.load_setup(sess, agreement_id))
         me = onboarding.check_prerequisites(sess, agreement_id)
@@ -1134,13 +1337,31 @@ async def remove_client(request: Request, agreement_id: str, user: GetUserDep) -
             if not confirmed:
                 return setup, conn_id, False
             deleted, conn_id = onboarding.deactivate(sess, agreement_id)
-            queries.record(sess, agreement_id, user.get_name(), "remove_client", target=conn_id,
-                           before={"active": True}, after={"active": False, "grant connection deleted": deleted})
+            queries.record(
+                sess,
+                agreement_id,
+                user.get_name(),
+                "remove_client",
+                target=conn_id,
+                before={"active": True},
+                after={"active": False, "grant connection deleted": deleted},
+            )
             return setup, conn_id, True
 
     setup, conn_id, done = await run_in_threadpool(work)
     if done:
-        return _redirect(request, "/", f"{setup.agreement.name} removed: inactive, its history kept, its grant "
-                                       f"connection deleted. Revoke the app in e-conomic too (Settings → Apps).")
-    return render(request, "remove.html", user=user, agreement=setup.agreement, agreement_id=agreement_id,
-                  agreement_name=setup.agreement.name, conn_id=conn_id)
+        return _redirect(
+            request,
+            "/",
+            f"{setup.agreement.name} removed: inactive, its history kept, its grant "
+            f"connection deleted. Revoke the app in e-conomic too (Settings → Apps).",
+        )
+    return render(
+        request,
+        "remove.html",
+        user=user,
+        agreement=setup.agreement,
+        agreement_id=agreement_id,
+        agreement_name=setup.agreement.name,
+        conn_id=conn_id,
+    )

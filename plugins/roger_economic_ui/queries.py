@@ -36,13 +36,27 @@ from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
 
 OUTCOMES = ("ok", "incomplete", "failed", "stopped", "never")
-BILL_STATES = ("new", "waiting", "waiting_attachment", "quarantined", "planned", "booked", "withdrawn", "review",
-               "ignored")
+BILL_STATES = (
+    "new",
+    "waiting",
+    "waiting_attachment",
+    "quarantined",
+    "planned",
+    "booked",
+    "withdrawn",
+    "review",
+    "ignored",
+)
 BILLS_PHASES = ("validate", "load")
 SETUP_LABELS = {
-    "invoice_journal": "Invoice journal", "payment_journal": "Payment journal", "default_account": "Default account",
-    "supplier_policy": "Supplier policy", "closed_period_policy": "Closed-period policy",
-    "supplier_group": "Supplier group", "payment_terms": "Payment terms", "default_supplier": "Default supplier",
+    "invoice_journal": "Invoice journal",
+    "payment_journal": "Payment journal",
+    "default_account": "Default account",
+    "supplier_policy": "Supplier policy",
+    "closed_period_policy": "Closed-period policy",
+    "supplier_group": "Supplier group",
+    "payment_terms": "Payment terms",
+    "default_supplier": "Default supplier",
     "book_without_attachment": "Book without attachment",
 }
 # the states in which "re-sync" changes something: the next run would not judge the bill again on its own
@@ -80,7 +94,8 @@ def _attention_rank() -> Any:
         (or_(S.last_outcome.in_(("failed", "stopped")), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
         (or_(quarantined, failed, gaps), 1),
         (or_(S.agreement_id.is_(None), S.last_outcome.is_(None)), 2),
-        else_=3)
+        else_=3,
+    )
 
 
 def attention(row: dict[str, Any]) -> list[str]:
@@ -103,28 +118,42 @@ def attention(row: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def overview(sess: Session, search: str = "", outcome: str = "", page: int = 1,
-             per_page: int = 50) -> tuple[list[dict[str, Any]], int]:
+def overview(
+    sess: Session, search: str = "", outcome: str = "", page: int = 1, per_page: int = 50
+) -> tuple[list[dict[str, Any]], int]:
     """One row per agreement (filtered, paged; needing attention first) and the number of matching agreements."""
     A, S = models.Agreement, models.AgreementStatus
     query = select(A, S).outerjoin(S, S.agreement_id == A.id)
     if search:
         pattern = _like(search.strip())
-        query = query.where(or_(A.name.ilike(pattern, escape="\\"), A.id.ilike(pattern, escape="\\"),
-                                cast(A.economic_agreement_number, String).ilike(pattern, escape="\\")))
+        query = query.where(
+            or_(
+                A.name.ilike(pattern, escape="\\"),
+                A.id.ilike(pattern, escape="\\"),
+                cast(A.economic_agreement_number, String).ilike(pattern, escape="\\"),
+            )
+        )
     if outcome == "never":
         query = query.where(or_(S.agreement_id.is_(None), S.last_outcome.is_(None)))
     elif outcome:
         query = query.where(S.last_outcome == outcome)
     total = sess.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, page)
-    rows = sess.execute(query.order_by(_attention_rank(), A.name, A.id).offset((page - 1) * per_page)
-                        .limit(per_page)).all()
+    rows = sess.execute(
+        query.order_by(_attention_rank(), A.name, A.id).offset((page - 1) * per_page).limit(per_page)
+    ).all()
     ids = [a.id for a, _s in rows]
     booked, failed, quarantined = _posting_counts(sess, ids), _failed_counts(sess, ids), _open_quarantine(sess, ids)
     docs = _data_docs(sess, ids)
-    with_master_data = set(sess.scalars(select(models.MasterData.agreement_id).where(
-        models.MasterData.agreement_id.in_(ids)).distinct())) if ids else set()
+    with_master_data = (
+        set(
+            sess.scalars(
+                select(models.MasterData.agreement_id).where(models.MasterData.agreement_id.in_(ids)).distinct()
+            )
+        )
+        if ids
+        else set()
+    )
     out = []
     for agreement, status in rows:
         row = {
@@ -163,12 +192,17 @@ def _data_docs(sess: Session, ids: list[str]) -> dict[str, tuple[str, datetime]]
         return {}
     R = models.RunReport
     page = R.counts["data_docs"].as_string()
-    latest = (select(R.agreement_id, func.max(R.finished_at).label("at"))
-              .where(R.agreement_id.in_(ids), R.phase == "validate", page.is_not(None), page != "")
-              .group_by(R.agreement_id).subquery())
-    rows = sess.execute(select(R.agreement_id, R.counts, R.finished_at).join(
-        latest, and_(R.agreement_id == latest.c.agreement_id, R.finished_at == latest.c.at)).where(
-        R.phase == "validate", page.is_not(None)))
+    latest = (
+        select(R.agreement_id, func.max(R.finished_at).label("at"))
+        .where(R.agreement_id.in_(ids), R.phase == "validate", page.is_not(None), page != "")
+        .group_by(R.agreement_id)
+        .subquery()
+    )
+    rows = sess.execute(
+        select(R.agreement_id, R.counts, R.finished_at)
+        .join(latest, and_(R.agreement_id == latest.c.agreement_id, R.finished_at == latest.c.at))
+        .where(R.phase == "validate", page.is_not(None))
+    )
     return {aid: ((counts or {})["data_docs"], at) for aid, counts, at in rows if (counts or {}).get("data_docs")}
 
 
@@ -176,8 +210,13 @@ def _posting_counts(sess: Session, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
     P = models.Posting
-    return dict(sess.execute(select(P.agreement_id, func.count()).where(
-        P.agreement_id.in_(ids), P.status == "posted").group_by(P.agreement_id)).all())
+    return dict(
+        sess.execute(
+            select(P.agreement_id, func.count())
+            .where(P.agreement_id.in_(ids), P.status == "posted")
+            .group_by(P.agreement_id)
+        ).all()
+    )
 
 
 def _failed_counts(sess: Session, ids: list[str]) -> dict[str, int]:
@@ -185,8 +224,13 @@ def _failed_counts(sess: Session, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
     P = models.Posting
-    return dict(sess.execute(select(P.agreement_id, func.count()).where(
-        P.agreement_id.in_(ids), P.status.in_(("rejected", "review"))).group_by(P.agreement_id)).all())
+    return dict(
+        sess.execute(
+            select(P.agreement_id, func.count())
+            .where(P.agreement_id.in_(ids), P.status.in_(("rejected", "review")))
+            .group_by(P.agreement_id)
+        ).all()
+    )
 
 
 def _open_quarantine(sess: Session, ids: list[str]) -> dict[str, int]:
@@ -194,22 +238,35 @@ def _open_quarantine(sess: Session, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
     Q = models.Quarantine
-    return dict(sess.execute(select(Q.agreement_id, func.count(func.distinct(Q.bill_id))).where(
-        Q.agreement_id.in_(ids), Q.released_at.is_(None), Q.severity == "stop").group_by(Q.agreement_id)).all())
+    return dict(
+        sess.execute(
+            select(Q.agreement_id, func.count(func.distinct(Q.bill_id)))
+            .where(Q.agreement_id.in_(ids), Q.released_at.is_(None), Q.severity == "stop")
+            .group_by(Q.agreement_id)
+        ).all()
+    )
 
 
 def run_chart(sess: Session, limit: int = 30) -> list[dict[str, Any]]:
     """The last ``limit`` bills runs (oldest first): bills booked and quarantined per run, over all agreements."""
     R = models.RunReport
     finished = func.max(R.finished_at)
-    recent = sess.execute(select(R.run_id, finished).where(R.phase.in_(BILLS_PHASES)).group_by(R.run_id)
-                          .order_by(finished.desc()).limit(limit)).all()
+    recent = sess.execute(
+        select(R.run_id, finished)
+        .where(R.phase.in_(BILLS_PHASES))
+        .group_by(R.run_id)
+        .order_by(finished.desc())
+        .limit(limit)
+    ).all()
     if not recent:
         return []
-    runs = {run_id: {"run_id": run_id, "finished_at": at, "booked": 0, "quarantined": 0, "failed": 0}
-            for run_id, at in recent}
+    runs = {
+        run_id: {"run_id": run_id, "finished_at": at, "booked": 0, "quarantined": 0, "failed": 0}
+        for run_id, at in recent
+    }
     for run_id, phase, outcome, counts in sess.execute(
-            select(R.run_id, R.phase, R.outcome, R.counts).where(R.run_id.in_(list(runs)), R.phase.in_(BILLS_PHASES))):
+        select(R.run_id, R.phase, R.outcome, R.counts).where(R.run_id.in_(list(runs)), R.phase.in_(BILLS_PHASES))
+    ):
         counts = counts or {}
         run = runs[run_id]
         if phase == "load":
@@ -274,10 +331,16 @@ def load_setup(sess: Session, agreement_id: str) -> Setup | None:
     if agreement is None:
         return None
     snapshots = masterdata.load(sess, [agreement_id])[agreement_id]
-    categories = {m.category_id: (m.account_number, m.vat_code) for m in sess.scalars(
-        select(models.CategoryMapping).where(models.CategoryMapping.agreement_id == agreement_id))}
-    methods = {m.method_id: m.account_number for m in sess.scalars(
-        select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id == agreement_id))}
+    categories = {
+        m.category_id: (m.account_number, m.vat_code)
+        for m in sess.scalars(select(models.CategoryMapping).where(models.CategoryMapping.agreement_id == agreement_id))
+    }
+    methods = {
+        m.method_id: m.account_number
+        for m in sess.scalars(
+            select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id == agreement_id)
+        )
+    }
     roger_categories = [c for c in snapshots.get("roger_categories") or [] if not c.get("archived")]
     known = {c["id"] for c in roger_categories}
     missing = "(not in Roger's master data)"
@@ -344,8 +407,10 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
         return number
 
     values: dict[str, Any] = {}
-    for key, entry_type, label in (("invoice_journal", "supplierInvoice", "Invoice journal"),
-                                   ("payment_journal", "supplierPayment", "Payment journal")):
+    for key, entry_type, label in (
+        ("invoice_journal", "supplierInvoice", "Invoice journal"),
+        ("payment_journal", "supplierPayment", "Payment journal"),
+    ):
         number = _opt_int(form.get(key), label, errors)
         if number is not None:
             problem = masterdata.journal_problem(journals, number, entry_type)
@@ -425,17 +490,22 @@ def unshowable(setup: Setup) -> dict[str, Kept]:
     out: dict[str, Kept] = {}
 
     def keep(key: str, value: Any, text: str) -> None:
-        out[key] = Kept(key, str(value), text, text[text.rindex("(") + 1:-1])
+        out[key] = Kept(key, str(value), text, text[text.rindex("(") + 1 : -1])
 
     a = setup.agreement
-    for key, label in (("invoice_journal", "supplier invoice journal"),
-                       ("payment_journal", "supplier payment journal")):
+    for key, label in (
+        ("invoice_journal", "supplier invoice journal"),
+        ("payment_journal", "supplier payment journal"),
+    ):
         number = getattr(a, key)
         if number is not None and number not in journals:
             keep(key, number, f"{label} {number} (not in e-conomic's master data)")
     if a.default_account is not None and a.default_account not in bookable:
-        keep("default_account", a.default_account,
-             f"default account {a.default_account} ({_account_reason(accounts, a.default_account)})")
+        keep(
+            "default_account",
+            a.default_account,
+            f"default account {a.default_account} ({_account_reason(accounts, a.default_account)})",
+        )
     if a.default_supplier is not None and a.default_supplier not in suppliers:
         keep("default_supplier", a.default_supplier, f"default supplier {a.default_supplier} (not in e-conomic)")
     for cid, (account, vat) in setup.categories.items():
@@ -446,8 +516,12 @@ def unshowable(setup: Setup) -> dict[str, Kept]:
             keep(f"cat_vat__{cid}", vat, f"{label} → VAT code {vat} (unknown to e-conomic)")
     for mid, account in setup.methods.items():
         if account not in bookable:
-            keep(f"pm_account__{mid}", account, f"payment method {methods.get(mid, mid)} ({mid}) → account {account} "
-                                                f"({_account_reason(accounts, account)})")
+            keep(
+                f"pm_account__{mid}",
+                account,
+                f"payment method {methods.get(mid, mid)} ({mid}) → account {account} "
+                f"({_account_reason(accounts, account)})",
+            )
     return out
 
 
@@ -477,11 +551,9 @@ def parse_with_kept(setup: Setup, form: dict[str, str]) -> tuple[SetupForm, list
             skip_categories.add(cid)
         else:
             held = unshown[acc_key if acc_key in kept_keys else vat_key]
-            errors.append(f"{held.text} is kept: change both its account and its VAT code (or unmap it) "
-                          f"to change it")
+            errors.append(f"{held.text} is kept: change both its account and its VAT code (or unmap it) to change it")
     skip_methods = {mid for mid in setup.methods if f"pm_account__{mid}" in kept_keys}
-    snaps = {kind: list(payload) if isinstance(payload, list) else payload
-             for kind, payload in setup.snapshots.items()}
+    snaps = {kind: list(payload) if isinstance(payload, list) else payload for kind, payload in setup.snapshots.items()}
     a = setup.agreement
     for key in ("invoice_journal", "payment_journal"):
         if key in kept_keys:  # validated as it was when stored: this SAVE leaves it as it is
@@ -489,16 +561,19 @@ def parse_with_kept(setup: Setup, form: dict[str, str]) -> tuple[SetupForm, list
             form[key] = str(getattr(a, key))
     if "default_account" in kept_keys:
         snaps["accounts"] = [x for x in snaps.get("accounts") or [] if x.get("accountNumber") != a.default_account]
-        snaps["accounts"].append({"accountNumber": a.default_account, "name": "(kept)",
-                                  "accountType": sorted(BOOKABLE_ACCOUNT_TYPES)[0]})
+        snaps["accounts"].append(
+            {"accountNumber": a.default_account, "name": "(kept)", "accountType": sorted(BOOKABLE_ACCOUNT_TYPES)[0]}
+        )
         form["default_account"] = str(a.default_account)
     if "default_supplier" in kept_keys:
         snaps.setdefault("suppliers", []).append({"supplierNumber": a.default_supplier, "name": "(kept)"})
         form["default_supplier"] = str(a.default_supplier)
     view = dataclasses.replace(
-        setup, snapshots=snaps,
+        setup,
+        snapshots=snaps,
         roger_categories=[c for c in setup.roger_categories if c["id"] not in skip_categories],
-        roger_methods=[m for m in setup.roger_methods if m["id"] not in skip_methods])
+        roger_methods=[m for m in setup.roger_methods if m["id"] not in skip_methods],
+    )
     parsed = parse_setup_form(view, {k: v for k, v in form.items() if v != KEEP})
     parsed.categories.update({cid: setup.categories[cid] for cid in skip_categories})
     parsed.methods.update({mid: setup.methods[mid] for mid in skip_methods})
@@ -522,8 +597,9 @@ def setup_version(agreement: models.Agreement) -> str:
     return agreement.updated_at.isoformat() if agreement.updated_at is not None else ""
 
 
-def describe(values: dict[str, Any], categories: dict[str, tuple[int, str | None]],
-             methods: dict[str, int]) -> dict[str, Any]:
+def describe(
+    values: dict[str, Any], categories: dict[str, tuple[int, str | None]], methods: dict[str, int]
+) -> dict[str, Any]:
     """A setup as flat "what → value" pairs, so two setups can be compared field by field."""
     out: dict[str, Any] = {key: values.get(key) for key in SETUP_FIELDS}
     for cid, (account, vat) in categories.items():
@@ -533,8 +609,17 @@ def describe(values: dict[str, Any], categories: dict[str, tuple[int, str | None
     return out
 
 
-SETUP_FIELDS = ("invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group",
-                "payment_terms", "default_supplier", "closed_period_policy", "book_without_attachment")
+SETUP_FIELDS = (
+    "invoice_journal",
+    "payment_journal",
+    "default_account",
+    "supplier_policy",
+    "supplier_group",
+    "payment_terms",
+    "default_supplier",
+    "closed_period_policy",
+    "book_without_attachment",
+)
 
 
 def stored_description(setup: Setup) -> dict[str, Any]:
@@ -547,8 +632,9 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any],
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
-def save_setup(sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "unknown",
-               version: str | None = None) -> list[dict[str, Any]]:
+def save_setup(
+    sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "unknown", version: str | None = None
+) -> list[dict[str, Any]]:
     """Store a validated setup (agreement columns + mapping tables) and audit it; returns the mapping gaps left.
 
     With ``version`` (the one the form was rendered with) the write only happens if nobody saved in
@@ -570,8 +656,9 @@ def save_setup(sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "
         if seen is None:
             raise SetupChanged(changes_since(sess, setup.agreement.id, None), setup_version(setup.agreement))
         condition.append(A.updated_at == seen)
-    result = sess.execute(update(A).where(*condition).values(**parsed.values, updated_at=now)
-                          .execution_options(synchronize_session=False))
+    result = sess.execute(
+        update(A).where(*condition).values(**parsed.values, updated_at=now).execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:
         current = sess.scalar(select(A.updated_at).where(A.id == setup.agreement.id))
         raise SetupChanged(changes_since(sess, setup.agreement.id, seen), current.isoformat() if current else "")
@@ -580,8 +667,16 @@ def save_setup(sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "
     sess.refresh(agreement)
     save_mappings(sess, agreement.id, parsed.categories, parsed.methods)
     before, after = diff(stored, describe(parsed.values, parsed.categories, parsed.methods))
-    record(sess, agreement.id, actor, "save_setup", before=before, after=after, at=now,
-           note=None if before or after else "saved without changes")
+    record(
+        sess,
+        agreement.id,
+        actor,
+        "save_setup",
+        before=before,
+        after=after,
+        at=now,
+        note=None if before or after else "saved without changes",
+    )
     gaps = masterdata.mapping_gaps(agreement, parsed.categories, parsed.methods, setup.snapshots)
     status = sess.get(models.AgreementStatus, agreement.id) or models.AgreementStatus(agreement_id=agreement.id)
     status.mapping_gaps = gaps
@@ -592,19 +687,39 @@ def save_setup(sess: Session, setup: Setup, parsed: SetupForm, *, actor: str = "
 # ------------------------------------------------------------------------------------------------ audit
 
 
-def record(sess: Session, agreement_id: str, actor: str, action: str, *, target: str | None = None,
-           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, note: str | None = None,
-           at: datetime | None = None) -> None:
+def record(
+    sess: Session,
+    agreement_id: str,
+    actor: str,
+    action: str,
+    *,
+    target: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> None:
     """One audit row, in the caller's unit of work (so it is stored exactly when the change is)."""
-    sess.add(models.SetupAudit(agreement_id=agreement_id, at=at or datetime.now(UTC), actor=actor or "unknown",
-                               action=action, target=target, before=before or {}, after=after or {}, note=note))
+    sess.add(
+        models.SetupAudit(
+            agreement_id=agreement_id,
+            at=at or datetime.now(UTC),
+            actor=actor or "unknown",
+            action=action,
+            target=target,
+            before=before or {},
+            after=after or {},
+            note=note,
+        )
+    )
 
 
 def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.SetupAudit]:
     """The agreement's audit trail, latest first."""
     T = models.SetupAudit
-    return list(sess.scalars(select(T).where(T.agreement_id == agreement_id).order_by(T.at.desc(), T.id.desc())
-                             .limit(limit)))
+    return list(
+        sess.scalars(select(T).where(T.agreement_id == agreement_id).order_by(T.at.desc(), T.id.desc()).limit(limit))
+    )
 
 
 def changes_since(sess: Session, agreement_id: str, since: datetime | None) -> list[dict[str, Any]]:
@@ -613,8 +728,10 @@ def changes_since(sess: Session, agreement_id: str, since: datetime | None) -> l
     query = select(T).where(T.agreement_id == agreement_id, T.action == "save_setup")
     if since is not None:
         query = query.where(T.at > since)
-    return [{"at": row.at, "actor": row.actor, "before": row.before or {}, "after": row.after or {}}
-            for row in sess.scalars(query.order_by(T.at.desc(), T.id.desc()).limit(20))]
+    return [
+        {"at": row.at, "actor": row.actor, "before": row.before or {}, "after": row.after or {}}
+        for row in sess.scalars(query.order_by(T.at.desc(), T.id.desc()).limit(20))
+    ]
 
 
 def current_gaps(setup: Setup) -> list[dict[str, Any]]:
@@ -627,8 +744,9 @@ def current_gaps(setup: Setup) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ bill log
 
 
-def bill_log(sess: Session, agreement_id: str, state: str = "", search: str = "", page: int = 1,
-             per_page: int = 50) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+def bill_log(
+    sess: Session, agreement_id: str, state: str = "", search: str = "", page: int = 1, per_page: int = 50
+) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
     """Bills of one agreement (newest first, paged) with postings, open quarantine and review items."""
     B = models.StagedBill
     query = select(B).where(B.agreement_id == agreement_id)
@@ -638,42 +756,69 @@ def bill_log(sess: Session, agreement_id: str, state: str = "", search: str = ""
         query = query.where(B.search_text.like(_like(models.fold(search.strip())), escape="\\"))
     total = sess.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, page)
-    bills = list(sess.scalars(query.order_by(B.staged_at.desc(), B.bill_id).offset((page - 1) * per_page)
-                              .limit(per_page)))
-    states = dict(sess.execute(select(B.state, func.count()).where(B.agreement_id == agreement_id)
-                               .group_by(B.state)).all())
+    bills = list(
+        sess.scalars(query.order_by(B.staged_at.desc(), B.bill_id).offset((page - 1) * per_page).limit(per_page))
+    )
+    states = dict(
+        sess.execute(select(B.state, func.count()).where(B.agreement_id == agreement_id).group_by(B.state)).all()
+    )
     ids = [b.bill_id for b in bills]
     postings: dict[str, list[models.Posting]] = {}
     quarantine: dict[str, list[models.Quarantine]] = {}
     reviews: dict[str, list[models.ReviewItem]] = {}
     if ids:
-        for p in sess.scalars(select(models.Posting).where(
-                models.Posting.agreement_id == agreement_id, models.Posting.bill_id.in_(ids))
-                .order_by(models.Posting.id)):
+        for p in sess.scalars(
+            select(models.Posting)
+            .where(models.Posting.agreement_id == agreement_id, models.Posting.bill_id.in_(ids))
+            .order_by(models.Posting.id)
+        ):
             postings.setdefault(p.bill_id, []).append(p)
-        for q in sess.scalars(select(models.Quarantine).where(
-                models.Quarantine.agreement_id == agreement_id, models.Quarantine.bill_id.in_(ids),
-                models.Quarantine.released_at.is_(None)).order_by(
-                    case((models.Quarantine.severity == "stop", 0), else_=1), models.Quarantine.id)):
+        for q in sess.scalars(
+            select(models.Quarantine)
+            .where(
+                models.Quarantine.agreement_id == agreement_id,
+                models.Quarantine.bill_id.in_(ids),
+                models.Quarantine.released_at.is_(None),
+            )
+            .order_by(case((models.Quarantine.severity == "stop", 0), else_=1), models.Quarantine.id)
+        ):
             quarantine.setdefault(q.bill_id, []).append(q)
-        for r in sess.scalars(select(models.ReviewItem).where(
-                models.ReviewItem.agreement_id == agreement_id, models.ReviewItem.bill_id.in_(ids),
-                models.ReviewItem.resolved_at.is_(None)).order_by(models.ReviewItem.id)):
+        for r in sess.scalars(
+            select(models.ReviewItem)
+            .where(
+                models.ReviewItem.agreement_id == agreement_id,
+                models.ReviewItem.bill_id.in_(ids),
+                models.ReviewItem.resolved_at.is_(None),
+            )
+            .order_by(models.ReviewItem.id)
+        ):
             reviews.setdefault(r.bill_id, []).append(r)
     rows = []
     for b in bills:
         payload = b.payload or {}
-        rows.append({
-            "bill_id": b.bill_id, "version": b.version, "state": b.state, "staged_at": b.staged_at,
-            "vendor": (payload.get("vendor") or {}).get("name"), "invoice_number": payload.get("invoice_number"),
-            "amount": payload.get("amount"), "currency": payload.get("currency"),
-            "category": payload.get("category_id"), "status": payload.get("status"),
-            "issue_date": payload.get("issue_date"), "due_date": payload.get("due_date"),
-            "paid_date": (payload.get("payment") or {}).get("paid_date") if isinstance(payload.get("payment"), dict)
-            else None, "document_type": payload.get("document_type"),
-            "postings": postings.get(b.bill_id, []), "quarantine": quarantine.get(b.bill_id, []),
-            "reviews": reviews.get(b.bill_id, []),
-        })
+        rows.append(
+            {
+                "bill_id": b.bill_id,
+                "version": b.version,
+                "state": b.state,
+                "staged_at": b.staged_at,
+                "vendor": (payload.get("vendor") or {}).get("name"),
+                "invoice_number": payload.get("invoice_number"),
+                "amount": payload.get("amount"),
+                "currency": payload.get("currency"),
+                "category": payload.get("category_id"),
+                "status": payload.get("status"),
+                "issue_date": payload.get("issue_date"),
+                "due_date": payload.get("due_date"),
+                "paid_date": (payload.get("payment") or {}).get("paid_date")
+                if isinstance(payload.get("payment"), dict)
+                else None,
+                "document_type": payload.get("document_type"),
+                "postings": postings.get(b.bill_id, []),
+                "quarantine": quarantine.get(b.bill_id, []),
+                "reviews": reviews.get(b.bill_id, []),
+            }
+        )
     return rows, total, states
 
 
@@ -687,23 +832,36 @@ def resync_bill(sess: Session, agreement_id: str, bill_id: str, actor: str = "un
     state = sess.scalar(select(B.state).where(B.agreement_id == agreement_id, B.bill_id == bill_id))
     if state is None or state not in RESYNC_STATES:
         return state
-    result = sess.execute(update(B).where(B.agreement_id == agreement_id, B.bill_id == bill_id, B.state == state)
-                          .values(state="new"))
+    result = sess.execute(
+        update(B).where(B.agreement_id == agreement_id, B.bill_id == bill_id, B.state == state).values(state="new")
+    )
     if result.rowcount:
-        record(sess, agreement_id, actor, "resync_bill", target=bill_id, before={"state": state},
-               after={"state": "new"})
+        record(
+            sess, agreement_id, actor, "resync_bill", target=bill_id, before={"state": state}, after={"state": "new"}
+        )
     return state
 
 
 def resync_quarantined(sess: Session, agreement_id: str, actor: str = "unknown") -> int:
     """Set every quarantined bill of the agreement back to ``new`` and audit it; returns how many."""
     B = models.StagedBill
-    ids = list(sess.scalars(select(B.bill_id).where(B.agreement_id == agreement_id, B.state == "quarantined")
-                            .order_by(B.bill_id)))
-    result = sess.execute(update(B).where(and_(B.agreement_id == agreement_id, B.state == "quarantined"))
-                          .values(state="new"))
+    ids = list(
+        sess.scalars(
+            select(B.bill_id).where(B.agreement_id == agreement_id, B.state == "quarantined").order_by(B.bill_id)
+        )
+    )
+    result = sess.execute(
+        update(B).where(and_(B.agreement_id == agreement_id, B.state == "quarantined")).values(state="new")
+    )
     count = int(result.rowcount or 0)
     if count:
-        record(sess, agreement_id, actor, "resync_quarantined", target=f"{count} bill(s)",
-               before={"state": "quarantined", "bills": ids}, after={"state": "new"})
+        record(
+            sess,
+            agreement_id,
+            actor,
+            "resync_quarantined",
+            target=f"{count} bill(s)",
+            before={"state": "quarantined", "bills": ids},
+            after={"state": "new"},
+        )
     return count

@@ -145,6 +145,13 @@ def test_a_vendor_name_with_filter_syntax_finds_only_its_own_supplier(boxes):
     vendor = {"name": "Zeta (DK) $or:name$like:*", "cvr": None}
     assert loader._find_supplier(vendor) is None
     created = client.create_supplier(
-        {"name": vendor["name"], "currency": "DKK", "supplierGroup": {"supplierGroupNumber": 1},
-         "paymentTerms": {"paymentTermsNumber": 1}, "vatZone": {"vatZoneNumber": 1}}, "key-zeta")
+        {
+            "name": vendor["name"],
+            "currency": "DKK",
+            "supplierGroup": {"supplierGroupNumber": 1},
+            "paymentTerms": {"paymentTermsNumber": 1},
+            "vatZone": {"vatZoneNumber": 1},
+        },
+        "key-zeta",
+    )
     assert loader._find_supplier(vendor) == created["supplierNumber"]

@@ -14,8 +14,14 @@ from roger_economic_airflow import local
 from sandboxes import world
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = next((p / "shared" / "roger-api" / "openapi.yaml" for p in ROOT.parents
-               if (p / "shared" / "roger-api" / "openapi.yaml").is_file()), Path("/nonexistent"))
+SHARED = next(
+    (
+        p / "shared" / "roger-api" / "openapi.yaml"
+        for p in ROOT.parents
+        if (p / "shared" / "roger-api" / "openapi.yaml").is_file()
+    ),
+    Path("/nonexistent"),
+)
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="the shared folder is not beside the project")

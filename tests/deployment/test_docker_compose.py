@@ -167,9 +167,7 @@ def test_secrets_come_from_the_environment_and_are_shared(common_env: dict[str, 
         assert re.fullmatch(rf"\$\{{{key}(:?[-?].*)?\}}", common_env[key]), common_env[key]
 
 
-def test_project_state_database_is_separate_postgres_db(
-    services: dict[str, Any], common_env: dict[str, str]
-) -> None:
+def test_project_state_database_is_separate_postgres_db(services: dict[str, Any], common_env: dict[str, str]) -> None:
     project = urlsplit(common_env["ROGER_ECONOMIC_DB_URL"])
     airflow = urlsplit(common_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert project.scheme.startswith("postgresql") and project.hostname == "postgres"
@@ -353,18 +351,14 @@ def test_dockerfile_installs_requirements_then_project_as_airflow_user(dockerfil
     assert user == "airflow", "the image must end as the airflow user"
 
 
-def test_dockerfile_pins_agree_with_requirements(
-    dockerfile_lines: list[str], requirements: dict[str, str]
-) -> None:
+def test_dockerfile_pins_agree_with_requirements(dockerfile_lines: list[str], requirements: dict[str, str]) -> None:
     # A package pinned in the Dockerfile too must be pinned to the same version.
     for line in dockerfile_lines:
         for name, version in re.findall(r"([A-Za-z0-9_.\-\[\]]+)==([\w.]+)", line):
             assert requirements.get(_normalise(name)) == version, f"{name}=={version} vs requirements.txt"
 
 
-def test_requirements_carry_the_database_driver(
-    requirements: dict[str, str], common_env: dict[str, str]
-) -> None:
+def test_requirements_carry_the_database_driver(requirements: dict[str, str], common_env: dict[str, str]) -> None:
     driver = urlsplit(common_env["ROGER_ECONOMIC_DB_URL"]).scheme.partition("+")[2] or "psycopg2"
     assert any(name.startswith(driver) for name in requirements), driver
 

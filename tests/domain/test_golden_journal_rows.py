@@ -25,8 +25,14 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "journal_rows.json"
 BILLS = GOLDEN.with_name("bills.json")
 SETUPS = {  # three agreements, three ways of being set up
     "agr_0001": {"i": 1},
-    "agr_0002": {"i": 2, "supplier_policy": "default", "default_supplier": 1, "invoice_journal": 1,
-                 "payment_journal": 1, "closed_period_policy": "next_open_date"},
+    "agr_0002": {
+        "i": 2,
+        "supplier_policy": "default",
+        "default_supplier": 1,
+        "invoice_journal": 1,
+        "payment_journal": 1,
+        "closed_period_policy": "next_open_date",
+    },
     "agr_0003": {"i": 3, "supplier_policy": "quarantine", "default_account": None, "lacks_payment_types": (17,)},
 }
 
@@ -53,7 +59,8 @@ def journal_rows() -> dict:
         }
     for e in entries:
         out[f"{e.agreement_id} {e.bill_id}"]["entries"].append(
-            {"kind": e.kind, "journal": e.journal, "year": e.year, "entry": to_plain(e.entry)})
+            {"kind": e.kind, "journal": e.journal, "year": e.year, "entry": to_plain(e.entry)}
+        )
     return out
 
 

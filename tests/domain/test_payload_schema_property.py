@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------------- e-conomic's validator
 
+
 def _max_decimals(validator: Any, limit: int, instance: Any, schema: dict) -> Iterator[ValidationError]:
     if isinstance(instance, Decimal) and -instance.as_tuple().exponent > limit:
         yield ValidationError(f"{instance} has more than {limit} decimals")
@@ -64,16 +65,18 @@ def _full_date(validator: Any, fmt: str, instance: Any, schema: dict) -> Iterato
 
 
 EconomicValidator = validators.extend(
-    Draft3Validator, {"maxDecimal": _max_decimals, "maxDecimals": _max_decimals, "oneOf": _one_of,
-                      "format": _full_date},
+    Draft3Validator,
+    {"maxDecimal": _max_decimals, "maxDecimals": _max_decimals, "oneOf": _one_of, "format": _full_date},
 )
 
 
 @cache
 def voucher_validator() -> Any:
     candidates = [Path(os.environ["ECONOMIC_SCHEMAS_DIR"])] if os.environ.get("ECONOMIC_SCHEMAS_DIR") else []
-    candidates += [ROOT / "include" / "sandboxes" / "economic" / "schemas", ROOT.parent / "shared" / "economic-api"
-                   / "schemas"]
+    candidates += [
+        ROOT / "include" / "sandboxes" / "economic" / "schemas",
+        ROOT.parent / "shared" / "economic-api" / "schemas",
+    ]
     path = next(p / SCHEMA_NAME for p in candidates if (p / SCHEMA_NAME).exists())
     schema = json.loads(path.read_text(encoding="utf-8"))
     Draft3Validator.check_schema(schema)
@@ -91,36 +94,86 @@ def problems(voucher: dict[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------------------- the helper itself
 
+
 def good_voucher(**entry: Any) -> dict[str, Any]:
-    base = {"supplier": {"supplierNumber": 1}, "amount": Decimal("-1250.00"), "contraAccount": {"accountNumber": 2750},
-            "currency": {"code": "EUR"}, "date": "2026-10-05", "text": "x [bill_1]"}
-    return {"accountingYear": {"year": "2026"}, "journal": {"journalNumber": 2},
-            "entries": {"supplierInvoices": [{**base, **entry}]}}
+    base = {
+        "supplier": {"supplierNumber": 1},
+        "amount": Decimal("-1250.00"),
+        "contraAccount": {"accountNumber": 2750},
+        "currency": {"code": "EUR"},
+        "date": "2026-10-05",
+        "text": "x [bill_1]",
+    }
+    return {
+        "accountingYear": {"year": "2026"},
+        "journal": {"journalNumber": 2},
+        "entries": {"supplierInvoices": [{**base, **entry}]},
+    }
 
 
-@pytest.mark.parametrize(("entry", "complaint"), [
-    pytest.param({}, None, id="good"),
-    pytest.param({"amount": Decimal("-1250.005")}, "more than 2 decimals", id="amount 3 decimals"),
-    pytest.param({"contraVatAmount": Decimal("0.001")}, "more than 2 decimals", id="VAT 3 decimals"),
-    pytest.param({"exchangeRate": Decimal("745.6045601")}, "more than 6 decimals", id="rate 7 decimals"),
-    pytest.param({"exchangeRate": Decimal("745.604560")}, None, id="rate 6 decimals"),
-    pytest.param({"date": "2025-11-31"}, "not a real", id="impossible date"),
-    pytest.param({"dueDate": "2025-11-30T00:00"}, "not a real", id="date with time"),
-    pytest.param({"paymentDetails": {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "12345"}}},
-                 "matches 0", id="payment type fitting no alternative"),
-    pytest.param({"paymentDetails": {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "000000001234567",
-                                                     "message": "2026-0042"}}}, "matches 2",
-                 id="payment type fitting two alternatives"),
-    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 5, "giroAccount": "12345678",
-                                                     "ocrLine": "0000000012345678"}}}, None, id="+04 shape"),
-    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 17, "fiSupplierNo": "87654321",
-                                                     "ocrLineMessage": "0000000012345678"}}}, None, id="+75 shape"),
-    pytest.param({"paymentDetails": {"paymentType": {"paymentTypeNumber": 17, "fiSupplierNo": "87654321",
-                                                     "ocrLineMessage": "000000001234567"}}}, "matches 0",
-                 id="+75 OCR of 15"),
-    pytest.param({"supplierInvoiceNumber": "X" * 31}, "is too long", id="invoice number of 31"),
-    pytest.param({"text": "x" * 251}, "is too long", id="text of 251"),
-])
+@pytest.mark.parametrize(
+    ("entry", "complaint"),
+    [
+        pytest.param({}, None, id="good"),
+        pytest.param({"amount": Decimal("-1250.005")}, "more than 2 decimals", id="amount 3 decimals"),
+        pytest.param({"contraVatAmount": Decimal("0.001")}, "more than 2 decimals", id="VAT 3 decimals"),
+        pytest.param({"exchangeRate": Decimal("745.6045601")}, "more than 6 decimals", id="rate 7 decimals"),
+        pytest.param({"exchangeRate": Decimal("745.604560")}, None, id="rate 6 decimals"),
+        pytest.param({"date": "2025-11-31"}, "not a real", id="impossible date"),
+        pytest.param({"dueDate": "2025-11-30T00:00"}, "not a real", id="date with time"),
+        pytest.param(
+            {"paymentDetails": {"paymentType": {"fiSupplierNo": "85123456", "ocrLine": "12345"}}},
+            "matches 0",
+            id="payment type fitting no alternative",
+        ),
+        pytest.param(
+            {
+                "paymentDetails": {
+                    "paymentType": {"fiSupplierNo": "85123456", "ocrLine": "000000001234567", "message": "2026-0042"}
+                }
+            },
+            "matches 2",
+            id="payment type fitting two alternatives",
+        ),
+        pytest.param(
+            {
+                "paymentDetails": {
+                    "paymentType": {"paymentTypeNumber": 5, "giroAccount": "12345678", "ocrLine": "0000000012345678"}
+                }
+            },
+            None,
+            id="+04 shape",
+        ),
+        pytest.param(
+            {
+                "paymentDetails": {
+                    "paymentType": {
+                        "paymentTypeNumber": 17,
+                        "fiSupplierNo": "87654321",
+                        "ocrLineMessage": "0000000012345678",
+                    }
+                }
+            },
+            None,
+            id="+75 shape",
+        ),
+        pytest.param(
+            {
+                "paymentDetails": {
+                    "paymentType": {
+                        "paymentTypeNumber": 17,
+                        "fiSupplierNo": "87654321",
+                        "ocrLineMessage": "000000001234567",
+                    }
+                }
+            },
+            "matches 0",
+            id="+75 OCR of 15",
+        ),
+        pytest.param({"supplierInvoiceNumber": "X" * 31}, "is too long", id="invoice number of 31"),
+        pytest.param({"text": "x" * 251}, "is too long", id="text of 251"),
+    ],
+)
 def test_the_extended_validator_rejects_what_e_conomic_rejects(entry: dict, complaint: str | None) -> None:
     found = problems(good_voucher(**entry))
     if complaint is None:
@@ -131,22 +184,35 @@ def test_the_extended_validator_rejects_what_e_conomic_rejects(entry: dict, comp
 
 # ---------------------------------------------------------------------------- generated bills
 
+
 def money(low: int = 1, high: int = 5_000_000_00) -> st.SearchStrategy[str]:
     """A Roger decimal string: integers, one or two decimals (e.g. '0.3', '1250', '17.05')."""
+
     def text(cents: int, style: int) -> str:
         if style == 0 and cents % 100 == 0:
             return str(cents // 100)
         if style == 1 and cents % 10 == 0:
             return f"{cents // 100}.{cents % 100 // 10}"
         return f"{cents // 100}.{cents % 100:02d}"
+
     return st.builds(text, st.integers(low, high), st.integers(0, 2))
 
 
-CODES = ["+71<000000001234567+85123456<", "+73<+86020310<", "+75<0000000012345678+87654321<",
-         "+04<0000000012345678+12345678<", "+71<12+85123456<", "IBAN DK50 0040 0440 1162 43", "+73<+76020310<"]
-NAMES = st.one_of(st.sampled_from(["Dansk Kontorforsyning ApS", "TDC Erhverv A/S", "frugt til kontoret aps", "DSB",
-                                   "Hetzner Online GmbH"]),
-                  st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=300))
+CODES = [
+    "+71<000000001234567+85123456<",
+    "+73<+86020310<",
+    "+75<0000000012345678+87654321<",
+    "+04<0000000012345678+12345678<",
+    "+71<12+85123456<",
+    "IBAN DK50 0040 0440 1162 43",
+    "+73<+76020310<",
+]
+NAMES = st.one_of(
+    st.sampled_from(
+        ["Dansk Kontorforsyning ApS", "TDC Erhverv A/S", "frugt til kontoret aps", "DSB", "Hetzner Online GmbH"]
+    ),
+    st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=300),
+)
 
 
 @st.composite
@@ -156,28 +222,47 @@ def bills(draw: st.DrawFn, index: int) -> dict[str, Any]:
     status = "PAID" if document_type == "receipt" else draw(st.sampled_from(["UPCOMING", "INITIALIZED", "PAID"]))
     currency = draw(st.sampled_from(["DKK", "DKK", "EUR", "SEK"]))
     amount = draw(money())
-    vat = draw(st.one_of(st.none(), st.just(str((Decimal(amount) / 5).quantize(Decimal("0.01")))), money(0, 10_000),
-                         st.builds(lambda v: f"-{v}", money(1, 10_000))))  # above the gross, or negative: held
+    vat = draw(
+        st.one_of(
+            st.none(),
+            st.just(str((Decimal(amount) / 5).quantize(Decimal("0.01")))),
+            money(0, 10_000),
+            st.builds(lambda v: f"-{v}", money(1, 10_000)),
+        )
+    )  # above the gross, or negative: held
     bill = f.bill(
         id=f"bill_{index}_{draw(st.text('0123456789ABCDEFGHJKMNPQRSTVWXYZ', min_size=1, max_size=26))}",
-        document_type=document_type, status=status, currency=currency, amount=amount, vat_amount=vat,
+        document_type=document_type,
+        status=status,
+        currency=currency,
+        amount=amount,
+        vat_amount=vat,
         issue_date=issue.isoformat(),
-        due_date=draw(st.one_of(st.none(), st.builds(lambda n: (issue + timedelta(days=n)).isoformat(),
-                                                     st.integers(-5, 60)))),
-        category_id=draw(st.sampled_from([None, "cat_office", "cat_software", "cat_meals", "cat_rent",
-                                          "cat_not_mapped", "cat_barred"])),
-        invoice_number=draw(st.one_of(st.none(), st.text(st.characters(blacklist_categories=["Cs", "Cc"]),
-                                                         max_size=60))),
+        due_date=draw(
+            st.one_of(st.none(), st.builds(lambda n: (issue + timedelta(days=n)).isoformat(), st.integers(-5, 60)))
+        ),
+        category_id=draw(
+            st.sampled_from(
+                [None, "cat_office", "cat_software", "cat_meals", "cat_rent", "cat_not_mapped", "cat_barred"]
+            )
+        ),
+        invoice_number=draw(
+            st.one_of(st.none(), st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=60))
+        ),
         payment_code=draw(st.one_of(st.none(), st.sampled_from(CODES))),
         payment=None,
-        **{"vendor.name": draw(NAMES),
-           "vendor.cvr": draw(st.sampled_from([None, "31245871", "DK 40 07 52 91", "19433692", "12345678"]))},
+        **{
+            "vendor.name": draw(NAMES),
+            "vendor.cvr": draw(st.sampled_from([None, "31245871", "DK 40 07 52 91", "19433692", "12345678"])),
+        },
     )
     if status == "PAID" and (document_type != "credit_note" or draw(st.booleans())):
         paid_on = issue + timedelta(days=draw(st.integers(0, 45)))
         bill["payment"] = {
-            "method_id": draw(st.sampled_from(["pm_bank", "pm_credit"])), "paid_date": paid_on.isoformat(),
-            "amount": draw(st.one_of(st.just(amount), money())), "currency": currency,  # partial/over: held
+            "method_id": draw(st.sampled_from(["pm_bank", "pm_credit"])),
+            "paid_date": paid_on.isoformat(),
+            "amount": draw(st.one_of(st.just(amount), money())),
+            "currency": currency,  # partial/over: held
             "amount_base_currency": draw(st.one_of(st.none(), money(1, 50_000_000_00))),
         }
     return bill

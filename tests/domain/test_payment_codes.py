@@ -18,22 +18,51 @@ def details(payment_type_number: int, **fields: str) -> dict:
 
 
 PARSES = [
-    pytest.param("+71<000000001234567+85123456<", "2026-0042",
-                 details(1, fiSupplierNo="85123456", ocrLine="000000001234567"), id="+71 OCR line"),
-    pytest.param("71<000000001234567+85123456<", None,
-                 details(1, fiSupplierNo="85123456", ocrLine="000000001234567"), id="+71 without the leading plus"),
-    pytest.param(" +71 < 000000001234567 + 85123456 < ", None,
-                 details(1, fiSupplierNo="85123456", ocrLine="000000001234567"), id="+71 with spaces as printed"),
-    pytest.param("+73<+86020310<", "2026-0042",
-                 details(2, fiSupplierNo="86020310", message="2026-0042"), id="+73 message is the invoice number"),
-    pytest.param("+73<+86020310<", "  TDC Erhverv A/S ",
-                 details(2, fiSupplierNo="86020310", message="TDC Erhverv A/S"), id="+73 message trimmed"),
-    pytest.param("+73<+86020310<", "x" * 140, details(2, fiSupplierNo="86020310", message="x" * 100),
-                 id="+73 message cut to 100"),
-    pytest.param("+75<0000000012345678+87654321<", None,
-                 details(17, fiSupplierNo="87654321", ocrLineMessage="0000000012345678"), id="+75 OCR line"),
-    pytest.param("+04<0000000012345678+12345678<", None,
-                 details(5, giroAccount="12345678", ocrLine="0000000012345678"), id="+04 giro OCR line"),
+    pytest.param(
+        "+71<000000001234567+85123456<",
+        "2026-0042",
+        details(1, fiSupplierNo="85123456", ocrLine="000000001234567"),
+        id="+71 OCR line",
+    ),
+    pytest.param(
+        "71<000000001234567+85123456<",
+        None,
+        details(1, fiSupplierNo="85123456", ocrLine="000000001234567"),
+        id="+71 without the leading plus",
+    ),
+    pytest.param(
+        " +71 < 000000001234567 + 85123456 < ",
+        None,
+        details(1, fiSupplierNo="85123456", ocrLine="000000001234567"),
+        id="+71 with spaces as printed",
+    ),
+    pytest.param(
+        "+73<+86020310<",
+        "2026-0042",
+        details(2, fiSupplierNo="86020310", message="2026-0042"),
+        id="+73 message is the invoice number",
+    ),
+    pytest.param(
+        "+73<+86020310<",
+        "  TDC Erhverv A/S ",
+        details(2, fiSupplierNo="86020310", message="TDC Erhverv A/S"),
+        id="+73 message trimmed",
+    ),
+    pytest.param(
+        "+73<+86020310<", "x" * 140, details(2, fiSupplierNo="86020310", message="x" * 100), id="+73 message cut to 100"
+    ),
+    pytest.param(
+        "+75<0000000012345678+87654321<",
+        None,
+        details(17, fiSupplierNo="87654321", ocrLineMessage="0000000012345678"),
+        id="+75 OCR line",
+    ),
+    pytest.param(
+        "+04<0000000012345678+12345678<",
+        None,
+        details(5, giroAccount="12345678", ocrLine="0000000012345678"),
+        id="+04 giro OCR line",
+    ),
 ]
 
 
@@ -74,12 +103,15 @@ def test_no_code_gives_nothing_and_no_warning(code: str | None) -> None:
 
 # The numbers are e-conomic's documented ones (economic-api/README.md "Payment types"): 1 +71, 2 +73, 5 +04,
 # 17 +75. The old guess (3, 4, 6 and 5) is refused by e-conomic with "E07520 Payment type 3 not found".
-@pytest.mark.parametrize(("code", "number", "fields"), [
-    pytest.param("+71<000000001234567+85123456<", 1, {"fiSupplierNo", "ocrLine"}, id="+71 is 1"),
-    pytest.param("+73<+86020310<", 2, {"fiSupplierNo", "message"}, id="+73 is 2"),
-    pytest.param("+04<0000000012345678+12345678<", 5, {"giroAccount", "ocrLine"}, id="+04 is 5"),
-    pytest.param("+75<0000000012345678+87654321<", 17, {"fiSupplierNo", "ocrLineMessage"}, id="+75 is 17"),
-])
+@pytest.mark.parametrize(
+    ("code", "number", "fields"),
+    [
+        pytest.param("+71<000000001234567+85123456<", 1, {"fiSupplierNo", "ocrLine"}, id="+71 is 1"),
+        pytest.param("+73<+86020310<", 2, {"fiSupplierNo", "message"}, id="+73 is 2"),
+        pytest.param("+04<0000000012345678+12345678<", 5, {"giroAccount", "ocrLine"}, id="+04 is 5"),
+        pytest.param("+75<0000000012345678+87654321<", 17, {"fiSupplierNo", "ocrLineMessage"}, id="+75 is 17"),
+    ],
+)
 def test_each_fi_code_carries_e_conomics_documented_number_and_fields(code: str, number: int, fields: set) -> None:
     details = payment_codes.parse(code, "2026-0042").details
     assert details is not None

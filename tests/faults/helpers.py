@@ -84,8 +84,9 @@ def voucher_posts(economic, i: int) -> int:
 
 
 def all_roger_ids(roger, i: int) -> set[str]:
-    with urllib.request.urlopen(f"{roger.base_url}/_control/bills?company_id={world.company_id(i)}",
-                                timeout=30) as resp:
+    with urllib.request.urlopen(
+        f"{roger.base_url}/_control/bills?company_id={world.company_id(i)}", timeout=30
+    ) as resp:
         return {b["id"] for b in json.loads(resp.read())["data"]}
 
 
@@ -175,18 +176,31 @@ def check(roger, economic, bills: dict[int, list[str]], final: bool = True) -> C
             pages[(voucher["accountingYear"], voucher["voucherNumber"])] = (voucher["attachment"] or {}).get("pages", 0)
             if (voucher["attachment"] or {}).get("pages", 0) > 1:
                 out.duplicates += voucher["attachment"]["pages"] - 1
-                out.problems.append(f"{aid}: voucher {voucher['voucherNumber']} has "
-                                    f"{voucher['attachment']['pages']} attachment pages")
+                out.problems.append(
+                    f"{aid}: voucher {voucher['voucherNumber']} has {voucher['attachment']['pages']} attachment pages"
+                )
             for entry in voucher["entries"]:
                 if entry.get("status") != "deleted":
                     live_numbers.add(entry["journalEntryNumber"])
         with session() as sess:
             rows = list(sess.scalars(select(models.Posting).where(models.Posting.agreement_id == aid)))
-            staged = dict(sess.execute(select(models.StagedBill.bill_id, models.StagedBill.state).where(
-                models.StagedBill.agreement_id == aid)).all())
-            reasons = {q.bill_id: q.message for q in sess.scalars(select(models.Quarantine).where(
-                models.Quarantine.agreement_id == aid, models.Quarantine.released_at.is_(None),
-                models.Quarantine.severity == "stop"))}
+            staged = dict(
+                sess.execute(
+                    select(models.StagedBill.bill_id, models.StagedBill.state).where(
+                        models.StagedBill.agreement_id == aid
+                    )
+                ).all()
+            )
+            reasons = {
+                q.bill_id: q.message
+                for q in sess.scalars(
+                    select(models.Quarantine).where(
+                        models.Quarantine.agreement_id == aid,
+                        models.Quarantine.released_at.is_(None),
+                        models.Quarantine.severity == "stop",
+                    )
+                )
+            }
         posted_kinds = Counter()
         for row in rows:
             if row.status == "posting" and final:
@@ -196,14 +210,17 @@ def check(roger, economic, bills: dict[int, list[str]], final: bool = True) -> C
                 posted_kinds[(row.bill_id, row.entry_kind)] += 1
                 if row.entry_number not in live_numbers and not _withdrawn(row, staged):
                     out.lost += 1
-                    out.problems.append(f"{aid}: ledger says {row.entry_kind} of {row.bill_id} posted as entry "
-                                        f"{row.entry_number}, e-conomic does not have it")
+                    out.problems.append(
+                        f"{aid}: ledger says {row.entry_kind} of {row.bill_id} posted as entry "
+                        f"{row.entry_number}, e-conomic does not have it"
+                    )
                 if final and row.entry_kind == "invoice" and row.payload.get("has_document"):
                     got = pages.get((row.accounting_year, row.voucher_number), 0)
                     if row.attachment != "too_large" and got != 1:
                         out.lost += 1
-                        out.problems.append(f"{aid}: invoice of {row.bill_id} has {got} attachment pages "
-                                            f"(ledger: {row.attachment})")
+                        out.problems.append(
+                            f"{aid}: invoice of {row.bill_id} has {got} attachment pages (ledger: {row.attachment})"
+                        )
         for bill in bills.get(i, []):
             out.bills += 1
             st = staged.get(bill)
@@ -232,8 +249,7 @@ def print_matrix(rows: list[dict[str, Any]]) -> str:
     cols = ("fault", "db", "first run", "retry", "bills", "booked", "duplicates", "lost")
     table = [[str(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[k]) for t in table)) for k, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
-             "  ".join("-" * w for w in widths)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) for t in table]
     text = "\n".join(lines)
     print("\nfault matrix\n" + text, flush=True)
@@ -257,9 +273,11 @@ def prepare(agreement_ids: list[str], run_id: str = "prepare") -> None:
     from roger_economic import pipeline
 
     ep = endpoints()
-    for step in (pipeline.refresh_master_data(agreement_ids, ep, run_id),
-                 pipeline.extract(agreement_ids, pipeline.Window(SINCE, BEFORE), ep, run_id),
-                 pipeline.validate(agreement_ids, run_id)):
+    for step in (
+        pipeline.refresh_master_data(agreement_ids, ep, run_id),
+        pipeline.extract(agreement_ids, pipeline.Window(SINCE, BEFORE), ep, run_id),
+        pipeline.validate(agreement_ids, run_id),
+    ):
         assert all(r["outcome"] == "ok" for r in step.values()), step
 
 

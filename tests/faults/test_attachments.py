@@ -27,8 +27,10 @@ ATTACHMENT = r"/attachment/file$"
 
 
 def _pages(economic, i: int = 1) -> dict[tuple[str, int], int]:
-    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
-            for v in state_of(economic, i)["vouchers"]}
+    return {
+        (v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+        for v in state_of(economic, i)["vouchers"]
+    }
 
 
 def _with_document(aid: str) -> list[models.Posting]:
@@ -58,11 +60,28 @@ def test_rerun_after_a_lost_attachment_answer_adds_no_second_page(demo):
 
 def test_a_document_over_9_mb_is_a_review_item_not_dropped(demo):
     roger, economic = demo
-    bill = control(roger, "POST", "bills/add", {"company_id": "cmp_0001", "bill": {
-        "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING", "document_type": "bill", "has_document": True,
-        "category_id": "cat_office", "deleted": False}})
-    control(roger, "POST", "bills/document", {"company_id": "cmp_0001", "bill_id": bill["id"],
-                                               "bytes": 9 * 1024 * 1024 + 500_000})
+    bill = control(
+        roger,
+        "POST",
+        "bills/add",
+        {
+            "company_id": "cmp_0001",
+            "bill": {
+                "updated_at": "2026-11-20T10:00:00Z",
+                "status": "UPCOMING",
+                "document_type": "bill",
+                "has_document": True,
+                "category_id": "cat_office",
+                "deleted": False,
+            },
+        },
+    )
+    control(
+        roger,
+        "POST",
+        "bills/document",
+        {"company_id": "cmp_0001", "bill_id": bill["id"], "bytes": 9 * 1024 * 1024 + 500_000},
+    )
     prepare(["agr_0001"])
     result = pipeline.load(["agr_0001"], endpoints(), "run-large")
 
@@ -87,7 +106,8 @@ def _agreement_10(path, book_without_attachment: bool):
 
 
 def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_attachment(
-        project_db, airflow_db, fast_retries, tmp_path):
+    project_db, airflow_db, fast_retries, tmp_path
+):
     roger, economic = local.start_sandboxes(agreements=10, bills=6)
     try:
         load_file(_agreement_10(tmp_path / "agreements.yaml", book_without_attachment=False))
@@ -164,8 +184,10 @@ def test_a_group_is_settled_only_when_nothing_waits(demo):
 
     assert pipeline.settled(ids, "run-2", quiet)
     with session() as sess:
-        reported = {(r.agreement_id, r.phase): r.outcome for r in sess.scalars(
-            select(m.RunReport).where(m.RunReport.run_id == "run-2"))}
+        reported = {
+            (r.agreement_id, r.phase): r.outcome
+            for r in sess.scalars(select(m.RunReport).where(m.RunReport.run_id == "run-2"))
+        }
     assert reported == {(aid, phase): "ok" for aid in ids for phase in ("validate", "load")}
 
     with session() as sess:  # a mapping changed: quarantined bills must be judged again

@@ -32,8 +32,12 @@ pipeline.load(["agr_0001"], Endpoints.from_env(), "run-to-be-killed")
 
 def _load_killed_when(ready: Callable[[], bool], env: dict[str, str] | None = None) -> None:
     """Run agr_0001's load in its own process and SIGKILL it as soon as ``ready()`` holds."""
-    proc = subprocess.Popen([sys.executable, "-c", LOAD], env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOAD],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready():
@@ -90,8 +94,11 @@ def test_sigkill_mid_batch_then_rerun_books_each_bill_once(demo, airflow_db):
 
 
 def _attached_in_economic(economic) -> dict[tuple[str, int], int]:
-    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
-            for v in state_of(economic, 1)["vouchers"] if v["status"] != "deleted"}
+    return {
+        (v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+        for v in state_of(economic, 1)["vouchers"]
+        if v["status"] != "deleted"
+    }
 
 
 def test_sigkill_between_attachments_then_rerun_attaches_each_pdf_once(demo, airflow_db):
@@ -183,8 +190,7 @@ def test_one_agreement_failing_in_a_group_leaves_the_others_booked_and_no_lease_
     ids = list(AGREEMENTS.values())
     prepare(ids)
     # agreement 2's vouchers are refused every time (a server error that outlasts the retries)
-    arm(economic, kind="status", status=500, scope="700002", method="POST", path=r"^/journals/\d+/vouchers$",
-        times=-1)
+    arm(economic, kind="status", status=500, scope="700002", method="POST", path=r"^/journals/\d+/vouchers$", times=-1)
     with pytest.raises(pipeline.AgreementsFailed) as failed:
         pipeline.load(ids, endpoints(), "run-group")
     disarm(economic)

@@ -52,19 +52,38 @@ class Fault:
 
 
 def _status(code: int, times: int, **extra: Any) -> dict[str, Any]:
-    return {"kind": "status", "status": code, "scope": "700001", "method": "POST", "path": VOUCHERS,
-            "times": times, **extra}
+    return {
+        "kind": "status",
+        "status": code,
+        "scope": "700001",
+        "method": "POST",
+        "path": VOUCHERS,
+        "times": times,
+        **extra,
+    }
 
 
 def _random_mix(seed: int) -> Fault:
-    economic = [{"kind": "status", "status": code, "probability": 0.06, "times": -1,
-                 **({"retry_after": 1} if code == 429 else {})} for code in (429, 500, 502, 503)]
-    economic += [{"kind": "reset", "probability": 0.05, "times": -1},
-                 {"kind": "lost_answer", "method": "POST", "probability": 0.15, "times": -1},
-                 {"kind": "lost_answer", "method": "POST", "path": ATTACHMENT, "probability": 0.3, "times": -1}]
-    roger = [{"kind": "status", "status": 503, "probability": 0.08, "times": -1},
-             {"kind": "reset", "probability": 0.05, "times": -1},
-             {"kind": "page_fail", "probability": 0.2, "times": -1}]
+    economic = [
+        {
+            "kind": "status",
+            "status": code,
+            "probability": 0.06,
+            "times": -1,
+            **({"retry_after": 1} if code == 429 else {}),
+        }
+        for code in (429, 500, 502, 503)
+    ]
+    economic += [
+        {"kind": "reset", "probability": 0.05, "times": -1},
+        {"kind": "lost_answer", "method": "POST", "probability": 0.15, "times": -1},
+        {"kind": "lost_answer", "method": "POST", "path": ATTACHMENT, "probability": 0.3, "times": -1},
+    ]
+    roger = [
+        {"kind": "status", "status": 503, "probability": 0.08, "times": -1},
+        {"kind": "reset", "probability": 0.05, "times": -1},
+        {"kind": "page_fail", "probability": 0.2, "times": -1},
+    ]
     return Fault(f"random mix (seed {seed})", economic, roger, seed=seed)
 
 
@@ -73,27 +92,46 @@ FAULTS = [
     Fault("e-conomic 500", [_status(500, 2)]),
     Fault("e-conomic 502", [{**_status(502, 3), "method": "*", "path": ""}]),
     Fault("e-conomic 503 beyond the retries", [_status(503, 8)], expect=("agr_0001", r"503"), must_fail=True),
-    Fault("e-conomic slow (3 s > 2 s timeout)", [{"kind": "slow", "delay": 3, "scope": "700001", "method": "POST",
-                                                  "path": VOUCHERS, "times": 1}]),
-    Fault("e-conomic drips its answer (deadline)", [{"kind": "drip", "delay": 0.02, "scope": "700001",
-                                                     "method": "POST", "path": VOUCHERS, "times": 1}]),
-    Fault("e-conomic junk answer, voucher POST", [{"kind": "junk", "scope": "700001", "method": "POST",
-                                                   "path": VOUCHERS, "times": 1}],
-          expect=("agr_0001", r"lost answer"), must_fail=True),
-    Fault("e-conomic reset before processing", [{"kind": "reset", "scope": "700001", "method": "POST",
-                                                 "path": VOUCHERS, "times": 1}]),
-    Fault("e-conomic lost answer, voucher POST", [{"kind": "lost_answer", "scope": "700001", "method": "POST",
-                                                   "path": VOUCHERS, "times": 1}]),
-    Fault("e-conomic lost answer, attachment POST", [{"kind": "lost_answer", "scope": "700001",
-                                                      "method": "POST", "path": ATTACHMENT, "times": 1}]),
-    Fault("e-conomic lost answers beyond the retries", [{"kind": "lost_answer", "scope": "700002", "method": "POST",
-                                                         "path": VOUCHERS, "times": 4}],
-          expect=("agr_0002", r"connection lost|no answer"), must_fail=True),
-    Fault("Roger page_fail mid-walk", roger=[{"kind": "page_fail", "scope": "cmp_0001", "times": 4}],
-          expect=("agr_0001", r"500|internal_error"), must_fail=True),
+    Fault(
+        "e-conomic slow (3 s > 2 s timeout)",
+        [{"kind": "slow", "delay": 3, "scope": "700001", "method": "POST", "path": VOUCHERS, "times": 1}],
+    ),
+    Fault(
+        "e-conomic drips its answer (deadline)",
+        [{"kind": "drip", "delay": 0.02, "scope": "700001", "method": "POST", "path": VOUCHERS, "times": 1}],
+    ),
+    Fault(
+        "e-conomic junk answer, voucher POST",
+        [{"kind": "junk", "scope": "700001", "method": "POST", "path": VOUCHERS, "times": 1}],
+        expect=("agr_0001", r"lost answer"),
+        must_fail=True,
+    ),
+    Fault(
+        "e-conomic reset before processing",
+        [{"kind": "reset", "scope": "700001", "method": "POST", "path": VOUCHERS, "times": 1}],
+    ),
+    Fault(
+        "e-conomic lost answer, voucher POST",
+        [{"kind": "lost_answer", "scope": "700001", "method": "POST", "path": VOUCHERS, "times": 1}],
+    ),
+    Fault(
+        "e-conomic lost answer, attachment POST",
+        [{"kind": "lost_answer", "scope": "700001", "method": "POST", "path": ATTACHMENT, "times": 1}],
+    ),
+    Fault(
+        "e-conomic lost answers beyond the retries",
+        [{"kind": "lost_answer", "scope": "700002", "method": "POST", "path": VOUCHERS, "times": 4}],
+        expect=("agr_0002", r"connection lost|no answer"),
+        must_fail=True,
+    ),
+    Fault(
+        "Roger page_fail mid-walk",
+        roger=[{"kind": "page_fail", "scope": "cmp_0001", "times": 4}],
+        expect=("agr_0001", r"500|internal_error"),
+        must_fail=True,
+    ),
     Fault("Roger malformed bill", roger=[{"kind": "malformed", "scope": "cmp_0002", "times": 1}]),
-    Fault("Roger token revoked between runs", revoke_roger=3, expect=("agr_0003", r"token rejected"),
-          must_fail=True),
+    Fault("Roger token revoked between runs", revoke_roger=3, expect=("agr_0003", r"token rejected"), must_fail=True),
     _random_mix(20261127),
 ]
 POSTGRES_SUBSET = {"e-conomic lost answer, voucher POST", "e-conomic lost answers beyond the retries"}
@@ -140,11 +178,16 @@ def _run_fault(n: int, fault: Fault, roger, economic, db: str) -> tuple[dict[str
     problems += [f"after the retry: {p}" for p in final.problems]
     if retry.state != "success":
         problems.append(f"the retry run failed: {retry.failures}")
-    row = {"fault": fault.name, "db": db, "first run": first.state + (f" ({', '.join(first.failures)})"
-                                                                     if first.failures else ""),
-           "retry": retry.state, "bills": final.bills, "booked": final.booked,
-           "duplicates": max(after_first.duplicates, final.duplicates) + after_first.foreign + final.foreign,
-           "lost": final.lost}
+    row = {
+        "fault": fault.name,
+        "db": db,
+        "first run": first.state + (f" ({', '.join(first.failures)})" if first.failures else ""),
+        "retry": retry.state,
+        "bills": final.bills,
+        "booked": final.booked,
+        "duplicates": max(after_first.duplicates, final.duplicates) + after_first.foreign + final.foreign,
+        "lost": final.lost,
+    }
     return row, problems
 
 
@@ -171,4 +214,3 @@ def test_exactly_once_under_each_fault(project_db, airflow_db, monkeypatch):
         assert row["duplicates"] == 0 and row["lost"] == 0, row
         assert row["retry"] == "success", row
     assert not problems, problems
-

@@ -30,8 +30,10 @@ def _vouchers(economic) -> int:
 
 
 def _attachment_pages(economic) -> dict[tuple[str, int], int]:
-    return {(v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
-            for v in state_of(economic, 1)["vouchers"]}
+    return {
+        (v["accountingYear"], v["voucherNumber"]): (v["attachment"] or {}).get("pages", 0)
+        for v in state_of(economic, 1)["vouchers"]
+    }
 
 
 def test_lost_answer_within_the_hour_is_replayed_by_its_key(demo):
@@ -116,8 +118,9 @@ def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
     # the batch key kept with the posted rows is the idempotency key their POST carried (it names the
     # vouchers actually sent, without the re-planned one): a retry with it is answered from e-conomic's cache
     for journal, key in {(rows[p.id].journal_number, rows[p.id].batch_key) for p in planned[1:]}:
-        again = economic.http.request("POST", f"/journals/{journal}/vouchers", data=b"[]", idempotency_key=key,
-                                      raw=True)
+        again = economic.http.request(
+            "POST", f"/journals/{journal}/vouchers", data=b"[]", idempotency_key=key, raw=True
+        )
         assert again.from_cache
     assert pipeline.load(["agr_0001"], endpoints(), "run-2")["agr_0001"]["outcome"] == "ok"
     assert {r.id: r.status for r in ledger_rows("agr_0001")}[moved.id] == "posted"

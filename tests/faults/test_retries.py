@@ -86,8 +86,7 @@ def test_a_retry_after_date_gone_by_means_now(economic_only):
 def test_a_retry_after_date_beyond_the_budget_gives_up_at_once(economic_only):
     economic = economic_only
     waits: list[float] = []
-    arm(economic, kind="status", status=429, retry_after=_http_date(3600), scope="700001", path="^/self$",
-        times=-1)
+    arm(economic, kind="status", status=429, retry_after=_http_date(3600), scope="700001", path="^/self$", times=-1)
     client = _client(economic, RetryPolicy(max_attempts=6, budget=120, sleep=waits.append))
 
     with pytest.raises(RateLimited) as caught:
@@ -99,8 +98,7 @@ def test_a_retry_after_date_beyond_the_budget_gives_up_at_once(economic_only):
 def test_throttling_gives_up_within_the_budget_naming_agreement_and_endpoint(economic_only):
     economic = economic_only
     waits: list[float] = []
-    arm(economic, kind="status", status=429, retry_after=3, scope="700001", path="^/journals/2/vouchers$",
-        times=-1)
+    arm(economic, kind="status", status=429, retry_after=3, scope="700001", path="^/journals/2/vouchers$", times=-1)
     client = _client(economic, RetryPolicy(max_attempts=50, budget=10, sleep=waits.append))
 
     with pytest.raises(RateLimited) as caught:
@@ -110,8 +108,9 @@ def test_throttling_gives_up_within_the_budget_naming_agreement_and_endpoint(eco
     assert "agr_0001" in message and "POST /journals/2/vouchers" in message and "429" in message
     assert "gave up after 4 attempt(s)" in message
     # the other agreement is not throttled at all
-    other = EconomicClient(economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(2), "agr_0002",
-                           RetryPolicy(sleep=waits.append))
+    other = EconomicClient(
+        economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(2), "agr_0002", RetryPolicy(sleep=waits.append)
+    )
     assert other.self_()["agreementNumber"] == 700002
     assert len(waits) == 3
 
@@ -129,8 +128,10 @@ def test_one_throttled_agreement_does_not_stall_the_others(demo, monkeypatch):
     assert set(caught.value.failures) == {"agr_0001"}
     assert "429" in caught.value.failures["agr_0001"] and "agr_0001" in caught.value.failures["agr_0001"]
     with session() as sess:
-        finished = {r.agreement_id: (r.outcome, r.finished_at) for r in sess.scalars(
-            select(models.RunReport).where(models.RunReport.run_id == "run-throttled"))}
+        finished = {
+            r.agreement_id: (r.outcome, r.finished_at)
+            for r in sess.scalars(select(models.RunReport).where(models.RunReport.run_id == "run-throttled"))
+        }
     assert finished["agr_0001"][0] == "failed"
     for aid, i in (("agr_0002", 2), ("agr_0003", 3)):
         assert finished[aid][0] == "ok"

@@ -51,15 +51,26 @@ def ledger(agreement_id: str) -> list[models.Posting]:
 
 def staged_states(agreement_id: str) -> dict[str, str]:
     with session() as sess:
-        return dict(sess.execute(select(models.StagedBill.bill_id, models.StagedBill.state).where(
-            models.StagedBill.agreement_id == agreement_id)).all())
+        return dict(
+            sess.execute(
+                select(models.StagedBill.bill_id, models.StagedBill.state).where(
+                    models.StagedBill.agreement_id == agreement_id
+                )
+            ).all()
+        )
 
 
 def open_quarantine(agreement_id: str) -> list[models.Quarantine]:
     with session() as sess:
-        return list(sess.scalars(select(models.Quarantine).where(
-            models.Quarantine.agreement_id == agreement_id, models.Quarantine.released_at.is_(None),
-            models.Quarantine.severity == "stop")))
+        return list(
+            sess.scalars(
+                select(models.Quarantine).where(
+                    models.Quarantine.agreement_id == agreement_id,
+                    models.Quarantine.released_at.is_(None),
+                    models.Quarantine.severity == "stop",
+                )
+            )
+        )
 
 
 def run_dags(conf: dict[str, Any], master_data: bool = True):
@@ -85,7 +96,10 @@ def task_states(run_id: str) -> dict[str, set[str]]:
 
     states: dict[str, set[str]] = {}
     with create_session() as sess:
-        for task_id, state in sess.execute(select(TaskInstance.task_id, TaskInstance.state).where(
-                TaskInstance.dag_id == "roger_bills_to_economic", TaskInstance.run_id == run_id)):
+        for task_id, state in sess.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == "roger_bills_to_economic", TaskInstance.run_id == run_id
+            )
+        ):
             states.setdefault(task_id, set()).add(str(state))
     return states

@@ -65,9 +65,17 @@ def test_quarantine_alerts_once_by_webhook_and_email(project_db, airflow_db, san
         threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("ROGER_ECONOMIC_ALERT_WEBHOOK", f"http://127.0.0.1:{hook.server_port}/alerts")
     monkeypatch.setenv("ROGER_ECONOMIC_ALERT_EMAILS", "bogholder@example.test")
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.server_address[1],
-        "extra": {"from_email": "roger-economic@example.test", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.server_address[1],
+                "extra": {"from_email": "roger-economic@example.test", "disable_tls": True, "disable_ssl": True},
+            }
+        ),
+    )
     try:
         load_file(ROOT / "config" / "agreements.example.yaml")
         run = run_dags(WINDOW)

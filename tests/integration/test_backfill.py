@@ -41,8 +41,12 @@ def _airflow(*args: str, env: dict[str, str]) -> str:
 
 
 def _runs(airflow_url: str) -> list[tuple]:
-    return query(airflow_url, "select run_id, state, backfill_id, data_interval_start, data_interval_end "
-                              "from dag_run where dag_id = %s order by id", (DAG_ID,))
+    return query(
+        airflow_url,
+        "select run_id, state, backfill_id, data_interval_start, data_interval_end "
+        "from dag_run where dag_id = %s order by id",
+        (DAG_ID,),
+    )
 
 
 def _wait_for_backfill(airflow_url: str, backfill_id: int, components: Components, home: Path) -> list[tuple]:
@@ -59,8 +63,12 @@ def _wait_for_backfill(airflow_url: str, backfill_id: int, components: Component
 
 
 def _failed_tasks(airflow_url: str, run_id: str) -> list[tuple]:
-    return query(airflow_url, "select task_id, map_index, state, try_number from task_instance "
-                              "where dag_id = %s and run_id = %s and state <> 'success'", (DAG_ID, run_id))
+    return query(
+        airflow_url,
+        "select task_id, map_index, state, try_number from task_instance "
+        "where dag_id = %s and run_id = %s and state <> 'success'",
+        (DAG_ID, run_id),
+    )
 
 
 @pytest.mark.slow
@@ -81,19 +89,21 @@ def test_backfill_over_overlapping_windows_books_each_bill_once(tmp_path: Path) 
         airflow_url, project_url = (f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}" for name in dbs)
         local.configure(home, db_url=project_url, airflow_db_url=airflow_url)
         port = free_port()
-        os.environ.update({
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "6",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "ROGER_ECONOMIC_DB_URL": project_url,
-        })
+        os.environ.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "6",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "ROGER_ECONOMIC_DB_URL": project_url,
+            }
+        )
         roger, economic = local.start_sandboxes(agreements=AGREEMENTS, bills=20)
         sandboxes = [roger, economic]
         env = dict(os.environ)
@@ -112,8 +122,9 @@ def test_backfill_over_overlapping_windows_books_each_bill_once(tmp_path: Path) 
         assert all(r.get("outcome") == "ok" for r in md.values()), md
 
         components = Components(home)
-        components.start("api-server", ["api-server", "--port", str(port), "--host", "127.0.0.1",
-                                        "--workers", "1"], env)
+        components.start(
+            "api-server", ["api-server", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"], env
+        )
         components.start("dag-processor", ["dag-processor"], env)
         components.start("scheduler", ["scheduler"], env)
         deadline = time.monotonic() + 120
@@ -126,13 +137,27 @@ def test_backfill_over_overlapping_windows_books_each_bill_once(tmp_path: Path) 
         all_runs = []
         for from_date, to_date, extra in WINDOWS:
             t0 = time.monotonic()
-            _airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", from_date, "--to-date", to_date,
-                     "--max-active-runs", "3", *extra, env=env)
+            _airflow(
+                "backfill",
+                "create",
+                "--dag-id",
+                DAG_ID,
+                "--from-date",
+                from_date,
+                "--to-date",
+                to_date,
+                "--max-active-runs",
+                "3",
+                *extra,
+                env=env,
+            )
             backfill_id = query(airflow_url, "select max(id) from backfill where dag_id = %s", (DAG_ID,))[0][0]
             assert backfill_id is not None, "no backfill created"
             runs = _wait_for_backfill(airflow_url, backfill_id, components, home)
-            print(f"backfill {backfill_id} {from_date}..{to_date}: {len(runs)} runs in {time.monotonic() - t0:.1f} s "
-                  f"{[(r[3].isoformat(), r[1]) for r in runs]}")
+            print(
+                f"backfill {backfill_id} {from_date}..{to_date}: {len(runs)} runs in {time.monotonic() - t0:.1f} s "
+                f"{[(r[3].isoformat(), r[1]) for r in runs]}"
+            )
             assert runs, f"backfill {from_date}..{to_date} created no runs"
             all_runs.extend(runs)
 

@@ -13,12 +13,15 @@ def test_overlapping_ranges_and_one_agreement_alone(project_db, airflow_db, sand
     _roger, economic = sandboxes
     load_file(ROOT / "config" / "agreements.example.yaml")
     # the sandbox's bills changed between 2026-11-19 and 2026-11-25
-    dry = run_dags({"from_date": "2026-11-19", "to_date": "2026-11-22", "agreements": ["agr_0001"],
-                    "dry_run": True})
+    dry = run_dags({"from_date": "2026-11-19", "to_date": "2026-11-22", "agreements": ["agr_0001"], "dry_run": True})
     assert dry.state == "success"
     assert economic_state(economic, 1)["vouchers"] == []  # a dry run posts nothing
-    assert run_dags({"from_date": "2026-11-19", "to_date": "2026-11-22", "agreements": ["agr_0001"]},
-                    master_data=False).state == "success"
+    assert (
+        run_dags(
+            {"from_date": "2026-11-19", "to_date": "2026-11-22", "agreements": ["agr_0001"]}, master_data=False
+        ).state
+        == "success"
+    )
     first = {p.bill_id for p in ledger("agr_0001") if p.status == "posted"}
     assert first and not ledger("agr_0002"), "only the named agreement runs"
     assert run_dags({"from_date": "2026-11-21", "to_date": "2026-11-26"}, master_data=False).state == "success"

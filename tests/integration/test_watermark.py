@@ -15,9 +15,11 @@ def test_failed_night_is_caught_up_by_the_next(project_db, sandboxes):
     roger, _economic = sandboxes
     load_file(ROOT / "config" / "agreements.example.yaml")
     endpoints = Endpoints.from_env()
-    nights = [Window("2026-11-10T23:00:00Z", "2026-11-19T23:00:00Z"),
-              Window("2026-11-19T23:00:00Z", "2026-11-22T23:00:00Z"),
-              Window("2026-11-22T23:00:00Z", "2026-11-26T23:00:00Z")]
+    nights = [
+        Window("2026-11-10T23:00:00Z", "2026-11-19T23:00:00Z"),
+        Window("2026-11-19T23:00:00Z", "2026-11-22T23:00:00Z"),
+        Window("2026-11-22T23:00:00Z", "2026-11-26T23:00:00Z"),
+    ]
     assert extract(["agr_0001"], nights[0], endpoints, "night-0")["agr_0001"]["outcome"] == "ok"
 
     roger.control("POST", "revoke", {"company_id": "cmp_0001"})
@@ -30,8 +32,7 @@ def test_failed_night_is_caught_up_by_the_next(project_db, sandboxes):
     roger.control("POST", "unrevoke", {"company_id": "cmp_0001"})
 
     assert extract(["agr_0001"], nights[2], endpoints, "night-2")["agr_0001"]["outcome"] == "ok"
-    in_missed_night = {b["id"] for b in roger_bills(roger, 1)
-                       if nights[1].since <= b["updated_at"] < nights[1].before}
+    in_missed_night = {b["id"] for b in roger_bills(roger, 1) if nights[1].since <= b["updated_at"] < nights[1].before}
     assert in_missed_night, "the sandbox should have bills in the failed night's window"
     assert in_missed_night <= set(staged_states("agr_0001"))
 
@@ -48,8 +49,13 @@ def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
     from roger_economic.pipeline import _stage
 
     load_file(ROOT / "config" / "agreements.example.yaml")
-    bill = {"id": "bill_stage_1", "version": 2, "updated_at": "2026-11-20T10:00:00Z", "status": "UPCOMING",
-            "amount": "100.00"}
+    bill = {
+        "id": "bill_stage_1",
+        "version": 2,
+        "updated_at": "2026-11-20T10:00:00Z",
+        "status": "UPCOMING",
+        "amount": "100.00",
+    }
     assert _stage("agr_0001", [bill], "night-1", Counter()) == {"staged": 1}
 
     same_version_other_body = {**bill, "amount": None}
@@ -59,9 +65,11 @@ def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
     newer = {**bill, "version": 3, "status": "PAID"}
     assert _stage("agr_0001", [bill, newer, older], "night-3", Counter()) == {"staged": 1, "unchanged": 2}
     with session() as sess:
-        version, payload, run_id = sess.execute(select(
-            models.StagedBill.version, models.StagedBill.payload, models.StagedBill.run_id).where(
-            models.StagedBill.agreement_id == "agr_0001", models.StagedBill.bill_id == "bill_stage_1")).one()
+        version, payload, run_id = sess.execute(
+            select(models.StagedBill.version, models.StagedBill.payload, models.StagedBill.run_id).where(
+                models.StagedBill.agreement_id == "agr_0001", models.StagedBill.bill_id == "bill_stage_1"
+            )
+        ).one()
     assert (version, payload, run_id) == (3, newer, "night-3")
 
 
@@ -71,5 +79,10 @@ def watermarks() -> dict[str, str | None]:
     from roger_economic.db import models, session
 
     with session() as sess:
-        return dict(sess.execute(select(models.AgreementStatus.agreement_id, models.AgreementStatus.extracted_until)
-                                 .where(models.AgreementStatus.agreement_id.in_(["agr_0001", "agr_0002"]))).all())
+        return dict(
+            sess.execute(
+                select(models.AgreementStatus.agreement_id, models.AgreementStatus.extracted_until).where(
+                    models.AgreementStatus.agreement_id.in_(["agr_0001", "agr_0002"])
+                )
+            ).all()
+        )

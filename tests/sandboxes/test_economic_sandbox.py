@@ -22,8 +22,9 @@ SPLIT_YEAR = 2  # world.profile(2).split_year is True
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with SandboxProcess("sandboxes.economic", ["--agreements", "10", "--token-prefix", "sbx-",
-                                               "--app-secret", "sbx-app-secret"]) as proc:
+    with SandboxProcess(
+        "sandboxes.economic", ["--agreements", "10", "--token-prefix", "sbx-", "--app-secret", "sbx-app-secret"]
+    ) as proc:
         yield proc
 
 
@@ -44,24 +45,49 @@ def url(sess: requests.Session, path: str) -> str:
     return f"{sess.base}{path}"  # type: ignore[attr-defined]
 
 
-def invoice(text: str = "Dansk Kontorforsyning faktura 2025-0042 [bill_01J9ZK3X4Q]", amount: Any = -1250.00,
-            day: str = "2025-03-04", year: str | None = "2025", **extra: Any) -> dict[str, Any]:
+def invoice(
+    text: str = "Dansk Kontorforsyning faktura 2025-0042 [bill_01J9ZK3X4Q]",
+    amount: Any = -1250.00,
+    day: str = "2025-03-04",
+    year: str | None = "2025",
+    **extra: Any,
+) -> dict[str, Any]:
     entry = {
-        "supplier": {"supplierNumber": 1}, "amount": amount, "contraAccount": {"accountNumber": 2750},
-        "contraVatAccount": {"vatCode": "I25"}, "contraVatAmount": -250.00, "currency": {"code": "DKK"},
-        "date": day, "dueDate": "2025-03-18", "supplierInvoiceNumber": "2025-0042", "text": text,
-        "paymentDetails": {"paymentType": {"paymentTypeNumber": 1, "fiSupplierNo": "85123456",
-                                           "ocrLine": "000000012345678"}},
+        "supplier": {"supplierNumber": 1},
+        "amount": amount,
+        "contraAccount": {"accountNumber": 2750},
+        "contraVatAccount": {"vatCode": "I25"},
+        "contraVatAmount": -250.00,
+        "currency": {"code": "DKK"},
+        "date": day,
+        "dueDate": "2025-03-18",
+        "supplierInvoiceNumber": "2025-0042",
+        "text": text,
+        "paymentDetails": {
+            "paymentType": {"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "000000012345678"}
+        },
     }
     entry.update(extra)
     return {"accountingYear": {"year": year} if year else {}, "entries": {"supplierInvoices": [entry]}}
 
 
 def payment(amount: Any = 1250.00, day: str = "2025-03-20", account: int = 5820) -> dict[str, Any]:
-    return {"accountingYear": {"year": "2025"}, "entries": {"supplierPayments": [{
-        "supplier": {"supplierNumber": 1}, "amount": amount, "contraAccount": {"accountNumber": account},
-        "currency": {"code": "DKK"}, "date": day, "supplierInvoiceNumber": "2025-0042",
-        "text": "Betaling 2025-0042 [bill_01J9ZK3X4Q]"}]}}
+    return {
+        "accountingYear": {"year": "2025"},
+        "entries": {
+            "supplierPayments": [
+                {
+                    "supplier": {"supplierNumber": 1},
+                    "amount": amount,
+                    "contraAccount": {"accountNumber": account},
+                    "currency": {"code": "DKK"},
+                    "date": day,
+                    "supplierInvoiceNumber": "2025-0042",
+                    "text": "Betaling 2025-0042 [bill_01J9ZK3X4Q]",
+                }
+            ]
+        },
+    }
 
 
 def state(sandbox: SandboxProcess, agreement: int = AGREEMENT) -> dict[str, Any]:
@@ -80,13 +106,15 @@ def entry_errors(body: dict[str, Any], kind: str = "supplierInvoices") -> dict[s
 def test_requests_without_or_with_a_wrong_token_are_refused_with_401(sandbox):
     base = sandbox.base_url
     assert requests.get(f"{base}/self").status_code == 401
-    wrong_secret = requests.get(f"{base}/self", headers={"X-AppSecretToken": "nope",
-                                                          "X-AgreementGrantToken": world.grant_token(1)})
+    wrong_secret = requests.get(
+        f"{base}/self", headers={"X-AppSecretToken": "nope", "X-AgreementGrantToken": world.grant_token(1)}
+    )
     assert wrong_secret.status_code == 401
     assert wrong_secret.json()["httpStatusCode"] == 401
     for token in ("sbx-grant-9999", "other-grant-0001", world.grant_token(11)):
-        resp = requests.get(f"{base}/self", headers={"X-AppSecretToken": "sbx-app-secret",
-                                                      "X-AgreementGrantToken": token})
+        resp = requests.get(
+            f"{base}/self", headers={"X-AppSecretToken": "sbx-app-secret", "X-AgreementGrantToken": token}
+        )
         assert resp.status_code == 401, token
     sess = client(sandbox)
     assert sess.get(url(sess, "/self")).json()["agreementNumber"] == AGREEMENT
@@ -103,8 +131,9 @@ def test_a_revoked_grant_answers_401_until_unrevoked(sandbox):
 
 def test_bodies_other_than_json_are_refused_with_415(sandbox):
     sess = client(sandbox)
-    resp = sess.post(url(sess, "/journals/2/vouchers"), data=json.dumps(invoice()),
-                     headers={"Content-Type": "text/plain"})
+    resp = sess.post(
+        url(sess, "/journals/2/vouchers"), data=json.dumps(invoice()), headers={"Content-Type": "text/plain"}
+    )
     assert resp.status_code == 415
     assert state(sandbox)["vouchers"] == []
 
@@ -149,14 +178,17 @@ def test_collections_page_with_skippages_and_pagesize(sandbox):
 
 def test_suppliers_can_be_filtered_by_cvr_and_name(sandbox):
     sess = client(sandbox)
-    found = sess.get(url(sess, "/suppliers"),
-                     params={"filter": "corporateIdentificationNumber$eq:31245871"}).json()["collection"]
+    found = sess.get(url(sess, "/suppliers"), params={"filter": "corporateIdentificationNumber$eq:31245871"}).json()[
+        "collection"
+    ]
     assert [s["name"] for s in found] == ["Dansk Kontorforsyning ApS"]
     by_name = sess.get(url(sess, "/suppliers"), params={"filter": "name$like:frugt*"}).json()["collection"]
     assert [s["name"] for s in by_name] == ["Frugt til Kontoret ApS"]
     assert "corporateIdentificationNumber" not in by_name[0]  # known by name only
-    either = sess.get(url(sess, "/suppliers"),
-                      params={"filter": "supplierNumber$eq:1$or:(supplierNumber$gte:2$and:supplierNumber$lt:3)"})
+    either = sess.get(
+        url(sess, "/suppliers"),
+        params={"filter": "supplierNumber$eq:1$or:(supplierNumber$gte:2$and:supplierNumber$lt:3)"},
+    )
     assert [s["supplierNumber"] for s in either.json()["collection"]] == [1, 2]
     assert sess.get(url(sess, "/suppliers"), params={"filter": "name$oops:x"}).status_code == 400
 
@@ -172,22 +204,31 @@ def test_answers_validate_against_e_conomics_get_schemas(sandbox):
     files = {"file": ("bill.pdf", b"%PDF-1.4 /Type /Page", "application/pdf")}
     assert sess.post(url(sess, f"{voucher_path}/attachment/file"), files=files).status_code == 201
     journal_schema = _schema("journals.journalNumber.get")
-    del journal_schema["properties"]["settings"]["properties"]["voucherNumbers"]["properties"][
-        "maximumVoucherNumber"]["minimum"]
+    del journal_schema["properties"]["settings"]["properties"]["voucherNumbers"]["properties"]["maximumVoucherNumber"][
+        "minimum"
+    ]
     checks = {
-        "/self": _schema("self.get"), "/accounts": _schema("accounts.get"),
-        "/accounts/2750": _schema("accounts.accountNumber.get"), "/journals": _schema("journals.get"),
-        "/journals/2": journal_schema, "/accounting-years": _schema("accounting-years.get"),
+        "/self": _schema("self.get"),
+        "/accounts": _schema("accounts.get"),
+        "/accounts/2750": _schema("accounts.accountNumber.get"),
+        "/journals": _schema("journals.get"),
+        "/journals/2": journal_schema,
+        "/accounting-years": _schema("accounting-years.get"),
         "/accounting-years/2025": _schema("accounting-years.accountingYear.get"),
         "/accounting-years/2025/periods": _schema("accounting-years.accountingYear.periods.get"),
-        "/suppliers": _schema("suppliers.get"), "/suppliers/1": _schema("suppliers.supplierNumber.get"),
-        "/vat-accounts": _schema("vat-accounts.get"), "/currencies": _schema("currencies.get"),
-        "/payment-terms": _schema("payment-terms.get"), "/payment-types": _schema("payment-types.get"),
-        "/vat-zones": _schema("vat-zones.get"), "/journals/2/entries": _schema("journals.journalNumber.entries.get"),
+        "/suppliers": _schema("suppliers.get"),
+        "/suppliers/1": _schema("suppliers.supplierNumber.get"),
+        "/vat-accounts": _schema("vat-accounts.get"),
+        "/currencies": _schema("currencies.get"),
+        "/payment-terms": _schema("payment-terms.get"),
+        "/payment-types": _schema("payment-types.get"),
+        "/vat-zones": _schema("vat-zones.get"),
+        "/journals/2/entries": _schema("journals.journalNumber.entries.get"),
         "/journals/2/entries/1": _schema("journals.journalNumber.entries.entryNumber.get"),
         voucher_path: _schema("journals.journalNumber.vouchers.accountingYear-voucherNumber.get"),
         f"{voucher_path}/attachment": _schema(
-            "journals.journalNumber.vouchers.accountingYear-voucherNumber.attachment.get"),
+            "journals.journalNumber.vouchers.accountingYear-voucherNumber.attachment.get"
+        ),
     }
     for path, schema in checks.items():
         resp = sess.get(url(sess, path))
@@ -255,8 +296,7 @@ def test_schema_violations_are_rejected_with_the_errors_tree_and_nothing_is_crea
 
 def test_a_barred_account_and_a_closed_year_are_rejected(sandbox):
     sess = client(sandbox)
-    barred = sess.post(url(sess, "/journals/2/vouchers"),
-                       json=invoice(contraAccount={"accountNumber": 2795}))
+    barred = sess.post(url(sess, "/journals/2/vouchers"), json=invoice(contraAccount={"accountNumber": 2795}))
     assert barred.status_code == 400
     err = entry_errors(barred.json())["contraAccount"]["errors"][0]
     assert (err["errorCode"], err["value"]) == ("E07150", 2795)
@@ -296,8 +336,10 @@ def test_a_restricted_journal_rejects_another_entry_type(sandbox):
 
 def test_unknown_supplier_vat_code_and_currency_are_rejected(sandbox):
     sess = client(sandbox)
-    resp = sess.post(url(sess, "/journals/2/vouchers"), json=invoice(
-        supplier={"supplierNumber": 999}, contraVatAccount={"vatCode": "XX9"}, currency={"code": "XYZ"}))
+    resp = sess.post(
+        url(sess, "/journals/2/vouchers"),
+        json=invoice(supplier={"supplierNumber": 999}, contraVatAccount={"vatCode": "XX9"}, currency={"code": "XYZ"}),
+    )
     assert resp.status_code == 400
     entry = entry_errors(resp.json())
     assert {"supplier", "contraVatAccount", "currency"} <= set(entry)
@@ -325,8 +367,9 @@ def test_an_idempotency_key_replays_the_cached_answer_and_refuses_another_url(sa
 
 def test_a_lost_answer_replayed_with_the_same_key_creates_nothing_twice(sandbox):
     sess = client(sandbox)
-    sandbox.control("POST", "faults", {"kind": "lost_answer", "scope": str(AGREEMENT), "method": "POST",
-                                       "path": "/vouchers$"})
+    sandbox.control(
+        "POST", "faults", {"kind": "lost_answer", "scope": str(AGREEMENT), "method": "POST", "path": "/vouchers$"}
+    )
     with pytest.raises(requests.ConnectionError):
         sess.post(url(sess, "/journals/2/vouchers"), json=[invoice()], headers={"Idempotency-Key": "lost-1"})
     assert len(state(sandbox)["vouchers"]) == 1  # processed, answer lost
@@ -339,8 +382,11 @@ def test_a_lost_answer_replayed_with_the_same_key_creates_nothing_twice(sandbox)
 
 def test_an_injected_429_carries_retry_after(sandbox):
     sess = client(sandbox)
-    sandbox.control("POST", "faults", {"kind": "status", "status": 429, "retry_after": 7,
-                                       "scope": str(AGREEMENT), "path": "^/accounts"})
+    sandbox.control(
+        "POST",
+        "faults",
+        {"kind": "status", "status": 429, "retry_after": 7, "scope": str(AGREEMENT), "path": "^/accounts"},
+    )
     resp = sess.get(url(sess, "/accounts"))
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"
     assert client(sandbox, 2).get(url(sess, "/accounts")).status_code == 200  # other agreements go on
@@ -370,8 +416,10 @@ def test_entries_are_listed_filtered_and_deleted_and_booking_empties_the_journal
     assert entry["voucher"]["voucherNumber"] == created[0]["voucherNumber"]
     found = sess.get(url(sess, "/journals/2/entries"), params={"filter": "text$like:bill_01J9"}).json()
     assert [e["text"] for e in found["collection"]] == texts[:2]
-    by_voucher = sess.get(url(sess, "/journals/2/entries"), params={
-        "filter": f"voucher.voucherNumber$eq:{created[2]['voucherNumber']}$and:supplier.supplierNumber$eq:1"})
+    by_voucher = sess.get(
+        url(sess, "/journals/2/entries"),
+        params={"filter": f"voucher.voucherNumber$eq:{created[2]['voucherNumber']}$and:supplier.supplierNumber$eq:1"},
+    )
     assert [e["text"] for e in by_voucher.json()["collection"]] == texts[2:]
 
     number = found["collection"][0]["journalEntryNumber"]
@@ -404,8 +452,9 @@ def test_booking_moves_drafts_to_the_accounting_year_s_booked_entries(sandbox):
     assert entry["entryType"] == "supplierInvoice" and entry["voucherNumber"] == created[0]["voucherNumber"]
     assert entry["text"].endswith("[bill_01J9ZK3X4Q]") and entry["date"] == "2025-03-04"
     assert entry["account"]["accountNumber"] == 2750 and isinstance(entry["entryNumber"], int)
-    by_date = sess.get(url(sess, "/accounting-years/2025/entries"),
-                       params={"filter": "date$gte:2025-03-05$and:date$lte:2025-03-31"}).json()
+    by_date = sess.get(
+        url(sess, "/accounting-years/2025/entries"), params={"filter": "date$gte:2025-03-05$and:date$lte:2025-03-31"}
+    ).json()
     assert [e["voucherNumber"] for e in by_date["collection"]] == [created[1]["voucherNumber"]]
     # the payments' journal was not booked: its entry is still a draft, not a booked entry
     assert sess.get(url(sess, "/journals/3/entries")).json()["pagination"]["results"] == 1
@@ -428,20 +477,28 @@ def test_an_attachment_is_posted_once_and_patch_adds_pages(sandbox):
     assert sess.get(url(sess, path)).json()["pages"] == 2
     info = state(sandbox)["vouchers"][0]["attachment"]
     assert info["pages"] == 2 and info["bytes"] == len(pdf) + 8
-    assert sess.post(url(sess, "/journals/2/vouchers/2025-19999/attachment/file"),
-                     files={"file": ("bill.pdf", pdf, "application/pdf")}).status_code == 404
+    assert (
+        sess.post(
+            url(sess, "/journals/2/vouchers/2025-19999/attachment/file"),
+            files={"file": ("bill.pdf", pdf, "application/pdf")},
+        ).status_code
+        == 404
+    )
     exe = sess.patch(url(sess, f"{path}/file"), files={"file": ("virus.exe", b"MZ", "application/octet-stream")})
     assert exe.status_code == 400
-    huge = sess.patch(url(sess, f"{path}/file"),
-                      files={"file": ("big.pdf", b"0" * (9 * 1024 * 1024 + 1), "application/pdf")})
+    huge = sess.patch(
+        url(sess, f"{path}/file"), files={"file": ("big.pdf", b"0" * (9 * 1024 * 1024 + 1), "application/pdf")}
+    )
     assert huge.status_code in (400, 413)
 
 
 def test_attachments_need_the_scanning_add_on(sandbox):
     sess = client(sandbox, NO_SCANNING)
     created = sess.post(url(sess, "/journals/2/vouchers"), json=invoice()).json()
-    resp = sess.post(url(sess, f"/journals/2/vouchers/2025-{created['voucherNumber']}/attachment/file"),
-                     files={"file": ("bill.pdf", b"%PDF-1.4", "application/pdf")})
+    resp = sess.post(
+        url(sess, f"/journals/2/vouchers/2025-{created['voucherNumber']}/attachment/file"),
+        files={"file": ("bill.pdf", b"%PDF-1.4", "application/pdf")},
+    )
     assert resp.status_code == 403
     assert resp.json()["errorCode"] == "E03040" and "Scanning add-on" in resp.json()["message"]
 
@@ -452,9 +509,14 @@ def test_attachments_need_the_scanning_add_on(sandbox):
 def test_a_supplier_is_created_with_the_next_number_and_validated(sandbox):
     sess = client(sandbox)
     existing = sess.get(url(sess, "/suppliers"), params={"pagesize": 1000}).json()["collection"]
-    body = {"name": "Telenor A/S", "corporateIdentificationNumber": "19433692", "currency": "DKK",
-            "supplierGroup": {"supplierGroupNumber": 1}, "vatZone": {"vatZoneNumber": 1},
-            "paymentTerms": {"paymentTermsNumber": 2}}
+    body = {
+        "name": "Telenor A/S",
+        "corporateIdentificationNumber": "19433692",
+        "currency": "DKK",
+        "supplierGroup": {"supplierGroupNumber": 1},
+        "vatZone": {"vatZoneNumber": 1},
+        "paymentTerms": {"paymentTermsNumber": 2},
+    }
     resp = sess.post(url(sess, "/suppliers"), json=body)
     assert resp.status_code == 201
     created = resp.json()
@@ -486,20 +548,31 @@ def test_payment_types_listed_are_the_documented_ones(sandbox):
     sess = client(sandbox)
     listed = sess.get(url(sess, "/payment-types")).json()["collection"]
     assert {t["paymentTypeNumber"]: t["name"] for t in listed} == {
-        1: "+71", 2: "+73", 5: "+04", 7: "Bank transfer", 10: "IBAN", 14: "Entry only", 17: "+75"}
+        1: "+71",
+        2: "+73",
+        5: "+04",
+        7: "Bank transfer",
+        10: "IBAN",
+        14: "Entry only",
+        17: "+75",
+    }
     assert sess.get(url(sess, "/payment-types/17")).json()["name"] == "+75"
     assert sess.get(url(sess, "/payment-types/3")).status_code == 404
 
 
-@pytest.mark.parametrize("ptype", [
-    pytest.param({"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"}, id="+71"),
-    pytest.param({"paymentTypeNumber": 2, "fiSupplierNo": "85123456", "message": "2025-0042"}, id="+73"),
-    pytest.param({"paymentTypeNumber": 5, "giroAccount": "12345678", "ocrLine": "0000000012345678"}, id="+04"),
-    pytest.param({"paymentTypeNumber": 7, "accountNo": "1234 5678901", "message": "2025-0042"}, id="bank"),
-    pytest.param({"paymentTypeNumber": 10, "ibanSwift": "DK5000400440116243", "message": "2025-0042"}, id="IBAN"),
-    pytest.param({"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"},
-                 id="+75"),
-])
+@pytest.mark.parametrize(
+    "ptype",
+    [
+        pytest.param({"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"}, id="+71"),
+        pytest.param({"paymentTypeNumber": 2, "fiSupplierNo": "85123456", "message": "2025-0042"}, id="+73"),
+        pytest.param({"paymentTypeNumber": 5, "giroAccount": "12345678", "ocrLine": "0000000012345678"}, id="+04"),
+        pytest.param({"paymentTypeNumber": 7, "accountNo": "1234 5678901", "message": "2025-0042"}, id="bank"),
+        pytest.param({"paymentTypeNumber": 10, "ibanSwift": "DK5000400440116243", "message": "2025-0042"}, id="IBAN"),
+        pytest.param(
+            {"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"}, id="+75"
+        ),
+    ],
+)
 def test_each_documented_payment_type_in_its_shape_is_accepted(sandbox, ptype):
     sess = client(sandbox)
     resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(**ptype))
@@ -508,18 +581,36 @@ def test_each_documented_payment_type_in_its_shape_is_accepted(sandbox, ptype):
     assert details["paymentTypeNumber"] == ptype["paymentTypeNumber"]
 
 
-@pytest.mark.parametrize(("ptype", "says"), [
-    pytest.param({"paymentTypeNumber": 3, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"},
-                 "Payment type 3 not found.", id="the old +71 guess 3"),
-    pytest.param({"paymentTypeNumber": 6, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"},
-                 "Payment type 6 not found.", id="the old +75 guess 6"),
-    pytest.param({"paymentTypeNumber": 4, "fiSupplierNo": "85123456", "message": "2025-0042"},
-                 "Payment type 4 not found.", id="the old +73 guess 4"),
-    pytest.param({"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLine": "000000001234567"},
-                 "expects fiSupplierNo and ocrLineMessage", id="+75 in the +71 shape"),
-    pytest.param({"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "00000000123456A"},
-                 "must be digits, 15", id="+71 OCR with a letter"),
-])
+@pytest.mark.parametrize(
+    ("ptype", "says"),
+    [
+        pytest.param(
+            {"paymentTypeNumber": 3, "fiSupplierNo": "85123456", "ocrLine": "000000001234567"},
+            "Payment type 3 not found.",
+            id="the old +71 guess 3",
+        ),
+        pytest.param(
+            {"paymentTypeNumber": 6, "fiSupplierNo": "87654321", "ocrLineMessage": "0000000012345678"},
+            "Payment type 6 not found.",
+            id="the old +75 guess 6",
+        ),
+        pytest.param(
+            {"paymentTypeNumber": 4, "fiSupplierNo": "85123456", "message": "2025-0042"},
+            "Payment type 4 not found.",
+            id="the old +73 guess 4",
+        ),
+        pytest.param(
+            {"paymentTypeNumber": 17, "fiSupplierNo": "87654321", "ocrLine": "000000001234567"},
+            "expects fiSupplierNo and ocrLineMessage",
+            id="+75 in the +71 shape",
+        ),
+        pytest.param(
+            {"paymentTypeNumber": 1, "fiSupplierNo": "85123456", "ocrLine": "00000000123456A"},
+            "must be digits, 15",
+            id="+71 OCR with a letter",
+        ),
+    ],
+)
 def test_an_unknown_number_or_a_shape_of_another_type_is_refused_with_E07520(sandbox, ptype, says):
     sess = client(sandbox)
     resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(**ptype))
@@ -531,16 +622,26 @@ def test_an_unknown_number_or_a_shape_of_another_type_is_refused_with_E07520(san
 
 def test_a_payment_type_fitting_no_or_two_schema_alternatives_is_a_schema_error(sandbox):
     sess = client(sandbox)
-    none = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
-        paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="1234"))
-    two = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
-        paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="000000001234567", message="2025-0042"))
+    none = sess.post(
+        url(sess, "/journals/2/vouchers"),
+        json=with_payment_type(paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="1234"),
+    )
+    two = sess.post(
+        url(sess, "/journals/2/vouchers"),
+        json=with_payment_type(
+            paymentTypeNumber=1, fiSupplierNo="85123456", ocrLine="000000001234567", message="2025-0042"
+        ),
+    )
     for resp in (none, two):
         assert resp.status_code == 400
         [err] = entry_errors(resp.json())["paymentDetails"]["paymentType"]["errors"]
         assert err["errorCode"] == "E06010"
-    assert "none of the allowed" in none.json()["errors"]["entries"]["supplierInvoices"][0]["paymentDetails"][
-        "paymentType"]["errors"][0]["message"]
+    assert (
+        "none of the allowed"
+        in none.json()["errors"]["entries"]["supplierInvoices"][0]["paymentDetails"]["paymentType"]["errors"][0][
+            "message"
+        ]
+    )
     # 14 (entry only) has no details: no alternative fits it, and it is not accepted on draft entries anyway
     entry_only = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(paymentTypeNumber=14))
     assert entry_only.status_code == 400
@@ -552,8 +653,10 @@ def test_an_agreement_lacking_a_type_does_not_list_it_and_refuses_it(sandbox):
     sess = client(sandbox)
     numbers = [t["paymentTypeNumber"] for t in sess.get(url(sess, "/payment-types")).json()["collection"]]
     assert numbers == [1, 2, 5, 7, 10, 14]
-    resp = sess.post(url(sess, "/journals/2/vouchers"), json=with_payment_type(
-        paymentTypeNumber=17, fiSupplierNo="87654321", ocrLineMessage="0000000012345678"))
+    resp = sess.post(
+        url(sess, "/journals/2/vouchers"),
+        json=with_payment_type(paymentTypeNumber=17, fiSupplierNo="87654321", ocrLineMessage="0000000012345678"),
+    )
     assert resp.status_code == 400
     assert [e["message"] for e in payment_type_errors(resp)] == ["Payment type 17 not found."]
     other = client(sandbox, 2)  # another agreement still has it
@@ -568,8 +671,15 @@ def test_assumed_conventions_can_be_changed_so_the_sandbox_disagrees(sandbox):
     assert sess.post(url(sess, "/journals/1/vouchers"), json=[invoice(), payment()]).status_code == 201
     sides = [e["side"] for v in state(sandbox)["vouchers"] for e in v["entries"]]
     assert sides == ["credit", "debit"]  # default reading: a minus is a credit
-    sandbox.control("POST", "conventions", {"credit_sign": "+", "scanning_module_name": "Scanning",
-                                            "vat_zones": {"11": "Domestic", "12": "EU", "13": "Abroad"}})
+    sandbox.control(
+        "POST",
+        "conventions",
+        {
+            "credit_sign": "+",
+            "scanning_module_name": "Scanning",
+            "vat_zones": {"11": "Domestic", "12": "EU", "13": "Abroad"},
+        },
+    )
     sides = [e["side"] for v in state(sandbox)["vouchers"] for e in v["entries"]]
     assert sides == ["debit", "credit"]
     assert [m["name"] for m in sess.get(url(sess, "/self")).json()["modules"]][-1] == "Scanning"
@@ -584,6 +694,7 @@ def test_assumed_conventions_can_be_changed_so_the_sandbox_disagrees(sandbox):
 
 def test_the_sandbox_never_imports_the_client():
     root = Path(__file__).resolve().parents[2] / "include" / "sandboxes"
-    importing = [str(p.relative_to(root)) for p in root.rglob("*.py")
-                 if "roger_economic" in p.read_text(encoding="utf-8")]
+    importing = [
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "roger_economic" in p.read_text(encoding="utf-8")
+    ]
     assert importing == []

@@ -18,15 +18,36 @@ from sandboxes.roger import data
 
 ROOT = Path(__file__).resolve().parents[2]
 # the shared contract beside the project; else the package's copy (a test keeps the two equal)
-OPENAPI = next((p / "shared" / "roger-api" / "openapi.yaml" for p in ROOT.parents
-                if (p / "shared" / "roger-api" / "openapi.yaml").is_file()),
-               ROOT / "include" / "roger_economic" / "roger" / "openapi.yaml")
+OPENAPI = next(
+    (
+        p / "shared" / "roger-api" / "openapi.yaml"
+        for p in ROOT.parents
+        if (p / "shared" / "roger-api" / "openapi.yaml").is_file()
+    ),
+    ROOT / "include" / "roger_economic" / "roger" / "openapi.yaml",
+)
 END = "2026-11-26T00:00:00Z"
 DAYS = 7
 BILLS = 60
 PROBLEM_RATE = 0.12  # 7 problem bills per company: every kind once
-ARGS = ["--companies", "3", "--bills", str(BILLS), "--seed", "7", "--token-prefix", "sbx-", "--end", END,
-        "--days", str(DAYS), "--problem-rate", str(PROBLEM_RATE), "--paid-rate", "0.4"]
+ARGS = [
+    "--companies",
+    "3",
+    "--bills",
+    str(BILLS),
+    "--seed",
+    "7",
+    "--token-prefix",
+    "sbx-",
+    "--end",
+    END,
+    "--days",
+    str(DAYS),
+    "--problem-rate",
+    str(PROBLEM_RATE),
+    "--paid-rate",
+    "0.4",
+]
 C1, C2, C3 = world.company_id(1), world.company_id(2), world.company_id(3)
 
 
@@ -113,8 +134,12 @@ def test_generated_bills_have_the_promised_spread():
 
 
 def test_payment_codes_cover_every_fi_kind():
-    codes = [b["payment_code"] for i in range(1, 6)
-             for b in data.generate_company(i, 200, 7, END, DAYS, 0.05, 0.4) if b["payment_code"]]
+    codes = [
+        b["payment_code"]
+        for i in range(1, 6)
+        for b in data.generate_company(i, 200, 7, END, DAYS, 0.05, 0.4)
+        if b["payment_code"]
+    ]
     starts = Counter(c[:4] for c in codes)
     assert starts["+71<"] > starts["+73<"] > 0 and starts["+75<"] > 0 and starts["+04<"] > 0
     assert any(not c.startswith(("+71<", "+73<", "+75<", "+04<")) or "X" in c for c in codes)
@@ -218,8 +243,18 @@ def test_revoked_token_is_401_until_unrevoked(roger):
     assert get(roger, f"/companies/{C2}", 2).status_code == 200
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"cursor": "not-a-cursor"},
-                                    {"cursor": "W10"}, {"status": "LOST"}, {"updated_since": "yesterday"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": "W10"},
+        {"status": "LOST"},
+        {"updated_since": "yesterday"},
+    ],
+)
 def test_bad_parameters_are_400(roger, params):
     resp = get(roger, f"/companies/{C1}/bills", **params)
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_parameter"
@@ -238,8 +273,9 @@ def test_update_bumps_version_and_lands_after_the_old_window(roger):
     before = roger.control("GET", f"bills?company_id={C3}")["data"]
     latest = before[-1]["updated_at"]
     target = next(b for b in before if not b["deleted"] and b["status"] == "UPCOMING")
-    new = roger.control("POST", "bills/update",
-                        {"company_id": C3, "bill_id": target["id"], "changes": {"amount": "999.50"}})
+    new = roger.control(
+        "POST", "bills/update", {"company_id": C3, "bill_id": target["id"], "changes": {"amount": "999.50"}}
+    )
     assert new["version"] == target["version"] + 1 and new["amount"] == "999.50"
     assert new["updated_at"] == data.format_time(data.parse_time(latest) + timedelta(seconds=1))
     old_window, _ = walk(roger, 3, limit=7, updated_before=new["updated_at"])
@@ -249,15 +285,17 @@ def test_update_bumps_version_and_lands_after_the_old_window(roger):
     everything, _ = walk(roger, 3, limit=7)
     assert [b["id"] for b in everything].count(target["id"]) == 1 and everything[-1] == new
 
-    gone = roger.control("POST", "bills/update", {"company_id": C3, "bill_id": target["id"],
-                                                  "changes": {"deleted": True}})
+    gone = roger.control(
+        "POST", "bills/update", {"company_id": C3, "bill_id": target["id"], "changes": {"deleted": True}}
+    )
     assert gone["deleted"] is True and gone["version"] == new["version"] + 1
     assert get(roger, f"/companies/{C3}/bills/{target['id']}", 3).json()["deleted"] is True
 
 
 def test_add_through_control(roger):
-    added = roger.control("POST", "bills/add", {"company_id": C3, "bill": {"category_id": None},
-                                                "problem": "category_null"})
+    added = roger.control(
+        "POST", "bills/add", {"company_id": C3, "bill": {"category_id": None}, "problem": "category_null"}
+    )
     assert added["version"] == 1 and added["category_id"] is None
     assert bill_validator().is_valid(added)
     assert roger.control("GET", f"problems?company_id={C3}")[added["id"]] == "category_null"
@@ -318,11 +356,13 @@ def test_history_bills_fill_the_week_before_the_window_and_leave_the_window_alon
 
 
 def test_malformed_can_set_a_field_to_any_json_or_to_raw_json_text(roger):
-    roger.control("POST", "faults", {"kind": "malformed", "scope": C1, "bill_field": "payment.method_id",
-                                     "value": ["pm_bank"]})
+    roger.control(
+        "POST", "faults", {"kind": "malformed", "scope": C1, "bill_field": "payment.method_id", "value": ["pm_bank"]}
+    )
     page = get(roger, f"/companies/{C1}/bills", limit=10).json()["data"]
     assert [b["payment"]["method_id"] for b in page if isinstance((b["payment"] or {}).get("method_id"), list)] == [
-        ["pm_bank"]]
+        ["pm_bank"]
+    ]
     roger.control("POST", "faults", {"kind": "malformed", "scope": C1, "bill_field": "amount", "raw": "1e9"})
     resp = get(roger, f"/companies/{C1}/bills", limit=10)
     assert resp.status_code == 200 and b'"amount": 1e9' in resp.content
@@ -333,8 +373,10 @@ def test_repeat_cursor_answers_the_cursor_asked_for(roger):
     roger.control("POST", "faults", {"kind": "repeat_cursor", "scope": C1, "times": 2})
     first = get(roger, f"/companies/{C1}/bills", limit=7).json()
     cursor = first["next_cursor"]
-    assert first["next_cursor"] and get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()[
-        "next_cursor"] == cursor
+    assert (
+        first["next_cursor"]
+        and get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()["next_cursor"] == cursor
+    )
     assert get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()["next_cursor"] == cursor
     assert get(roger, f"/companies/{C1}/bills", limit=7, cursor=cursor).json()["next_cursor"] != cursor
 
@@ -354,9 +396,15 @@ def test_endless_never_answers_a_last_page_while_armed(roger):
 
 
 def test_names_control_renames_categories_and_payment_methods(roger):
-    renamed = roger.control("POST", "names", {"company_id": C3, "categories": {"cat_office": "<b>Kontor</b>",
-                                                                              "cat_brand_new": "Ny"},
-                                              "payment_methods": {"pm_bank": "Bank \"&\" co"}})
+    renamed = roger.control(
+        "POST",
+        "names",
+        {
+            "company_id": C3,
+            "categories": {"cat_office": "<b>Kontor</b>", "cat_brand_new": "Ny"},
+            "payment_methods": {"pm_bank": 'Bank "&" co'},
+        },
+    )
     categories = {c["id"]: c["name"] for c in get(roger, f"/companies/{C3}/categories", 3).json()["data"]}
     methods = {m["id"]: m["name"] for m in get(roger, f"/companies/{C3}/payment-methods", 3).json()["data"]}
     assert categories["cat_office"] == "<b>Kontor</b>" and categories["cat_brand_new"] == "Ny"

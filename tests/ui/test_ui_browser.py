@@ -41,8 +41,16 @@ PASSWORD = "roger-economic-browser-test"
 VIEWER_PASSWORD = "roger-economic-browser-viewer"
 NEW_ACCOUNT = "2200"
 NARROW = 390  # an iPhone's CSS width
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -76,9 +84,26 @@ class ApiServer:
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", "1", "--apps", "core"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(workdir), start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "airflow",
+                    "api-server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--apps",
+                    "core",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(workdir),
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -129,8 +154,11 @@ def _open_stop_rules(agreement_id: str) -> dict[str, set[str]]:
     Q = models.Quarantine
     rules: dict[str, set[str]] = defaultdict(set)
     with session() as sess:
-        for bill_id, rule in sess.execute(select(Q.bill_id, Q.rule).where(
-                Q.agreement_id == agreement_id, Q.released_at.is_(None), Q.severity == "stop")):
+        for bill_id, rule in sess.execute(
+            select(Q.bill_id, Q.rule).where(
+                Q.agreement_id == agreement_id, Q.released_at.is_(None), Q.severity == "stop"
+            )
+        ):
             rules[bill_id].add(rule)
     return dict(rules)
 
@@ -143,9 +171,16 @@ def _quarantined_only_for_category(agreement_id: str, categories: tuple[str, ...
     rules = _open_stop_rules(agreement_id)
     only = sorted(b for b, r in rules.items() if r == {"category_mapped"})
     with session() as sess:
-        values = dict(sess.execute(select(Q.bill_id, Q.value).where(
-            Q.agreement_id == agreement_id, Q.bill_id.in_(only), Q.rule == "category_mapped",
-            Q.released_at.is_(None))).all())
+        values = dict(
+            sess.execute(
+                select(Q.bill_id, Q.value).where(
+                    Q.agreement_id == agreement_id,
+                    Q.bill_id.in_(only),
+                    Q.rule == "category_mapped",
+                    Q.released_at.is_(None),
+                )
+            ).all()
+        )
     found = [(b, values[b]) for b in only if values.get(b) in categories]
     assert found, f"no bill of {agreement_id} is quarantined for {categories} alone: {rules} {values}"
     return found[0]
@@ -157,8 +192,14 @@ def _posted(agreement_id: str, bill_id: str) -> list[tuple[str, int, int]]:
 
     P = models.Posting
     with session() as sess:
-        return [tuple(r) for r in sess.execute(select(P.entry_kind, P.journal_number, P.voucher_number).where(
-            P.agreement_id == agreement_id, P.bill_id == bill_id, P.status == "posted"))]
+        return [
+            tuple(r)
+            for r in sess.execute(
+                select(P.entry_kind, P.journal_number, P.voucher_number).where(
+                    P.agreement_id == agreement_id, P.bill_id == bill_id, P.status == "posted"
+                )
+            )
+        ]
 
 
 def _category_mapping(agreement_id: str, category: str) -> tuple[int, str | None] | None:
@@ -195,8 +236,9 @@ def _bill_state(agreement_id: str, bill_id: str) -> str:
 
 
 @pytest.mark.parametrize("project_db", ["sqlite"], indirect=True)  # the UI is the same on PostgreSQL
-def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(chromium, api_server, project_db, sandboxes, tmp_path,
-                                                             monkeypatch):
+def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(
+    chromium, api_server, project_db, sandboxes, tmp_path, monkeypatch
+):
     from playwright.sync_api import sync_playwright
 
     from roger_economic import pipeline
@@ -207,10 +249,12 @@ def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(chromium, api_serve
     monkeypatch.setenv("ROGER_ECONOMIC_DATA_DOCS", "0")  # no Great Expectations Data Docs pages: time
     load_file(ROOT / "config" / "agreements.example.yaml")
     ep = endpoints()
-    for step in (lambda: pipeline.refresh_master_data([AID], ep, "browser__1"),
-                 lambda: pipeline.extract([AID], pipeline.Window(None, None), ep, "browser__1"),
-                 lambda: pipeline.validate([AID], "browser__1"),
-                 lambda: pipeline.load([AID], ep, "browser__1")):
+    for step in (
+        lambda: pipeline.refresh_master_data([AID], ep, "browser__1"),
+        lambda: pipeline.extract([AID], pipeline.Window(None, None), ep, "browser__1"),
+        lambda: pipeline.validate([AID], "browser__1"),
+        lambda: pipeline.load([AID], ep, "browser__1"),
+    ):
         result = step()
         assert result[AID]["outcome"] == "ok", result
     bill_id, category = _quarantined_only_for_category(AID, ("cat_marketing", "cat_travel"))
@@ -336,8 +380,9 @@ def test_accountant_fixes_a_mapping_and_the_bill_gets_booked(chromium, api_serve
             assert bill.locator("td").nth(3).locator(".badge").inner_text().strip() == "booked"
             assert "category_mapped" not in text
             for kind, journal, voucher in posted:
-                assert re.search(rf"{kind}\s*·\s*posted\s*·\s*journal {journal}\s*·\s*\d{{4}}\s*·\s*{voucher}\b",
-                                 text), (kind, journal, voucher, text)
+                assert re.search(
+                    rf"{kind}\s*·\s*posted\s*·\s*journal {journal}\s*·\s*\d{{4}}\s*·\s*{voucher}\b", text
+                ), (kind, journal, voucher, text)
             bill.scroll_into_view_if_needed()
             final = shots / "07-bill-log-booked.png"
             page.screenshot(path=str(final), full_page=True)

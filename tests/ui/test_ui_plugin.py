@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
-os.environ.update({
-    "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-    "AIRFLOW__API_AUTH__JWT_SECRET": "roger-economic-ui-tests-only-" + "x" * 48,
-    "AIRFLOW__API__EXPOSE_CONFIG": "False",
-})
+os.environ.update(
+    {
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "roger-economic-ui-tests-only-" + "x" * 48,
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",
+    }
+)
 
 AID, OTHER = "agr_0001", "agr_0002"
 PREFIX = "/roger-economic"
@@ -69,8 +71,12 @@ def admin(airflow_app, tokens):
     from the plugin's pages (Origin) with the session's CSRF token, as the pages' forms send them."""
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]},
-                    headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")}) as client:
+    with TestClient(
+        airflow_app,
+        follow_redirects=False,
+        cookies={"_token": tokens["admin"]},
+        headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")},
+    ) as client:
         yield client
 
 
@@ -85,8 +91,9 @@ def _csrf(role: str) -> str:
 def viewer(airflow_app, tokens):
     from fastapi.testclient import TestClient
 
-    with TestClient(airflow_app, follow_redirects=False,
-                    headers={"Authorization": f"Bearer {tokens['viewer']}"}) as client:
+    with TestClient(
+        airflow_app, follow_redirects=False, headers={"Authorization": f"Bearer {tokens['viewer']}"}
+    ) as client:
         yield client
 
 
@@ -109,46 +116,138 @@ def seed(url: str, extra_agreements: int = 0) -> None:
     names |= {f"bulk_{i:04d}": f"Bulk Client {i:04d}" for i in range(extra_agreements)}
     with session(url) as sess:
         for n, (aid, name) in enumerate(names.items(), start=1):
-            sess.add(models.Agreement(
-                id=aid, name=name, active=True, roger_company_id=world.company_id(min(n, 3)),
-                roger_token_ref="env:ROGER", economic_token_ref="env:ECONOMIC", invoice_journal=2, payment_journal=3,
-                default_account=None, supplier_policy="create", supplier_group=1, payment_terms=1,
-                closed_period_policy="quarantine", book_without_attachment=False, updated_at=now))
+            sess.add(
+                models.Agreement(
+                    id=aid,
+                    name=name,
+                    active=True,
+                    roger_company_id=world.company_id(min(n, 3)),
+                    roger_token_ref="env:ROGER",
+                    economic_token_ref="env:ECONOMIC",
+                    invoice_journal=2,
+                    payment_journal=3,
+                    default_account=None,
+                    supplier_policy="create",
+                    supplier_group=1,
+                    payment_terms=1,
+                    closed_period_policy="quarantine",
+                    book_without_attachment=False,
+                    updated_at=now,
+                )
+            )
         sess.flush()
         for aid in (AID, OTHER):
             masterdata.save(sess, aid, factories.snapshots(1))
-            save_mappings(sess, aid, {"cat_office": (2750, None), "cat_software": (2760, "I25")},
-                          {"pm_bank": 5820, "pm_credit": 6600})
-        sess.add(models.AgreementStatus(
-            agreement_id=AID, scanning_addon=True, api_access=True, master_data_at=now,
-            mapping_gaps=[{"kind": "category", "item": "cat_marketing", "message": "not mapped", "stops": "bills"}],
-            last_run_id="scheduled__2026-11-26T05:00:00+00:00", last_run_at=now, last_outcome="ok",
-            last_counts={"seen": 3, "invoices": 1, "payments": 0, "quarantined": 1, "waiting": 0}))
-        sess.add(models.AgreementStatus(
-            agreement_id=OTHER, scanning_addon=False, api_access=False, master_data_error="token rejected",
-            mapping_gaps=[], last_run_id="scheduled__2026-11-26T05:00:00+00:00", last_run_at=now,
-            last_outcome="failed", last_message="load: e-conomic answered 500", last_counts={}))
+            save_mappings(
+                sess,
+                aid,
+                {"cat_office": (2750, None), "cat_software": (2760, "I25")},
+                {"pm_bank": 5820, "pm_credit": 6600},
+            )
+        sess.add(
+            models.AgreementStatus(
+                agreement_id=AID,
+                scanning_addon=True,
+                api_access=True,
+                master_data_at=now,
+                mapping_gaps=[{"kind": "category", "item": "cat_marketing", "message": "not mapped", "stops": "bills"}],
+                last_run_id="scheduled__2026-11-26T05:00:00+00:00",
+                last_run_at=now,
+                last_outcome="ok",
+                last_counts={"seen": 3, "invoices": 1, "payments": 0, "quarantined": 1, "waiting": 0},
+            )
+        )
+        sess.add(
+            models.AgreementStatus(
+                agreement_id=OTHER,
+                scanning_addon=False,
+                api_access=False,
+                master_data_error="token rejected",
+                mapping_gaps=[],
+                last_run_id="scheduled__2026-11-26T05:00:00+00:00",
+                last_run_at=now,
+                last_outcome="failed",
+                last_message="load: e-conomic answered 500",
+                last_counts={},
+            )
+        )
         # one quarantined bill (its category has no mapping), one booked bill
-        sess.add(models.StagedBill(
-            agreement_id=AID, bill_id="bill_Q1", version=1, state="quarantined", staged_at=now,
-            payload=factories.bill(id="bill_Q1", category_id="cat_marketing"), updated_at="2026-10-05T09:00:00Z"))
-        sess.add(models.Quarantine(
-            agreement_id=AID, bill_id="bill_Q1", bill_version=1, entry_kind="invoice", rule="category_mapped",
-            severity="stop", value="cat_marketing", message="category cat_marketing is not mapped",
-            first_seen=now, last_seen=now))
-        sess.add(models.StagedBill(
-            agreement_id=AID, bill_id="bill_B1", version=1, state="booked", staged_at=now - timedelta(days=1),
-            payload=factories.bill(id="bill_B1"), updated_at="2026-10-04T09:00:00Z"))
-        sess.add(models.Posting(
-            agreement_id=AID, bill_id="bill_B1", bill_version=1, entry_kind="invoice", idempotency_key="k-b1-inv",
-            status="posted", journal_number=2, accounting_year="2026", payload={}, payload_hash="h",
-            voucher_number=10042, attachment="attached", created_at=now, posted_at=now))
+        sess.add(
+            models.StagedBill(
+                agreement_id=AID,
+                bill_id="bill_Q1",
+                version=1,
+                state="quarantined",
+                staged_at=now,
+                payload=factories.bill(id="bill_Q1", category_id="cat_marketing"),
+                updated_at="2026-10-05T09:00:00Z",
+            )
+        )
+        sess.add(
+            models.Quarantine(
+                agreement_id=AID,
+                bill_id="bill_Q1",
+                bill_version=1,
+                entry_kind="invoice",
+                rule="category_mapped",
+                severity="stop",
+                value="cat_marketing",
+                message="category cat_marketing is not mapped",
+                first_seen=now,
+                last_seen=now,
+            )
+        )
+        sess.add(
+            models.StagedBill(
+                agreement_id=AID,
+                bill_id="bill_B1",
+                version=1,
+                state="booked",
+                staged_at=now - timedelta(days=1),
+                payload=factories.bill(id="bill_B1"),
+                updated_at="2026-10-04T09:00:00Z",
+            )
+        )
+        sess.add(
+            models.Posting(
+                agreement_id=AID,
+                bill_id="bill_B1",
+                bill_version=1,
+                entry_kind="invoice",
+                idempotency_key="k-b1-inv",
+                status="posted",
+                journal_number=2,
+                accounting_year="2026",
+                payload={},
+                payload_hash="h",
+                voucher_number=10042,
+                attachment="attached",
+                created_at=now,
+                posted_at=now,
+            )
+        )
         for i in range(35):  # more runs than the chart shows
             run_id, at = f"scheduled__run_{i:02d}", now - timedelta(hours=35 - i)
-            sess.add(models.RunReport(run_id=run_id, agreement_id=AID, phase="validate", outcome="ok",
-                                      counts={"quarantined": i % 3, "invoices_planned": 2}, finished_at=at))
-            sess.add(models.RunReport(run_id=run_id, agreement_id=AID, phase="load", outcome="ok",
-                                      counts={"invoices_booked": 2, "payments_booked": i % 2}, finished_at=at))
+            sess.add(
+                models.RunReport(
+                    run_id=run_id,
+                    agreement_id=AID,
+                    phase="validate",
+                    outcome="ok",
+                    counts={"quarantined": i % 3, "invoices_planned": 2},
+                    finished_at=at,
+                )
+            )
+            sess.add(
+                models.RunReport(
+                    run_id=run_id,
+                    agreement_id=AID,
+                    phase="load",
+                    outcome="ok",
+                    counts={"invoices_booked": 2, "payments_booked": i % 2},
+                    finished_at=at,
+                )
+            )
 
 
 def _version(aid: str = AID) -> str:
@@ -165,10 +264,19 @@ def _setup_form(**changes: Any) -> dict[str, str]:
     """The setup form as the page submits it for AID (with the current version), plus changes."""
     form = {
         "version": _version(),
-        "invoice_journal": "2", "payment_journal": "3", "default_account": "", "supplier_policy": "create",
-        "supplier_group": "1", "payment_terms": "1", "default_supplier": "", "closed_period_policy": "quarantine",
-        "cat_account__cat_office": "2750", "cat_account__cat_software": "2760", "cat_vat__cat_software": "I25",
-        "pm_account__pm_bank": "5820", "pm_account__pm_credit": "6600",
+        "invoice_journal": "2",
+        "payment_journal": "3",
+        "default_account": "",
+        "supplier_policy": "create",
+        "supplier_group": "1",
+        "payment_terms": "1",
+        "default_supplier": "",
+        "closed_period_policy": "quarantine",
+        "cat_account__cat_office": "2750",
+        "cat_account__cat_software": "2760",
+        "cat_vat__cat_software": "I25",
+        "pm_account__pm_bank": "5820",
+        "pm_account__pm_credit": "6600",
     }
     form.update(changes)
     return {k: v for k, v in form.items() if v is not None}
@@ -180,10 +288,16 @@ def _mappings(url: str) -> tuple[dict[str, tuple[int, str | None]], dict[str, in
     from roger_economic.db import models, session
 
     with session(url) as sess:
-        cats = {m.category_id: (m.account_number, m.vat_code) for m in sess.scalars(
-            select(models.CategoryMapping).where(models.CategoryMapping.agreement_id == AID))}
-        methods = {m.method_id: m.account_number for m in sess.scalars(
-            select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id == AID))}
+        cats = {
+            m.category_id: (m.account_number, m.vat_code)
+            for m in sess.scalars(select(models.CategoryMapping).where(models.CategoryMapping.agreement_id == AID))
+        }
+        methods = {
+            m.method_id: m.account_number
+            for m in sess.scalars(
+                select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id == AID)
+            )
+        }
     return cats, methods
 
 
@@ -191,7 +305,7 @@ def _options(html: str, select_name: str) -> set[str]:
     import re
 
     start = html.index(f'<select name="{select_name}">')
-    block = html[start:html.index("</select>", start)]
+    block = html[start : html.index("</select>", start)]
     return {v for v in re.findall(r'<option value="([^"]*)"', block) if v}
 
 
@@ -265,8 +379,10 @@ def test_setup_page_offers_only_bookable_accounts(admin, seeded):
 
 
 def test_saving_a_mapping_stores_it_and_the_bill_log_offers_resync(admin, seeded):
-    res = admin.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(
-        cat_account__cat_marketing="2200", cat_vat__cat_marketing="I25", pm_account__pm_debit="5830"))
+    res = admin.post(
+        f"{PREFIX}/agreements/{AID}",
+        data=_setup_form(cat_account__cat_marketing="2200", cat_vat__cat_marketing="I25", pm_account__pm_debit="5830"),
+    )
     assert res.status_code == 303, res.text
     cats, methods = _mappings(seeded)
     assert cats["cat_marketing"] == (2200, "I25") and cats["cat_office"] == (2750, None)
@@ -289,8 +405,10 @@ def test_saving_a_mapping_stores_it_and_the_bill_log_offers_resync(admin, seeded
 
 def test_invalid_setup_shows_errors_and_stores_nothing(admin, seeded):
     before = _mappings(seeded)
-    res = admin.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(
-        cat_account__cat_marketing="2795", pm_account__pm_bank="2796", invoice_journal="3"))
+    res = admin.post(
+        f"{PREFIX}/agreements/{AID}",
+        data=_setup_form(cat_account__cat_marketing="2795", pm_account__pm_bank="2796", invoice_journal="3"),
+    )
     assert res.status_code == 400
     html = res.text
     assert "Not saved" in html and "2795 is barred" in html and "blocks direct entries" in html
@@ -320,8 +438,10 @@ def test_setup_page_applies_the_agreements_files_rules(admin, seeded):
 def test_viewer_may_read_but_not_change(viewer, seeded):
     assert viewer.get(PREFIX + "/").status_code == 200
     assert viewer.get(f"{PREFIX}/agreements/{AID}/bills").status_code == 200
-    assert viewer.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(
-        cat_account__cat_marketing="2200")).status_code == 403
+    assert (
+        viewer.post(f"{PREFIX}/agreements/{AID}", data=_setup_form(cat_account__cat_marketing="2200")).status_code
+        == 403
+    )
     assert viewer.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined").status_code == 403
     assert viewer.post(f"{PREFIX}/agreements/{AID}/refresh").status_code == 403
     assert "cat_marketing" not in _mappings(seeded)[0]
@@ -361,7 +481,8 @@ def test_trigger_uses_airflows_trigger_with_the_agreement_conf(monkeypatch):
 
     monkeypatch.setattr(module, "trigger_dag", fake)
     assert ui.trigger_master_data_refresh(AID, SimpleAuthManagerUser(username="admin", role="admin")).startswith(
-        "manual__x")
+        "manual__x"
+    )
     assert seen["dag_id"] == "roger_master_data" and seen["conf"] == {"agreements": [AID]}
     assert seen["triggering_user_name"] == "admin"
 
@@ -370,8 +491,10 @@ def test_bulk_resync_of_quarantined_bills(admin, seeded):
     ask = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined", data={"state": "quarantined"})
     assert ask.status_code == 200 and "Re-sync 1 quarantined bill(s)" in ask.text  # asks first, changes nothing
     assert _bill_states(seeded)["bill_Q1"] == "quarantined"
-    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
-                     data={"confirm": "yes", "expected": "1", "state": "quarantined"})
+    res = admin.post(
+        f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
+        data={"confirm": "yes", "expected": "1", "state": "quarantined"},
+    )
     assert res.status_code == 303 and "state=quarantined" in res.headers["location"]
     assert "1 quarantined bill(s)" in admin.get(res.headers["location"]).text
     assert _bill_states(seeded) == {"bill_Q1": "new", "bill_B1": "booked"}
@@ -384,8 +507,11 @@ def _bill_states(url: str) -> dict[str, str]:
     from roger_economic.db import models, session
 
     with session(url) as sess:
-        return dict(sess.execute(select(models.StagedBill.bill_id, models.StagedBill.state).where(
-            models.StagedBill.agreement_id == AID)).all())
+        return dict(
+            sess.execute(
+                select(models.StagedBill.bill_id, models.StagedBill.state).where(models.StagedBill.agreement_id == AID)
+            ).all()
+        )
 
 
 def test_data_docs_of_the_last_validation_are_linked_and_served(admin, anon, seeded, monkeypatch, tmp_path):
@@ -447,8 +573,9 @@ def _submitted(html: str) -> dict[str, str]:
     return parser.values
 
 
-def _store_mappings(url: str, categories: dict[str, tuple[int, str | None]], methods: dict[str, int],
-                    **agreement: Any) -> None:
+def _store_mappings(
+    url: str, categories: dict[str, tuple[int, str | None]], methods: dict[str, int], **agreement: Any
+) -> None:
     from roger_economic.config import save_mappings
     from roger_economic.db import models, session
 
@@ -461,8 +588,17 @@ def _store_mappings(url: str, categories: dict[str, tuple[int, str | None]], met
 
 def test_save_keeps_what_the_form_cannot_show_and_says_so(admin, seeded):
     # stored earlier, now unbookable: a barred account, a VAT code e-conomic dropped, a journal gone from master data
-    _store_mappings(seeded, {"cat_office": (2750, None), "cat_software": (2760, "I25"), "cat_travel": (2795, None),
-                             "cat_phone": (2750, "X99")}, {"pm_bank": 5820, "pm_credit": 2796}, payment_journal=9)
+    _store_mappings(
+        seeded,
+        {
+            "cat_office": (2750, None),
+            "cat_software": (2760, "I25"),
+            "cat_travel": (2795, None),
+            "cat_phone": (2750, "X99"),
+        },
+        {"pm_bank": 5820, "pm_credit": 2796},
+        payment_journal=9,
+    )
     page = admin.get(f"{PREFIX}/agreements/{AID}").text
     travel = "category Rejser (cat_travel) → account 2795 (barred in e-conomic): fix or remove it explicitly"
     assert f"kept: {travel}" in page
@@ -475,8 +611,11 @@ def test_save_keeps_what_the_form_cannot_show_and_says_so(admin, seeded):
     res = admin.post(f"{PREFIX}/agreements/{AID}", data=form)
     assert res.status_code == 303, res.text
     cats, methods = _mappings(seeded)
-    assert cats["cat_travel"] == (2795, None) and cats["cat_phone"] == (2750, "X99") and cats["cat_marketing"] == (
-        2200, None)
+    assert (
+        cats["cat_travel"] == (2795, None)
+        and cats["cat_phone"] == (2750, "X99")
+        and cats["cat_marketing"] == (2200, None)
+    )
     # the kept ones kept; the unmapped ones got the suggestions the page preselected, saved by this SAVE
     assert methods == {"pm_bank": 5820, "pm_credit": 2796, "pm_debit": 5830, "pm_mobilepay": 5840}
     saved = admin.get(res.headers["location"]).text
@@ -521,12 +660,16 @@ def test_saves_resyncs_and_refreshes_are_audited_latest_first(admin, seeded, mon
 
     monkeypatch.setattr(ui, "trigger_master_data_refresh", lambda aid, user: "manual__audit")
     form = _submitted(admin.get(f"{PREFIX}/agreements/{AID}").text)
-    assert admin.post(f"{PREFIX}/agreements/{AID}", data=dict(form, cat_account__cat_marketing="2200",
-                                                              pm_account__pm_bank="5830")).status_code == 303
+    assert (
+        admin.post(
+            f"{PREFIX}/agreements/{AID}", data=dict(form, cat_account__cat_marketing="2200", pm_account__pm_bank="5830")
+        ).status_code
+        == 303
+    )
     assert admin.post(f"{PREFIX}/agreements/{AID}/bills/resync", data={"bill_id": "bill_Q1"}).status_code == 303
     assert admin.post(f"{PREFIX}/agreements/{AID}/refresh").status_code == 303
     html = admin.get(f"{PREFIX}/agreements/{AID}").text
-    history = html[html.index('id="history"'):]
+    history = html[html.index('id="history"') :]
     rows = re.findall(r'<tr class="audit-(\w+)">(.*?)</tr>', history, re.S)
     assert [action for action, _ in rows] == ["refresh", "resync_bill", "save_setup"]
     assert all("admin" in body for _, body in rows)
@@ -546,17 +689,27 @@ def _add_bill(url: str, bill_id: str, state: str, **changes: Any) -> None:
     from roger_economic.db import models, session
 
     with session(url) as sess:
-        sess.add(models.StagedBill(agreement_id=AID, bill_id=bill_id, version=1, state=state,
-                                   staged_at=datetime.now(UTC), payload=factories.bill(id=bill_id, **changes),
-                                   updated_at="2026-10-05T09:00:00Z"))
+        sess.add(
+            models.StagedBill(
+                agreement_id=AID,
+                bill_id=bill_id,
+                version=1,
+                state=state,
+                staged_at=datetime.now(UTC),
+                payload=factories.bill(id=bill_id, **changes),
+                updated_at="2026-10-05T09:00:00Z",
+            )
+        )
 
 
 def test_resync_of_a_bill_id_with_a_slash_keeps_the_filter(admin, seeded):
     _add_bill(seeded, "bill/2026/7", "quarantined", **{"vendor.name": "Ærø Smedje"})
     html = admin.get(f"{PREFIX}/agreements/{AID}/bills", params={"state": "quarantined", "q": "smedje"}).text
     assert 'name="bill_id" value="bill/2026/7"' in html
-    res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync",
-                     data={"bill_id": "bill/2026/7", "state": "quarantined", "q": "smedje", "page": "1"})
+    res = admin.post(
+        f"{PREFIX}/agreements/{AID}/bills/resync",
+        data={"bill_id": "bill/2026/7", "state": "quarantined", "q": "smedje", "page": "1"},
+    )
     assert res.status_code == 303
     assert "state=quarantined" in res.headers["location"] and "q=smedje" in res.headers["location"]
     assert _bill_states(seeded)["bill/2026/7"] == "new"
@@ -565,11 +718,11 @@ def test_resync_of_a_bill_id_with_a_slash_keeps_the_filter(admin, seeded):
 
 def test_resync_is_offered_only_where_it_does_something(admin, seeded):
     html = admin.get(f"{PREFIX}/agreements/{AID}/bills").text
-    booked = html[html.index('id="bill-bill_B1"'):]
-    booked = booked[:booked.index("</tr>")]
+    booked = html[html.index('id="bill-bill_B1"') :]
+    booked = booked[: booked.index("</tr>")]
     assert "Re-sync" not in booked and "posted to e-conomic" in booked  # the state explained
-    quarantined = html[html.index('id="bill-bill_Q1"'):]
-    assert "Re-sync" in quarantined[:quarantined.index("</tr>")]
+    quarantined = html[html.index('id="bill-bill_Q1"') :]
+    assert "Re-sync" in quarantined[: quarantined.index("</tr>")]
     res = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync", data={"bill_id": "bill_B1"})
     assert res.status_code == 303 and "would change nothing" in admin.get(res.headers["location"]).text
     assert _bill_states(seeded)["bill_B1"] == "booked"
@@ -577,11 +730,17 @@ def test_resync_is_offered_only_where_it_does_something(admin, seeded):
 
 
 def test_bill_log_shows_danish_amounts_and_the_bills_dates(admin, seeded):
-    _add_bill(seeded, "bill_P1", "booked", amount="12345.5", status="PAID",
-              payment={"method_id": "pm_bank", "paid_date": "2026-10-18", "amount": "12345.50", "currency": "DKK"})
+    _add_bill(
+        seeded,
+        "bill_P1",
+        "booked",
+        amount="12345.5",
+        status="PAID",
+        payment={"method_id": "pm_bank", "paid_date": "2026-10-18", "amount": "12345.50", "currency": "DKK"},
+    )
     html = admin.get(f"{PREFIX}/agreements/{AID}/bills").text
-    row = html[html.index('id="bill-bill_P1"'):]
-    row = row[:row.index("</tr>")]
+    row = html[html.index('id="bill-bill_P1"') :]
+    row = row[: row.index("</tr>")]
     assert "12.345,50 DKK" in row
     assert "issued 05-10-2026" in row and "due 20-10-2026" in row and "paid 18-10-2026" in row
 
@@ -593,10 +752,22 @@ def test_overview_says_why_an_agreement_needs_attention(admin, seeded):
     from roger_economic.db import models, session
 
     with session(seeded) as sess:  # a new agreement: no master data, never run
-        sess.add(models.Agreement(
-            id="agr_new", name="Aabenraa Nyt ApS", active=True, roger_company_id="cmp_9", roger_token_ref="env:R",
-            economic_token_ref="env:E", invoice_journal=2, payment_journal=3, supplier_policy="create",
-            closed_period_policy="quarantine", book_without_attachment=False, updated_at=datetime.now(UTC)))
+        sess.add(
+            models.Agreement(
+                id="agr_new",
+                name="Aabenraa Nyt ApS",
+                active=True,
+                roger_company_id="cmp_9",
+                roger_token_ref="env:R",
+                economic_token_ref="env:E",
+                invoice_journal=2,
+                payment_journal=3,
+                supplier_policy="create",
+                closed_period_policy="quarantine",
+                book_without_attachment=False,
+                updated_at=datetime.now(UTC),
+            )
+        )
     html = admin.get(PREFIX + "/").text
     rows = re.findall(r'<tr class="(attention|fine)">(.*?)</tr>', html, re.S)
     names = [re.search(r">([^<]+)</a>", body).group(1) for _, body in rows]
@@ -615,11 +786,26 @@ def test_the_data_docs_link_survives_a_quiet_night(admin, seeded):
 
     now = datetime.now(UTC)
     with session(seeded) as sess:
-        sess.add(models.RunReport(run_id="scheduled__busy", agreement_id=AID, phase="validate", outcome="ok",
-                                  counts={"data_docs": "validations/booking_rules/busy/page.html"},
-                                  finished_at=now - timedelta(days=1)))
-        sess.add(models.RunReport(run_id="scheduled__quiet", agreement_id=AID, phase="validate", outcome="ok",
-                                  counts={"unchanged": True}, finished_at=now))
+        sess.add(
+            models.RunReport(
+                run_id="scheduled__busy",
+                agreement_id=AID,
+                phase="validate",
+                outcome="ok",
+                counts={"data_docs": "validations/booking_rules/busy/page.html"},
+                finished_at=now - timedelta(days=1),
+            )
+        )
+        sess.add(
+            models.RunReport(
+                run_id="scheduled__quiet",
+                agreement_id=AID,
+                phase="validate",
+                outcome="ok",
+                counts={"unchanged": True},
+                finished_at=now,
+            )
+        )
         sess.get(models.AgreementStatus, AID).last_run_id = "scheduled__quiet"
     html = admin.get(PREFIX + "/").text
     assert f'href="{PREFIX}/data-docs/validations/booking_rules/busy/page.html"' in html
@@ -628,9 +814,9 @@ def test_the_data_docs_link_survives_a_quiet_night(admin, seeded):
 def test_the_chart_labels_entries_and_bills_with_dates(admin, seeded):
     html = admin.get(PREFIX + "/").text
     assert "entries booked" in html and "bills quarantined" in html
-    chart = html[html.index("<svg"):html.index("</svg>")]
+    chart = html[html.index("<svg") : html.index("</svg>")]
     assert "entries booked, " in chart and re.search(r'<text class="date"[^>]*>\d\d-\d\d</text>', chart)
-    dates = html[html.index('class="chart-dates"'):]
+    dates = html[html.index('class="chart-dates"') :]
     assert len(re.findall(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", dates[:300])) == 2
 
 
@@ -642,8 +828,14 @@ def test_bill_search_by_vendor_invoice_and_amount_ignores_case_and_danish_letter
 
     from roger_economic.db import session
 
-    _add_bill(seeded, "bill_AE", "booked", amount="1234.56", invoice_number="FAKT-Å17",
-              **{"vendor.name": "ÆRØ ØLBRYGGERI ÅPS"})
+    _add_bill(
+        seeded,
+        "bill_AE",
+        "booked",
+        amount="1234.56",
+        invoice_number="FAKT-Å17",
+        **{"vendor.name": "ÆRØ ØLBRYGGERI ÅPS"},
+    )
     _add_bill(seeded, "bill_other", "booked", amount="99.00", **{"vendor.name": "Aabenraa VVS"})
 
     def found(text: str) -> set[str]:
@@ -698,12 +890,19 @@ def test_every_page_carries_the_security_headers(admin, anon, seeded, monkeypatc
 
     monkeypatch.setattr(ui, "DATA_DOCS", tmp_path)
     (tmp_path / "index.html").write_text("<html><head></head><body>docs</body></html>", encoding="utf-8")
-    pages = ("/", f"/agreements/{AID}", f"/agreements/{AID}/bills", "/agreements/nope", "/?page=abc",
-             "/data-docs/index.html")
+    pages = (
+        "/",
+        f"/agreements/{AID}",
+        f"/agreements/{AID}/bills",
+        "/agreements/nope",
+        "/?page=abc",
+        "/data-docs/index.html",
+    )
     responses = {path: admin.get(PREFIX + path, headers=HTML) for path in pages}
     responses["login redirect"] = anon.get(PREFIX + "/", headers=HTML)
-    responses["refused post"] = admin.post(f"{PREFIX}/agreements/{AID}/bills/resync-quarantined",
-                                           headers={"Origin": "http://localhost:9"})
+    responses["refused post"] = admin.post(
+        f"{PREFIX}/agreements/{AID}/bills/resync-quarantined", headers={"Origin": "http://localhost:9"}
+    )
     for what, res in responses.items():
         csp = res.headers.get("content-security-policy", "")
         assert "frame-ancestors 'self'" in csp and "default-src 'none'" in csp, (what, csp)
@@ -733,15 +932,22 @@ def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app
     }
     with TestClient(airflow_app, follow_redirects=False, cookies=cookie) as client:
         for what, (headers, form) in cases.items():
-            for path in (f"/agreements/{AID}", f"/agreements/{AID}/bills/resync-quarantined",
-                         f"/agreements/{AID}/bills/bill_Q1/resync", f"/agreements/{AID}/refresh"):
+            for path in (
+                f"/agreements/{AID}",
+                f"/agreements/{AID}/bills/resync-quarantined",
+                f"/agreements/{AID}/bills/bill_Q1/resync",
+                f"/agreements/{AID}/refresh",
+            ):
                 res = client.post(PREFIX + path, data=form, headers={**headers, **HTML})
                 assert res.status_code == 403, (what, path, res.status_code)
                 assert "Nothing was changed" in res.text or "nothing was" in res.text, (what, path)
         assert _mappings(seeded) == before and _bill_states(seeded) == states
         # the same form from the plugin's own page, with the session's token, is taken
-        ok = client.post(f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync", data={"csrf_token": _csrf("admin")},
-                         headers={"Referer": f"{SITE}{PREFIX}/agreements/{AID}/bills"})
+        ok = client.post(
+            f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync",
+            data={"csrf_token": _csrf("admin")},
+            headers={"Referer": f"{SITE}{PREFIX}/agreements/{AID}/bills"},
+        )
         assert ok.status_code == 303, ok.text
     assert _bill_states(seeded)["bill_Q1"] == "new"
 
@@ -780,10 +986,12 @@ def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, v
     assert "Not saved" in page and "may not do this" in page and "roger_bills_to_economic" in page
     assert 'value="2200" selected' in page and 'name="supplier_group" value="7"' in page
     # an expired session: 401, the form as typed, its token kept, and a way to log in again
-    expired = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"),
-                                              expiration_time_in_seconds=-60)
-    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": expired},
-                    headers={"Origin": SITE}) as client:
+    expired = get_auth_manager().generate_jwt(
+        SimpleAuthManagerUser(username="admin", role="admin"), expiration_time_in_seconds=-60
+    )
+    with TestClient(
+        airflow_app, follow_redirects=False, cookies={"_token": expired}, headers={"Origin": SITE}
+    ) as client:
         res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")}, headers=HTML)
     assert res.status_code == 401
     page = _mapping_form_page(res.text)
@@ -792,8 +1000,9 @@ def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, v
     assert f'name="csrf_token" value="{_csrf("admin")}"' in page
     assert "cat_marketing" not in _mappings(seeded)[0]
     # logged in again (a fresh cookie of the same user), the kept form is taken as it is
-    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]},
-                    headers={"Origin": SITE}) as client:
+    with TestClient(
+        airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]}, headers={"Origin": SITE}
+    ) as client:
         again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")})
     assert again.status_code == 303, again.text
     assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
@@ -825,9 +1034,11 @@ def test_data_docs_are_served_without_remote_scripts_or_styles(admin, seeded, mo
         '<html><head><link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/b.css"/>'
         '<link rel="shortcut icon" href="static/images/favicon.ico"/>'
         '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script><script>init()</script>'
-        '<style>.logo{background: url(\'https://assets.example/logo-dark.png\') 0 0}</style></head>'
+        "<style>.logo{background: url('https://assets.example/logo-dark.png') 0 0}</style></head>"
         '<body><img\n src="https://assets.example/logo-long.png?d=1"><td>INV-1<img src=x onerror="window.__pwned=1">'
-        '</td><a href="https://docs.example/guide">guide</a></body></html>', encoding="utf-8")
+        '</td><a href="https://docs.example/guide">guide</a></body></html>',
+        encoding="utf-8",
+    )
     res = admin.get(f"{PREFIX}/data-docs/page.html")
     assert res.status_code == 200 and "INV-1" in res.text
     assert "<script" not in res.text and "init()" not in res.text
@@ -878,9 +1089,15 @@ def test_setup_page_marks_suggestions_and_only_save_stores_them(admin, seeded, m
     with session(seeded) as sess:
         bill = sess.get(models.StagedBill, (AID, "bill_phone"))
         assert bill.state == "quarantined"
-        rules = set(sess.scalars(select(models.Quarantine.rule).where(
-            models.Quarantine.agreement_id == AID, models.Quarantine.bill_id == "bill_phone",
-            models.Quarantine.released_at.is_(None))))
+        rules = set(
+            sess.scalars(
+                select(models.Quarantine.rule).where(
+                    models.Quarantine.agreement_id == AID,
+                    models.Quarantine.bill_id == "bill_phone",
+                    models.Quarantine.released_at.is_(None),
+                )
+            )
+        )
     assert "category_mapped" in rules
 
     # a refused SAVE stores none of them either, and keeps them marked
@@ -915,12 +1132,14 @@ def test_clients_are_imported_from_an_uploaded_csv_with_a_result_per_row(admin, 
     with create_session() as airflow_session:  # a grant token stored as an Airflow connection
         if not airflow_session.query(Connection).filter_by(conn_id="ui_grant_12").first():
             airflow_session.add(Connection(conn_id="ui_grant_12", conn_type="generic", password="sbx-grant-UI-CONN"))
-    csv_text = ("roger_company_id,roger_token_ref,economic_token_ref,name\n"
-                "cmp_0009,env:UI_ROGER_9,env:UI_GRANT_9,Ny Klient <ApS>\n"
-                "cmp_0001,env:UI_ROGER_9,env:ECONOMIC,Already a client\n"  # agr_0001's company and grant ref
-                "cmp_0010,env:UI_ROGER_9,sbx-grant-UI-SECRET,Token pasted\n"
-                "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n"
-                "cmp_0012,env:UI_ROGER_9,conn:ui_grant_12,From a connection\n")
+    csv_text = (
+        "roger_company_id,roger_token_ref,economic_token_ref,name\n"
+        "cmp_0009,env:UI_ROGER_9,env:UI_GRANT_9,Ny Klient <ApS>\n"
+        "cmp_0001,env:UI_ROGER_9,env:ECONOMIC,Already a client\n"  # agr_0001's company and grant ref
+        "cmp_0010,env:UI_ROGER_9,sbx-grant-UI-SECRET,Token pasted\n"
+        "cmp_0011,env:UI_ROGER_9,conn:no_such_connection,Unknown connection\n"
+        "cmp_0012,env:UI_ROGER_9,conn:ui_grant_12,From a connection\n"
+    )
     assert 'href="/roger-economic/import"' in admin.get(f"{PREFIX}/").text
     form = admin.get(f"{PREFIX}/import").text
     assert 'enctype="multipart/form-data"' in form and 'name="csrf_token"' in form

@@ -130,7 +130,7 @@ def session(url: str | None = None) -> Iterator[Session]:
 
 def in_chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
     """``values`` in slices short enough for one SQL ``IN (...)`` on every database."""
-    return [values[start:start + size] for start in range(0, len(values), size)]
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def migrate(url: str | None = None) -> None:

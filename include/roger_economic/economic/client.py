@@ -52,10 +52,13 @@ class EconomicClient:
         on_call=None,
     ) -> None:
         self.http = ApiCaller(
-            "e-conomic", agreement, base_url,
-            {"X-AppSecretToken": app_secret_token, "X-AgreementGrantToken": grant_token,
-             "Accept": "application/json"},
-            policy, on_call, loads,  # every answer with exact decimals (amounts, rates)
+            "e-conomic",
+            agreement,
+            base_url,
+            {"X-AppSecretToken": app_secret_token, "X-AgreementGrantToken": grant_token, "Accept": "application/json"},
+            policy,
+            on_call,
+            loads,  # every answer with exact decimals (amounts, rates)
         )
 
     def close(self) -> None:
@@ -85,7 +88,8 @@ class EconomicClient:
             if skip >= MAX_PAGES:  # a collection that never ends holds no agreement's night hostage
                 raise IntegrationError(
                     f"agreement {self.http.agreement}: e-conomic's {path} still had a next page after {MAX_PAGES} "
-                    f"pages of {PAGE_SIZE}: stopped reading it")
+                    f"pages of {PAGE_SIZE}: stopped reading it"
+                )
 
     def self_(self) -> dict[str, Any]:
         return self.get("/self")
@@ -128,10 +132,16 @@ class EconomicClient:
         created = answer.body if isinstance(answer.body, list) else [answer.body]
         problem = unusable_answer(vouchers, created)
         if problem:
-            raise AnswerLost("e-conomic", self.http.agreement, "POST", path, answer.status,
-                             f"the answer does not match the {len(vouchers)} voucher(s) sent: {problem}; "
-                             "treated as a lost answer (they are looked up before anything is sent again)",
-                             secrets=self.http.secrets)
+            raise AnswerLost(
+                "e-conomic",
+                self.http.agreement,
+                "POST",
+                path,
+                answer.status,
+                f"the answer does not match the {len(vouchers)} voucher(s) sent: {problem}; "
+                "treated as a lost answer (they are looked up before anything is sent again)",
+                secrets=self.http.secrets,
+            )
         return created
 
     def create_supplier(self, supplier: dict[str, Any], key: str) -> dict[str, Any]:
@@ -140,8 +150,11 @@ class EconomicClient:
     def delete_entry(self, journal: int, entry_number: int, key: str) -> bool:
         """Delete a draft entry; ``False`` when it is gone already (deleted, or booked)."""
         answer = self.http.request(
-            "DELETE", f"/journals/{journal}/entries/{entry_number}", idempotency_key=key,
-            content_type=None, ok_statuses=frozenset({GONE_ENTRY_STATUS}),
+            "DELETE",
+            f"/journals/{journal}/entries/{entry_number}",
+            idempotency_key=key,
+            content_type=None,
+            ok_statuses=frozenset({GONE_ENTRY_STATUS}),
         )
         return answer.status != GONE_ENTRY_STATUS
 
@@ -151,22 +164,28 @@ class EconomicClient:
         (``TOO_LARGE_STATUS``)."""
         path = f"{voucher_path(journal, year, voucher)}/attachment/file"
         answer = self.http.request(
-            "POST", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key,
-            content_type=None, ok_statuses=frozenset({400, TOO_LARGE_STATUS}),
+            "POST",
+            path,
+            files={"file": (filename, pdf, "application/pdf")},
+            idempotency_key=key,
+            content_type=None,
+            ok_statuses=frozenset({400, TOO_LARGE_STATUS}),
         )
         if answer.status == 400 and "already has attachment" in str(answer.body).lower():
             return "exists"
         if answer.status == TOO_LARGE_STATUS:
             return "too_large"
         if answer.status == 400:
-            raise ApiError("e-conomic", self.http.agreement, "POST", path, 400, str(answer.body)[:300],
-                           secrets=self.http.secrets)
+            raise ApiError(
+                "e-conomic", self.http.agreement, "POST", path, 400, str(answer.body)[:300], secrets=self.http.secrets
+            )
         return "attached"
 
     def add_pages(self, journal: int, year: str, voucher: int, pdf: bytes, filename: str, key: str) -> None:
         path = f"{voucher_path(journal, year, voucher)}/attachment/file"
-        self.http.request("PATCH", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key,
-                          content_type=None)
+        self.http.request(
+            "PATCH", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key, content_type=None
+        )
 
 
 def unusable_answer(sent: list[dict[str, Any]], created: list[Any]) -> str | None:

@@ -60,8 +60,9 @@ PAYMENT_TYPES: dict[int, tuple[str, str | None, str | None]] = {
     14: ("Entry only", None, None),
     17: ("+75", "fiSupplierNo", "ocrLineMessage"),
 }
-PAYMENT_TYPE_NUMBERS = {name: number for number, (name, _first, _second) in PAYMENT_TYPES.items()
-                        if name.startswith("+")}  # the FI codes: {"+71": 1, "+73": 2, "+04": 5, "+75": 17}
+PAYMENT_TYPE_NUMBERS = {
+    name: number for number, (name, _first, _second) in PAYMENT_TYPES.items() if name.startswith("+")
+}  # the FI codes: {"+71": 1, "+73": 2, "+04": 5, "+75": 17}
 
 # *(documented: the accounts schema's accountType enum; headings and sums take no entries, booking-rules)*
 BOOKABLE_ACCOUNT_TYPES = frozenset({"profitAndLoss", "status"})
@@ -122,8 +123,34 @@ def voucher_path(journal: int, year: str, voucher_number: int) -> str:
 
 
 EU_COUNTRIES = frozenset(
-    ("AT", "BE", "BG", "CY", "CZ", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
-     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK")
+    (
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    )
 )
 
 

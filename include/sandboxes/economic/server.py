@@ -70,30 +70,44 @@ E_ATTACHMENT = "E08010"  # attachment problems (type, size, already there)
 MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 20
-ATTACHMENT_TYPES = {"pdf": "application/pdf", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
-                    "gif": "image/gif"}
+ATTACHMENT_TYPES = {
+    "pdf": "application/pdf",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+}
 BOOKABLE = frozenset({"profitAndLoss", "status"})
 SUPPLIER_LAYOUT = 19
 
 
-def error_body(status: int, message: str, code: str | None = None, hint: str | None = None,
-               errors: Any = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str, code: str | None = None, hint: str | None = None, errors: Any = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"message": message}
     if code:
         body["errorCode"] = code
-    body.update({
-        "developerHint": hint or message,
-        "logId": uuid.uuid4().hex[:20],
-        "httpStatusCode": status,
-        "logTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    body.update(
+        {
+            "developerHint": hint or message,
+            "logId": uuid.uuid4().hex[:20],
+            "httpStatusCode": status,
+            "logTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
     if errors is not None:
         body["errors"] = errors
     return body
 
 
-def fail(status: int, message: str, code: str | None = None, hint: str | None = None,
-         errors: Any = None, headers: dict[str, str] | None = None) -> Reply:
+def fail(
+    status: int,
+    message: str,
+    code: str | None = None,
+    hint: str | None = None,
+    errors: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     return Reply(status, error_body(status, message, code, hint, errors), headers)
 
 
@@ -128,7 +142,7 @@ class _FilterParser:
     def parse(self) -> Callable[[dict[str, Any]], bool]:
         pred = self._or()
         if self.pos != len(self.text):
-            raise FilterError(f"unexpected {self.text[self.pos:]!r} in filter")
+            raise FilterError(f"unexpected {self.text[self.pos :]!r} in filter")
         return pred
 
     def _or(self) -> Callable[[dict[str, Any]], bool]:
@@ -159,7 +173,7 @@ class _FilterParser:
             return pred
         m = _CONDITION.match(self.text, self.pos)
         if not m or m.group(2) not in _OPS:
-            raise FilterError(f"expected field$operator:value at {self.text[self.pos:]!r}")
+            raise FilterError(f"expected field$operator:value at {self.text[self.pos :]!r}")
         self.pos = m.end()
         tokens = self._value()
         return _condition(m.group(1), m.group(2), tokens)
@@ -173,7 +187,7 @@ class _FilterParser:
             if c == "$":
                 if text.startswith("and:", self.pos + 1) or text.startswith("or:", self.pos + 1):
                     break
-                nxt = text[self.pos + 1:self.pos + 2]
+                nxt = text[self.pos + 1 : self.pos + 2]
                 if nxt and nxt in _ESCAPED:
                     out.append((False, nxt))
                     self.pos += 2
@@ -315,7 +329,8 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str]
 
 def _filename(headers: dict[str, str]) -> str:
     m = re.search(r'filename="([^"]*)"', headers.get("content-disposition", "")) or re.search(
-        r"filename=([^;]+)", headers.get("content-disposition", ""))
+        r"filename=([^;]+)", headers.get("content-disposition", "")
+    )
     return m.group(1).strip() if m else ""
 
 
@@ -331,7 +346,8 @@ def count_pages(data: bytes, kind: str) -> int:
 # --------------------------------------------------------------------------- routes
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (method, re.compile(pattern), name) for method, pattern, name in (
+    (method, re.compile(pattern), name)
+    for method, pattern, name in (
         ("GET", r"/self", "get_self"),
         ("GET", r"/accounts", "list_accounts"),
         ("GET", r"/accounts/(\d+)", "get_account"),
@@ -403,18 +419,28 @@ class EconomicHandler(JsonHandler):
         if path.rstrip("/").lower() == approval.PATH.lower():  # a browser page, not the REST API: no tokens
             return approval.handle(sb, method, query, body)
         if self.headers.get("X-AppSecretToken") != sb.app_secret:
-            raise fail(401, "The app secret token is missing or not valid.", E_AUTH,
-                       "Send a valid X-AppSecretToken header.")
+            raise fail(
+                401, "The app secret token is missing or not valid.", E_AUTH, "Send a valid X-AppSecretToken header."
+            )
         index = sb.index_of_token(self.headers.get("X-AgreementGrantToken"))
         if index is None or world.agreement_number(index) in sb.revoked:
-            raise fail(401, "The agreement grant token is missing, not valid or revoked.", E_AUTH,
-                       "Send a valid X-AgreementGrantToken header.")
+            raise fail(
+                401,
+                "The agreement grant token is missing, not valid or revoked.",
+                E_AUTH,
+                "Send a valid X-AgreementGrantToken header.",
+            )
         agr = sb.agreement(index)
         if agr.bucket is not None:
             wait = agr.bucket.take()
             if wait > 0:
-                raise fail(429, "Too many requests.", E_RATE, "Slow down; see Retry-After.",
-                           headers={"Retry-After": str(retry_after_seconds(wait))})
+                raise fail(
+                    429,
+                    "Too many requests.",
+                    E_RATE,
+                    "Slow down; see Retry-After.",
+                    headers={"Retry-After": str(retry_after_seconds(wait))},
+                )
         path = unquote(path.rstrip("/")) or "/"
         self._check_content_type(method, path, body)
         key = self.headers.get("Idempotency-Key") if method != "GET" else None
@@ -426,8 +452,12 @@ class EconomicHandler(JsonHandler):
             hit = agr.cached(key, now)
             if hit is not None:
                 if (hit.method, hit.path) != (method, path):
-                    raise fail(400, "The idempotency key was used with another URL.", "URLChanged",
-                               f"Key {key!r} was first used for {hit.method} {hit.path}.")
+                    raise fail(
+                        400,
+                        "The idempotency key was used with another URL.",
+                        "URLChanged",
+                        f"Key {key!r} was first used for {hit.method} {hit.path}.",
+                    )
                 return hit.status, hit.body, {**hit.headers, "X-ResultFromCache": "true"}
             status, payload, headers = self._dispatch(agr, method, path, query, body)
             if status < 400:
@@ -443,11 +473,16 @@ class EconomicHandler(JsonHandler):
                 raise fail(415, "Attachments must be sent as multipart/form-data.", E_MEDIA)
             return
         if ctype != "application/json":
-            raise fail(415, "Unsupported media type: only application/json is accepted.", E_MEDIA,
-                       f"Content-Type was {ctype or 'missing'}.")
+            raise fail(
+                415,
+                "Unsupported media type: only application/json is accepted.",
+                E_MEDIA,
+                f"Content-Type was {ctype or 'missing'}.",
+            )
 
-    def _dispatch(self, agr: AgreementState, method: str, path: str, query: dict[str, list[str]],
-                  body: bytes) -> tuple[int, Any, dict]:
+    def _dispatch(
+        self, agr: AgreementState, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any, dict]:
         allowed = False
         for route_method, pattern, name in ROUTES:
             m = pattern.fullmatch(path)
@@ -491,15 +526,23 @@ class EconomicHandler(JsonHandler):
                 params["filter"] = flt
             return f"{self.base}{path}?{urlencode(params)}"
 
-        pagination: dict[str, Any] = {"skipPages": skip, "pageSize": size, "maxPageSizeAllowed": MAX_PAGE_SIZE,
-                                      "results": total, "firstPage": url(0)}
+        pagination: dict[str, Any] = {
+            "skipPages": skip,
+            "pageSize": size,
+            "maxPageSizeAllowed": MAX_PAGE_SIZE,
+            "results": total,
+            "firstPage": url(0),
+        }
         if skip > 0:
             pagination["previousPage"] = url(min(skip - 1, last))
         if skip < last:
             pagination["nextPage"] = url(skip + 1)
         pagination["lastPage"] = url(last)
-        return 200, {"collection": items[skip * size:(skip + 1) * size], "pagination": pagination,
-                     "self": url(skip)}, {}
+        return (
+            200,
+            {"collection": items[skip * size : (skip + 1) * size], "pagination": pagination, "self": url(skip)},
+            {},
+        )
 
     def _agreement_year(self, agr: AgreementState, segment: str):
         year = agr.years.get(year_of_path(segment))
@@ -525,8 +568,13 @@ class EconomicHandler(JsonHandler):
     # ------------------------------------------------------------------ answers
     def account_answer(self, number: int, acc: dict[str, Any]) -> dict[str, Any]:
         b = self.base
-        out: dict[str, Any] = {"accountNumber": number, "accountType": acc["accountType"], "balance": 0,
-                               "debitCredit": "debit", "name": acc["name"]}
+        out: dict[str, Any] = {
+            "accountNumber": number,
+            "accountType": acc["accountType"],
+            "balance": 0,
+            "debitCredit": "debit",
+            "name": acc["name"],
+        }
         if acc["barred"]:
             out["barred"] = True
         if acc["blockDirectEntries"]:
@@ -540,8 +588,12 @@ class EconomicHandler(JsonHandler):
     def vat_answer(self, code: str, vat: tuple[str, Decimal, int, int | None]) -> dict[str, Any]:
         b = self.base
         name, rate, account, contra = vat
-        out: dict[str, Any] = {"vatCode": code, "name": name, "ratePercentage": plain(rate),
-                               "account": {"accountNumber": account, "self": f"{b}/accounts/{account}"}}
+        out: dict[str, Any] = {
+            "vatCode": code,
+            "name": name,
+            "ratePercentage": plain(rate),
+            "account": {"accountNumber": account, "self": f"{b}/accounts/{account}"},
+        }
         if contra:
             out["contraAccount"] = {"accountNumber": contra, "self": f"{b}/accounts/{contra}"}
         out["self"] = f"{b}/vat-accounts/{code}"
@@ -549,13 +601,19 @@ class EconomicHandler(JsonHandler):
 
     def journal_answer(self, jn: int, j: dict[str, Any]) -> dict[str, Any]:
         b = self.base
-        settings: dict[str, Any] = {"voucherNumbers": {"minimumVoucherNumber": j["min"],
-                                                       "maximumVoucherNumber": j["max"]}}
+        settings: dict[str, Any] = {
+            "voucherNumbers": {"minimumVoucherNumber": j["min"], "maximumVoucherNumber": j["max"]}
+        }
         if j["restricted"]:
             settings["entryTypeRestrictedTo"] = j["restricted"]
-        return {"journalNumber": jn, "name": j["name"], "settings": settings,
-                "vouchers": f"{b}/journals/{jn}/vouchers", "entries": f"{b}/journals/{jn}/entries",
-                "self": f"{b}/journals/{jn}"}
+        return {
+            "journalNumber": jn,
+            "name": j["name"],
+            "settings": settings,
+            "vouchers": f"{b}/journals/{jn}/vouchers",
+            "entries": f"{b}/journals/{jn}/entries",
+            "self": f"{b}/journals/{jn}",
+        }
 
     def year_answer(self, y) -> dict[str, Any]:
         b = self.base
@@ -563,14 +621,25 @@ class EconomicHandler(JsonHandler):
         out: dict[str, Any] = {"year": y.year, "fromDate": y.from_date.isoformat(), "toDate": y.to_date.isoformat()}
         if y.closed:
             out["closed"] = True
-        out.update({"periods": f"{yp}/periods", "entries": f"{yp}/entries", "totals": f"{yp}/totals",
-                    "vouchers": f"{yp}/vouchers", "self": yp})
+        out.update(
+            {
+                "periods": f"{yp}/periods",
+                "entries": f"{yp}/entries",
+                "totals": f"{yp}/totals",
+                "vouchers": f"{yp}/vouchers",
+                "self": yp,
+            }
+        )
         return out
 
     def period_answer(self, y, p) -> dict[str, Any]:
         yp = f"{self.base}/accounting-years/{year_path(y.year)}"
-        out: dict[str, Any] = {"periodNumber": p.number, "accountingYear": {"year": y.year, "self": yp},
-                               "fromDate": p.from_date.isoformat(), "toDate": p.to_date.isoformat()}
+        out: dict[str, Any] = {
+            "periodNumber": p.number,
+            "accountingYear": {"year": y.year, "self": yp},
+            "fromDate": p.from_date.isoformat(),
+            "toDate": p.to_date.isoformat(),
+        }
         if p.barred or y.closed:
             out["closed"] = True
         if p.barred:
@@ -605,8 +674,10 @@ class EconomicHandler(JsonHandler):
         out["entryType"] = etype
         for prop in ("contraAccount", "account"):
             if isinstance(e.get(prop), dict) and "accountNumber" in e[prop]:
-                out[prop] = {"accountNumber": e[prop]["accountNumber"],
-                             "self": f"{b}/accounts/{e[prop]['accountNumber']}"}
+                out[prop] = {
+                    "accountNumber": e[prop]["accountNumber"],
+                    "self": f"{b}/accounts/{e[prop]['accountNumber']}",
+                }
         for prop in ("contraVatAccount", "vatAccount"):
             if isinstance(e.get(prop), dict) and "vatCode" in e[prop]:
                 out[prop] = {"vatCode": e[prop]["vatCode"], "self": f"{b}/vat-accounts/{e[prop]['vatCode']}"}
@@ -630,7 +701,8 @@ class EconomicHandler(JsonHandler):
                 out["amountDefaultCurrency"] = amount
             elif e.get("exchangeRate") is not None:
                 out["amountDefaultCurrency"] = (Decimal(amount) * Decimal(e["exchangeRate"]) / 100).quantize(
-                    Decimal("0.01"))
+                    Decimal("0.01")
+                )
         vself = f"{b}/journals/{jn}/vouchers/{year_path(year)}-{vn}"
         out["voucher"] = {"voucherNumber": vn, "accountingYear": {"year": year, "self": yp}, "self": vself}
         out["accountingYear"] = {"year": year, "self": yp}
@@ -646,10 +718,14 @@ class EconomicHandler(JsonHandler):
         for jen in v.entries:
             entry = agr.entries[jen]
             grouped.setdefault(plural_of[entry.entry_type], []).append(entry.answer)
-        return {"accountingYear": {"year": v.year, "self": f"{b}/accounting-years/{year_path(v.year)}"},
-                "journal": {"journalNumber": v.journal, "self": f"{b}/journals/{v.journal}"},
-                "entries": grouped, "voucherNumber": v.number, "attachment": f"{vself}/attachment",
-                "self": vself}
+        return {
+            "accountingYear": {"year": v.year, "self": f"{b}/accounting-years/{year_path(v.year)}"},
+            "journal": {"journalNumber": v.journal, "self": f"{b}/journals/{v.journal}"},
+            "entries": grouped,
+            "voucherNumber": v.number,
+            "attachment": f"{vself}/attachment",
+            "self": vself,
+        }
 
     def attachment_answer(self, v: Voucher) -> dict[str, Any]:
         vself = f"{self.base}/journals/{v.journal}/vouchers/{year_path(v.year)}-{v.number}"
@@ -667,15 +743,19 @@ class EconomicHandler(JsonHandler):
         if agr.profile.scanning_addon:
             name = self.sandbox.conventions["scanning_module_name"]  # assumed spelling: a control setting
             modules.append({"moduleNumber": 2, "name": name, "self": f"{b}/modules/2"})
-        return 200, {
-            "agreementNumber": agr.number,
-            "agreementType": {"agreementTypeNumber": 1, "name": "Small"},
-            "company": {"name": agr.profile.company_name, "country": "Danmark"},
-            "settings": {"baseCurrency": "DKK"},
-            "modules": modules,
-            "userName": f"sandbox-{agr.index:04d}",
-            "self": f"{b}/self",
-        }, {}
+        return (
+            200,
+            {
+                "agreementNumber": agr.number,
+                "agreementType": {"agreementTypeNumber": 1, "name": "Small"},
+                "company": {"name": agr.profile.company_name, "country": "Danmark"},
+                "settings": {"baseCurrency": "DKK"},
+                "modules": modules,
+                "userName": f"sandbox-{agr.index:04d}",
+                "self": f"{b}/self",
+            },
+            {},
+        )
 
     def list_accounts(self, agr: AgreementState, query, path, **_: Any):
         return self.collection([self.account_answer(n, a) for n, a in agr.accounts.items()], query, path)
@@ -741,27 +821,51 @@ class EconomicHandler(JsonHandler):
 
     def list_supplier_groups(self, agr: AgreementState, query, path, **_: Any):
         b = self.base
-        items = [{"supplierGroupNumber": n, "name": name,
-                  "account": {"accountNumber": 6800, "self": f"{b}/accounts/6800"},
-                  "self": f"{b}/supplier-groups/{n}"} for n, name in agr.supplier_groups.items()]
+        items = [
+            {
+                "supplierGroupNumber": n,
+                "name": name,
+                "account": {"accountNumber": 6800, "self": f"{b}/accounts/6800"},
+                "self": f"{b}/supplier-groups/{n}",
+            }
+            for n, name in agr.supplier_groups.items()
+        ]
         return self.collection(items, query, path)
 
     def list_vat_zones(self, agr: AgreementState, query, path, **_: Any):
         b = self.base
-        items = [{"vatZoneNumber": n, "name": name, "enabledForCustomer": True, "enabledForSupplier": True,
-                  "self": f"{b}/vat-zones/{n}"} for n, name in agr.vat_zones.items()]
+        items = [
+            {
+                "vatZoneNumber": n,
+                "name": name,
+                "enabledForCustomer": True,
+                "enabledForSupplier": True,
+                "self": f"{b}/vat-zones/{n}",
+            }
+            for n, name in agr.vat_zones.items()
+        ]
         return self.collection(items, query, path)
 
     def list_payment_terms(self, agr: AgreementState, query, path, **_: Any):
         b = self.base
-        items = [{"paymentTermsNumber": n, "daysOfCredit": days, "name": name,
-                  "paymentTermsType": "invoiceMonth" if "måned" in name else "net",
-                  "self": f"{b}/payment-terms/{n}"} for n, (name, days) in agr.payment_terms.items()]
+        items = [
+            {
+                "paymentTermsNumber": n,
+                "daysOfCredit": days,
+                "name": name,
+                "paymentTermsType": "invoiceMonth" if "måned" in name else "net",
+                "self": f"{b}/payment-terms/{n}",
+            }
+            for n, (name, days) in agr.payment_terms.items()
+        ]
         return self.collection(items, query, path)
 
     def payment_type_answer(self, number: int) -> dict[str, Any]:
-        return {"paymentTypeNumber": number, "name": payment_types()[number].name,
-                "self": f"{self.base}/payment-types/{number}"}
+        return {
+            "paymentTypeNumber": number,
+            "name": payment_types()[number].name,
+            "self": f"{self.base}/payment-types/{number}",
+        }
 
     def list_payment_types(self, agr: AgreementState, query, path, **_: Any):
         """The documented types (README "Payment types") the agreement has (a test may drop some)."""
@@ -784,20 +888,28 @@ class EconomicHandler(JsonHandler):
         data = self._json_body(body)
         tree = schema_errors(SUPPLIERS_POST, data)
         if not tree and isinstance(data, dict):
-            checks = (("supplierGroup", "supplierGroupNumber", agr.supplier_groups),
-                      ("vatZone", "vatZoneNumber", agr.vat_zones),
-                      ("paymentTerms", "paymentTermsNumber", agr.payment_terms))
+            checks = (
+                ("supplierGroup", "supplierGroupNumber", agr.supplier_groups),
+                ("vatZone", "vatZoneNumber", agr.vat_zones),
+                ("paymentTerms", "paymentTermsNumber", agr.payment_terms),
+            )
             for prop, key, known in checks:
                 number = (data.get(prop) or {}).get(key)
                 if number not in known:
                     add_error(tree, [prop, key], error_item(E_MASTER, f"{prop} {number} not found.", key, number))
             if str(data["currency"]).upper() not in agr.currencies:
-                add_error(tree, ["currency"], error_item(E_CURRENCY, f"Currency {data['currency']} not found.",
-                                                         "currency", data["currency"]))
+                add_error(
+                    tree,
+                    ["currency"],
+                    error_item(E_CURRENCY, f"Currency {data['currency']} not found.", "currency", data["currency"]),
+                )
             wanted = data.get("supplierNumber")
             if wanted is not None and wanted in agr.suppliers:
-                add_error(tree, ["supplierNumber"], error_item(E_MASTER, f"Supplier {wanted} already exists.",
-                                                               "supplierNumber", wanted))
+                add_error(
+                    tree,
+                    ["supplierNumber"],
+                    error_item(E_MASTER, f"Supplier {wanted} already exists.", "supplierNumber", wanted),
+                )
         if tree:
             raise validation_failed(tree)
         sup = plain(data)
@@ -827,8 +939,9 @@ class EconomicHandler(JsonHandler):
             return f"Account {number} blocks direct entries."
         return None
 
-    def _check_voucher(self, agr: AgreementState, jn: int, v: dict[str, Any], tree: dict[str, Any],
-                       claimed: dict[str, set[int]]) -> tuple[str, int, list[tuple[str, int, dict]]] | None:
+    def _check_voucher(
+        self, agr: AgreementState, jn: int, v: dict[str, Any], tree: dict[str, Any], claimed: dict[str, set[int]]
+    ) -> tuple[str, int, list[tuple[str, int, dict]]] | None:
         journal = agr.journals[jn]
         entries = v.get("entries") or {}
         items = [(plural, i, e) for plural in ENTRY_TYPES for i, e in enumerate(entries.get(plural) or [])]
@@ -841,71 +954,113 @@ class EconomicHandler(JsonHandler):
             at: list[str | int] = ["entries", plural, i]
             restricted = journal["restricted"]
             if restricted and etype != restricted:
-                add_error(tree, [*at, "entryType"], error_item(
-                    E_ENTRY_TYPE, f"Journal {jn} only accepts {restricted} entries.", "entryType", etype))
+                add_error(
+                    tree,
+                    [*at, "entryType"],
+                    error_item(E_ENTRY_TYPE, f"Journal {jn} only accepts {restricted} entries.", "entryType", etype),
+                )
             for prop in ("contraAccount", "account"):
                 ref = e.get(prop)
                 if isinstance(ref, dict) and "accountNumber" in ref:
                     problem = self._account_problem(agr, ref["accountNumber"])
                     if problem:
                         add_error(tree, [*at, prop], error_item(E_ACCOUNT, problem, prop, ref["accountNumber"]))
-            if etype in ("supplierInvoice", "supplierPayment") and not e.get("supplier") and not e.get(
-                    "contraAccount"):
-                add_error(tree, [*at, "supplier"], error_item(
-                    E_SUPPLIER, "Either 'supplier' or 'contraAccount' is required.", "supplier"))
+            if etype in ("supplierInvoice", "supplierPayment") and not e.get("supplier") and not e.get("contraAccount"):
+                add_error(
+                    tree,
+                    [*at, "supplier"],
+                    error_item(E_SUPPLIER, "Either 'supplier' or 'contraAccount' is required.", "supplier"),
+                )
             if etype == "financeVoucher" and not e.get("account") and not e.get("contraAccount"):
-                add_error(tree, [*at, "account"], error_item(
-                    E_ACCOUNT, "Either 'account' or 'contraAccount' is required.", "account"))
+                add_error(
+                    tree,
+                    [*at, "account"],
+                    error_item(E_ACCOUNT, "Either 'account' or 'contraAccount' is required.", "account"),
+                )
             sup = e.get("supplier")
             if isinstance(sup, dict):
                 number = sup.get("supplierNumber")
                 if number not in agr.suppliers:
-                    add_error(tree, [*at, "supplier"], error_item(
-                        E_SUPPLIER, f"Supplier {number} not found.", "supplier", number))
+                    add_error(
+                        tree,
+                        [*at, "supplier"],
+                        error_item(E_SUPPLIER, f"Supplier {number} not found.", "supplier", number),
+                    )
             for prop in ("contraVatAccount", "vatAccount"):
                 ref = e.get(prop)
                 if isinstance(ref, dict) and "vatCode" in ref and ref["vatCode"] not in agr.vat_accounts:
-                    add_error(tree, [*at, prop], error_item(
-                        E_VAT, f"VAT code {ref['vatCode']} not found.", prop, ref["vatCode"]))
+                    add_error(
+                        tree,
+                        [*at, prop],
+                        error_item(E_VAT, f"VAT code {ref['vatCode']} not found.", prop, ref["vatCode"]),
+                    )
             ptype = (e.get("paymentDetails") or {}).get("paymentType")
             if isinstance(ptype, dict):
                 for prop, message, value in payment_type_problems(ptype, agr.payment_types):
-                    add_error(tree, [*at, "paymentDetails", "paymentType", prop],
-                              error_item(E_PAYMENT_TYPE, message, prop, value))
+                    add_error(
+                        tree,
+                        [*at, "paymentDetails", "paymentType", prop],
+                        error_item(E_PAYMENT_TYPE, message, prop, value),
+                    )
             code = (e.get("currency") or {}).get("code")
             if code is not None and str(code).upper() not in agr.currencies:
-                add_error(tree, [*at, "currency"], error_item(E_CURRENCY, f"Currency {code} not found.",
-                                                              "currency", code))
+                add_error(
+                    tree, [*at, "currency"], error_item(E_CURRENCY, f"Currency {code} not found.", "currency", code)
+                )
             day = real_date(e.get("date"))
             if day is not None:
                 year = agr.year_of(day)
                 if year is None:
-                    add_error(tree, [*at, "date"], error_item(
-                        E_PERIOD, f"No accounting year holds {day}.", "date", e["date"]))
+                    add_error(
+                        tree, [*at, "date"], error_item(E_PERIOD, f"No accounting year holds {day}.", "date", e["date"])
+                    )
                 else:
                     years_seen.add(year.year)
                     period = agr.period_of(year, day)
                     if year.closed:
-                        add_error(tree, [*at, "date"], error_item(
-                            E_PERIOD, f"Accounting year {year.year} is closed.", "date", e["date"]))
+                        add_error(
+                            tree,
+                            [*at, "date"],
+                            error_item(E_PERIOD, f"Accounting year {year.year} is closed.", "date", e["date"]),
+                        )
                     elif period is not None and period.barred:
-                        add_error(tree, [*at, "date"], error_item(
-                            E_PERIOD, f"The period {period.from_date}..{period.to_date} is barred.", "date",
-                            e["date"]))
+                        add_error(
+                            tree,
+                            [*at, "date"],
+                            error_item(
+                                E_PERIOD,
+                                f"The period {period.from_date}..{period.to_date} is barred.",
+                                "date",
+                                e["date"],
+                            ),
+                        )
         given = (v.get("accountingYear") or {}).get("year")
         year_name: str | None = None
         if given is not None:
             year_name = year_of_path(given)
             if year_name not in agr.years:
-                add_error(tree, ["accountingYear", "year"], error_item(
-                    E_YEAR, f"Accounting year {given} not found.", "year", given))
+                add_error(
+                    tree,
+                    ["accountingYear", "year"],
+                    error_item(E_YEAR, f"Accounting year {given} not found.", "year", given),
+                )
             elif years_seen and years_seen != {year_name}:
-                add_error(tree, ["accountingYear", "year"], error_item(
-                    E_YEAR, f"The entry dates lie in accounting year {', '.join(sorted(years_seen))}, "
-                            f"not {year_name}.", "year", given))
+                add_error(
+                    tree,
+                    ["accountingYear", "year"],
+                    error_item(
+                        E_YEAR,
+                        f"The entry dates lie in accounting year {', '.join(sorted(years_seen))}, not {year_name}.",
+                        "year",
+                        given,
+                    ),
+                )
         if len(years_seen) > 1:
-            add_error(tree, ["accountingYear"], error_item(
-                E_YEAR, "All entries of one voucher must lie in one accounting year.", "accountingYear"))
+            add_error(
+                tree,
+                ["accountingYear"],
+                error_item(E_YEAR, "All entries of one voucher must lie in one accounting year.", "accountingYear"),
+            )
         if tree:
             return None
         year_name = year_name or next(iter(years_seen))
@@ -914,19 +1069,39 @@ class EconomicHandler(JsonHandler):
         if wanted is not None:
             number = int(wanted)
             if number != wanted or not journal["min"] <= number <= journal["max"]:
-                add_error(tree, ["voucherNumber"], error_item(
-                    E_VOUCHER_NUMBER, f"Voucher number must lie in {journal['min']}..{journal['max']} "
-                                      f"for journal {jn}.", "voucherNumber", wanted))
+                add_error(
+                    tree,
+                    ["voucherNumber"],
+                    error_item(
+                        E_VOUCHER_NUMBER,
+                        f"Voucher number must lie in {journal['min']}..{journal['max']} for journal {jn}.",
+                        "voucherNumber",
+                        wanted,
+                    ),
+                )
             elif (jn, year_name, number) in agr.vouchers or number in taken:
-                add_error(tree, ["voucherNumber"], error_item(
-                    E_VOUCHER_NUMBER, f"Voucher number {number} is already used in {year_name}.",
-                    "voucherNumber", wanted))
+                add_error(
+                    tree,
+                    ["voucherNumber"],
+                    error_item(
+                        E_VOUCHER_NUMBER,
+                        f"Voucher number {number} is already used in {year_name}.",
+                        "voucherNumber",
+                        wanted,
+                    ),
+                )
         else:
             found = agr.take_voucher_number(jn, year_name, taken)
             if found is None:
-                add_error(tree, ["voucherNumber"], error_item(
-                    E_VOUCHER_NUMBER, f"Journal {jn} has no free voucher number left in {year_name}.",
-                    "voucherNumber"))
+                add_error(
+                    tree,
+                    ["voucherNumber"],
+                    error_item(
+                        E_VOUCHER_NUMBER,
+                        f"Journal {jn} has no free voucher number left in {year_name}.",
+                        "voucherNumber",
+                    ),
+                )
             number = found or 0
         if tree:
             return None
@@ -998,9 +1173,14 @@ class EconomicHandler(JsonHandler):
         agr.next_booked += 1
         yp = f"{b}/accounting-years/{year_path(entry.year)}"
         out: dict[str, Any] = {
-            "entryNumber": number, "entryType": entry.entry_type, "voucherNumber": entry.voucher_number,
-            "date": draft.get("date"), "amount": draft.get("amount"), "currency": draft.get("currency", {}).get("code"),
-            "text": draft.get("text", ""), "accountingYear": {"year": entry.year, "self": yp},
+            "entryNumber": number,
+            "entryType": entry.entry_type,
+            "voucherNumber": entry.voucher_number,
+            "date": draft.get("date"),
+            "amount": draft.get("amount"),
+            "currency": draft.get("currency", {}).get("code"),
+            "text": draft.get("text", ""),
+            "accountingYear": {"year": entry.year, "self": yp},
             "self": f"{yp}/entries/{number}",
         }
         if "amountDefaultCurrency" in draft:
@@ -1038,8 +1218,12 @@ class EconomicHandler(JsonHandler):
     # ------------------------------------------------------------------ attachments
     def _scanning(self, agr: AgreementState) -> None:
         if not agr.profile.scanning_addon:
-            raise fail(403, "The agreement must be authorized to use the Scanning add-on module "
-                            "(Indscanning) to work with attachments.", E_SCANNING)
+            raise fail(
+                403,
+                "The agreement must be authorized to use the Scanning add-on module "
+                "(Indscanning) to work with attachments.",
+                E_SCANNING,
+            )
 
     def get_attachment(self, agr: AgreementState, number: str, voucher_id: str, **_: Any):
         self._scanning(agr)
@@ -1058,8 +1242,7 @@ class EconomicHandler(JsonHandler):
         filename = _filename(headers)
         ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        kind = ext if ext in ATTACHMENT_TYPES else next(
-            (k for k, t in ATTACHMENT_TYPES.items() if t == ctype), None)
+        kind = ext if ext in ATTACHMENT_TYPES else next((k for k, t in ATTACHMENT_TYPES.items() if t == ctype), None)
         if kind is None:
             raise fail(400, "Only pdf, jpg, jpeg, png and gif files can be attached.", E_ATTACHMENT)
         if not data:
@@ -1072,11 +1255,16 @@ class EconomicHandler(JsonHandler):
         voucher = self._voucher(agr, jn, voucher_id)
         filename, kind, data = self._upload(body)
         if voucher.attachment is not None:
-            raise fail(400, "Voucher already has attachment", E_ATTACHMENT,
-                       "Use PATCH to add pages to an existing attachment.")
+            raise fail(
+                400, "Voucher already has attachment", E_ATTACHMENT, "Use PATCH to add pages to an existing attachment."
+            )
         pages = count_pages(data, kind)
-        voucher.attachment = {"pages": pages, "bytes": len(data), "createdAt": date.today().isoformat(),
-                              "files": [{"filename": filename, "type": kind, "bytes": len(data), "pages": pages}]}
+        voucher.attachment = {
+            "pages": pages,
+            "bytes": len(data),
+            "createdAt": date.today().isoformat(),
+            "files": [{"filename": filename, "type": kind, "bytes": len(data), "pages": pages}],
+        }
         return 201, self.attachment_answer(voucher), {}
 
     def patch_attachment(self, agr: AgreementState, number: str, voucher_id: str, body: bytes, **_: Any):
@@ -1123,10 +1311,15 @@ class EconomicHandler(JsonHandler):
         if name == "approval":
             if method == "POST":
                 sb.approval_index = self._control_agreement(data).index
-            return 200, {"agreement": world.agreement_number(sb.approval_index), "app": sb.app_name,
-                         "appPublicToken": sb.app_public_token,
-                         "grants": [{"agreement": world.agreement_number(i), "revoked": t in sb.revoked_tokens}
-                                    for t, i in sb.issued.items()]}
+            return 200, {
+                "agreement": world.agreement_number(sb.approval_index),
+                "app": sb.app_name,
+                "appPublicToken": sb.app_public_token,
+                "grants": [
+                    {"agreement": world.agreement_number(i), "revoked": t in sb.revoked_tokens}
+                    for t, i in sb.issued.items()
+                ],
+            }
         if name in ("revoke", "unrevoke") and "token" in data:  # one grant (Settings → Apps → remove)
             token = str(data["token"])
             if token not in sb.issued:
@@ -1195,8 +1388,12 @@ class EconomicHandler(JsonHandler):
                 for key in vouchers:
                     if key in agr.vouchers:
                         agr.vouchers[key].status = "booked"
-                return 200, {"agreement": agr.number, "journal": jn, "booked_entries": count,
-                             "booked_vouchers": len(vouchers)}
+                return 200, {
+                    "agreement": agr.number,
+                    "journal": jn,
+                    "booked_entries": count,
+                    "booked_vouchers": len(vouchers),
+                }
         raise Reply(404, {"error": f"no control endpoint {name}"})
 
     def _conventions(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -1231,23 +1428,38 @@ class EconomicHandler(JsonHandler):
     def _state_dump(self, agr: AgreementState) -> dict[str, Any]:
         vouchers = []
         for v in agr.vouchers.values():
-            vouchers.append({
-                "journal": v.journal, "accountingYear": v.year, "voucherNumber": v.number, "status": v.status,
-                "payload": v.payload,
-                "entries": [{**agr.entries[n].answer, "status": agr.entries[n].status,
-                             "side": self._side(agr.entries[n].answer.get("amount"))} for n in v.entries],
-                "attachment": v.attachment,
-            })
+            vouchers.append(
+                {
+                    "journal": v.journal,
+                    "accountingYear": v.year,
+                    "voucherNumber": v.number,
+                    "status": v.status,
+                    "payload": v.payload,
+                    "entries": [
+                        {
+                            **agr.entries[n].answer,
+                            "status": agr.entries[n].status,
+                            "side": self._side(agr.entries[n].answer.get("amount")),
+                        }
+                        for n in v.entries
+                    ],
+                    "attachment": v.attachment,
+                }
+            )
         return {
             "agreement": agr.number,
             "revoked": agr.number in self.sandbox.revoked,
             "vouchers": vouchers,
-            "entries": {"draft": sum(len(d) for d in agr.drafts.values()),
-                        "booked": sum(1 for e in agr.entries.values() if e.status == "booked"),
-                        "deleted": sum(1 for e in agr.entries.values() if e.status == "deleted")},
+            "entries": {
+                "draft": sum(len(d) for d in agr.drafts.values()),
+                "booked": sum(1 for e in agr.entries.values() if e.status == "booked"),
+                "deleted": sum(1 for e in agr.entries.values() if e.status == "deleted"),
+            },
             "suppliers": [self.supplier_answer(s) for s in agr.suppliers.values()],
-            "accountingYears": [{**self.year_answer(y), "barredPeriods": [p.number for p in y.periods if p.barred]}
-                                for y in agr.years.values()],
+            "accountingYears": [
+                {**self.year_answer(y), "barredPeriods": [p.number for p in y.periods if p.barred]}
+                for y in agr.years.values()
+            ],
             "counters": agr.counters,
             "idempotencyKeys": len(agr.idempotency),
         }

@@ -32,8 +32,16 @@ IDEMPOTENCY_TTL = 3600.0  # seconds an Idempotency-Key answer is kept
 API_MODULE_NUMBER = 1
 SCANNING_MODULE_NUMBER = 2
 
-COUNTRY_NAMES = {"DK": "Danmark", "DE": "Tyskland", "SE": "Sverige", "NO": "Norge", "AU": "Australien",
-                 "IE": "Irland", "GB": "Storbritannien", "US": "USA"}
+COUNTRY_NAMES = {
+    "DK": "Danmark",
+    "DE": "Tyskland",
+    "SE": "Sverige",
+    "NO": "Norge",
+    "AU": "Australien",
+    "IE": "Irland",
+    "GB": "Storbritannien",
+    "US": "USA",
+}
 
 # Conventions the sandbox cannot read from e-conomic's documents (README/schemas) are *assumed*; each can be
 # changed while the sandbox runs (``POST /_control/conventions``) so that a test can make the sandbox disagree
@@ -171,15 +179,23 @@ class AgreementState:
         self.profile = world.profile(index)
         self.lock = threading.Lock()
         self.accounts: dict[int, dict[str, Any]] = {
-            a.number: {"name": a.name, "accountType": a.account_type, "vatCode": a.vat_code,
-                       "barred": a.barred, "blockDirectEntries": a.block_direct_entries}
+            a.number: {
+                "name": a.name,
+                "accountType": a.account_type,
+                "vatCode": a.vat_code,
+                "barred": a.barred,
+                "blockDirectEntries": a.block_direct_entries,
+            }
             for a in world.CHART_OF_ACCOUNTS
         }
-        self.vat_accounts = {code: (name, Decimal(rate), acc, contra)
-                             for code, name, rate, acc, contra in world.VAT_ACCOUNTS}
+        self.vat_accounts = {
+            code: (name, Decimal(rate), acc, contra) for code, name, rate, acc, contra in world.VAT_ACCOUNTS
+        }
         self.currencies = dict(world.CURRENCIES)
-        self.journals = {n: {"name": name, "restricted": restricted, "min": lo, "max": hi}
-                         for n, name, restricted, lo, hi in world.JOURNALS}
+        self.journals = {
+            n: {"name": name, "restricted": restricted, "min": lo, "max": hi}
+            for n, name, restricted, lo, hi in world.JOURNALS
+        }
         self.years: dict[str, Year] = {}
         for year, start, end, closed in world.accounting_years(index):
             s, e = date.fromisoformat(start), date.fromisoformat(end)
@@ -196,7 +212,9 @@ class AgreementState:
             number = len(self.suppliers) + 1
             group = 1 if vendor.country == "DK" else 2 if vendor.country in world.EU_COUNTRIES else 3
             sup: dict[str, Any] = {
-                "supplierNumber": number, "name": vendor.name, "currency": vendor.currency,
+                "supplierNumber": number,
+                "name": vendor.name,
+                "currency": vendor.currency,
                 "country": COUNTRY_NAMES.get(vendor.country, vendor.country),
                 "supplierGroup": {"supplierGroupNumber": group},
                 "vatZone": {"vatZoneNumber": vat_zone_for(vendor.country)},
@@ -270,9 +288,16 @@ class AgreementState:
 class Sandbox:
     """The whole sandbox: configuration, the clock, and the agreements that have shown up."""
 
-    def __init__(self, agreements: int, token_prefix: str = "sbx-", app_secret: str = world.DEFAULT_APP_SECRET,
-                 rate_limit: float | None = None, base_url: str = "https://restapi.e-conomic.com",
-                 app_public_token: str = world.DEFAULT_APP_PUBLIC_TOKEN, app_name: str = world.APP_NAME) -> None:
+    def __init__(
+        self,
+        agreements: int,
+        token_prefix: str = "sbx-",
+        app_secret: str = world.DEFAULT_APP_SECRET,
+        rate_limit: float | None = None,
+        base_url: str = "https://restapi.e-conomic.com",
+        app_public_token: str = world.DEFAULT_APP_PUBLIC_TOKEN,
+        app_name: str = world.APP_NAME,
+    ) -> None:
         self.agreements = agreements
         self.token_prefix = token_prefix
         self.app_secret = app_secret

@@ -171,9 +171,10 @@ def parse_payment_types(text: str) -> dict[int, PaymentType]:
             found = _FIELD.match(cell)
             if found:
                 fields.append(found[1])
-                notes.append(cell[found.end():].strip())
-        out[int(cells[0])] = PaymentType(int(cells[0]), cells[1], tuple(fields), tuple(notes),
-                                         ENTRY_ONLY_REFUSED not in line)
+                notes.append(cell[found.end() :].strip())
+        out[int(cells[0])] = PaymentType(
+            int(cells[0]), cells[1], tuple(fields), tuple(notes), ENTRY_ONLY_REFUSED not in line
+        )
     if not out:
         raise ValueError("no payment types found in the README's 'Payment types' table")
     return out
@@ -205,8 +206,10 @@ def payment_type_shapes() -> dict[int, dict[str, Any]]:
             continue
         fitting = [alt for alt in alternatives if _required_names(alt) == frozenset(ptype.fields)]
         if len(fitting) != 1:
-            raise ValueError(f"payment type {number} ({ptype.name}): {len(fitting)} schema alternatives require "
-                             f"{', '.join(ptype.fields)}")
+            raise ValueError(
+                f"payment type {number} ({ptype.name}): {len(fitting)} schema alternatives require "
+                f"{', '.join(ptype.fields)}"
+            )
         shapes[number] = fitting[0]
     return shapes
 
@@ -228,13 +231,19 @@ def payment_type_problems(ptype: dict[str, Any], offered: set[int] | frozenset[i
         return [("paymentTypeNumber", f"Payment type {number} not found.", number)]
     known = documented[number]
     if not known.draft_entries:
-        return [("paymentTypeNumber", f"Payment type {number} ({known.name}) is not accepted on draft entries.",
-                 number)]
+        return [
+            ("paymentTypeNumber", f"Payment type {number} ({known.name}) is not accepted on draft entries.", number)
+        ]
     problems: list[tuple[str, str, Any]] = []
     shape = payment_type_shapes()[number]
     if not EconomicValidator(shape).is_valid(ptype):
-        problems.append(("paymentType", f"Payment type {number} ({known.name}) expects "
-                                        f"{' and '.join(known.fields)} as the schema gives them.", number))
+        problems.append(
+            (
+                "paymentType",
+                f"Payment type {number} ({known.name}) expects {' and '.join(known.fields)} as the schema gives them.",
+                number,
+            )
+        )
     for field, note in zip(known.fields, known.notes, strict=True):
         if field in ptype and not _digits_ok(ptype[field], note):
             problems.append((field, f"{field} of payment type {number} must be {note.strip('()')}.", ptype[field]))
@@ -244,7 +253,12 @@ def payment_type_problems(ptype: dict[str, Any], offered: set[int] | frozenset[i
 # --------------------------------------------------------------------------- the error tree
 
 
-def error_item(code: str, message: str, prop: str, value: Any = ..., ) -> dict[str, Any]:
+def error_item(
+    code: str,
+    message: str,
+    prop: str,
+    value: Any = ...,
+) -> dict[str, Any]:
     item: dict[str, Any] = {"errorCode": code, "message": message, "propertyName": prop}
     if value is not ...:
         item["value"] = plain(value)

@@ -28,8 +28,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--problem-rate", type=float, default=0.05)
     parser.add_argument("--paid-rate", type=float, default=0.4)
-    parser.add_argument("--history-bills", type=int, default=0,
-                        help="more bills per company, updated in the --history-days before the window")
+    parser.add_argument(
+        "--history-bills",
+        type=int,
+        default=0,
+        help="more bills per company, updated in the --history-days before the window",
+    )
     parser.add_argument("--history-days", type=float, default=7)
     return parser.parse_args(argv)
 
@@ -37,9 +41,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
-    state = RogerState(companies=args.companies, bills=args.bills, seed=seed, token_prefix=args.token_prefix,
-                       end=args.end, days=args.days, problem_rate=args.problem_rate, paid_rate=args.paid_rate,
-                       history_bills=args.history_bills, history_days=args.history_days)
+    state = RogerState(
+        companies=args.companies,
+        bills=args.bills,
+        seed=seed,
+        token_prefix=args.token_prefix,
+        end=args.end,
+        days=args.days,
+        problem_rate=args.problem_rate,
+        paid_rate=args.paid_rate,
+        history_bills=args.history_bills,
+        history_days=args.history_days,
+    )
     server = SandboxServer((args.host, args.port), RogerHandler, state)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"roger sandbox on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)

@@ -62,9 +62,14 @@ VAT25_CATEGORIES = frozenset(LIVE_CATEGORIES) - {"cat_meals", "cat_travel"}
 
 # gross amount range in DKK per category, in øre
 _RANGES = {
-    "cat_office": (9_900, 450_000), "cat_software": (4_900, 300_000), "cat_phone": (19_900, 150_000),
-    "cat_travel": (2_400, 600_000), "cat_meals": (8_500, 250_000), "cat_rent": (800_000, 3_000_000),
-    "cat_utilities": (45_000, 600_000), "cat_services": (150_000, 2_500_000),
+    "cat_office": (9_900, 450_000),
+    "cat_software": (4_900, 300_000),
+    "cat_phone": (19_900, 150_000),
+    "cat_travel": (2_400, 600_000),
+    "cat_meals": (8_500, 250_000),
+    "cat_rent": (800_000, 3_000_000),
+    "cat_utilities": (45_000, 600_000),
+    "cat_services": (150_000, 2_500_000),
     "cat_marketing": (50_000, 1_200_000),
 }
 # DKK per 100 units: (low, high) in hundredths, a plausible spread around the rate
@@ -156,20 +161,33 @@ def _vendor_details(v: world.Vendor) -> dict[str, Any]:
     slug = "".join(ch for ch in v.name.lower() if ch.isascii() and ch.isalnum())[:20] or "vendor"
     if v.country == "DK":
         streets = ["Vesterbrogade", "Nørregade", "Algade", "Strandvejen", "Industrivej", "Havnegade"]
-        towns = [("1620", "København V"), ("8000", "Aarhus C"), ("5000", "Odense C"), ("9000", "Aalborg"),
-                 ("2300", "København S"), ("7100", "Vejle")]
+        towns = [
+            ("1620", "København V"),
+            ("8000", "Aarhus C"),
+            ("5000", "Odense C"),
+            ("9000", "Aalborg"),
+            ("2300", "København S"),
+            ("7100", "Vejle"),
+        ]
         town = towns[(h >> 8) % len(towns)]
         address = f"{streets[h % len(streets)]} {h % 150 + 1}, {town[0]} {town[1]}"
         bank = {"reg_no": f"{h % 9000 + 1000}", "account_no": f"{h % 10**10:010d}", "iban": None, "swift": None}
         vat_number = f"DK{v.cvr}" if v.cvr else None
         email = f"faktura@{slug}.dk"
     else:
-        address = {"DE": "Industriestr. 25, 91710 Gunzenhausen, Germany", "SE": "Regeringsgatan 19, Stockholm",
-                   "IE": "Gordon House, Barrow Street, Dublin 4", "AU": "341 George St, Sydney NSW 2000"}.get(
-            v.country)
+        address = {
+            "DE": "Industriestr. 25, 91710 Gunzenhausen, Germany",
+            "SE": "Regeringsgatan 19, Stockholm",
+            "IE": "Gordon House, Barrow Street, Dublin 4",
+            "AU": "341 George St, Sydney NSW 2000",
+        }.get(v.country)
         iban_digits = f"{h % 10**16:016d}"
-        bank = {"reg_no": None, "account_no": None, "iban": f"{v.country}{h % 90 + 10}{iban_digits}",
-                "swift": f"{slug[:4].upper():X<4}{v.country}2X"}
+        bank = {
+            "reg_no": None,
+            "account_no": None,
+            "iban": f"{v.country}{h % 90 + 10}{iban_digits}",
+            "swift": f"{slug[:4].upper():X<4}{v.country}2X",
+        }
         vat_number = f"{v.country}{h % 10**9:09d}" if v.country in world.EU_COUNTRIES else None
         email = f"billing@{slug}.com"
     return {"address": address, "email": email, "vat_number": vat_number, "bank": bank}
@@ -273,8 +291,17 @@ def _status(rng: random.Random, paid_rate: float) -> str:
     )[0]
 
 
-def make_bill(rng: random.Random, seed: int | str, company: int, n: int, updated: datetime,
-              paid_rate: float, *, document_type: str | None = None, status: str | None = None) -> dict[str, Any]:
+def make_bill(
+    rng: random.Random,
+    seed: int | str,
+    company: int,
+    n: int,
+    updated: datetime,
+    paid_rate: float,
+    *,
+    document_type: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
     """One ordinary bill (version 1, created when last updated); the caller adds the oddities."""
     v = _pick_vendor(rng)
     if document_type is None:
@@ -383,8 +410,9 @@ def _apply_problem(rng: random.Random, bill: dict[str, Any], kind: str, n: int) 
 # --------------------------------------------------------------------------- a company
 
 
-def generate_company(i: int, bills: int, seed: int | str, end: str | datetime, days: float,
-                     problem_rate: float, paid_rate: float) -> list[dict[str, Any]]:
+def generate_company(
+    i: int, bills: int, seed: int | str, end: str | datetime, days: float, problem_rate: float, paid_rate: float
+) -> list[dict[str, Any]]:
     """Company ``i``'s bills (with ``_problem`` on problem bills), sorted by (updated_at, id)."""
     rng = random.Random(f"{seed}:{i}")
     end_dt = parse_time(end).replace(microsecond=0)
@@ -434,8 +462,14 @@ def generate_company(i: int, bills: int, seed: int | str, end: str | datetime, d
     return out
 
 
-def new_bill(seed: int | str, company: int, n: int, updated: datetime, paid_rate: float = 0.4,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def new_bill(
+    seed: int | str,
+    company: int,
+    n: int,
+    updated: datetime,
+    paid_rate: float = 0.4,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A fresh bill number ``n`` of a company (for ``/_control/bills/add``), with fields overridden."""
     rng = random.Random(f"{seed}:{company}:add:{n}")
     bill = make_bill(rng, seed, company, n, updated, paid_rate)

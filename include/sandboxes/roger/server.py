@@ -81,11 +81,26 @@ _PROBLEM_FIELDS = {
     "currency_unknown": {"currency"},
     "amount_3_decimals": {"amount"},
 }
-_BILL_FIELDS = frozenset({
-    "status", "deleted", "document_type", "vendor", "invoice_number", "issue_date", "due_date", "currency",
-    "amount", "vat_amount", "category_id", "description", "payment_code", "payment", "has_document",
-    "created_at",
-})
+_BILL_FIELDS = frozenset(
+    {
+        "status",
+        "deleted",
+        "document_type",
+        "vendor",
+        "invoice_number",
+        "issue_date",
+        "due_date",
+        "currency",
+        "amount",
+        "vat_amount",
+        "category_id",
+        "description",
+        "payment_code",
+        "payment",
+        "has_document",
+        "created_at",
+    }
+)
 _COMPANY_PATH = re.compile(r"^/v1/companies/(?P<cid>[^/]+)(?P<rest>/.*)?$")
 
 
@@ -95,9 +110,19 @@ _COMPANY_PATH = re.compile(r"^/v1/companies/(?P<cid>[^/]+)(?P<rest>/.*)?$")
 class RogerState:
     """Every company's bills, generated on first access, with an index sorted by (updated_at, id)."""
 
-    def __init__(self, companies: int = 3, bills: int = 40, seed: int | str = 7, token_prefix: str = "sbx-",
-                 end: str = "2026-11-26T00:00:00Z", days: float = 7, problem_rate: float = 0.05,
-                 paid_rate: float = 0.4, history_bills: int = 0, history_days: float = 7) -> None:
+    def __init__(
+        self,
+        companies: int = 3,
+        bills: int = 40,
+        seed: int | str = 7,
+        token_prefix: str = "sbx-",
+        end: str = "2026-11-26T00:00:00Z",
+        days: float = 7,
+        problem_rate: float = 0.05,
+        paid_rate: float = 0.4,
+        history_bills: int = 0,
+        history_days: float = 7,
+    ) -> None:
         self.companies = companies
         self.history_bills = history_bills  # per company, updated in [end - days - history_days, end - days)
         self.history_days = history_days
@@ -120,10 +145,18 @@ class RogerState:
         self._request_ids = itertools.count(1)
 
     def config(self) -> dict[str, Any]:
-        return {"companies": self.companies, "bills": self.bills_per_company, "seed": self.seed,
-                "token_prefix": self.token_prefix, "end": self.end, "days": self.days,
-                "problem_rate": self.problem_rate, "paid_rate": self.paid_rate,
-                "history_bills": self.history_bills, "history_days": self.history_days}
+        return {
+            "companies": self.companies,
+            "bills": self.bills_per_company,
+            "seed": self.seed,
+            "token_prefix": self.token_prefix,
+            "end": self.end,
+            "days": self.days,
+            "problem_rate": self.problem_rate,
+            "paid_rate": self.paid_rate,
+            "history_bills": self.history_bills,
+            "history_days": self.history_days,
+        }
 
     def request_id(self) -> str:
         return f"req_{next(self._request_ids):08d}"
@@ -139,19 +172,34 @@ class RogerState:
     def _company(self, i: int) -> dict[str, dict[str, Any]]:
         """Company ``i``'s bills by id (generated now if not yet); call with the lock held."""
         if i not in self._bills:
-            bills = data.generate_company(i, self.bills_per_company, self.seed, self.end, self.days,
-                                          self.problem_rate, self.paid_rate)
+            bills = data.generate_company(
+                i, self.bills_per_company, self.seed, self.end, self.days, self.problem_rate, self.paid_rate
+            )
             if self.history_bills:  # earlier nights' bills (what an agreement that has been running has seen)
                 history_end = data.parse_time(self.end) - timedelta(days=self.days)
-                bills += data.generate_company(i, self.history_bills, f"{self.seed}:history", history_end,
-                                               self.history_days, self.problem_rate, self.paid_rate)
+                bills += data.generate_company(
+                    i,
+                    self.history_bills,
+                    f"{self.seed}:history",
+                    history_end,
+                    self.history_days,
+                    self.problem_rate,
+                    self.paid_rate,
+                )
             self._bills[i] = {b["id"]: b for b in bills}
             self._index[i] = sorted((data.parse_time(b["updated_at"]), b["id"]) for b in bills)
             self._next_n[i] = self.bills_per_company
         return self._bills[i]
 
-    def page(self, i: int, since: datetime | None, before: datetime | None, statuses: set[str] | None,
-             after: tuple[datetime, str] | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    def page(
+        self,
+        i: int,
+        since: datetime | None,
+        before: datetime | None,
+        statuses: set[str] | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to ``limit`` bills in the window after ``after``, and whether more follow."""
         with self.lock:
             bills = self._company(i)
@@ -191,8 +239,13 @@ class RogerState:
         out = [{"id": cid, "name": name, "archived": archived} for cid, name, archived in world.CATEGORIES]
         known = {c["id"] for c in out}
         with self.lock:
-            extra = sorted({b["category_id"] for b in self._company(i).values()
-                            if b.get("category_id") and b["category_id"] not in known})
+            extra = sorted(
+                {
+                    b["category_id"]
+                    for b in self._company(i).values()
+                    if b.get("category_id") and b["category_id"] not in known
+                }
+            )
         for cid in extra:
             out.append({"id": cid, "name": f"Ny kategori ({cid.removeprefix('cat_')})", "archived": False})
         renamed = dict(self.names.get((i, "categories"), {}))
@@ -203,8 +256,17 @@ class RogerState:
 
     def payment_methods(self, i: int) -> list[dict[str, Any]]:
         renamed = self.names.get((i, "payment_methods"), {})
-        return [{"id": pid, "name": renamed.get(pid, name), "kind": kind, "masked_number": masked, "currency": "DKK",
-                 "archived": archived} for pid, name, kind, masked, archived in world.PAYMENT_METHODS]
+        return [
+            {
+                "id": pid,
+                "name": renamed.get(pid, name),
+                "kind": kind,
+                "masked_number": masked,
+                "currency": "DKK",
+                "archived": archived,
+            }
+            for pid, name, kind, masked, archived in world.PAYMENT_METHODS
+        ]
 
     def _latest(self, i: int) -> datetime:
         index = self._index[i]
@@ -220,8 +282,9 @@ class RogerState:
         bisect.insort(index, (data.parse_time(bill["updated_at"]), bill["id"]))
         self._bills[i][bill["id"]] = bill
 
-    def update(self, i: int, bill_id: str, changes: dict[str, Any], updated_at: str | None,
-               problem: Any = ...) -> dict[str, Any]:
+    def update(
+        self, i: int, bill_id: str, changes: dict[str, Any], updated_at: str | None, problem: Any = ...
+    ) -> dict[str, Any]:
         unknown = set(changes) - _BILL_FIELDS
         if unknown:
             raise _error(400, "invalid_parameter", f"cannot change {sorted(unknown)}", self)
@@ -252,8 +315,11 @@ class RogerState:
                 raise _error(409, "conflict", f"bill {partial['id']} exists", self)
             n = self._next_n[i]
             self._next_n[i] = n + 1
-            when = (data.parse_time(partial["updated_at"]) if partial.get("updated_at")
-                    else self._latest(i) + timedelta(seconds=1))
+            when = (
+                data.parse_time(partial["updated_at"])
+                if partial.get("updated_at")
+                else self._latest(i) + timedelta(seconds=1)
+            )
             overrides = {k: v for k, v in partial.items() if k != "updated_at"}
             overrides.setdefault("created_at", data.format_time(when))
             bill = data.new_bill(self.seed, i, n, when, self.paid_rate, overrides)
@@ -271,8 +337,7 @@ def _set_problem(bill: dict[str, Any], problem: Any) -> None:
         bill.pop("_problem", None)
 
 
-def _error(status: int, code: str, message: str, state: RogerState,
-           headers: dict[str, str] | None = None) -> Reply:
+def _error(status: int, code: str, message: str, state: RogerState, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message, "request_id": state.request_id()}}, headers)
 
 
@@ -314,10 +379,10 @@ class RogerHandler(JsonHandler):
         return match["cid"] if match else "*"
 
     def fault_body(self, status: int) -> Any:
-        code = {429: "rate_limited", 500: "internal_error", 502: "bad_gateway",
-                503: "unavailable", 504: "timeout"}.get(status, "error")
-        return {"error": {"code": code, "message": f"Injected fault {status}",
-                          "request_id": self.state.request_id()}}
+        code = {429: "rate_limited", 500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "timeout"}.get(
+            status, "error"
+        )
+        return {"error": {"code": code, "message": f"Injected fault {status}", "request_id": self.state.request_id()}}
 
     # ---- API
     def _authorize(self, cid: str) -> int:
@@ -326,8 +391,13 @@ class RogerHandler(JsonHandler):
         index = self.state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if index is None or index in self.state.revoked:
             self.state.count(cid, "rejected")
-            raise _error(401, "unauthorized", "missing, unknown or revoked token", self.state,
-                         {"WWW-Authenticate": 'Bearer realm="roger"'})
+            raise _error(
+                401,
+                "unauthorized",
+                "missing, unknown or revoked token",
+                self.state,
+                {"WWW-Authenticate": 'Bearer realm="roger"'},
+            )
         if world.company_id(index) != cid:
             self.state.count(cid, "rejected")
             raise _error(403, "forbidden", f"the token does not give access to company {cid}", self.state)
@@ -345,8 +415,11 @@ class RogerHandler(JsonHandler):
         if rest == "":
             state.count(cid, "company")
             prof = world.profile(i)
-            return 200, {"id": cid, "name": prof.company_name, "cvr": f"{40000000 + i * 1013:08d}",
-                         "base_currency": "DKK"}, {}
+            return (
+                200,
+                {"id": cid, "name": prof.company_name, "cvr": f"{40000000 + i * 1013:08d}", "base_currency": "DKK"},
+                {},
+            )
         if rest == "/bills":
             state.count(cid, "bills_pages")
             return self._bills(i, cid, path, query)
@@ -411,8 +484,7 @@ class RogerHandler(JsonHandler):
                 after = decode_cursor(cursor)
             except ValueError as exc:
                 raise bad(str(exc)) from None
-        page, more = state.page(i, window["updated_since"], window["updated_before"], statuses or None,
-                                after, limit)
+        page, more = state.page(i, window["updated_since"], window["updated_before"], statuses or None, after, limit)
         kinds = {"endless"}
         if page:
             kinds.add("malformed")
@@ -425,8 +497,11 @@ class RogerHandler(JsonHandler):
         if fault is not None and fault.kind == "repeat_cursor":
             next_cursor = cursor
         if fault is not None and fault.kind == "endless":  # a cursor just after the last bill served (or asked for)
-            ts, bid = (page[-1]["updated_at"], page[-1]["id"]) if page else (
-                (data.format_time(after[0]), after[1]) if after else (state.end, ""))
+            ts, bid = (
+                (page[-1]["updated_at"], page[-1]["id"])
+                if page
+                else ((data.format_time(after[0]), after[1]) if after else (state.end, ""))
+            )
             next_cursor = encode_cursor({"updated_at": ts, "id": f"{bid.split('~')[0]}~{fault.fired}"})
         if fault is not None and fault.kind == "malformed":
             return self._malformed(page, next_cursor, fault)

@@ -1,5 +1,8 @@
-# Roger -> e-conomic: the official Airflow image, extended with this project's pinned
-# requirements and its own package (include/roger_economic, include/sandboxes).
+# Roger -> e-conomic: the official Airflow image, extended with this project's pinned run-time
+# requirements (requirements.txt; test and tooling ones are in requirements-dev.txt) and its own
+# package (include/roger_economic, include/roger_economic_airflow, with the `roger-economic`
+# command). The sandboxes, devkit/, tools/ (demo, benchmark) and tests are not copied: the
+# sandbox services of docker-compose.yaml mount ./sandboxes.
 #
 # Follows https://airflow.apache.org/docs/docker-stack/build.html ("extending the image"):
 # Python packages are installed as the `airflow` user, never at container start-up

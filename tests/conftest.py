@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from roger_economic_airflow import local
+from devkit import local
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="roger-economic-tests-"))
 local.configure(SESSION_HOME / "airflow", db_url=f"sqlite:///{SESSION_HOME / 'project.db'}")

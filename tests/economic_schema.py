@@ -18,7 +18,7 @@ import jsonschema
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "economic-api" / "schemas"
 if not SCHEMAS.exists():  # CI lays shared/ beside the clone; the package carries a copy too
-    SCHEMAS = Path(__file__).resolve().parents[1] / "include" / "sandboxes" / "economic" / "schemas"
+    SCHEMAS = Path(__file__).resolve().parents[1] / "sandboxes" / "economic" / "schemas"
 VOUCHER_POST = "journals.journalNumber.vouchers.post.schema.json"
 README = SCHEMAS.parent / "README.md"  # the shared economic-api/README.md, or the sandbox's copy of it
 

@@ -48,14 +48,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]  # the package, and the sandboxes and devkit beside it
 
 import psutil  # noqa: E402  (installed with Airflow)
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
+from devkit import local  # noqa: E402
 from roger_economic import pipeline  # noqa: E402
-from roger_economic_airflow import local  # noqa: E402
 from sandboxes import world  # noqa: E402
 from sandboxes.httpbase import SandboxProcess, free_port  # noqa: E402
 

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]  # the package, and the sandboxes and devkit beside it
 
-from roger_economic_airflow import local  # noqa: E402
+from devkit import local  # noqa: E402
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/suggestions.py [config/agreements.example.yaml]
 
-Every agreement of the file gets the world's master data (``include/sandboxes/world.py``: the chart of accounts
+Every agreement of the file gets the world's master data (``sandboxes/world.py``: the chart of accounts
 e-conomic's sandbox serves, the categories and payment methods Roger's sandbox serves). Then each mapped
 category (and payment method) is hidden in turn and suggested again from the OTHER agreements' mappings and the
 chart of accounts (:func:`roger_economic.suggest.suggest`); a hit is a FIRST suggestion equal to the account the
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]  # the package, and the sandboxes and devkit beside it
 
 from roger_economic import config, suggest  # noqa: E402
 from sandboxes import world  # noqa: E402

@@ -665,8 +665,8 @@ def active_agreement_ids(sess: Session, only: list[str] | None = None) -> list[s
 # ------------------------------------------------------------------------------------------------ command line
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m roger_economic.config", description=__doc__.split("\n")[0])
+def _parser(prog: str = "python -m roger_economic.config") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     load_cmd = sub.add_parser("load", help="add the file's new agreements to the database")
     load_cmd.add_argument("file")
@@ -706,11 +706,13 @@ def _import_csv(args: argparse.Namespace, conn_lookup: credentials.ConnLookup | 
     return 1 if done < len(results) else 0
 
 
-def main(argv: list[str], conn_lookup: credentials.ConnLookup | None = None) -> int:
+def main(
+    argv: list[str], conn_lookup: credentials.ConnLookup | None = None, prog: str = "python -m roger_economic.config"
+) -> int:
     """Exit 0 when the database now matches the file; 1 when an agreement differs and was left unchanged
     (without ``--replace``); 2 when the file or the load was refused (nothing stored). A caller with Airflow at
     hand passes ``conn_lookup`` so that ``conn:`` token references are checked too."""
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     try:
         if args.command == "import-csv":
             return _import_csv(args, conn_lookup)

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
+from devkit import local
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AuthError, RateLimited, ValidationRejected
 from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
-from roger_economic_airflow import local
 from sandboxes import world
 
 

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import pytest
 
+from devkit import local
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import ValidationRejected
 from roger_economic.http import RetryPolicy
-from roger_economic_airflow import local
 from sandboxes import world
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit import local
 from roger_economic.roger import contract
 from roger_economic.roger.client import RogerClient
-from roger_economic_airflow import local
 from sandboxes import world
 
 ROOT = Path(__file__).resolve().parents[2]

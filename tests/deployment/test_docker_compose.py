@@ -242,7 +242,7 @@ def test_airflow_init_migrates_and_creates_the_pool(services: dict[str, Any]) ->
     assert "set -e" in script or "set -euo pipefail" in script, "a failed step must fail airflow-init"
     steps = [
         "airflow db migrate",
-        "python -m roger_economic.db migrate",
+        "roger-economic migrate",
         "airflow pools set economic_api",
     ]
     positions = [script.find(step) for step in steps]

@@ -74,7 +74,7 @@ EconomicValidator = validators.extend(
 def voucher_validator() -> Any:
     candidates = [Path(os.environ["ECONOMIC_SCHEMAS_DIR"])] if os.environ.get("ECONOMIC_SCHEMAS_DIR") else []
     candidates += [
-        ROOT / "include" / "sandboxes" / "economic" / "schemas",
+        ROOT / "sandboxes" / "economic" / "schemas",
         ROOT.parent / "shared" / "economic-api" / "schemas",
     ]
     path = next(p / SCHEMA_NAME for p in candidates if (p / SCHEMA_NAME).exists())

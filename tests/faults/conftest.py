@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit import local
 from roger_economic.config import load_file
-from roger_economic_airflow import local
 from tests.faults.helpers import FAST_RETRIES, ROOT
 
 

@@ -6,10 +6,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from devkit import local
 from roger_economic import pipeline
 from roger_economic.config import load_file
 from roger_economic.db import models, session
-from roger_economic_airflow import local
 from tests.faults.helpers import (
     arm,
     control,

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from devkit import local
 from roger_economic.config import load_file
-from roger_economic_airflow import local
 from tests.faults.helpers import (
     AGREEMENTS,
     FAST_RETRIES,

@@ -29,7 +29,7 @@ def _client(economic, policy: RetryPolicy) -> EconomicClient:
 
 @pytest.fixture()
 def economic_only(fast_retries):
-    from roger_economic_airflow import local
+    from devkit import local
 
     roger, economic = local.start_sandboxes(agreements=2, bills=1)
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from devkit import local
 from roger_economic import report
 from roger_economic.config import load_file
-from roger_economic_airflow import local
 from tests.faults.helpers import ALL, ROOT, arm, control, run_bills, run_master_data
 
 PREFIX = "SECRET-7f3a-"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from bench import Components, query
 
-from roger_economic_airflow import local
+from devkit import local
 from sandboxes import world
 from sandboxes.httpbase import free_port
 

@@ -693,7 +693,7 @@ def test_assumed_conventions_can_be_changed_so_the_sandbox_disagrees(sandbox):
 
 
 def test_the_sandbox_never_imports_the_client():
-    root = Path(__file__).resolve().parents[2] / "include" / "sandboxes"
+    root = Path(__file__).resolve().parents[2] / "sandboxes"
     importing = [
         str(p.relative_to(root)) for p in root.rglob("*.py") if "roger_economic" in p.read_text(encoding="utf-8")
     ]

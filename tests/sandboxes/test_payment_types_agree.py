@@ -19,7 +19,7 @@ from roger_economic.economic import conventions
 from sandboxes.economic import validation as sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "include" / "sandboxes" / "economic"
+SHIPPED = ROOT / "sandboxes" / "economic"
 SHARED = next((p / "shared" / "economic-api" for p in ROOT.parents if (p / "shared" / "economic-api").is_dir()), None)
 
 

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -252,7 +253,13 @@ class SandboxProcess:
 
     def start(self) -> SandboxProcess:
         cmd = [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the sandboxes are not installed: the child finds them where this process did
+        path = [
+            str(Path(__file__).resolve().parents[1]),
+            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             wait_until_up(self.base_url)
         except OSError:

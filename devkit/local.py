@@ -14,7 +14,7 @@ from pathlib import Path
 from sandboxes import world
 from sandboxes.httpbase import SandboxProcess
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def configure(home: Path | None = None, db_url: str | None = None, airflow_db_url: str | None = None) -> Path:

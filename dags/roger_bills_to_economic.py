@@ -31,9 +31,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
+from roger_economic_airflow import ECONOMIC_POOL, MASTER_DATA_URI
 from roger_economic_airflow.limits import timeout
 
-MASTER_DATA = Asset("roger_economic://master_data")
+MASTER_DATA = Asset(MASTER_DATA_URI)
 
 
 def _summary_failed(context: dict) -> None:
@@ -93,7 +94,7 @@ def roger_bills_to_economic():
         from roger_economic_airflow.runtime import cpu_used, endpoints
 
         context = get_current_context()
-        context["group_label"] = group["label"]
+        context["group_label"] = group["label"]  # type: ignore[typeddict-unknown-key]  # map_index_template shows it
         results = extract(group["agreements"], Window(group["since"], group["before"]), endpoints(), context["run_id"])
         print(phase_table(results))
         quiet = not context["params"].get("dry_run") and settled(group["agreements"], context["run_id"], results)
@@ -106,7 +107,8 @@ def roger_bills_to_economic():
             ti = context["ti"]
             ti.xcom_push(key="return_value", value=None)
             task = context["task"]  # validate and load of this group at once (one scheduler pass, not two)
-            in_group = sorted(t for t in task.get_flat_relative_ids() if t.startswith(f"{task.task_group.group_id}."))
+            group_prefix = task.task_id.rpartition(".")[0] + "."  # "agreements."
+            in_group = sorted(t for t in task.get_flat_relative_ids() if t.startswith(group_prefix))
             raise DownstreamTasksSkipped(tasks=[(t, ti.map_index) for t in in_group])
         return group
 
@@ -121,7 +123,7 @@ def roger_bills_to_economic():
         if group is None:
             raise AirflowSkipException("extract found nothing new and nothing waiting")
         context = get_current_context()
-        context["group_label"] = group["label"]
+        context["group_label"] = group["label"]  # type: ignore[typeddict-unknown-key]  # map_index_template shows it
         dry_run = bool(context["params"].get("dry_run"))
         results = validate(group["agreements"], context["run_id"], dry_run=dry_run)
         print(phase_table(results))
@@ -138,14 +140,14 @@ def roger_bills_to_economic():
         print(cpu_used())
         return group
 
-    @task(map_index_template="{{ group_label }}", pool="economic_api", execution_timeout=timeout("load"))
+    @task(map_index_template="{{ group_label }}", pool=ECONOMIC_POOL, execution_timeout=timeout("load"))
     def load(group: dict) -> dict:
         from roger_economic.pipeline import load
         from roger_economic.report import phase_table
         from roger_economic_airflow.runtime import cpu_used, endpoints
 
         context = get_current_context()
-        context["group_label"] = group["label"]
+        context["group_label"] = group["label"]  # type: ignore[typeddict-unknown-key]  # map_index_template shows it
         if context["params"].get("dry_run"):
             print("dry run: nothing posted")
             return group

@@ -16,9 +16,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from roger_economic_airflow import ECONOMIC_POOL, MASTER_DATA_URI
 from roger_economic_airflow.limits import timeout
 
-MASTER_DATA = Asset("roger_economic://master_data")
+MASTER_DATA = Asset(MASTER_DATA_URI)
 
 
 @dag(
@@ -44,13 +45,13 @@ def roger_master_data():
             ids = active_agreement_ids(sess, selected_agreements(get_current_context()))
         return groups(ids)
 
-    @task(map_index_template="{{ group_label }}", pool="economic_api", execution_timeout=timeout("refresh"))
+    @task(map_index_template="{{ group_label }}", pool=ECONOMIC_POOL, execution_timeout=timeout("refresh"))
     def refresh(group: dict) -> dict:
         from roger_economic.pipeline import refresh_master_data
         from roger_economic_airflow.runtime import endpoints
 
         context = get_current_context()
-        context["group_label"] = group["label"]
+        context["group_label"] = group["label"]  # type: ignore[typeddict-unknown-key]  # map_index_template shows it
         results = refresh_master_data(group["agreements"], endpoints(), context["run_id"])
         for aid, res in results.items():
             print(f"{aid}: {res}")

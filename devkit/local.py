@@ -169,4 +169,6 @@ def ensure_pool(slots: int = 8) -> None:
     """The pool that bounds concurrent e-conomic work (created by setup, never by hand)."""
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool("economic_api", slots, "concurrent e-conomic API work", include_deferred=False)
+    from roger_economic_airflow import ECONOMIC_POOL
+
+    Pool.create_or_update_pool(ECONOMIC_POOL, slots, "concurrent e-conomic API work", include_deferred=False)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from roger_economic.db import PROJECT_ROOT, models, session
+from roger_economic.http import ApiCaller, RetryPolicy
 
 log = logging.getLogger(__name__)
 SENT = PROJECT_ROOT / "var" / "alerts"
@@ -123,8 +123,11 @@ def mark_sent(run_id: str, channels: list[str]) -> None:
 
 
 def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
-    """POST the alert as JSON (standard library: the alert must not depend on the HTTP stack that failed)."""
+    """POST the alert as JSON through the project's HTTP client, once (a POST without an idempotency key is not
+    retried: the receiver may have it), all of it within ``timeout``; an error status raises ``ApiError``."""
     body = json.dumps({"subject": alert.subject, "text": alert.text, **alert.payload}, default=str).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # an HTTP error status raises
-        response.read()
+    caller = ApiCaller("alert webhook", "*", url, {"Accept": "*/*"}, RetryPolicy(max_attempts=1, timeout=timeout))
+    try:
+        caller.request("POST", "", data=body, raw=True)
+    finally:
+        caller.close()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from roger_economic.errors import ConfigError
+from roger_economic.settings import environment
 
 ConnLookup = Callable[[str], str | None]
 
@@ -51,7 +52,7 @@ class Endpoints:
     @classmethod
     def from_env(cls, conn_lookup: ConnLookup | None = None) -> Endpoints:
         return cls(
-            roger_base_url=os.environ.get("ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
-            economic_base_url=os.environ.get("ECONOMIC_BASE_URL", "http://127.0.0.1:8082"),
+            roger_base_url=environment().roger_base_url or "http://127.0.0.1:8081/v1",
+            economic_base_url=environment().economic_base_url or "http://127.0.0.1:8082",
             conn_lookup=conn_lookup,
         )

@@ -28,7 +28,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -53,6 +53,7 @@ from roger_economic.errors import (
     Unreachable,
     ValidationRejected,
 )
+from roger_economic.settings import environment
 
 log = logging.getLogger(__name__)
 
@@ -60,32 +61,16 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SECRET_HEADERS = frozenset({"x-appsecrettoken", "x-agreementgranttoken", "authorization", "proxy-authorization"})
 
 
-def _env_number(name: str, default: float) -> float:
-    """A number from the environment (read when a policy is made, so tests and deployments can tune it)."""
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        log.warning("%s=%r is not a number; using %s", name, raw, default)
-        return default
-    return value if value > 0 else default
-
-
 @dataclass
 class RetryPolicy:
     """How often and how long to retry; defaults from ``ROGER_ECONOMIC_HTTP_*`` environment variables."""
 
-    max_attempts: int = field(default_factory=lambda: int(_env_number("ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS", 6)))
-    base_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BASE_DELAY", 0.25))
-    max_delay: float = field(default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_MAX_DELAY", 30.0))
-    budget: float = field(  # seconds of waiting per call, at most
-        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_BUDGET", 120.0)
-    )
-    timeout: float = field(  # per try, all of it: connect, send and every read of the answer
-        default_factory=lambda: _env_number("ROGER_ECONOMIC_HTTP_TIMEOUT", 30.0)
-    )
+    max_attempts: int = field(default_factory=lambda: environment().http_max_attempts)
+    base_delay: float = field(default_factory=lambda: environment().http_base_delay)
+    max_delay: float = field(default_factory=lambda: environment().http_max_delay)
+    budget: float = field(default_factory=lambda: environment().http_budget)  # seconds of waiting per call, at most
+    # per try, all of it: connect, send and every read of the answer
+    timeout: float = field(default_factory=lambda: environment().http_timeout)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
 
@@ -345,7 +330,7 @@ class _Watchdog:
         self.__init__()  # type: ignore[misc]
 
     @contextlib.contextmanager
-    def call(self, seconds: float):
+    def call(self, seconds: float) -> Iterator[_Call]:
         call = _Call(time.monotonic() + seconds)
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
@@ -423,7 +408,7 @@ class _HTTPSPool(HTTPSConnectionPool):
 def _pool_manager(base_url: str) -> urllib3.PoolManager:
     """Connections for one caller: through the proxy the environment names, verified with its CA bundle
     (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's, as ``requests`` did)."""
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    ca_bundle = environment().ca_bundle or certifi.where()
     parts = urlsplit(base_url)
     proxy = _proxy_for(parts.scheme, parts.hostname or "")
     if proxy:

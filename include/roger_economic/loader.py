@@ -37,6 +37,7 @@ from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.economic.conventions import filter_eq, vat_zone_for
 from roger_economic.errors import NotFound, ValidationRejected
 from roger_economic.roger.client import RogerClient
+from roger_economic.settings import environment
 from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,8 @@ BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may
 
 
 def batch_size() -> int:
-    try:
-        return max(1, min(BATCH_SIZE, int(os.environ.get("ROGER_ECONOMIC_BATCH_SIZE") or BATCH_SIZE)))
-    except ValueError:
-        return BATCH_SIZE
+    asked = environment().batch_size
+    return BATCH_SIZE if asked is None else max(1, min(BATCH_SIZE, asked))
 
 
 DECIMAL_FIELDS = ("amount", "contraVatAmount", "exchangeRate")

@@ -37,15 +37,16 @@ from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, scrub
 from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
+from roger_economic.settings import environment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DATA_DOCS = PROJECT_ROOT / "var" / "data_docs"
-GROUP_SIZE = int(os.environ.get("ROGER_ECONOMIC_GROUP_SIZE", "100"))
-MAX_GROUPS = int(os.environ.get("ROGER_ECONOMIC_MAX_GROUPS", "25"))
-LEASE_WAIT = float(os.environ.get("ROGER_ECONOMIC_LEASE_WAIT", "300"))
-LOAD_THREADS = int(os.environ.get("ROGER_ECONOMIC_LOAD_THREADS", "8"))
+GROUP_SIZE = environment().group_size
+MAX_GROUPS = environment().max_groups
+LEASE_WAIT = environment().lease_wait
+LOAD_THREADS = environment().load_threads
 LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
 AGREEMENT_DEADLINE = 1800.0  # seconds one agreement's work in one step may take (ROGER_ECONOMIC_AGREEMENT_DEADLINE)
@@ -145,8 +146,8 @@ def _settings(agreement_ids: list[str]) -> dict[str, Settings]:
 
 def agreement_deadline() -> float:
     """How long one agreement's work in one step may take before it is failed and no longer waited for."""
-    raw = os.environ.get("ROGER_ECONOMIC_AGREEMENT_DEADLINE")
-    return float(raw) if raw else AGREEMENT_DEADLINE
+    given = environment().agreement_deadline
+    return given if given is not None else AGREEMENT_DEADLINE
 
 
 def _each(
@@ -622,7 +623,7 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
     bills = [(aid, ensure_judged(payload)) for aid, payload in bills]  # staged before records were judged
     frame = prepare(bills, runnable) if bills else None
     docs = None
-    if frame is not None and os.environ.get("ROGER_ECONOMIC_DATA_DOCS", "1") == "1":
+    if frame is not None and environment().data_docs:
         label = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}__{agreement_ids[0]}")
         docs = validation.DataDocs(DATA_DOCS, label)
     findings = validation.run(frame, docs) if frame is not None else []

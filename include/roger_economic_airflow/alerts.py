@@ -9,12 +9,12 @@ Configuration (environment):
 from __future__ import annotations
 
 import logging
-import os
 from html import escape
 from typing import Any
-from urllib.error import HTTPError
 
 from roger_economic import alerts
+from roger_economic.errors import ApiError
+from roger_economic.settings import environment
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,16 @@ def notify(report: dict[str, Any]) -> list[str]:
         return []
     channels: list[str] = []
     failed: list[str] = []
-    webhook = os.environ.get("ROGER_ECONOMIC_ALERT_WEBHOOK")
+    webhook = environment().alert_webhook
     if webhook:
         try:
             alerts.send_webhook(webhook, alert)
             channels.append("webhook")
         except Exception as exc:  # the address may hold a secret: never in the message
             log.error("alert not sent via webhook: %s", type(exc).__name__)
-            failed.append(f"webhook ({type(exc).__name__}{f' {exc.code}' if isinstance(exc, HTTPError) else ''})")
-    emails = [e.strip() for e in os.environ.get("ROGER_ECONOMIC_ALERT_EMAILS", "").split(",") if e.strip()]
+            status = f" {exc.status}" if isinstance(exc, ApiError) and exc.status else ""
+            failed.append(f"webhook ({type(exc).__name__}{status})")
+    emails = list(environment().alert_emails)
     if emails:
         try:
             _send_email(emails, alert)
@@ -64,7 +65,7 @@ def notify(report: dict[str, Any]) -> list[str]:
 def _send_email(emails: list[str], alert: alerts.Alert) -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    conn_id = os.environ.get("ROGER_ECONOMIC_ALERT_SMTP_CONN", "smtp_default")
+    conn_id = environment().alert_smtp_conn
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=emails, subject=alert.subject, html_content=f"<pre>{escape(alert.text)}</pre>")
 

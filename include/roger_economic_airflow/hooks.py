@@ -31,11 +31,11 @@ Hook classes that define ``get_connection_form_widgets`` need wtforms, which Air
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.providers.http.hooks.http import HttpHook
 
+from roger_economic.settings import environment
 from roger_economic_airflow.provider import ECONOMIC_FORM, ROGER_FORM, ui_field_behaviour
 
 ECONOMIC_BASE_URL = "https://restapi.e-conomic.com"
@@ -126,7 +126,7 @@ class EconomicHook(_TokenHttpHook):
                 return form_field(app, self.conn_type, "app_secret_token") or str(app.password or "")
         elif conn is not None and conn.password:
             return str(conn.password)  # economic_default without the field: its password is the app secret
-        return os.environ.get("ECONOMIC_APP_SECRET_TOKEN", "")
+        return environment().app_secret_token or ""
 
     def grant_token(self, conn: Any) -> str:
         if self.http_conn_id == ECONOMIC_APP_CONN and not form_field(conn, self.conn_type, "app_secret_token"):

@@ -9,8 +9,9 @@ default, see ``roger_economic.pipeline._each``), well inside its task's bound.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
+
+from roger_economic.settings import environment
 
 # seconds; a group's step is sized for 100+ agreements (a loaded night of 200 × 50 bills takes 30 s,
 # a first night of a large client minutes), plan and summarise only read and write the project database
@@ -28,7 +29,7 @@ DEFAULTS = {
 
 def timeout(task: str) -> timedelta:
     """The execution timeout of ``task`` (a key of :data:`DEFAULTS`)."""
-    raw = os.environ.get(f"ROGER_ECONOMIC_TIMEOUT_{task.upper()}")
+    raw = environment().task_timeouts.get(task)
     seconds = float(raw) if raw else DEFAULTS.get(task, DEFAULTS["default"])
     if seconds <= 0:
         raise ValueError(f"ROGER_ECONOMIC_TIMEOUT_{task.upper()} must be a positive number of seconds, not {raw!r}")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ import pendulum
 
 from roger_economic.credentials import Endpoints
 from roger_economic.pipeline import Window
+from roger_economic.settings import environment
 
 LOCAL_TZ = "Europe/Copenhagen"
 
@@ -33,8 +33,9 @@ def _password(conn_id: str) -> str | None:
 def base_url(conn_id: str, env: str, default: str, lookup: Callable[[str], Any] | None = None) -> str:
     """A service's base URL: the environment variable, else the connection's host (``lookup`` finds it: the
     tasks' look-up by default; the api-server has its own), else ``default``."""
-    if os.environ.get(env):
-        return os.environ[env]
+    given = {"ROGER_BASE_URL": environment().roger_base_url, "ECONOMIC_BASE_URL": environment().economic_base_url}
+    if given.get(env):
+        return str(given[env])
     conn = (lookup or _connection)(conn_id)
     if conn is not None and conn.host:
         host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
@@ -44,9 +45,7 @@ def base_url(conn_id: str, env: str, default: str, lookup: Callable[[str], Any] 
 
 def endpoints() -> Endpoints:
     """Base URLs from env or connections ``roger_default``/``economic_default``; tokens resolved lazily."""
-    app_secret_ref = (
-        "env:ECONOMIC_APP_SECRET_TOKEN" if os.environ.get("ECONOMIC_APP_SECRET_TOKEN") else "conn:economic_default"
-    )
+    app_secret_ref = "env:ECONOMIC_APP_SECRET_TOKEN" if environment().app_secret_token else "conn:economic_default"
     return Endpoints(
         roger_base_url=base_url("roger_default", "ROGER_BASE_URL", "http://127.0.0.1:8081/v1"),
         economic_base_url=base_url("economic_default", "ECONOMIC_BASE_URL", "http://127.0.0.1:8082"),
@@ -55,11 +54,14 @@ def endpoints() -> Endpoints:
     )
 
 
-def _day_start(text: str) -> datetime:
-    return pendulum.parse(text, tz=LOCAL_TZ).start_of("day")
+def _day_start(text: str) -> pendulum.DateTime:
+    moment = pendulum.parse(text, tz=LOCAL_TZ)
+    if not isinstance(moment, pendulum.DateTime):  # a date parses as its midnight; a bare time or duration is not one
+        raise ValueError(f"not a date: {text!r}")
+    return moment.start_of("day")
 
 
-def window(context: dict[str, Any]) -> Window:
+def window(context: Mapping[str, Any]) -> Window:
     """The run's window: the params' date range, else the data interval, else the last day."""
     params = context.get("params") or {}
     if params.get("from_date") or params.get("to_date"):
@@ -79,7 +81,7 @@ def _iso(moment: datetime | None) -> str | None:
     return pendulum.instance(moment).in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def selected_agreements(context: dict[str, Any]) -> list[str] | None:
+def selected_agreements(context: Mapping[str, Any]) -> list[str] | None:
     chosen = (context.get("params") or {}).get("agreements") or []
     return [str(a).strip() for a in chosen if str(a).strip()] or None
 
@@ -99,7 +101,7 @@ def _db_error(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {first[:200]}"
 
 
-def _failed_tasks(context: dict[str, Any]) -> list[tuple[str, int | None]]:
+def _failed_tasks(context: Mapping[str, Any]) -> list[tuple[str, int | None]]:
     """(task id, map index or None) of each task of this run that failed (retries spent)."""
     ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
@@ -112,7 +114,7 @@ def _failed_tasks(context: dict[str, Any]) -> list[tuple[str, int | None]]:
     return sorted(out, key=lambda t: (t[0], -1 if t[1] is None else t[1]))
 
 
-def run_outcome(context: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+def run_outcome(context: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
     """The run's report: from the project database, else from what Airflow knows (the plan, the task states).
 
     A failed plan, a group's step that failed as a whole (named with the group's agreements), and a

@@ -39,6 +39,7 @@ from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roger_economic import csv_import, masterdata
@@ -598,7 +599,7 @@ def _redirect(request: Request, path: str, msg: str, **params: Any) -> RedirectR
     return RedirectResponse(f"{_base(request)}{path}?{query}", status_code=303)
 
 
-def _bill_filter(form: Any) -> dict[str, str]:
+def _bill_filter(form: Any) -> dict[str, Any]:
     """The bill log's filter as a form carried it (so an action returns to the same view)."""
     state = str(form.get("state") or "")
     page = str(form.get("page") or "")
@@ -799,7 +800,7 @@ def _action_text(row: Any) -> str:
 
 def _render_setup(
     request: Request,
-    user: BaseUser,
+    user: BaseUser | None,
     setup: queries.Setup,
     sel: dict[str, Any],
     errors: list[str] | None = None,
@@ -962,6 +963,7 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
 
     if not await run_in_threadpool(exists):
         raise HTTPException(404, "No such agreement")
+    note: str | None
     try:
         run_id = await run_in_threadpool(trigger_master_data_refresh, agreement_id, user)
     except Exception as exc:  # DAG not parsed yet, run id clash, …: tell the user, keep the page
@@ -1143,7 +1145,8 @@ r.agreement_id | urlencode }}">{{ r.agreement_id }}</a>{% else %}{{ r.agreement_
 nothing</span></div></div><p><button type="submit">Import</button></p></form>
 {% else %}<p class="muted">Read only: you may not add clients.</p>{% endif %}
 {% endblock %}"""
-templates.loader.mapping["import.html"] = IMPORT  # type: ignore[attr-defined]
+assert isinstance(templates.loader, DictLoader)
+templates.loader = DictLoader({**templates.loader.mapping, "import.html": IMPORT})
 IMPORT_MAX_BYTES = 2_000_000
 
 
@@ -1189,7 +1192,7 @@ async def import_csv(request: Request, user: GetUserDep) -> HTMLResponse:
     """A result per row; a file refused as a whole (bad header, too big, not UTF-8) stores nothing."""
     form = await request.form()
     upload = form.get("file")
-    data = await upload.read(IMPORT_MAX_BYTES + 1) if hasattr(upload, "read") else b""
+    data = await upload.read(IMPORT_MAX_BYTES + 1) if isinstance(upload, UploadFile) else b""
     filename = str(getattr(upload, "filename", "") or "upload.csv")[:100]
     errors: list[str] = []
     journals: dict[str, int] = {}
@@ -1294,8 +1297,8 @@ def add_client_callback(request: Request, user: GetUserDep, state: str = "", tok
                 "add_client",
                 target=aid,
                 after={
-                    "Roger company": sess.get(models.Agreement, aid).roger_company_id,
-                    "e-conomic agreement": sess.get(models.Agreement, aid).economic_agreement_number,
+                    "Roger company": sess.get_one(models.Agreement, aid).roger_company_id,
+                    "e-conomic agreement": sess.get_one(models.Agreement, aid).economic_agreement_number,
                 },
             )
     except onboarding.OnboardingError as exc:
@@ -1314,7 +1317,7 @@ def check_prerequisites(request: Request, agreement_id: str, user: GetUserDep) -
     with session() as sess:
         _agreement_or_404(queries.load_setup(sess, agreement_id))
         me = onboarding.check_prerequisites(sess, agreement_id)
-        status = sess.get(models.AgreementStatus, agreement_id)
+        status = sess.get_one(models.AgreementStatus, agreement_id)  # check_prerequisites wrote it
         found = {"API access": _yesno(status.api_access), "Indscanning": _yesno(status.scanning_addon)}
         queries.record(sess, agreement_id, user.get_name(), "check_prerequisites", after=found)
     if me is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import time
@@ -39,6 +38,7 @@ from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import ConfigError
 from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
+from roger_economic.settings import environment
 
 APPROVAL_BASE_URL = "https://secure.e-conomic.com"
 INSTALL_PATH = "/secure/api1/requestaccess.aspx"
@@ -145,7 +145,7 @@ def _password(conn_id: str) -> str | None:
 
 
 def app_public_token() -> str:
-    token = _extra(_connection(APP_CONN), "app_public_token") or os.environ.get("ECONOMIC_APP_PUBLIC_TOKEN", "")
+    token = _extra(_connection(APP_CONN), "app_public_token") or environment().app_public_token or ""
     if not token:
         raise OnboardingError(
             f"No app public token: set the 'App public token' field of the {APP_CONN} connection "
@@ -156,9 +156,7 @@ def app_public_token() -> str:
 
 def approval_base_url() -> str:
     return (
-        os.environ.get("ECONOMIC_APPROVAL_BASE_URL")
-        or _extra(_connection(APP_CONN), "approval_base_url")
-        or APPROVAL_BASE_URL
+        environment().approval_base_url or _extra(_connection(APP_CONN), "approval_base_url") or APPROVAL_BASE_URL
     ).rstrip("/")
 
 
@@ -167,7 +165,7 @@ def app_secret() -> str:
 
     conn = _connection(APP_CONN)
     secret = EconomicHook(APP_CONN).app_secret(conn) if conn is not None else ""
-    secret = secret or os.environ.get("ECONOMIC_APP_SECRET_TOKEN", "")
+    secret = secret or environment().app_secret_token or ""
     if not secret:
         raise OnboardingError(f"No app secret token: set the {APP_CONN} connection (or $ECONOMIC_APP_SECRET_TOKEN).")
     return secret

@@ -260,7 +260,7 @@ def run_chart(sess: Session, limit: int = 30) -> list[dict[str, Any]]:
     ).all()
     if not recent:
         return []
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         run_id: {"run_id": run_id, "finished_at": at, "booked": 0, "quarantined": 0, "failed": 0}
         for run_id, at in recent
     }
@@ -276,6 +276,11 @@ def run_chart(sess: Session, limit: int = 30) -> list[dict[str, Any]]:
         if outcome != "ok":
             run["failed"] += 1
     return sorted(runs.values(), key=lambda r: (r["finished_at"] is None, r["finished_at"]))
+
+
+def _rowcount(result: Any) -> int:
+    """The rows an UPDATE changed (SQLAlchemy types ``execute``'s answer as a plain ``Result``)."""
+    return int(result.rowcount or 0)
 
 
 def _int(value: Any) -> int:
@@ -659,7 +664,7 @@ def save_setup(
     result = sess.execute(
         update(A).where(*condition).values(**parsed.values, updated_at=now).execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         current = sess.scalar(select(A.updated_at).where(A.id == setup.agreement.id))
         raise SetupChanged(changes_since(sess, setup.agreement.id, seen), current.isoformat() if current else "")
     agreement = sess.get(A, setup.agreement.id)
@@ -835,7 +840,7 @@ def resync_bill(sess: Session, agreement_id: str, bill_id: str, actor: str = "un
     result = sess.execute(
         update(B).where(B.agreement_id == agreement_id, B.bill_id == bill_id, B.state == state).values(state="new")
     )
-    if result.rowcount:
+    if _rowcount(result):
         record(
             sess, agreement_id, actor, "resync_bill", target=bill_id, before={"state": state}, after={"state": "new"}
         )
@@ -853,7 +858,7 @@ def resync_quarantined(sess: Session, agreement_id: str, actor: str = "unknown")
     result = sess.execute(
         update(B).where(and_(B.agreement_id == agreement_id, B.state == "quarantined")).values(state="new")
     )
-    count = int(result.rowcount or 0)
+    count = _rowcount(result)
     if count:
         record(
             sess,

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from roger_economic_airflow import ECONOMIC_POOL
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -243,7 +245,7 @@ def test_airflow_init_migrates_and_creates_the_pool(services: dict[str, Any]) ->
     steps = [
         "airflow db migrate",
         "roger-economic migrate",
-        "airflow pools set economic_api",
+        f"airflow pools set {ECONOMIC_POOL} ",
     ]
     positions = [script.find(step) for step in steps]
     assert all(p >= 0 for p in positions), dict(zip(steps, positions, strict=True))

@@ -6,7 +6,6 @@ SQLite (a file under ``var/``) is the embedded default; any SQLAlchemy URL in
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +17,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from roger_economic.settings import environment
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def default_url() -> str:
-    url = os.environ.get("ROGER_ECONOMIC_DB_URL")
+    url = environment().db_url
     if url:
         return url
     var = PROJECT_ROOT / "var"
@@ -62,7 +63,7 @@ def _create(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(eng, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # concurrent task processes share the file
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # concurrent task processes share the file
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=60000")

@@ -21,6 +21,7 @@ e-conomic conventions relied on here (``economic-api/README.md`` sections; the a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from roger_economic.economic.conventions import GONE_ENTRY_STATUS, TOO_LARGE_STATUS, voucher_path, year_path
@@ -49,7 +50,7 @@ class EconomicClient:
         grant_token: str,
         agreement: str,
         policy: RetryPolicy | None = None,
-        on_call=None,
+        on_call: Callable[[str, str], None] | None = None,
     ) -> None:
         self.http = ApiCaller(
             "e-conomic",

@@ -29,13 +29,14 @@ without a code change, and the sandbox has the matching control setting
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
+
+from roger_economic.settings import environment
 
 
 def _credit_sign() -> Decimal:
     """``ECONOMIC_CREDIT_SIGN``: ``-`` (the default reading) or ``+`` when a live agreement shows the opposite."""
-    value = os.environ.get("ECONOMIC_CREDIT_SIGN", "-").strip()
+    value = environment().credit_sign.strip()
     if value not in ("-", "+"):
         raise ValueError(f"ECONOMIC_CREDIT_SIGN must be '-' or '+', not {value!r}")
     return Decimal(-1) if value == "-" else Decimal(1)
@@ -68,21 +69,20 @@ PAYMENT_TYPE_NUMBERS = {
 BOOKABLE_ACCOUNT_TYPES = frozenset({"profitAndLoss", "status"})
 # *(assumed: how /self spells the scanning add-on)*, compared case-folded
 SCANNING_MODULE_NAMES = frozenset(
-    name.strip().casefold()
-    for name in os.environ.get("ECONOMIC_SCANNING_MODULE_NAMES", "Indscanning,Scanning").split(",")
-    if name.strip()
+    name.strip().casefold() for name in environment().scanning_module_names.split(",") if name.strip()
 )
 
 
-def _status(name: str, default: int) -> int:
-    value = os.environ.get(name, str(default)).strip()
+def _status(name: str, given: str) -> int:
+    value = given.strip()
     if not value.isdigit() or not 400 <= int(value) <= 499:
         raise ValueError(f"{name} must be an HTTP 4xx status, not {value!r}")
     return int(value)
 
 
-TOO_LARGE_STATUS = _status("ECONOMIC_TOO_LARGE_STATUS", 413)  # *(assumed)* an attachment over 9 MB
-GONE_ENTRY_STATUS = _status("ECONOMIC_GONE_ENTRY_STATUS", 404)  # *(assumed)* DELETE of an entry no longer a draft
+# *(assumed)* the answers to an attachment over 9 MB, and to a DELETE of an entry no longer a draft
+TOO_LARGE_STATUS = _status("ECONOMIC_TOO_LARGE_STATUS", environment().too_large_status)
+GONE_ENTRY_STATUS = _status("ECONOMIC_GONE_ENTRY_STATUS", environment().gone_entry_status)
 
 
 def invoice_amount(document_type: str, gross: Decimal) -> Decimal:
@@ -156,7 +156,7 @@ EU_COUNTRIES = frozenset(
 
 def _vat_zones() -> tuple[int, int, int]:
     """``ECONOMIC_VAT_ZONES``: the domestic, EU and abroad zone numbers *(assumed: 1, 2, 3)*."""
-    text = os.environ.get("ECONOMIC_VAT_ZONES", "1,2,3")
+    text = environment().vat_zones
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"ECONOMIC_VAT_ZONES must be three numbers 'domestic,eu,abroad', not {text!r}")

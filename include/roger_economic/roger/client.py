@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -14,25 +13,20 @@ from urllib.parse import quote
 from roger_economic.errors import IntegrationError
 from roger_economic.http import ApiCaller, RetryPolicy
 from roger_economic.roger import contract
+from roger_economic.settings import environment
 
 BOOKABLE_FEED_STATUSES = None  # the feed is read whole: waiting and withdrawn bills matter too
 
 
 def page_limit() -> int:
     """Bills per page of the feed (``ROGER_ECONOMIC_ROGER_PAGE_SIZE``, 1..500; default 500)."""
-    try:
-        return max(1, min(500, int(os.environ.get("ROGER_ECONOMIC_ROGER_PAGE_SIZE") or 500)))
-    except ValueError:
-        return 500
+    return environment().roger_page_size
 
 
 def max_feed_pages() -> int:
     """Pages one walk of the bill feed may take (``ROGER_ECONOMIC_ROGER_MAX_PAGES``; default 1000, i.e. up to
     500,000 bills at 500 a page): more means a feed that never ends."""
-    try:
-        return max(1, int(os.environ.get("ROGER_ECONOMIC_ROGER_MAX_PAGES") or 1000))
-    except ValueError:
-        return 1000
+    return environment().roger_max_pages
 
 
 class FeedBroken(IntegrationError):
@@ -49,7 +43,7 @@ class RogerClient:
         token: str,
         agreement: str,
         policy: RetryPolicy | None = None,
-        on_call=None,
+        on_call: Callable[[str, str], None] | None = None,
     ) -> None:
         self.company_id = company_id
         self.http = ApiCaller(

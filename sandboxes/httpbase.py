@@ -50,7 +50,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     """Routes a request, applies armed faults around it, and answers JSON."""
 
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms each
+    disable_nagle_algorithm = True  # headers and body go out in two writes: without this, a delayed ACK each
     server: SandboxServer
     # the rest a route acts out itself
     kinds_before = frozenset({"status", "slow", "reset", "lost_answer", "drip", "echo", "junk"})

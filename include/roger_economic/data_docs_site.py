@@ -7,8 +7,8 @@ result, and writes into the one shared site the UI serves:
   context does not hold, so each validation deleted the pages of the groups validated
   before it (the run report and the UI linked to pages that were gone). Pages are kept.
 * :class:`CachedPageView`, :class:`CachedIndexPageView`: GX builds a fresh Jinja
-  environment for every page, so each validation compiled the same fifty templates again
-  (about half a second of CPU per group, as much as the validation itself). These are GX's
+  environment for every page, so each validation would compile the same templates again
+  (costing as much as the validation itself). These are GX's
   own views with Jinja's file bytecode cache (keyed by template and source checksum, in a
   per-user directory under the system's temp dir).
 

@@ -90,7 +90,7 @@ class ApiCaller:
 
     Plain urllib3, not ``requests``: a night's load makes thousands of small calls, and requests'
     per-call machinery (merging settings, hooks, cookies, re-reading proxy settings from an environment
-    that holds every agreement's token reference) cost more CPU than the call itself.
+    that holds every agreement's token reference) costs more CPU than the call itself.
     """
 
     def __init__(
@@ -426,8 +426,8 @@ def _pool_manager(base_url: str) -> urllib3.PoolManager:
 @functools.lru_cache(maxsize=64)
 def _proxy_for(scheme: str, host: str) -> str | None:
     """The proxy the environment names for a host (``*_proxy``, ``all_proxy``, ``no_proxy``), read once per
-    scheme and host: reading proxy settings scans the whole environment (about 16 ms with
-    every agreement's token reference in it), and every agreement has its own base URL on the same host."""
+    scheme and host: reading proxy settings scans the whole environment (slow when it holds every
+    agreement's token reference), and every agreement has its own base URL on the same host."""
     if host and proxy_bypass(host):
         return None
     proxies = getproxies()

@@ -885,7 +885,7 @@ class Loader:
         log.warning("agreement %s: document of bill %s is too large to attach (%d bytes)", self.aid, bill_id, len(pdf))
 
     def _mark_attached(self, row_ids: list[int]) -> None:
-        """Record attachments a few at a time: one commit per upload cost more CPU than the upload.
+        """Record attachments a few at a time: a commit per upload would cost more than the upload.
 
         If the process dies before this, the next run uploads again and e-conomic answers that the voucher
         already has its attachment (or the idempotency key replays the first answer): nothing is added twice.

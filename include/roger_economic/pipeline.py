@@ -1,6 +1,6 @@
 """The steps the DAGs wire together, each for a *group* of agreements.
 
-Why groups: the scheduler runs about 9 task instances a second and a Great
+Why groups: the scheduler starts only a few task instances a second and a Great
 Expectations run costs the same for 1 bill or 10,000, so a nightly run over
 hundreds of agreements maps one task per group, not per agreement. Inside a
 group each agreement is handled on its own: its failure is recorded under its
@@ -73,7 +73,7 @@ def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = M
 
     Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped task groups: a readable grid
     is far smaller than Airflow's ``max_map_length`` (1024), and every task pays a fixed cost (a task
-    process, a Great Expectations context and Data Docs, its sessions) of about a CPU-second. The
+    process, a Great Expectations context and Data Docs, its sessions), whatever its size. The
     agreements are spread evenly, so groups finish together (250 → 84 + 83 + 83, not 100 + 100 + 50).
     """
     if not agreement_ids:
@@ -167,7 +167,7 @@ def _each(
     agreement safe to take up again).
 
     Outcomes are written to the run report every ``RECORD_EVERY`` agreements (and at the end), not one
-    transaction each: one per agreement was a fifth of a no-op extract's CPU. A crash loses only the
+    transaction each: one per agreement would dominate a quiet night's extract. A crash loses only the
     report lines of the last few agreements, which the task's retry writes again.
     """
     limit = agreement_deadline() if deadline is None else deadline

@@ -229,7 +229,7 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
     if docs is not None:  # GX writes the values it reports into the Data Docs HTML as they are
         checked = _html_text(checked)
     result = _validate(checked, docs)
-    # the failing rows looked up in plain columns: a pandas row lookup per hit cost more than the rest
+    # the failing rows looked up in plain columns: a pandas row lookup per hit would cost more than the rest
     position = {key: i for i, key in enumerate(checked.row_key.tolist())}
     wanted = {"agreement_id", "bill_id", "version", *(c for r in RULES for c in (r.column, r.value_column))}
     column = {c: rows[c].tolist() for c in wanted}

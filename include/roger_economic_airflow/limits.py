@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from roger_economic.settings import environment
 
-# seconds; a group's step is sized for 100+ agreements (a loaded night of 200 × 50 bills takes 30 s,
-# a first night of a large client minutes), plan and summarise only read and write the project database
+# seconds; a group's step is sized for 100+ agreements with room for a large client's first night (many
+# times a usual night's work); plan and summarise only read and write the project database
 DEFAULTS = {
     "default": 3600,
     "plan": 600,

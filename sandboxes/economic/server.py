@@ -398,8 +398,8 @@ def kind_of(path: str) -> str:
 class EconomicHandler(JsonHandler):
     """One request against the e-conomic sandbox."""
 
-    # Headers and body go out in two writes: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms
-    # to every keep-alive answer.
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle + delayed ACK stall
+    # every keep-alive answer.
     disable_nagle_algorithm = True
 
     # ------------------------------------------------------------------ base hooks

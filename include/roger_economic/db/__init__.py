@@ -88,7 +88,7 @@ def _ping_when_idle(eng: Engine) -> None:
 
     Long-lived processes (the API server's UI page, the benchmark) outlive a database restart, so a
     connection that sat in the pool must be checked. ``pool_pre_ping`` checks on *every* checkout: a
-    round trip per unit of work, measured as a tenth of the loader's time on the database. A
+    round trip per unit of work, which the loader's many short transactions cannot afford. A
     connection handed back a moment ago is alive; one that rested ``IDLE_BEFORE_PING`` seconds gets a
     ping, and a dead one is replaced (the pool retries the checkout on ``DisconnectionError``).
     """
@@ -113,7 +113,7 @@ def _ping_when_idle(eng: Engine) -> None:
 @cache
 def _factory(bind: Engine) -> sessionmaker[Session]:
     # one factory per engine: each sessionmaker() makes a new Session class, and SQLAlchemy sets up event
-    # dispatch for every new class (measured: a fifth of the loader's database CPU)
+    # dispatch for every new class (too costly to pay per unit of work)
     return sessionmaker(bind, expire_on_commit=False)
 
 

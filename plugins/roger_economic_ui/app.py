@@ -238,6 +238,11 @@ longer allows them, or they are missing from its master data). SAVE keeps them a
 <span class="badge failed">{{ master_data_error }}</span>{% endif %}</p>
 
 <h2 id="prerequisites">Prerequisites in e-conomic</h2>
+{% if me %}<p class="small" id="connected-to">e-conomic agreement <strong>{{ me.agreementNumber }}</strong>
+({{ (me.company or {}).name or "no company name" }}), base currency
+<strong>{{ (me.settings or {}).baseCurrency or "not given" }}</strong> · Roger company
+<strong>{{ agreement.roger_company_id }}</strong>{% if roger_company.name %} ({{ roger_company.name }}){% endif %}
+</p>{% endif %}
 <div class="scroll"><table class="prerequisites"><tbody>
 <tr id="prereq-api"><td>{{ mark(status.api_access if status else none) }} API access</td>
 <td class="small">{% if status and status.api_access %}The app is added to this agreement and answers.{% else %}The app
@@ -866,6 +871,8 @@ def _render_setup(
         agreement_name=setup.agreement.name,
         errors=errors or [],
         has_master_data=bool(setup.snapshots),
+        me=setup.snapshots.get("self") or {},  # e-conomic's /self as last fetched: which agreement this is
+        roger_company=setup.snapshots.get("roger_company") or {},
         master_data_at=status.master_data_at if status else None,
         master_data_error=status.master_data_error if status else None,
         gaps=queries.current_gaps(setup),

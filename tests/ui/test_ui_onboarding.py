@@ -230,6 +230,8 @@ def test_the_callback_creates_the_agreement_and_its_connections(admin, seeded, w
     page = admin.get(setup, headers=HTML)
     assert page.status_code == 200 and "Connected, and the master data fetched" in page.text
     assert 'id="prereq-api"' in page.text and "No master data stored" not in page.text
+    assert re.search(rf"e-conomic agreement <strong>{world.agreement_number(NEW)}</strong>", page.text)
+    assert "base currency\n<strong>DKK</strong>" in page.text  # /self, as fetched
     assert "added this client" in page.text and "master data fetch ui_fetch__" in page.text  # the audit trail
 
 

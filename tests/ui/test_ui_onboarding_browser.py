@@ -155,6 +155,8 @@ def test_add_a_client_through_approval_and_fetched_data_to_save_and_a_first_book
             assert "✓" in page.locator("#prereq-api").inner_text()
             assert "✓" in page.locator("#prereq-scanning").inner_text()  # the sandbox's 700002 has Indscanning
             assert page.get_by_text("No master data stored").count() == 0
+            connected = page.locator("#connected-to").inner_text()  # /self: agreement, company, base currency
+            assert str(world.agreement_number(CLIENT)) in connected and "base currency DKK" in connected
             assert re.search(r"Master data from \d\d-\d\d-\d{4}", page.locator("p.muted").first.inner_text())
             assert page.locator("select[name^=cat_account__]").count() >= 5  # Roger's categories, to map
             assert page.locator("select[name=invoice_journal] option").count() > 1  # e-conomic's journals

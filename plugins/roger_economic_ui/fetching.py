@@ -221,10 +221,10 @@ def scheduler_heartbeat() -> float | None:
     from airflow.jobs.job import most_recent_job
 
     job = most_recent_job("SchedulerJob")
-    if job is None or not job.is_alive():
+    beat = job.latest_heartbeat if job is not None else None
+    if job is None or beat is None or not job.is_alive():
         return None
-    beat = job.latest_heartbeat if job.latest_heartbeat.tzinfo else job.latest_heartbeat.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - beat).total_seconds()
+    return (datetime.now(UTC) - (beat if beat.tzinfo else beat.replace(tzinfo=UTC))).total_seconds()
 
 
 def progress(agreement_id: str, run_id: str) -> Seen:

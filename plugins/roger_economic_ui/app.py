@@ -47,7 +47,7 @@ from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
 from roger_economic.pipeline import DATA_DOCS
-from roger_economic_ui import onboarding, queries, security
+from roger_economic_ui import fetching, onboarding, queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
 MASTER_DATA_DAG = "roger_master_data"
@@ -63,10 +63,9 @@ CanAddConnection = Depends(requires_access_connection("POST"))
 def trigger_master_data_refresh(agreement_id: str, user: BaseUser) -> str:
     """Queue a ``roger_master_data`` run for one agreement (Airflow's in-process trigger); returns its run id.
 
-    The one place the UI starts a DAG run: tests replace it.
-    """
+    The one place the UI starts a DAG run: tests replace it. Whether anything picks the run up is the progress
+    page's to say (:func:`roger_economic_ui.fetching.dag_run_progress`)."""
     from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.models.dag import DagModel
     from airflow.utils.types import DagRunTriggeredByType
 
     run = trigger_dag(
@@ -75,11 +74,9 @@ def trigger_master_data_refresh(agreement_id: str, user: BaseUser) -> str:
         triggering_user_name=user.get_name(),
         conf={"agreements": [agreement_id]},
     )
-    run_id = run.run_id if run is not None else "?"
-    dag = DagModel.get_current(MASTER_DATA_DAG)
-    if dag is not None and dag.is_paused:
-        return f"{run_id} (the {MASTER_DATA_DAG} DAG is paused: the run waits until it is unpaused)"
-    return run_id
+    if run is None:
+        raise RuntimeError("Airflow created no run")
+    return str(run.run_id)
 
 
 # ------------------------------------------------------------------------------------------------ templates
@@ -119,13 +116,21 @@ ul.plain{margin:0;padding-left:16px}
 .pager{margin:10px 0;display:flex;gap:10px;align-items:center}
 .grid{display:grid;grid-template-columns:220px minmax(0,1fr);gap:6px 12px;align-items:center;max-width:900px}
 .chart{background:#fff;border:1px solid #e4e7eb;padding:8px;margin-bottom:12px}
+.spinner{display:inline-block;width:14px;height:14px;border:3px solid #c5d3e2;border-top-color:#017cee;
+border-radius:50%;animation:spin .9s linear infinite;vertical-align:-3px;margin-right:6px}
+@keyframes spin{to{transform:rotate(360deg)}}
+ol.stages{display:flex;flex-wrap:wrap;gap:6px;list-style:none;padding:0;margin:10px 0}
+ol.stages li{padding:2px 10px;border-radius:9px;background:#eef1f4;color:#7b8794}
+ol.stages li.now{background:#017cee;color:#fff;font-weight:600}ol.stages li.past{background:#d3f5dc;color:#12632b}
+.top-right{float:right;margin-left:12px}
 @media (max-width:640px){main{padding:10px}header{padding:8px 10px}.grid{grid-template-columns:minmax(0,1fr)}
 .grid label{font-weight:600;margin-top:6px}}
 """
 
 LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{% block title %}Roger → e-conomic{% endblock %}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{{ css | safe }}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{{ css | safe }}</style>
+{% block head %}{% endblock %}</head>
 <body><header><a href="{{ base }}/">Roger → e-conomic</a>
 {% if agreement_id %}<span class="sub">{{ agreement_name }}</span>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
@@ -213,6 +218,13 @@ chosen{% endif %} · not mapped until you save</div>{% endif %}{% endmacro %}
  ({{ j.settings.entryTypeRestrictedTo }} only){% endif %}</option>{% endfor %}</select>
 {% endmacro %}
 {% block body %}
+{% if can_refresh %}<div class="top-right" id="refresh">
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh" class="inline">
+{{ csrf_input }}<button type="submit" class="secondary" title="starts the {{ master_dag }} DAG for this agreement only
+and shows its progress">⟳ Refresh master data</button></form>
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/fetch" class="inline">
+{{ csrf_input }}<button type="submit" class="secondary" title="the api-server fetches it now, without the scheduler"
+>Fetch here now</button></form></div>{% endif %}
 <h1>Setup of {{ agreement.name }}</h1>
 {% if errors %}<div class="errors"><strong>Not saved:</strong><ul class="plain">{% for e in errors %}<li>{{ e }}</li>
 {% endfor %}</ul></div>{% endif %}
@@ -225,11 +237,13 @@ longer allows them, or they are missing from its master data). SAVE keeps them a
 {% endif %}
 <p class="muted">Master data from {{ master_data_at | dt }}{% if master_data_error %} ·
 <span class="badge failed">{{ master_data_error }}</span>{% endif %}</p>
-{% if can_refresh %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/refresh"
- class="inline">{{ csrf_input }}<button type="submit" class="secondary">Refresh master data</button></form>
-<span class="muted">starts the {{ master_dag }} DAG for this agreement only</span>{% endif %}
 
 <h2 id="prerequisites">Prerequisites in e-conomic</h2>
+{% if me %}<p class="small" id="connected-to">e-conomic agreement <strong>{{ me.agreementNumber }}</strong>
+({{ (me.company or {}).name or "no company name" }}), base currency
+<strong>{{ (me.settings or {}).baseCurrency or "not given" }}</strong> · Roger company
+<strong>{{ agreement.roger_company_id }}</strong>{% if roger_company.name %} ({{ roger_company.name }}){% endif %}
+</p>{% endif %}
 <div class="scroll"><table class="prerequisites"><tbody>
 <tr id="prereq-api"><td>{{ mark(status.api_access if status else none) }} API access</td>
 <td class="small">{% if status and status.api_access %}The app is added to this agreement and answers.{% else %}The app
@@ -429,6 +443,31 @@ Settings → Apps; until then the grant token would still work for whoever holds
 </form> <a class="button" href="{{ base }}/agreements/{{ agreement.id | urlencode }}">Cancel</a>
 {% endblock %}"""
 
+PROGRESS = """{% extends "layout.html" %}
+{% block head %}{% if not seen.done %}<meta http-equiv="refresh" content="{{ every }}">{% endif %}{% endblock %}
+{% block body %}
+<h1>Fetching the master data of {{ agreement.name }}</h1>
+<p>e-conomic's accounts, journals, accounting years, VAT codes, suppliers and modules, and Roger's categories and
+payment methods, for this agreement only. {% if direct %}Fetched here, by the api-server (run
+<code>{{ run_id }}</code>).{% else %}By the <code>{{ master_dag }}</code> DAG, run <code>{{ run_id }}</code>.
+{% endif %}</p>
+<ol class="stages">{% for name, where in stages %}<li class="{{ where }}">{{ name }}</li>{% endfor %}</ol>
+<div class="{{ 'errors' if seen.progress == 'failed' else 'msg' }}" id="progress" role="status">
+{% if not seen.done %}<span class="spinner" aria-hidden="true"></span>{% endif %}
+<strong class="state">{{ seen.progress }}</strong>: {{ seen.text }}</div>
+{% if seen.no_scheduler %}<div class="warnbox" id="no-scheduler"><strong>Nothing is running this fetch.</strong>
+{% if can_refresh %}Fetch the data here instead (the api-server does it now, for this agreement only):
+<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/fetch" class="inline">
+{{ csrf_input }}<button type="submit">Fetch here now</button></form>{% endif %}</div>
+{% elif seen.progress == "failed" and can_refresh %}<form method="post" class="inline"
+ action="{{ base }}/agreements/{{ agreement.id | urlencode }}/fetch">{{ csrf_input }}
+<button type="submit">Fetch again, here</button></form>{% endif %}
+<p>{% if not seen.done %}<span class="muted">This page looks again every {{ every }} s by itself and continues to the
+setup when the data is in.</span> <a href="">Look now</a> · {% endif %}<a
+ href="{{ base }}/agreements/{{ agreement.id | urlencode }}">{{ "Back to the setup" if seen.done else
+"Go to the setup without waiting" }}</a></p>
+{% endblock %}"""
+
 ERROR = """{% extends "layout.html" %}{% block body %}<h1>{{ code }}</h1><p>{{ detail }}</p>
 <p><a href="{{ base }}/">Back to the overview</a></p>{% endblock %}"""
 
@@ -494,6 +533,7 @@ templates = Environment(
             "add_client.html": ADD_CLIENT,
             "connect.html": CONNECT,
             "remove.html": REMOVE,
+            "progress.html": PROGRESS,
         }
     ),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -795,6 +835,10 @@ def _action_text(row: Any) -> str:
         return "checked the prerequisites in e-conomic"
     if row.action == "refresh":
         return f"started a master-data refresh: {MASTER_DATA_DAG} run {row.target or '?'}"
+    if row.action == fetching.STARTED:
+        return f"started fetching the master data here ({row.note or 'direct fetch'}): {row.target}"
+    if row.action == fetching.FINISHED:
+        return f"master data fetch {row.target}: {(row.after or {}).get('outcome', '?')}"
     return row.action
 
 
@@ -828,6 +872,8 @@ def _render_setup(
         agreement_name=setup.agreement.name,
         errors=errors or [],
         has_master_data=bool(setup.snapshots),
+        me=setup.snapshots.get("self") or {},  # e-conomic's /self as last fetched: which agreement this is
+        roger_company=setup.snapshots.get("roger_company") or {},
         master_data_at=status.master_data_at if status else None,
         master_data_error=status.master_data_error if status else None,
         gaps=queries.current_gaps(setup),
@@ -957,6 +1003,8 @@ async def save_setup(request: Request, agreement_id: str, user: GetUserDep) -> R
 
 @app.post("/agreements/{agreement_id}/refresh", dependencies=[CanTriggerRefresh])
 async def refresh_master_data(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """The refresh button: a ``roger_master_data`` run for this agreement, followed on the progress page."""
+
     def exists() -> bool:
         with session() as sess:
             return queries.load_setup(sess, agreement_id) is not None
@@ -967,13 +1015,9 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
     try:
         run_id = await run_in_threadpool(trigger_master_data_refresh, agreement_id, user)
     except Exception as exc:  # DAG not parsed yet, run id clash, …: tell the user, keep the page
-        msg, target, note = f"Could not start {MASTER_DATA_DAG}: {exc}", None, f"could not start: {exc}"
+        run_id, note = None, f"could not start: {exc}"
     else:
-        msg, target, note = (
-            (f"Master data refresh queued: {MASTER_DATA_DAG} run {run_id}. Reload this page when it has finished."),
-            run_id,
-            None,
-        )
+        note = None
 
     def audit() -> None:
         with session() as sess:
@@ -983,14 +1027,85 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
                 agreement_id,
                 user.get_name(),
                 "refresh",
-                target=target,
+                target=run_id,
                 note=note,
                 before={"master data from": _dt(status.master_data_at if status else None)},
-                after={"refresh run": target} if target else {},
+                after={"refresh run": run_id} if run_id else {},
             )
 
     await run_in_threadpool(audit)
-    return _redirect(request, f"/agreements/{agreement_id}", msg)
+    if run_id is None:
+        return _redirect(
+            request,
+            f"/agreements/{agreement_id}",
+            f"Could not start {MASTER_DATA_DAG}: {note[len('could not start: ') :]}. "
+            "“Fetch here now” fetches the data without it.",
+        )
+    return RedirectResponse(_progress_url(request, agreement_id, run_id), status_code=303)
+
+
+@app.post("/agreements/{agreement_id}/fetch", dependencies=[CanTriggerRefresh])
+async def fetch_master_data(request: Request, agreement_id: str, user: GetUserDep) -> Response:
+    """ "Fetch here now": the api-server fetches this agreement's master data itself (no scheduler needed)."""
+
+    def start() -> str | None:
+        with session() as sess:
+            if queries.load_setup(sess, agreement_id) is None:
+                return None
+        return fetching.start_direct(agreement_id, user.get_name(), "fetched here from the setup page")
+
+    run_id = await run_in_threadpool(start)
+    if run_id is None:
+        raise HTTPException(404, "No such agreement")
+    return RedirectResponse(_progress_url(request, agreement_id, run_id), status_code=303)
+
+
+AFTER_CONNECT = "connect"
+PROGRESS_EVERY = {True: 1, False: 2}  # seconds between the page's looks: a direct fetch, a DAG run
+
+
+def _progress_url(request: Request, agreement_id: str, run_id: str, after: str = "") -> str:
+    query = urlencode({"run": run_id, **({"after": after} if after else {})})
+    return f"{_base(request)}/agreements/{agreement_id}/progress?{query}"
+
+
+def _stages(direct: bool, seen: fetching.Seen) -> list[tuple[str, str]]:
+    """The fetch's stages as the page lists them, each past, now or still to come."""
+    names = ([] if direct else [fetching.Progress.QUEUED]) + [fetching.Progress.RUNNING]
+    names.append(fetching.Progress.FAILED if seen.progress == fetching.Progress.FAILED else fetching.Progress.SUCCESS)
+    now = names.index(seen.progress) if seen.progress in names else 0
+    return [(str(n), "past" if i < now else "now" if i == now else "") for i, n in enumerate(names)]
+
+
+@app.get("/agreements/{agreement_id}/progress", response_class=HTMLResponse, dependencies=[CanRead])
+def fetch_progress(request: Request, agreement_id: str, user: GetUserDep, run: str = "", after: str = "") -> Response:
+    """A fetch's progress; once it succeeded, on to the setup page (after connecting a client: to map and save)."""
+    with session() as sess:
+        setup = _agreement_or_404(queries.load_setup(sess, agreement_id))
+    seen = fetching.progress(agreement_id, run[:255])
+    if seen.progress == fetching.Progress.SUCCESS:
+        msg = f"Master data fetched. {seen.text}"
+        if after == AFTER_CONNECT:
+            msg = (
+                f"Connected, and the master data fetched: {seen.text} Check the prerequisites and the suggested "
+                "mappings below, then SAVE. To add the next client: “Add a client”."
+            )
+        return _redirect(request, f"/agreements/{agreement_id}", msg)
+    direct = fetching.is_direct(run)
+    return render(
+        request,
+        "progress.html",
+        user=user,
+        agreement=setup.agreement,
+        agreement_id=agreement_id,
+        agreement_name=setup.agreement.name,
+        seen=seen,
+        run_id=run,
+        direct=direct,
+        stages=_stages(direct, seen),
+        every=PROGRESS_EVERY[direct],
+        master_dag=MASTER_DATA_DAG,
+    )
 
 
 @app.get("/data-docs/{path:path}", dependencies=[CanRead])
@@ -1150,25 +1265,12 @@ templates.loader = DictLoader({**templates.loader.mapping, "import.html": IMPORT
 IMPORT_MAX_BYTES = 2_000_000
 
 
-def _connection_password(conn_id: str) -> str | None:
-    """A ``conn:`` token reference checked against Airflow's connections (never shown). The api-server has no
-    task context, so the Task SDK's ``BaseHook`` cannot answer here: the secrets backends and the metadata
-    database are asked directly."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models import Connection
-
-    try:
-        return Connection.get_connection_from_secrets(conn_id).password
-    except AirflowNotFoundException:
-        return None
-
-
 def _import_rows(
     data: bytes, filename: str, defaults: dict[str, Any], dry_run: bool, actor: str
 ) -> list[csv_import.RowResult]:
     rows = csv_import.read_rows(data, filename)
     with session() as sess:
-        results = csv_import.import_rows(sess, rows, defaults, _connection_password, dry_run)
+        results = csv_import.import_rows(sess, rows, defaults, onboarding.connection_password, dry_run)
         for r in results:
             if r.outcome == "created" and r.agreement_id:
                 queries.record(
@@ -1303,12 +1405,8 @@ def add_client_callback(request: Request, user: GetUserDep, state: str = "", tok
             )
     except onboarding.OnboardingError as exc:
         return _redirect(request, "/clients/new", str(exc))
-    return _redirect(
-        request,
-        f"/agreements/{aid}",
-        "Connected. Check the prerequisites below, refresh the master "
-        "data, then map and save. To add the next client: “Add a client”.",
-    )
+    run_id = fetching.start_direct(aid, user.get_name(), "fetched on connecting the client")
+    return RedirectResponse(_progress_url(request, aid, run_id, AFTER_CONNECT), status_code=303)
 
 
 @app.post("/agreements/{agreement_id}/prerequisites", dependencies=[CanEdit])

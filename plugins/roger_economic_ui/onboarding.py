@@ -139,7 +139,7 @@ def endpoints() -> Bases:
     )
 
 
-def _password(conn_id: str) -> str | None:
+def connection_password(conn_id: str) -> str | None:
     conn = _connection(conn_id)
     return conn.password if conn is not None else None
 
@@ -334,7 +334,7 @@ def check_prerequisites(sess: Any, agreement_id: str) -> dict[str, Any] | None:
         raise OnboardingError("No such agreement")
     ends = endpoints()
     try:
-        grant = resolve(row.economic_token_ref, _password)
+        grant = resolve(row.economic_token_ref, connection_password)
         client = EconomicClient(ends.economic_base_url, app_secret(), grant, agreement_id, CHECK_POLICY)
     except (ConfigError, OnboardingError) as exc:
         update_prerequisites(sess, agreement_id, None, f"no token: {exc}")

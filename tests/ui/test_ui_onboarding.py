@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -101,6 +102,26 @@ def connect(client, company: int = NEW) -> tuple[str, str]:
     return f"{back.path}?{back.query}", parse_qs(back.query)["token"][0]
 
 
+def land(client, callback: str) -> tuple[str, str]:
+    """The callback, then its progress page as a browser follows it (it looks again by itself until the master
+    data is in): (the new agreement's id, the setup page's URL it lands on)."""
+    answer = client.get(callback, headers=HTML)
+    assert answer.status_code == 303, answer.text
+    where = answer.headers["location"]
+    assert urlsplit(where).path.endswith("/progress"), where
+    aid = urlsplit(where).path.split("/")[-2]
+    deadline = time.monotonic() + 60
+    while urlsplit(where).path.endswith("/progress"):
+        page = client.get(where, headers=HTML)
+        if page.status_code == 303:
+            where = page.headers["location"]
+            continue
+        assert page.status_code == 200 and 'http-equiv="refresh"' in page.text, page.text  # still fetching
+        assert time.monotonic() < deadline, "the master data was not fetched within a minute"
+        time.sleep(0.2)
+    return aid, where
+
+
 def project_rows(url: str) -> str:
     """Every row of every project table, as text (to look for a token in)."""
     from sqlalchemy import MetaData, create_engine, select
@@ -185,11 +206,10 @@ def test_connect_redirects_to_the_installation_url_with_state(admin, seeded, wor
 
 def test_the_callback_creates_the_agreement_and_its_connections(admin, seeded, world_env):  # noqa: F811
     callback, grant = connect(admin)
-    done = admin.get(callback, headers=HTML)
-    aid = f"agr_{world.agreement_number(NEW)}"
-    assert done.status_code == 303
-    assert urlsplit(done.headers["location"]).path == f"{PREFIX}/agreements/{aid}"
-    assert grant not in done.headers["location"] and "token" not in parse_qs(urlsplit(done.headers["location"]).query)
+    aid, setup = land(admin, callback)
+    assert aid == f"agr_{world.agreement_number(NEW)}"
+    assert urlsplit(setup).path == f"{PREFIX}/agreements/{aid}"
+    assert grant not in setup and "token" not in parse_qs(urlsplit(setup).query)
     row, status = agreement(aid)
     assert (row.roger_company_id, row.economic_agreement_number, row.active) == (
         world.company_id(NEW),
@@ -207,9 +227,12 @@ def test_the_callback_creates_the_agreement_and_its_connections(admin, seeded, w
     assert not pending_connections()  # the one-time state is used up, the Roger token kept only in roger_<id>
     rows = project_rows(seeded)
     assert grant not in rows and world.roger_token(NEW) not in rows
-    page = admin.get(done.headers["location"], headers=HTML)
-    assert page.status_code == 200 and "Connected." in page.text and 'id="prereq-api"' in page.text
-    assert "added this client" in page.text  # the audit trail
+    page = admin.get(setup, headers=HTML)
+    assert page.status_code == 200 and "Connected, and the master data fetched" in page.text
+    assert 'id="prereq-api"' in page.text and "No master data stored" not in page.text
+    assert re.search(rf"e-conomic agreement <strong>{world.agreement_number(NEW)}</strong>", page.text)
+    assert "base currency\n<strong>DKK</strong>" in page.text  # /self, as fetched
+    assert "added this client" in page.text and "master data fetch ui_fetch__" in page.text  # the audit trail
 
 
 def test_a_forged_or_reused_callback_attaches_nothing(admin, seeded, world_env):  # noqa: F811
@@ -221,7 +244,7 @@ def test_a_forged_or_reused_callback_attaches_nothing(admin, seeded, world_env):
         assert answer.status_code == 303 and urlsplit(answer.headers["location"]).path == f"{PREFIX}/clients/new"
         assert grant not in answer.headers["location"]
     assert agreement(f"agr_{world.agreement_number(NEW)}") == (None, None)
-    assert urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.startswith(f"{PREFIX}/agreements/")
+    assert land(admin, callback)[1].startswith(f"{PREFIX}/agreements/")
     again = admin.get(f"{PREFIX}/clients/callback?state={state}&token={grant}", headers=HTML)  # used once already
     assert urlsplit(again.headers["location"]).path == f"{PREFIX}/clients/new"
     assert "nothing was attached" in parse_qs(urlsplit(again.headers["location"]).query)["msg"][0]
@@ -255,14 +278,14 @@ def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch
 
 def test_connect_another_client_goes_back_to_step_one(admin, seeded, world_env):  # noqa: F811
     callback, _ = connect(admin)
-    page = admin.get(admin.get(callback, headers=HTML).headers["location"], headers=HTML).text
+    page = admin.get(land(admin, callback)[1], headers=HTML).text
     assert re.search(rf'<a class="button" href="{PREFIX}/clients/new">Connect another client</a>', page)
     assert "Roger company id" in admin.get(f"{PREFIX}/clients/new", headers=HTML).text
 
 
 def test_an_agreement_or_company_already_used_is_refused(admin, seeded, world_env):  # noqa: F811
     callback, _ = connect(admin)
-    assert urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.startswith(f"{PREFIX}/agreements/")
+    assert land(admin, callback)[1].startswith(f"{PREFIX}/agreements/")
     callback, _ = connect(admin, company=5)  # another Roger company, the same e-conomic agreement 700004
     refused = admin.get(callback, headers=HTML)
     msg = parse_qs(urlsplit(refused.headers["location"]).query)["msg"][0]
@@ -277,7 +300,7 @@ def test_an_agreement_or_company_already_used_is_refused(admin, seeded, world_en
 
 def test_check_again_reads_self_live(admin, seeded, world_env):  # noqa: F811
     callback, grant = connect(admin)
-    aid = urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.rsplit("/", 1)[-1]
+    aid, _ = land(admin, callback)
     world_env.control("POST", "revoke", {"token": grant})
     checked = admin.post(f"{PREFIX}/agreements/{aid}/prerequisites", headers=HTML)
     assert checked.status_code == 303
@@ -300,7 +323,7 @@ def test_without_indscanning_the_page_says_book_without_attachment_is_needed(adm
 
 def test_removing_a_client_asks_then_deactivates_and_deletes_the_grant(admin, seeded, world_env):  # noqa: F811
     callback, _ = connect(admin)
-    aid = urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.rsplit("/", 1)[-1]
+    aid, _ = land(admin, callback)
     asked = admin.post(f"{PREFIX}/agreements/{aid}/deactivate", headers=HTML)
     assert asked.status_code == 200 and "Settings → Apps" in asked.text
     assert agreement(aid)[0].active is True and airflow_connection(f"economic_{aid}") is not None
@@ -333,9 +356,11 @@ def test_the_pipeline_reads_an_added_client_through_its_connections(admin, seede
     from roger_economic.credentials import Endpoints
 
     callback, _ = connect(admin)
-    aid = urlsplit(admin.get(callback, headers=HTML).headers["location"]).path.rsplit("/", 1)[-1]
+    aid, _ = land(admin, callback)
     ends = onboarding.endpoints()
-    run = Endpoints(ends.roger_base_url, ends.economic_base_url, "conn:economic_default", onboarding._password)
+    run = Endpoints(
+        ends.roger_base_url, ends.economic_base_url, "conn:economic_default", onboarding.connection_password
+    )
     result = pipeline.refresh_master_data([aid], run, "onboarding__1")
     assert result[aid]["outcome"] == "ok", result
     page = admin.get(f"{PREFIX}/agreements/{aid}", headers=HTML).text

@@ -1,4 +1,8 @@
-"""Adding a client in a real browser: Airflow's login, the Roger step, e-conomic's approval page, the setup page.
+"""Adding a client in a real browser, to its first booked bill (issue 18, point 7).
+
+Airflow's login, the Roger step, e-conomic's approval page ("Tilføj app"), the master data fetched while the
+progress page follows it, the prerequisites and the suggested mappings on the setup page, SAVE, the first bills
+run (the DAG, in-process against the same databases, as ``tests/integration`` run it) and the bill log.
 
 A real ``airflow api-server`` (``test_ui_browser.ApiServer``), both sandboxes (the e-conomic one serving the
 approval page as e-conomic's ``secure.e-conomic.com`` does), Debian's chromium through Playwright.
@@ -13,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.helpers import economic_state, run_dags, staged_states
 from tests.ui.test_ui_browser import BROWSER_ARGS, PASSWORD, PREFIX, ApiServer
 
 from sandboxes import world
@@ -22,6 +27,7 @@ pytestmark = pytest.mark.slow
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "8CLkF5nYYw5ANbqMXCr6JsXY0FyqcZW4m3CSbPTDSes=")
 CLIENT = 2  # Roger cmp_0002, e-conomic agreement 700002
 AID = f"agr_{world.agreement_number(CLIENT)}"
+WINDOW = {"from_date": "2026-10-01", "to_date": "2026-11-26"}  # the sandbox's bills
 
 
 @pytest.fixture()
@@ -63,11 +69,43 @@ def _grant() -> str:
         return sess.query(Connection).filter(Connection.conn_id == f"economic_{AID}").one().password
 
 
-def test_add_a_client_through_e_conomics_approval_to_its_setup_page(chromium, server, sandboxes, tmp_path):
+def _vouchers_for(economic, bill_id: str) -> list[tuple[int, int, str]]:
+    """(journal, voucher number, entry type) of each live voucher entry e-conomic holds for the bill."""
+    found = []
+    for voucher in economic_state(economic, CLIENT)["vouchers"]:
+        if voucher["status"] == "deleted":
+            continue
+        for entry in voucher["entries"]:
+            if entry.get("status") != "deleted" and f"[{bill_id}]" in entry.get("text", ""):
+                found.append((int(voucher["journal"]), int(voucher["voucherNumber"]), entry["entryType"]))
+    return found
+
+
+def _posted(bill_id: str) -> list[tuple[str, int, int]]:
+    from sqlalchemy import select
+
+    from roger_economic.db import models, session
+
+    P = models.Posting
+    with session() as sess:
+        rows = sess.execute(
+            select(P.entry_kind, P.journal_number, P.voucher_number).where(
+                P.agreement_id == AID, P.bill_id == bill_id, P.status == "posted"
+            )
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_add_a_client_through_approval_and_fetched_data_to_save_and_a_first_booked_bill(
+    chromium, server, sandboxes, tmp_path, monkeypatch
+):
+    """Everything an accountant does for a new client, in the browser, and the first night's booking."""
     from playwright.sync_api import sync_playwright
 
     from roger_economic.db import models, session
 
+    _, economic = sandboxes
+    monkeypatch.setenv("ROGER_ECONOMIC_DATA_DOCS", "0")  # the bills run below: no Data Docs pages (time)
     server.wait_ready()
     base = server.url
     shots = tmp_path / "screenshots"
@@ -77,11 +115,15 @@ def test_add_a_client_through_e_conomics_approval_to_its_setup_page(chromium, se
         try:
             page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
             page.set_default_timeout(20_000)
-            page.goto(f"{base}{PREFIX}/clients/new")  # not logged in: Airflow's login first
+            visited: list[str] = []
+            page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
+            page.goto(f"{base}{PREFIX}/")  # not logged in: Airflow's login first
             page.wait_for_url(re.compile(r"/auth/login\?next="))
             page.locator("input[name=username]").fill("admin")
             page.locator("input[name=password]").fill(PASSWORD)
             page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{base}{PREFIX}/")
+            page.get_by_role("link", name="Add a client").click()  # "Add client" in the header
             page.wait_for_url(f"{base}{PREFIX}/clients/new")
 
             # step 1: Roger, checked live
@@ -100,13 +142,69 @@ def test_add_a_client_through_e_conomics_approval_to_its_setup_page(chromium, se
             page.screenshot(path=str(shots / "02-approval.png"))
             page.get_by_role("button", name="Tilføj app").click()
 
-            # step 3: back through the callback, on the new agreement's setup page at a clean URL
-            page.wait_for_url(re.compile(rf"{re.escape(base)}{PREFIX}/agreements/{AID}\?msg="))
+            # step 3: back through the callback, the master data fetched while the progress page follows it (a
+            # page that looks again by itself, no script), then on the new agreement's setup page at a clean URL
+            page.wait_for_url(re.compile(rf"{re.escape(base)}{PREFIX}/agreements/{AID}\?msg="), timeout=60_000)
+            assert any(f"/agreements/{AID}/progress?run=ui_fetch__" in url for url in visited), visited
             assert "token=" not in page.url
             page.locator("h1", has_text="Setup of").wait_for()
-            assert "Connected." in page.locator(".msg").inner_text()
+            msg = page.locator(".msg").inner_text()
+            assert "Connected, and the master data fetched" in msg and "Roger categories" in msg, msg
+
+            # the prerequisites, the fetched data, the suggested mappings
             assert "✓" in page.locator("#prereq-api").inner_text()
-            page.screenshot(path=str(shots / "03-setup.png"), full_page=True)
+            assert "✓" in page.locator("#prereq-scanning").inner_text()  # the sandbox's 700002 has Indscanning
+            assert page.get_by_text("No master data stored").count() == 0
+            connected = page.locator("#connected-to").inner_text()  # /self: agreement, company, base currency
+            assert str(world.agreement_number(CLIENT)) in connected and "base currency DKK" in connected
+            assert re.search(r"Master data from \d\d-\d\d-\d{4}", page.locator("p.muted").first.inner_text())
+            assert page.locator("select[name^=cat_account__]").count() >= 5  # Roger's categories, to map
+            assert page.locator("select[name=invoice_journal] option").count() > 1  # e-conomic's journals
+            suggested = page.locator("#suggested").inner_text()
+            assert "suggested mapping(s)" in suggested and "not stored" in suggested
+            notes = page.locator(".suggestion")
+            assert notes.count() >= 3 and "suggested" in notes.first.inner_text()
+            with session() as sess:
+                assert not sess.query(models.CategoryMapping).filter_by(agreement_id=AID).count()  # not yet
+            page.screenshot(path=str(shots / "03-setup-fetched-suggested.png"), full_page=True)
+
+            # the accountant's choices on top of the suggestions, then SAVE
+            page.locator("select[name=supplier_policy]").select_option("create")
+            page.locator("input[name=supplier_group]").fill("1")
+            page.locator("input[name=payment_terms]").fill("1")
+            page.get_by_role("button", name="Save").click()
+            page.wait_for_url(re.compile(rf"{PREFIX}/agreements/{AID}\?msg=Saved"))
+            assert page.locator(".errors").count() == 0
+            assert page.locator("#suggested").count() == 0  # stored now: no longer marked as suggestions
+            assert "admin" in page.locator("tr.audit-save_setup").inner_text()
+            with session() as sess:
+                assert sess.query(models.CategoryMapping).filter_by(agreement_id=AID).count() >= 3
+            page.screenshot(path=str(shots / "04-saved.png"), full_page=True)
+
+            # the first night: the bills DAG, in-process against the same databases (no scheduler in tests)
+            run = run_dags({**WINDOW, "agreements": [AID]}, master_data=False)
+            assert run.state == "success", run.state
+            booked = [b for b, state in staged_states(AID).items() if state == "booked"]
+            assert booked, staged_states(AID)
+            bill_id = sorted(booked)[0]
+            posted = _posted(bill_id)
+            held = _vouchers_for(economic, bill_id)
+            invoices = [v for v in held if v[2] == "supplierInvoice"]
+            assert len(invoices) == 1, held  # exactly one voucher for the bill's invoice, nothing twice
+            assert sorted((j, n) for _, j, n in posted) == sorted((j, n) for j, n, _ in held), (posted, held)
+
+            # the bill log shows it booked, with the voucher e-conomic holds
+            page.get_by_role("link", name="Bill log").click()
+            page.wait_for_url(f"{base}{PREFIX}/agreements/{AID}/bills")
+            page.locator("input[type=search][name=q]").fill(bill_id)
+            page.get_by_role("button", name="Filter").click()
+            row = page.locator(f"tr#bill-{bill_id}")
+            assert row.locator("td").nth(3).locator(".badge").inner_text().strip() == "booked"
+            for kind, journal, voucher in posted:
+                assert re.search(
+                    rf"{kind}\s*·\s*posted\s*·\s*journal {journal}\s*·\s*\S+\s*·\s*{voucher}\b", row.inner_text()
+                )
+            page.screenshot(path=str(shots / "05-bill-log-booked.png"), full_page=True)
         finally:
             browser.close()
 

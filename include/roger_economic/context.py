@@ -17,29 +17,8 @@ from sqlalchemy.orm import Session
 
 from roger_economic import masterdata
 from roger_economic.db import models
+from roger_economic.model import Agreement
 from roger_economic.periods import Calendar
-
-
-@dataclass(frozen=True)
-class Settings:
-    id: str
-    name: str
-    roger_company_id: str
-    roger_token_ref: str
-    economic_token_ref: str
-    invoice_journal: int
-    payment_journal: int
-    default_account: int | None
-    supplier_policy: str
-    supplier_group: int | None
-    payment_terms: int | None
-    default_supplier: int | None
-    closed_period_policy: str
-    book_without_attachment: bool
-
-    @classmethod
-    def of(cls, row: models.Agreement) -> Settings:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 def normalise_cvr(cvr: Any) -> str | None:
@@ -62,7 +41,7 @@ def vendor_key(name: Any, cvr: Any) -> str:
 
 @dataclass
 class AgreementContext:
-    settings: Settings
+    settings: Agreement  # its mapping tables are ``categories`` and ``methods`` below
     categories: dict[str, tuple[int, str | None]]
     methods: dict[str, int]
     snapshots: dict[str, Any]
@@ -147,7 +126,7 @@ def load_contexts(sess: Session, agreement_ids: list[str]) -> dict[str, Agreemen
             links[link.agreement_id][link.vendor_key] = link.supplier_number
     snaps = masterdata.load(sess, agreement_ids)
     return {
-        aid: AgreementContext(Settings.of(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
+        aid: AgreementContext(Agreement.from_row(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
         for aid in agreement_ids
         if aid in rows
     }

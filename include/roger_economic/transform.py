@@ -8,7 +8,6 @@ its payment back; a receipt is one event (both or neither).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -16,38 +15,9 @@ import pandas as pd
 
 from roger_economic.context import AgreementContext
 from roger_economic.economic import conventions
+from roger_economic.model import BillOutcome, Finding, PlannedEntry
 from roger_economic.prepare import records
 from roger_economic.texts import INVOICE_NUMBER_MAX, entry_text
-from roger_economic.validation import Finding
-
-
-@dataclass
-class PlannedEntry:
-    """One voucher to post: a supplier invoice or a supplier payment of one bill version."""
-
-    agreement_id: str
-    bill_id: str
-    version: int
-    kind: str  # invoice | payment
-    journal: int
-    year: str
-    voucher: dict[str, Any]
-    vendor: dict[str, Any] = field(default_factory=dict)  # for creating the supplier under 'create'
-    has_document: bool = False
-
-    @property
-    def entry(self) -> dict[str, Any]:
-        entries = self.voucher["entries"]
-        return (entries.get("supplierInvoices") or entries.get("supplierPayments"))[0]
-
-
-@dataclass
-class BillOutcome:
-    agreement_id: str
-    bill_id: str
-    version: int | None
-    state: str  # planned | quarantined | waiting | withdraw
-    findings: list[Finding]
 
 
 def _d(value: Any) -> Decimal:

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
+from roger_economic.model import Finding
 from roger_economic.prepare import NA, OK
 
 
@@ -185,18 +186,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
-
-
-@dataclass(frozen=True)
-class Finding:
-    agreement_id: str
-    bill_id: str
-    version: int | None
-    rule: str
-    severity: str
-    entry: str
-    value: str | None
-    message: str
 
 
 def _suite_expectations(gx: Any) -> list[Any]:

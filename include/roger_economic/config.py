@@ -40,7 +40,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from roger_economic import credentials
+from roger_economic import credentials, setup_rules
 from roger_economic.db import models
 from roger_economic.errors import ConfigError
 from roger_economic.model import COLUMNS, POLICY_FIELDS, Agreement, BookingPolicies, Key, Name, Number, Setup, TokenRef
@@ -78,10 +78,8 @@ class SetupRules(BookingPolicies, _Strict):
 
     @model_validator(mode="after")
     def _policy_needs(self) -> SetupRules:
-        if self.supplier_policy == "create" and (self.supplier_group is None or self.payment_terms is None):
-            raise PydanticCustomError("policy", "supplier_policy 'create' needs supplier_group and payment_terms")
-        if self.supplier_policy == "default" and self.default_supplier is None:
-            raise PydanticCustomError("policy", "supplier_policy 'default' needs default_supplier")
+        for problem in setup_rules.problems(self.model_dump(include=set(POLICY_FIELDS))):
+            raise PydanticCustomError("policy", problem.message)
         return self
 
 

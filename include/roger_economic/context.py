@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from roger_economic import masterdata
+from roger_economic import masterdata, setup_rules
 from roger_economic.db import models
 from roger_economic.model import Agreement
 from roger_economic.periods import Calendar
@@ -90,22 +90,11 @@ class AgreementContext:
 
     def stop_reason(self) -> str | None:
         """Why the whole agreement cannot book now (None: it can)."""
-        if not self.has_master_data:
-            return "no master data yet: run roger_master_data for this agreement"
-        for number, entry_type in (
-            (self.settings.invoice_journal, "supplierInvoice"),
-            (self.settings.payment_journal, "supplierPayment"),
+        for problem in setup_rules.problems(
+            setup_rules.values_of(self.settings), mapped=bool(self.categories), snapshots=self.snapshots
         ):
-            problem = masterdata.journal_problem(self.journals, number, entry_type)
-            if problem:
-                return problem
-        if not self.categories and self.settings.default_account is None:
-            return "no mapping at all: map categories or set a default account"
-        if not masterdata.has_scanning(self.snapshots) and not self.settings.book_without_attachment:
-            return (
-                "the e-conomic agreement lacks the scanning add-on (Indscanning) and book_without_attachment "
-                "is off: enable the add-on or allow booking without the PDF"
-            )
+            if problem.kind is not setup_rules.Kind.POLICY:  # the policy was checked when the setup was stored
+                return problem.message
         return None
 
 

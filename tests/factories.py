@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from roger_economic.context import AgreementContext, Settings
-from roger_economic.transform import BillOutcome, PlannedEntry
+from roger_economic.context import AgreementContext
+from roger_economic.model import Agreement, BillOutcome, PlannedEntry
 from sandboxes import world
 from sandboxes.economic.validation import payment_types
 
@@ -100,7 +100,7 @@ def context(agreement_id: str = "agr_0001", i: int = 1, **overrides: Any) -> Agr
     categories = overrides.pop("categories", CATEGORIES)
     methods = overrides.pop("methods", METHODS)
     settings.update(overrides)
-    return AgreementContext(Settings(**settings), dict(categories), dict(methods), snaps)
+    return AgreementContext(Agreement(**settings), dict(categories), dict(methods), snaps)
 
 
 BASE_BILL: dict[str, Any] = {

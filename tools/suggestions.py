@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]  # the package, and the sandboxes and devkit beside it
 
-from roger_economic import config, suggest  # noqa: E402
+from roger_economic import config, model, suggest  # noqa: E402
 from sandboxes import world  # noqa: E402
 
 
@@ -60,9 +60,7 @@ class Score:
         return f"{label}: {self.hits}/{self.total} = {self.share:.0%}"
 
 
-def measure(
-    agreements: list[config.AgreementConfig], snapshots: dict[str, Any], with_peers: bool = True
-) -> dict[str, Score]:
+def measure(agreements: list[model.Agreement], snapshots: dict[str, Any], with_peers: bool = True) -> dict[str, Score]:
     """{"categories": Score, "payment_methods": Score}: first suggestions that equal the mapping, leave-one-out."""
     scores = {"categories": Score(), "payment_methods": Score()}
     for cfg in agreements:

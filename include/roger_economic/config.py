@@ -32,64 +32,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from roger_economic import credentials
+from roger_economic import credentials, setup_rules
 from roger_economic.db import models
 from roger_economic.errors import ConfigError
+from roger_economic.model import COLUMNS, POLICY_FIELDS, Agreement, BookingPolicies, Key, Name, Number, Setup, TokenRef
 
-SUPPLIER_POLICIES = ("create", "default", "quarantine")
-CLOSED_PERIOD_POLICIES = ("quarantine", "next_open_date")
-TOKEN_REF_PREFIXES = ("env:", "conn:")
-AGREEMENT_COLUMNS = (
-    "name", "active", "roger_company_id", "roger_token_ref", "economic_agreement_number", "economic_token_ref",
-    "invoice_journal", "payment_journal", "default_account", "supplier_policy", "supplier_group", "payment_terms",
-    "default_supplier", "closed_period_policy", "book_without_attachment",
-)  # fmt: skip
 TOKEN_FIELDS = ("token", "grant_token")  # their input is never echoed in an error: it may be a token by mistake
 
 
-@dataclass
-class AgreementConfig:
-    id: str
-    name: str
-    roger_company_id: str
-    roger_token_ref: str
-    economic_token_ref: str
-    invoice_journal: int
-    payment_journal: int
-    economic_agreement_number: int | None = None
-    default_account: int | None = None
-    supplier_policy: str = "quarantine"
-    supplier_group: int | None = None
-    payment_terms: int | None = None
-    default_supplier: int | None = None
-    closed_period_policy: str = "quarantine"
-    book_without_attachment: bool = False
-    active: bool = True
-    categories: dict[str, tuple[int, str | None]] = field(default_factory=dict)
-    payment_methods: dict[str, int] = field(default_factory=dict)
-
-
 # ------------------------------------------------------------------------------------------------ the schema
-
-
-def _check_token_ref(value: str) -> str:
-    prefix = next((p for p in TOKEN_REF_PREFIXES if value.startswith(p)), None)
-    if prefix is None or not value[len(prefix) :].strip():
-        raise PydanticCustomError("token_ref", "must be 'env:VARIABLE' or 'conn:CONNECTION_ID', never the token itself")
-    return value
-
-
-Number = Annotated[int, Field(ge=1)]
-TokenRef = Annotated[str, Field(max_length=255), AfterValidator(_check_token_ref)]
-Key = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def unknown_key_message(key: Any, known: list[str]) -> str:
@@ -114,31 +73,18 @@ class _Strict(BaseModel):
         return data
 
 
-class SetupRules(_Strict):
-    """The booking setup of an agreement, the part both the file and the UI's setup page edit."""
-
-    default_account: Number | None = None
-    supplier_policy: Literal[SUPPLIER_POLICIES] = "quarantine"  # type: ignore[valid-type]
-    supplier_group: Number | None = None
-    payment_terms: Number | None = None
-    default_supplier: Number | None = None
-    closed_period_policy: Literal[CLOSED_PERIOD_POLICIES] = "quarantine"  # type: ignore[valid-type]
-    book_without_attachment: bool = False
+class SetupRules(BookingPolicies, _Strict):
+    """The booking policies as the file writes them (the fields are :class:`roger_economic.model.BookingPolicies`)."""
 
     @model_validator(mode="after")
     def _policy_needs(self) -> SetupRules:
-        if self.supplier_policy == "create" and (self.supplier_group is None or self.payment_terms is None):
-            raise PydanticCustomError("policy", "supplier_policy 'create' needs supplier_group and payment_terms")
-        if self.supplier_policy == "default" and self.default_supplier is None:
-            raise PydanticCustomError("policy", "supplier_policy 'default' needs default_supplier")
+        for problem in setup_rules.problems(self.model_dump(include=set(POLICY_FIELDS))):
+            raise PydanticCustomError("policy", problem.message)
         return self
 
 
-class SetupFields(SetupRules):
+class SetupFields(Setup, SetupRules):
     """The setup as the database's columns (and the UI's form) hold it: journals side by side."""
-
-    invoice_journal: Number
-    payment_journal: Number
 
 
 class RogerSide(_Strict):
@@ -170,7 +116,7 @@ class AgreementSpec(SetupRules):
     """One agreement as the file writes it (after its ``defaults`` are merged in)."""
 
     id: Key
-    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    name: Name | None = None
     active: bool = True
     roger: RogerSide
     economic: EconomicSide
@@ -301,7 +247,7 @@ def load_yaml(data: bytes, name: str) -> Any:
 # ------------------------------------------------------------------------------------------------ parsing
 
 
-def parse_agreement(raw: dict[str, Any], defaults: dict[str, Any]) -> AgreementConfig:
+def parse_agreement(raw: dict[str, Any], defaults: dict[str, Any]) -> Agreement:
     """One agreement of the file, its ``defaults`` merged in, checked by :class:`AgreementSpec`."""
     where = f"agreement {raw.get('id')}" if isinstance(raw, Mapping) and raw.get("id") else "agreement"
     if not isinstance(raw, Mapping):
@@ -314,7 +260,7 @@ def parse_agreement(raw: dict[str, Any], defaults: dict[str, Any]) -> AgreementC
             for error, line in zip(exc.errors(include_url=False), describe(exc), strict=True)
         ]
         raise ConfigError("; ".join(lines)) from None
-    return AgreementConfig(
+    return Agreement(
         id=spec.id,
         name=spec.name or spec.id,
         active=spec.active,
@@ -343,7 +289,7 @@ def _check_defaults(defaults: dict[str, Any], name: str) -> None:
         raise ConfigError(f"{name}: defaults: " + "; ".join(unknown_key_message(k, known) for k in unknown))
 
 
-def read_file(path: str | Path) -> list[AgreementConfig]:
+def read_file(path: str | Path) -> list[Agreement]:
     """The file's agreements, every rule checked (none stored): an empty file or an unknown key is an error."""
     try:
         data = Path(path).read_bytes()
@@ -373,7 +319,7 @@ def read_file(path: str | Path) -> list[AgreementConfig]:
 
 
 def conflicts(
-    incoming: dict[str, AgreementConfig], stored: dict[str, Any], ids_in_order: list[str] | None = None
+    incoming: dict[str, Agreement], stored: dict[str, Any], ids_in_order: list[str] | None = None
 ) -> list[str]:
     """Two agreements on one Roger company or one e-conomic agreement would book every bill twice.
 
@@ -408,7 +354,7 @@ def conflicts(
 # ------------------------------------------------------------------------------------------------ the database
 
 
-def stored_config(sess: Session, agreement_id: str) -> AgreementConfig | None:
+def stored_config(sess: Session, agreement_id: str) -> Agreement | None:
     """An agreement as the database holds it, in the file's terms."""
     row = sess.get(models.Agreement, agreement_id)
     if row is None:
@@ -417,20 +363,19 @@ def stored_config(sess: Session, agreement_id: str) -> AgreementConfig | None:
     methods = sess.scalars(
         select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id == agreement_id)
     )
-    return AgreementConfig(
-        id=row.id,
-        **{name: getattr(row, name) for name in AGREEMENT_COLUMNS},
+    return Agreement.from_row(
+        row,
         categories={m.category_id: (m.account_number, m.vat_code) for m in cats},
         payment_methods={m.method_id: m.account_number for m in methods},
     )
 
 
-def difference(old: AgreementConfig, new: AgreementConfig) -> list[str]:
+def difference(old: Agreement, new: Agreement) -> list[str]:
     """What ``new`` changes in ``old``: ``field: old → new``, mappings added, removed or changed."""
     lines = [
         f"{name}: {getattr(old, name)!r} → {getattr(new, name)!r}"
-        for name in AGREEMENT_COLUMNS
-        if getattr(old, name) != getattr(new, name)
+        for name in COLUMNS
+        if name != "id" and getattr(old, name) != getattr(new, name)
     ]
     for label, before, after in (
         ("category", old.categories, new.categories),
@@ -453,13 +398,11 @@ def _mapping_text(value: Any) -> str:
     return f"account {value}"
 
 
-def store(sess: Session, configs: list[AgreementConfig]) -> None:
+def store(sess: Session, configs: list[Agreement]) -> None:
     """Write agreements and replace their mapping tables, unconditionally (:func:`load` decides what to write)."""
     now = datetime.now(UTC)
     for cfg in configs:
-        row = sess.get(models.Agreement, cfg.id) or models.Agreement(id=cfg.id)
-        for name in AGREEMENT_COLUMNS:
-            setattr(row, name, getattr(cfg, name))
+        row = cfg.to_row(sess.get(models.Agreement, cfg.id) or models.Agreement())
         row.updated_at = now
         sess.add(row)
         sess.flush()
@@ -510,7 +453,7 @@ class LoadReport:
         return out
 
 
-def token_problems(configs: list[AgreementConfig], conn_lookup: credentials.ConnLookup | None) -> list[str]:
+def token_problems(configs: list[Agreement], conn_lookup: credentials.ConnLookup | None) -> list[str]:
     """Token references that do not resolve here, named by reference (never a value).
 
     Airflow connections are checked only when a look-up is given (the DAG layer has one); without it they are
@@ -530,7 +473,7 @@ def token_problems(configs: list[AgreementConfig], conn_lookup: credentials.Conn
 
 def load(
     sess: Session,
-    configs: list[AgreementConfig],
+    configs: list[Agreement],
     replace: bool = False,
     deactivate_missing: bool = False,
     conn_lookup: credentials.ConnLookup | None = None,
@@ -538,7 +481,7 @@ def load(
     """Add the file's new agreements; change existing ones only when ``replace``; nothing written on a conflict."""
     report = LoadReport(token_problems=token_problems(configs, conn_lookup))
     rows = {r.id: r for r in sess.scalars(select(models.Agreement))}
-    to_store: list[AgreementConfig] = []
+    to_store: list[Agreement] = []
     for cfg in configs:
         old = stored_config(sess, cfg.id) if cfg.id in rows else None
         if old is None:
@@ -612,15 +555,7 @@ def export_document(sess: Session) -> dict[str, Any]:
         }
         if cfg.economic_agreement_number is None:
             del item["economic"]["agreement_number"]
-        for name in (
-            "default_account",
-            "supplier_policy",
-            "supplier_group",
-            "payment_terms",
-            "default_supplier",
-            "closed_period_policy",
-            "book_without_attachment",
-        ):
+        for name in POLICY_FIELDS:
             if getattr(cfg, name) is not None:
                 item[name] = getattr(cfg, name)
         item["categories"] = {

@@ -15,31 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from roger_economic import masterdata
+from roger_economic import masterdata, setup_rules
 from roger_economic.db import models
+from roger_economic.model import Agreement
 from roger_economic.periods import Calendar
-
-
-@dataclass(frozen=True)
-class Settings:
-    id: str
-    name: str
-    roger_company_id: str
-    roger_token_ref: str
-    economic_token_ref: str
-    invoice_journal: int
-    payment_journal: int
-    default_account: int | None
-    supplier_policy: str
-    supplier_group: int | None
-    payment_terms: int | None
-    default_supplier: int | None
-    closed_period_policy: str
-    book_without_attachment: bool
-
-    @classmethod
-    def of(cls, row: models.Agreement) -> Settings:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 def normalise_cvr(cvr: Any) -> str | None:
@@ -62,7 +41,7 @@ def vendor_key(name: Any, cvr: Any) -> str:
 
 @dataclass
 class AgreementContext:
-    settings: Settings
+    settings: Agreement  # its mapping tables are ``categories`` and ``methods`` below
     categories: dict[str, tuple[int, str | None]]
     methods: dict[str, int]
     snapshots: dict[str, Any]
@@ -111,22 +90,11 @@ class AgreementContext:
 
     def stop_reason(self) -> str | None:
         """Why the whole agreement cannot book now (None: it can)."""
-        if not self.has_master_data:
-            return "no master data yet: run roger_master_data for this agreement"
-        for number, entry_type in (
-            (self.settings.invoice_journal, "supplierInvoice"),
-            (self.settings.payment_journal, "supplierPayment"),
+        for problem in setup_rules.problems(
+            setup_rules.values_of(self.settings), mapped=bool(self.categories), snapshots=self.snapshots
         ):
-            problem = masterdata.journal_problem(self.journals, number, entry_type)
-            if problem:
-                return problem
-        if not self.categories and self.settings.default_account is None:
-            return "no mapping at all: map categories or set a default account"
-        if not masterdata.has_scanning(self.snapshots) and not self.settings.book_without_attachment:
-            return (
-                "the e-conomic agreement lacks the scanning add-on (Indscanning) and book_without_attachment "
-                "is off: enable the add-on or allow booking without the PDF"
-            )
+            if problem.kind is not setup_rules.Kind.POLICY:  # the policy was checked when the setup was stored
+                return problem.message
         return None
 
 
@@ -147,7 +115,7 @@ def load_contexts(sess: Session, agreement_ids: list[str]) -> dict[str, Agreemen
             links[link.agreement_id][link.vendor_key] = link.supplier_number
     snaps = masterdata.load(sess, agreement_ids)
     return {
-        aid: AgreementContext(Settings.of(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
+        aid: AgreementContext(Agreement.from_row(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
         for aid in agreement_ids
         if aid in rows
     }

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from roger_economic import config, credentials
 from roger_economic.db import models
 from roger_economic.errors import ConfigError
+from roger_economic.model import Agreement
 
 REQUIRED = ("roger_company_id", "roger_token_ref", "economic_token_ref")
 OPTIONAL = ("id", "name", "economic_agreement_number", "invoice_journal", "payment_journal")
@@ -125,7 +126,7 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()  # compared, never shown
 
 
-def _token_problem(cfg: config.AgreementConfig, conn_lookup: credentials.ConnLookup | None) -> tuple[str | None, str]:
+def _token_problem(cfg: Agreement, conn_lookup: credentials.ConnLookup | None) -> tuple[str | None, str]:
     """(why the row is refused, a note); the grant token's fingerprint is remembered by the caller."""
     for label, ref in (("roger_token_ref", cfg.roger_token_ref), ("economic_token_ref", cfg.economic_token_ref)):
         if ref.startswith("conn:") and conn_lookup is None:
@@ -164,7 +165,7 @@ def import_rows(
     """Create an agreement per acceptable row (in ``sess``'s unit of work); a result for every row, in order."""
     defaults = defaults or {}
     stored: dict[str, Any] = {a.id: a for a in sess.scalars(select(models.Agreement))}
-    accepted: dict[str, config.AgreementConfig] = {}
+    accepted: dict[str, Agreement] = {}
     grant_refs = {a.economic_token_ref: aid for aid, a in stored.items()}
     grants = _stored_grants(stored, conn_lookup)  # fingerprint of a resolved grant token → its agreement
     results: list[RowResult] = []

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.jsonnum import to_plain
-from roger_economic.transform import PlannedEntry
+from roger_economic.model import PlannedEntry
 
 LIVE = ("posting", "posted")
 

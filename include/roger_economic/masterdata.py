@@ -119,29 +119,25 @@ def journal_problem(journals: dict[int, dict[str, Any]], number: int, entry_type
 
 
 def mapping_gaps(
-    agreement: models.Agreement,
+    agreement: Any,
     categories: dict[str, tuple[int, str | None]],
     methods: dict[str, int],
     snapshots: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """What in the agreement's setup cannot be booked as it stands, one item per gap."""
+    from roger_economic import setup_rules  # it reads this module's look-ups
+
     accounts = {a["accountNumber"]: a for a in snapshots.get("accounts", [])}
-    journals = {j["journalNumber"]: j for j in snapshots.get("journals", [])}
     vat_codes = {v["vatCode"] for v in snapshots.get("vat_accounts", [])}
     gaps: list[dict[str, Any]] = []
 
     def gap(kind: str, item: str, message: str, stops: str = "bills") -> None:
         gaps.append({"kind": kind, "item": item, "message": message, "stops": stops})
 
-    for number, entry_type in (
-        (agreement.invoice_journal, "supplierInvoice"),
-        (agreement.payment_journal, "supplierPayment"),
-    ):
-        problem = journal_problem(journals, number, entry_type)
-        if problem:
-            gap("journal", str(number), problem, "agreement")
-    if not categories and agreement.default_account is None:
-        gap("mapping", "*", "no category mapping and no default account", "agreement")
+    setup = setup_rules.values_of(agreement)
+    for rule in setup_rules.problems(setup, mapped=bool(categories), snapshots=snapshots):
+        if rule.kind in (setup_rules.Kind.JOURNAL, setup_rules.Kind.MAPPING):
+            gap(str(rule.kind), rule.item, rule.message, "agreement")
     if agreement.default_account is not None:
         problem = account_problem(accounts, agreement.default_account)
         if problem:

@@ -22,7 +22,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,12 +30,13 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roger_economic import masterdata
-from roger_economic.context import AgreementContext, Settings, load_contexts
+from roger_economic.context import AgreementContext, load_contexts
 from roger_economic.credentials import Endpoints
 from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, scrub
 from roger_economic.http import RetryPolicy
+from roger_economic.model import MAPPINGS, Agreement, Window
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
 
@@ -57,15 +58,6 @@ class AgreementsFailed(IntegrationError):
         self.failures = failures
         lines = "; ".join(f"{a}: {m}" for a, m in sorted(failures.items()))
         super().__init__(f"{len(failures)} agreement(s) failed: {lines}")
-
-
-@dataclass(frozen=True)
-class Window:
-    since: str | None
-    before: str | None
-
-    def label(self) -> str:
-        return f"[{self.since or '-∞'}, {self.before or 'now'})"
 
 
 def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = MAX_GROUPS) -> list[dict[str, Any]]:
@@ -91,7 +83,7 @@ def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = M
 
 
 def clients(
-    settings: Settings,
+    settings: Agreement,
     endpoints: Endpoints,
     policy: RetryPolicy | None = None,
     on_call: Callable[[str, str], None] | None = None,
@@ -138,10 +130,10 @@ def _record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> 
             sess.add(row)
 
 
-def _settings(agreement_ids: list[str]) -> dict[str, Settings]:
+def _settings(agreement_ids: list[str]) -> dict[str, Agreement]:
     with session() as sess:
         rows = sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))
-        return {r.id: Settings.of(r) for r in rows}
+        return {r.id: Agreement.from_row(r) for r in rows}
 
 
 def agreement_deadline() -> float:
@@ -515,7 +507,8 @@ def setup_fingerprint(ctx: AgreementContext, fetched: list[tuple[str, str]]) -> 
     the same way again, so the group skips validation (and never imports pandas or GX).
     """
     plain = {
-        "settings": asdict(ctx.settings),
+        # what bills are judged against: not whether the agreement is active, nor its e-conomic number
+        "settings": ctx.settings.model_dump(exclude={"active", "economic_agreement_number", *MAPPINGS}),
         "categories": sorted(ctx.categories.items()),
         "methods": sorted(ctx.methods.items()),
         "md": sorted(fetched),

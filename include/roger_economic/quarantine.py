@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from roger_economic.db import in_chunks, models
 from roger_economic.loader import LOADER_RULES
-from roger_economic.transform import BillOutcome
+from roger_economic.model import BillOutcome
 
 STATE_OF = {"planned": "planned", "quarantined": "quarantined", "waiting": "waiting", "withdraw": "withdraw"}
 

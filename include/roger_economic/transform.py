@@ -8,7 +8,6 @@ its payment back; a receipt is one event (both or neither).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -16,38 +15,10 @@ import pandas as pd
 
 from roger_economic.context import AgreementContext
 from roger_economic.economic import conventions
+from roger_economic.model import BillOutcome, Finding, PlannedEntry
 from roger_economic.prepare import records
+from roger_economic.rules import Severity, entries_to_book
 from roger_economic.texts import INVOICE_NUMBER_MAX, entry_text
-from roger_economic.validation import Finding
-
-
-@dataclass
-class PlannedEntry:
-    """One voucher to post: a supplier invoice or a supplier payment of one bill version."""
-
-    agreement_id: str
-    bill_id: str
-    version: int
-    kind: str  # invoice | payment
-    journal: int
-    year: str
-    voucher: dict[str, Any]
-    vendor: dict[str, Any] = field(default_factory=dict)  # for creating the supplier under 'create'
-    has_document: bool = False
-
-    @property
-    def entry(self) -> dict[str, Any]:
-        entries = self.voucher["entries"]
-        return (entries.get("supplierInvoices") or entries.get("supplierPayments"))[0]
-
-
-@dataclass
-class BillOutcome:
-    agreement_id: str
-    bill_id: str
-    version: int | None
-    state: str  # planned | quarantined | waiting | withdraw
-    findings: list[Finding]
 
 
 def _d(value: Any) -> Decimal:
@@ -69,15 +40,14 @@ def build(
         if row["action"] != "book":
             outcomes.append(BillOutcome(*key, version, row["action"], found))
             continue
-        stops = {f.entry for f in found if f.severity == "stop"}
-        invoice_ok = "invoice" not in stops and not (row["is_receipt"] and "payment" in stops)
-        payment_ok = invoice_ok and row["needs_payment"] and "payment" not in stops
+        invoice_ok, payment_ok = entries_to_book(found, bool(row["is_receipt"]), bool(row["needs_payment"]))
         ctx = contexts[row["agreement_id"]]
         if invoice_ok:
             entries.append(_invoice(row, ctx))
         if payment_ok:
             entries.append(_payment(row, ctx))
-        outcomes.append(BillOutcome(*key, version, "quarantined" if stops else "planned", found))
+        stopped = any(f.severity == Severity.STOP for f in found)
+        outcomes.append(BillOutcome(*key, version, "quarantined" if stopped else "planned", found))
     return entries, outcomes
 
 

@@ -1,6 +1,7 @@
-"""The booking rules as one Great Expectations suite, run once over a whole group's frame.
+"""The booking rules (:mod:`roger_economic.rules`) as one Great Expectations suite, run once over a whole
+group's frame.
 
-Each expectation carries its rule name, severity (``stop`` or ``warn``),
+Each expectation carries its rule's name; the rule says its severity (``stop`` or ``warn``),
 which entry it guards (``invoice`` or ``payment``) and the column that holds
 the offending value. The result is turned into one :class:`Finding` per
 failing bill and rule. ``great_expectations`` is imported here, inside the
@@ -17,206 +18,12 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from roger_economic.prepare import NA, OK
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    severity: str  # stop | warn
-    entry: str  # invoice | payment
-    kind: str  # status | not_null | unique | length
-    column: str
-    value_column: str
-    description: str
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "roger_contract",
-        "stop",
-        "invoice",
-        "status",
-        "chk_contract",
-        "contract_value",
-        "the record keeps the Roger contract (openapi Bill schema)",
-    ),
-    Rule(
-        "required_fields",
-        "stop",
-        "invoice",
-        "status",
-        "chk_required",
-        "chk_required",
-        "required fields present and well-formed",
-    ),
-    Rule(
-        "amount_positive_2_decimals",
-        "stop",
-        "invoice",
-        "status",
-        "chk_amount",
-        "amount_raw",
-        "amount positive with at most 2 decimals",
-    ),
-    Rule("currency_known", "stop", "invoice", "status", "chk_currency", "currency", "currency known to e-conomic"),
-    Rule(
-        "category_mapped",
-        "stop",
-        "invoice",
-        "status",
-        "chk_category",
-        "category_id",
-        "category mapped, or a default account",
-    ),
-    Rule(
-        "contra_account_bookable",
-        "stop",
-        "invoice",
-        "status",
-        "chk_contra",
-        "contra_account",
-        "contra account exists, not barred, not heading/sum, takes direct entries",
-    ),
-    Rule(
-        "invoice_date_open",
-        "stop",
-        "invoice",
-        "status",
-        "chk_invoice_date",
-        "invoice_day",
-        "invoice date in an open accounting year and period",
-    ),
-    Rule(
-        "supplier_resolved",
-        "stop",
-        "invoice",
-        "status",
-        "chk_supplier",
-        "vendor_name",
-        "vendor resolves to a supplier under the agreement's policy",
-    ),
-    Rule("unique_in_batch", "stop", "invoice", "unique", "bill_key", "bill_id", "each bill once in a batch"),
-    Rule(
-        "payment_present",
-        "stop",
-        "payment",
-        "status",
-        "chk_pay_present",
-        "chk_pay_present",
-        "a paid bill carries its payment",
-    ),
-    Rule(
-        "payment_method_mapped",
-        "stop",
-        "payment",
-        "status",
-        "chk_pay_method",
-        "method_id",
-        "payment method mapped to an account",
-    ),
-    Rule(
-        "payment_account_bookable",
-        "stop",
-        "payment",
-        "status",
-        "chk_pay_account",
-        "pay_account",
-        "payment account bookable",
-    ),
-    Rule(
-        "payment_currency",
-        "stop",
-        "payment",
-        "status",
-        "chk_pay_currency",
-        "pay_currency",
-        "payment currency known and the bill's",
-    ),
-    Rule(
-        "payment_date_open",
-        "stop",
-        "payment",
-        "status",
-        "chk_payment_date",
-        "paid_date_raw",
-        "payment date in an open accounting year and period",
-    ),
-    Rule(
-        "payment_type_offered",
-        "stop",
-        "invoice",
-        "status",
-        "chk_payment_type",
-        "payment_type_number",
-        "the agreement offers the invoice's payment type",
-    ),
-    Rule(
-        "vat_plausible",
-        "stop",
-        "invoice",
-        "status",
-        "chk_vat",
-        "vat_raw",
-        "VAT amount not larger than the gross amount and of its sign",
-    ),
-    Rule(
-        "payment_amount_matches",
-        "stop",
-        "payment",
-        "status",
-        "chk_pay_amount",
-        "pay_amount_raw",
-        "a payment in the bill's currency is the bill's amount",
-    ),
-    Rule("due_after_issue", "warn", "invoice", "status", "w_due", "due_date_raw", "due date not before issue date"),
-    Rule("vat_fits_rate", "warn", "invoice", "status", "w_vat", "vat_raw", "VAT amount fits the code's rate"),
-    Rule(
-        "invoice_number_fits",
-        "warn",
-        "invoice",
-        "status",
-        "w_invoice_number",
-        "invoice_number",
-        "invoice number present and at most 30 characters",
-    ),
-    Rule(
-        "payment_code_parses", "warn", "invoice", "status", "w_payment_code", "payment_code", "FI payment code parses"
-    ),
-)
-RULES_BY_NAME = {r.name: r for r in RULES}
-
-
-@dataclass(frozen=True)
-class Finding:
-    agreement_id: str
-    bill_id: str
-    version: int | None
-    rule: str
-    severity: str
-    entry: str
-    value: str | None
-    message: str
+from roger_economic.model import Finding
+from roger_economic.rules import RULES, RULES_BY_NAME
 
 
 def _suite_expectations(gx: Any) -> list[Any]:
-    expectations = []
-    for rule in RULES:
-        meta = {"rule": rule.name}
-        if rule.kind == "status":
-            allowed = [OK, NA]
-            expectations.append(
-                gx.expectations.ExpectColumnValuesToBeInSet(
-                    column=rule.column, value_set=allowed, meta=meta, description=rule.description
-                )
-            )
-        elif rule.kind == "unique":
-            expectations.append(
-                gx.expectations.ExpectColumnValuesToBeUnique(
-                    column=rule.column, meta=meta, description=rule.description
-                )
-            )
-    return expectations
+    return [rule.expectation(gx) for rule in RULES]
 
 
 def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
@@ -225,13 +32,13 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
     if rows.empty:
         return []
     rows["bill_key"] = rows.agreement_id.astype(str) + "|" + rows.bill_id.astype(str)
-    checked = rows[["row_key", "bill_key", *{r.column for r in RULES if r.kind == "status"}]].astype(str)
+    checked = rows[["row_key", "bill_key", *{r.column for r in RULES if r.check is not None}]].astype(str)
     if docs is not None:  # GX writes the values it reports into the Data Docs HTML as they are
         checked = _html_text(checked)
     result = _validate(checked, docs)
     # the failing rows looked up in plain columns: a pandas row lookup per hit would cost more than the rest
     position = {key: i for i, key in enumerate(checked.row_key.tolist())}
-    wanted = {"agreement_id", "bill_id", "version", *(c for r in RULES for c in (r.column, r.value_column))}
+    wanted = {"agreement_id", "bill_id", "version", *(c for r in RULES for c in (r.column, r.value))}
     column = {c: rows[c].tolist() for c in wanted}
     findings: list[Finding] = []
     seen: set[tuple[str, str, str]] = set()
@@ -247,18 +54,17 @@ def run(frame: pd.DataFrame, docs: DataDocs | None = None) -> list[Finding]:
                 continue
             seen.add(once)
             status = row[rule.column]
-            value = row[rule.value_column]
-            message = (
-                f"bill {row['bill_id']} appears more than once in the batch" if rule.kind == "unique" else str(status)
-            )
+            value = row[rule.value]
+            once_only = f"bill {row['bill_id']} appears more than once in the batch"
+            message = once_only if rule.check is None else str(status)
             findings.append(
                 Finding(
                     agreement_id=row["agreement_id"],
                     bill_id=str(row["bill_id"]),
                     version=int(row["version"]) if row["version"] is not None else None,
                     rule=rule.name,
-                    severity=rule.severity,
-                    entry=rule.entry,
+                    severity=str(rule.severity),
+                    entry=str(rule.entry),
                     value=None if value is None else str(value),
                     message=message,
                 )

@@ -43,9 +43,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roger_economic import csv_import, masterdata
-from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
+from roger_economic.model import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.pipeline import DATA_DOCS
 from roger_economic_ui import fetching, onboarding, queries, security
 

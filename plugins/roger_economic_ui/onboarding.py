@@ -37,6 +37,7 @@ from roger_economic.db import models
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import ConfigError
 from roger_economic.http import RetryPolicy
+from roger_economic.model import Agreement
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
 
@@ -278,7 +279,7 @@ def finish(sess: Any, user_id: str, state: str, grant: str) -> str:
     number = int(me["agreementNumber"])
     company_id = str(taken["extra"]["company_id"])
     aid = agreement_id_for(number)
-    cfg = config.AgreementConfig(
+    cfg = Agreement(
         id=aid,
         name=str((me.get("company") or {}).get("name") or taken["extra"].get("company_name") or aid),
         roger_company_id=company_id,

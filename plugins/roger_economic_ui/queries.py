@@ -30,10 +30,11 @@ from typing import Any
 from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from roger_economic import masterdata, suggest
+from roger_economic import masterdata, setup_rules, suggest
 from roger_economic.config import check_setup, save_mappings
 from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
+from roger_economic.model import SETUP_FIELDS
 
 OUTCOMES = ("ok", "incomplete", "failed", "stopped", "never")
 BILL_STATES = (
@@ -394,11 +395,8 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
     errors: list[str] = []
     snaps = setup.snapshots
     accounts = {a["accountNumber"]: a for a in snaps.get("accounts") or [] if "accountNumber" in a}
-    journals = {j["journalNumber"]: j for j in snaps.get("journals") or [] if "journalNumber" in j}
     vat_codes = {v.get("vatCode") for v in snaps.get("vat_accounts") or []}
     suppliers = {s.get("supplierNumber") for s in snaps.get("suppliers") or []}
-    if not snaps:
-        errors.append("no master data yet for this agreement: refresh master data first")
 
     def account(raw: Any, label: str, required: bool = False) -> int | None:
         number = _opt_int(raw, label, errors)
@@ -411,25 +409,23 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
             errors.append(f"{label}: account {number} is {problem} and cannot be booked to")
         return number
 
-    values: dict[str, Any] = {}
-    for key, entry_type, label in (
-        ("invoice_journal", "supplierInvoice", "Invoice journal"),
-        ("payment_journal", "supplierPayment", "Payment journal"),
-    ):
-        number = _opt_int(form.get(key), label, errors)
-        if number is not None:
-            problem = masterdata.journal_problem(journals, number, entry_type)
-            if problem:
-                errors.append(f"{label}: {problem}")
-        values[key] = number
-    values["default_account"] = account(form.get("default_account"), "Default account")
-    values["supplier_policy"] = str(form.get("supplier_policy") or "")
-    values["closed_period_policy"] = str(form.get("closed_period_policy") or "")
-    values["supplier_group"] = _opt_int(form.get("supplier_group"), "Supplier group", errors)
-    values["payment_terms"] = _opt_int(form.get("payment_terms"), "Payment terms", errors)
-    values["default_supplier"] = _opt_int(form.get("default_supplier"), "Default supplier", errors)
-    values["book_without_attachment"] = str(form.get("book_without_attachment") or "") in ("1", "on", "true")
-    # the agreements file's rules (one schema, roger_economic.config.SetupFields); master data is checked here
+    values: dict[str, Any] = {}  # model.SETUP_FIELDS, read as the form writes each kind of field
+    for key in SETUP_FIELDS:
+        raw = form.get(key)
+        if key == "default_account":
+            values[key] = account(raw, SETUP_LABELS[key])
+        elif key in ("supplier_policy", "closed_period_policy"):
+            values[key] = str(raw or "")
+        elif key == "book_without_attachment":
+            values[key] = str(raw or "") in ("1", "on", "true")
+        else:
+            values[key] = _opt_int(raw, SETUP_LABELS[key], errors)
+    for problem in setup_rules.problems(values, snapshots=snaps):
+        if problem.kind is setup_rules.Kind.MASTER_DATA:
+            errors.append(problem.message)
+        elif problem.kind is setup_rules.Kind.JOURNAL:
+            errors.append(f"{SETUP_LABELS[problem.field]}: {problem.message}")
+    # the setup's schema (roger_economic.config.SetupFields), whose policy rules are setup_rules' too
     errors += check_setup({k: v for k, v in values.items() if v is not None}, SETUP_LABELS)
     supplier = values["default_supplier"]
     if values["supplier_policy"] == "default" and supplier is not None and supplier not in suppliers:
@@ -453,8 +449,8 @@ def parse_setup_form(setup: Setup, form: dict[str, str]) -> SetupForm:
         number = account(form.get(f"pm_account__{mid}"), f"Payment method {method.get('name') or mid} ({mid})")
         if number is not None:
             methods[mid] = number
-    if not categories and values["default_account"] is None:
-        errors.append("Map at least one category or choose a default account")
+    mapping = setup_rules.problems(values, mapped=bool(categories))
+    errors += [p.message for p in mapping if p.kind is setup_rules.Kind.MAPPING]
     return SetupForm(values, categories, methods, errors)
 
 
@@ -583,8 +579,8 @@ def parse_with_kept(setup: Setup, form: dict[str, str]) -> tuple[SetupForm, list
     parsed.categories.update({cid: setup.categories[cid] for cid in skip_categories})
     parsed.methods.update({mid: setup.methods[mid] for mid in skip_methods})
     parsed.errors.extend(errors)
-    if parsed.errors and skip_categories and any(e.startswith("Map at least one category") for e in parsed.errors):
-        parsed.errors = [e for e in parsed.errors if not e.startswith("Map at least one category")]
+    if parsed.errors and skip_categories:  # a kept category is a mapping
+        parsed.errors = [e for e in parsed.errors if e != setup_rules.NO_MAPPING]
     return parsed, kept
 
 
@@ -612,19 +608,6 @@ def describe(
     for mid, account in methods.items():
         out[f"payment method {mid}"] = str(account)
     return out
-
-
-SETUP_FIELDS = (
-    "invoice_journal",
-    "payment_journal",
-    "default_account",
-    "supplier_policy",
-    "supplier_group",
-    "payment_terms",
-    "default_supplier",
-    "closed_period_policy",
-    "book_without_attachment",
-)
 
 
 def stored_description(setup: Setup) -> dict[str, Any]:

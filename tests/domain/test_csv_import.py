@@ -13,6 +13,7 @@ from sqlalchemy import select
 from roger_economic import config, csv_import
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
+from roger_economic.model import Agreement
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_ROGER, SECRET_GRANT, SECRET_OTHER = "sbx-roger-SECRET-1", "sbx-grant-SECRET-1", "sbx-grant-SECRET-2"
@@ -29,7 +30,7 @@ def tokens(monkeypatch):
 
 def _existing(url: str) -> None:
     """An agreement already in the database: Roger company cmp_0001, e-conomic agreement 700001."""
-    cfg = config.AgreementConfig(
+    cfg = Agreement(
         id="agr_0001", name="Nordlys", roger_company_id="cmp_0001", roger_token_ref="env:CSV_ROGER_1",
         economic_token_ref="env:CSV_GRANT_1", invoice_journal=2, payment_journal=3, economic_agreement_number=700001,
     )  # fmt: skip

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from roger_economic.context import AgreementContext
+from roger_economic.model import Finding
 from roger_economic.transform import BillOutcome, PlannedEntry
-from roger_economic.validation import Finding
 from tests import factories as f
 from tests.factories import pay
 

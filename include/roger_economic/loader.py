@@ -31,12 +31,14 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session, defer
 
+from roger_economic import states
 from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.economic.conventions import filter_eq, vat_zone_for
 from roger_economic.errors import NotFound, ValidationRejected
 from roger_economic.roger.client import RogerClient
+from roger_economic.states import Attachment, BillState, PostingStatus
 from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
@@ -115,15 +117,17 @@ def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
                 posting.payload_hash,
                 posting.payload,
             )
-            .where(posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting")))
+            .where(posting.agreement_id.in_(ids), posting.status.in_((PostingStatus.PLANNED, PostingStatus.POSTING)))
             .order_by(posting.id)
         ):
-            if r[1] == "posting":
+            if r[1] == PostingStatus.POSTING:
                 works[r[0]].stuck = True
             else:
                 works[r[0]].planned.append(Planned(*r[2:]))
         for aid, bill_id in sess.execute(
-            select(staged.agreement_id, staged.bill_id).where(staged.agreement_id.in_(ids), staged.state == "withdraw")
+            select(staged.agreement_id, staged.bill_id).where(
+                staged.agreement_id.in_(ids), staged.state == BillState.WITHDRAW
+            )
         ):
             works[aid].withdrawn.add(bill_id)
         for aid, row_id, bill_id, journal, year, voucher in sess.execute(
@@ -135,7 +139,11 @@ def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
                 posting.accounting_year,
                 posting.voucher_number,
             )
-            .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
+            .where(
+                posting.agreement_id.in_(ids),
+                posting.status == PostingStatus.POSTED,
+                posting.attachment == Attachment.PENDING,
+            )
             .order_by(posting.id)
         ):
             works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
@@ -157,7 +165,11 @@ def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
         for row in sess.scalars(
             select(posting)
             .options(defer(posting.payload))
-            .where(posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status == "posted")
+            .where(
+                posting.agreement_id.in_(agreement_ids),
+                posting.bill_id.in_(bills),
+                posting.status == PostingStatus.POSTED,
+            )
         ):
             if (row.agreement_id, row.bill_id) in concerned:
                 works[row.agreement_id].live[(row.bill_id, row.entry_kind)] = row
@@ -285,7 +297,7 @@ class Loader:
         unless a newer version of the bill is in the ledger: then it is superseded (versions only move forward).
         """
         with self.session() as sess:
-            stuck = self._rows(sess, "posting")
+            stuck = self._rows(sess, PostingStatus.POSTING)
             if not stuck:
                 return
             known = set(
@@ -303,7 +315,7 @@ class Loader:
                     select(models.StagedBill.bill_id).where(  # deleted in Roger since
                         models.StagedBill.agreement_id == self.aid,
                         models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
-                        models.StagedBill.state.in_(("withdraw", "withdrawn")),
+                        models.StagedBill.state.in_((BillState.WITHDRAW, BillState.WITHDRAWN)),
                     )
                 )
             )
@@ -314,15 +326,19 @@ class Loader:
                 if hit is not None:
                     self._found(row, hit)
                 elif row.bill_id in gone:
-                    row.status = "withdrawn"  # never posted, and the bill is deleted in Roger: nothing to post
+                    row.status = (
+                        PostingStatus.WITHDRAWN
+                    )  # never posted, and the bill is deleted in Roger: nothing to post
                     row.batch_key = None
                     self.result.counts["withdrawn"] += 1
                 elif (row.bill_id, row.entry_kind) in newer.get(row.bill_version, set()):
-                    row.status = "superseded"  # never posted, and a newer version of the bill is in the ledger
+                    row.status = (
+                        PostingStatus.SUPERSEDED
+                    )  # never posted, and a newer version of the bill is in the ledger
                     row.batch_key = None
                     self.result.counts["superseded"] += 1
                 else:
-                    row.status = "planned"
+                    row.status = PostingStatus.PLANNED
                     row.batch_key = None
                     self.result.counts["requeued"] += 1
             log.info(
@@ -360,7 +376,7 @@ class Loader:
                 select(posting.accounting_year, posting.bill_id, posting.entry_kind, posting.voucher_number).where(
                     posting.agreement_id == self.aid,
                     posting.bill_id.in_(chunk),
-                    posting.status == "posted",
+                    posting.status == PostingStatus.POSTED,
                     posting.voucher_number.is_not(None),
                 )
             )
@@ -401,7 +417,7 @@ class Loader:
         return out
 
     def _found(self, row: models.Posting, hit: dict[str, Any]) -> None:
-        row.status = "posted"
+        row.status = PostingStatus.POSTED
         row.posted_at = datetime.now(UTC)
         row.run_id = self.run_id  # the run that found it in e-conomic counts it (as on main, for the report)
         if hit["booked"]:  # booked by the accountant since: its voucher stays, its journal entry is gone
@@ -413,7 +429,7 @@ class Loader:
             row.entry_number = hit.get("journalEntryNumber")
             row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
         if row.entry_kind == "invoice":  # its PDF is still to be attached
-            row.attachment = "pending" if row.payload.get("has_document") else "none"
+            row.attachment = Attachment.PENDING if row.payload.get("has_document") else Attachment.NONE
         self.result.counts["recovered"] += 1
         self.result.counts[f"{row.entry_kind}s_booked"] += 1
 
@@ -437,8 +453,8 @@ class Loader:
             if stale:  # an overlapping run planned two versions of an entry: only the newest may go out
                 sess.execute(
                     update(models.Posting)
-                    .where(models.Posting.id.in_([r.id for r in stale]), models.Posting.status == "planned")
-                    .values(status="superseded")
+                    .where(models.Posting.id.in_([r.id for r in stale]), models.Posting.status == PostingStatus.PLANNED)
+                    .values(status=PostingStatus.SUPERSEDED)
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["superseded"] += len(stale)
@@ -457,7 +473,7 @@ class Loader:
                         old.journal_number, old.entry_number, f"del-{old.idempotency_key}"
                     )
                 if still_draft:
-                    old.status = "superseded" if new is not None else "withdrawn"
+                    old.status = PostingStatus.SUPERSEDED if new is not None else PostingStatus.WITHDRAWN
                     old.run_id = self.run_id  # the run that deleted the draft counts it (as on main, for the report)
                     self.result.counts["replaced" if new is not None else "withdrawn"] += 1
                 else:
@@ -472,21 +488,24 @@ class Loader:
                     if new is not None:
                         held.add(new.id)
                     else:
-                        old.status = "withdrawn"
+                        old.status = PostingStatus.WITHDRAWN
                     self.result.counts["review"] += 1
             if held:
-                sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held))).values(status="review"))
-            for chunk in in_chunks(sorted(withdrawn_bills)):  # one statement, not one per bill
                 sess.execute(
-                    update(models.StagedBill)
-                    .where(  # still to withdraw: a newer version may have come
-                        models.StagedBill.agreement_id == self.aid,
-                        models.StagedBill.bill_id.in_(chunk),
-                        models.StagedBill.state == "withdraw",
-                    )
-                    .values(state="withdrawn")
+                    update(models.Posting)
+                    .where(models.Posting.id.in_(sorted(held)))
+                    .values(status=PostingStatus.REVIEW)
                 )
-        retired = {old.id for old, _new in to_retire if old.status in ("superseded", "withdrawn")}
+            # still to withdraw (a newer version may have come): one statement, not one per bill
+            states.move(
+                sess,
+                [(self.aid, bill) for bill in sorted(withdrawn_bills)],
+                BillState.WITHDRAWN,
+                since=[BillState.WITHDRAW],
+            )
+        retired = {
+            old.id for old, _new in to_retire if old.status in (PostingStatus.SUPERSEDED, PostingStatus.WITHDRAWN)
+        }
         if retired:  # a draft deleted before its PDF went up (found by recovery in this load) gets none
             self.to_attach = [item for item in self.to_attach if item[0] not in retired]
         return [p for p in planned if p.id not in held]
@@ -628,8 +647,8 @@ class Loader:
             marked = set(
                 sess.scalars(
                     update(posting)
-                    .where(as_read, posting.status == "planned")
-                    .values(status="posting", batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
+                    .where(as_read, posting.status == PostingStatus.PLANNED)
+                    .values(status=PostingStatus.POSTING, batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
                     .returning(posting.id)
                     .execution_options(synchronize_session=False)
                 )
@@ -679,10 +698,12 @@ class Loader:
                     "voucher_number": voucher.get("voucherNumber"),
                     "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
                     "entry_number": items[0].get("journalEntryNumber"),
-                    "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
+                    "attachment": Attachment.PENDING
+                    if row.kind == "invoice" and row.payload.get("has_document")
+                    else Attachment.NONE,
                 }
             )
-            if done[-1]["attachment"] == "pending":
+            if done[-1]["attachment"] == Attachment.PENDING:
                 self.to_attach.append(
                     (row.id, row.bill_id, journal, done[-1]["accounting_year"], done[-1]["voucher_number"])
                 )
@@ -693,7 +714,7 @@ class Loader:
                 update(table)
                 .where(table.c.id == bindparam("row_id"))
                 .values(
-                    status="posted",
+                    status=PostingStatus.POSTED,
                     posted_at=now,
                     voucher_number=bindparam("voucher_number"),
                     accounting_year=bindparam("accounting_year"),
@@ -764,12 +785,14 @@ class Loader:
                 sess.execute(
                     update(posting)
                     .where(posting.id == row.id)
-                    .values(status="rejected", batch_key=None, error=why)
+                    .values(status=PostingStatus.REJECTED, batch_key=None, error=why)
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["rejected"] += 1
             if rest:  # left ``posting``: e-conomic does not document that a refused batch created none of it
-                sess.execute(update(posting).where(posting.id.in_([r.id for r in rest])).values(status="posting"))
+                sess.execute(
+                    update(posting).where(posting.id.in_([r.id for r in rest])).values(status=PostingStatus.POSTING)
+                )
         if waiting:
             self._hold(waiting, marked=True)
         if rest:  # looked for in e-conomic first (drafts and booked entries); those not found are posted again
@@ -788,8 +811,11 @@ class Loader:
                 self._quarantine(sess, row, "invoice_rejected", message, now)
                 sess.execute(
                     update(posting)
-                    .where(posting.id == row.id, posting.status == ("posting" if marked else "planned"))
-                    .values(status="held", batch_key=None, error=message[:1900])
+                    .where(
+                        posting.id == row.id,
+                        posting.status == (PostingStatus.POSTING if marked else PostingStatus.PLANNED),
+                    )
+                    .values(status=PostingStatus.HELD, batch_key=None, error=message[:1900])
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["held"] += 1
@@ -841,10 +867,10 @@ class Loader:
                         update(models.Posting)
                         .where(
                             models.Posting.agreement_id == self.aid,
-                            models.Posting.status == "posted",
-                            models.Posting.attachment == "pending",
+                            models.Posting.status == PostingStatus.POSTED,
+                            models.Posting.attachment == Attachment.PENDING,
                         )
-                        .values(attachment="skipped")
+                        .values(attachment=Attachment.SKIPPED)
                     ),
                 ).rowcount
             if skipped:
@@ -858,15 +884,15 @@ class Loader:
         self, row_id: int, bill_id: str, journal: int, year: str, voucher: int, attached: list[int]
     ) -> None:
         pdf = self.roger.document(bill_id)
-        state = "too_large"
+        state = Attachment.TOO_LARGE
         if fits_one_request(pdf):
             raw = f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}"
             key = "ra-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
             # ``exists``: attached by an earlier try whose answer was lost: nothing is added twice
             outcome = self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
-            state = "too_large" if outcome == "too_large" else "attached"
+            state = Attachment.TOO_LARGE if outcome == "too_large" else Attachment.ATTACHED
         self.result.counts[f"attachments_{state}"] += 1
-        if state == "attached":
+        if state == Attachment.ATTACHED:
             attached.append(row_id)
             if len(attached) >= ATTACHED_WRITE_EVERY:
                 self._mark_attached(attached)
@@ -899,7 +925,9 @@ class Loader:
     @staticmethod
     def _save_attached(sess: Session, row_ids: list[int]) -> None:
         if row_ids:
-            sess.execute(update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment="attached"))
+            sess.execute(
+                update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment=Attachment.ATTACHED)
+            )
             row_ids.clear()
 
 
@@ -913,32 +941,35 @@ def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
     for ids in in_chunks(agreement_ids):
         for aid, bill_id, status in sess.execute(
             select(posting.agreement_id, posting.bill_id, posting.status).where(
-                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review", "rejected", "held"))
+                posting.agreement_id.in_(ids),
+                posting.status.in_(
+                    (
+                        PostingStatus.PLANNED,
+                        PostingStatus.POSTING,
+                        PostingStatus.REVIEW,
+                        PostingStatus.REJECTED,
+                        PostingStatus.HELD,
+                    )
+                ),
             )
         ):
-            {"review": review, "rejected": refused, "held": refused}.get(status, waiting).add((aid, bill_id))
+            {PostingStatus.REVIEW: review, PostingStatus.REJECTED: refused, PostingStatus.HELD: refused}.get(
+                status, waiting
+            ).add((aid, bill_id))
         planned |= {
             (aid, bill)
             for aid, bill in sess.execute(
                 select(staged.agreement_id, staged.bill_id).where(
-                    staged.agreement_id.in_(ids), staged.state == "planned"
+                    staged.agreement_id.in_(ids), staged.state == BillState.PLANNED
                 )
             )
         }
     for state, bills in (
-        ("review", planned & review),
-        ("quarantined", (planned & refused) - review - waiting),
-        ("booked", planned - review - waiting - refused),
-    ):
-        for chunk in in_chunks(sorted(bills)):
-            sess.execute(
-                update(staged)
-                .where(
-                    tuple_(staged.agreement_id, staged.bill_id).in_(chunk), staged.state == "planned"
-                )  # not one an overlapping run moved on
-                .values(state=state)
-                .execution_options(synchronize_session=False)
-            )
+        (BillState.REVIEW, planned & review),
+        (BillState.QUARANTINED, (planned & refused) - review - waiting),
+        (BillState.BOOKED, planned - review - waiting - refused),
+    ):  # only bills still planned: not one an overlapping run moved on
+        states.move(sess, sorted(bills), state, since=[BillState.PLANNED])
 
 
 def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
@@ -956,8 +987,8 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
                 select(posting.agreement_id)
                 .where(
                     posting.agreement_id.in_(ids),
-                    posting.status.in_(("planned", "posting"))
-                    | ((posting.status == "posted") & (posting.attachment == "pending")),
+                    posting.status.in_((PostingStatus.PLANNED, PostingStatus.POSTING))
+                    | ((posting.status == PostingStatus.POSTED) & (posting.attachment == Attachment.PENDING)),
                 )
                 .distinct()
             )
@@ -965,7 +996,7 @@ def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
         out |= set(
             sess.scalars(
                 select(staged.agreement_id)
-                .where(staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw")))
+                .where(staged.agreement_id.in_(ids), staged.state.in_((BillState.PLANNED, BillState.WITHDRAW)))
                 .distinct()
             )
         )

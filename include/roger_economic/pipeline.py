@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from roger_economic import masterdata
+from roger_economic import agreement_status, masterdata, states
 from roger_economic.context import AgreementContext, Settings, load_contexts
 from roger_economic.credentials import Endpoints
 from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
@@ -37,6 +37,7 @@ from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, scrub
 from roger_economic.http import RetryPolicy
 from roger_economic.roger.client import RogerClient
+from roger_economic.states import BillState, Outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -192,19 +193,24 @@ def _each(
     def one(aid: str) -> tuple[str, dict[str, Any]]:
         started[aid] = time.monotonic()
         try:
-            return keep(aid, {"outcome": "ok", **work(aid)})
+            return keep(aid, {"outcome": Outcome.OK, **work(aid)})
         except RecordsUnusable as exc:  # the rest of its bills are staged: incomplete, not failed
             log.error("agreement %s incomplete in %s: %s", aid, phase, exc)
             return keep(
                 aid,
-                {"outcome": "incomplete", "message": str(exc), **exc.counts, "unusable": exc.named[: exc.MAX_NAMED]},
+                {
+                    "outcome": Outcome.INCOMPLETE,
+                    "message": str(exc),
+                    **exc.counts,
+                    "unusable": exc.named[: exc.MAX_NAMED],
+                },
             )
         except AgreementStopped as exc:
             log.error("agreement %s stopped in %s: %s", aid, phase, exc.reason)
-            return keep(aid, {"outcome": "stopped", "message": exc.reason})
+            return keep(aid, {"outcome": Outcome.STOPPED, "message": exc.reason})
         except IntegrationError as exc:
             log.error("agreement %s failed in %s: %s", aid, phase, exc)
-            return keep(aid, {"outcome": "failed", "message": str(exc)})
+            return keep(aid, {"outcome": Outcome.FAILED, "message": str(exc)})
         except Exception as exc:  # an unforeseen fault in one agreement must not take the group down
             # its text may hold a token (an unforeseen error's message is nobody's to vouch for): scrubbed
             # before it is logged or stored; the traceback is logged as frames only, without values
@@ -212,7 +218,7 @@ def _each(
             log.error(
                 "agreement %s failed in %s: %s\n%s", aid, phase, text, "".join(traceback.format_tb(exc.__traceback__))
             )
-            return keep(aid, {"outcome": "failed", "message": text})
+            return keep(aid, {"outcome": Outcome.FAILED, "message": text})
 
     def overdue(aid: str) -> dict[str, Any] | None:
         """The agreement's "took longer" line, when it is past its deadline and has no line yet."""
@@ -224,7 +230,7 @@ def _each(
                 return None
         log.error("agreement %s failed in %s: took longer than %g s; the others go on", aid, phase, limit)
         result = {
-            "outcome": "failed",
+            "outcome": Outcome.FAILED,
             "timed_out": True,
             "message": f"took longer than {limit:g} s in {phase}; stopped waiting for it",
         }
@@ -279,9 +285,7 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
                 snaps = masterdata.fetch(economic, roger)
             except AuthError as exc:
                 with session() as sess:
-                    status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
-                    status.api_access, status.master_data_error = False, str(exc)
-                    sess.add(status)
+                    agreement_status.write(sess, {aid: {"api_access": False, "master_data_error": str(exc)}})
                 raise AgreementStopped(aid, f"token rejected: {exc}") from None
         finally:
             economic.close()
@@ -305,13 +309,14 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
                         ),
                     }
                 )
-            status = sess.get(models.AgreementStatus, aid) or models.AgreementStatus(agreement_id=aid)
-            status.scanning_addon = masterdata.has_scanning(snaps)
-            status.api_access = True
-            status.mapping_gaps = gaps
-            status.master_data_at = datetime.now(UTC)
-            status.master_data_error = None
-            sess.add(status)
+            found = {
+                "scanning_addon": masterdata.has_scanning(snaps),
+                "api_access": True,
+                "mapping_gaps": gaps,
+                "master_data_at": datetime.now(UTC),
+                "master_data_error": None,
+            }
+            agreement_status.write(sess, {aid: found})
         return {
             "accounts": len(snaps["accounts"]),
             "suppliers": len(snaps["suppliers"]),
@@ -373,17 +378,17 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
                 "version": version,
                 "payload": bill,
                 "updated_at": str(bill.get("updated_at"))[:40],
-                "state": "new",
                 "staged_at": now,
                 "run_id": run_id,
                 "search_text": models.bill_search_text(bill),
             }
-        fresh = [row for bill_id, row in writes.items() if bill_id not in held]
+        fresh = [{**row, "state": BillState.NEW} for bill_id, row in writes.items() if bill_id not in held]
         changed = [row for bill_id, row in writes.items() if bill_id in held]
-        if fresh:  # one multi-row INSERT
+        if fresh:  # one multi-row INSERT: a bill enters the diagram as new
             sess.execute(insert(staged_bill), fresh)
-        if changed:  # one executemany by primary key
+        if changed:  # one executemany by primary key; a newer version starts again from new
             sess.execute(update(staged_bill), changed)
+            states.move(sess, [(aid, row["bill_id"]) for row in changed], BillState.NEW, since=BillState)
     return dict(counts)
 
 
@@ -431,22 +436,8 @@ def _advance_watermarks(agreement_ids: list[str], before: str) -> None:
     Written after the agreements' bills are staged: a crash in between only makes the next run read
     the same days again, and staging a bill version twice changes nothing.
     """
-    status = models.AgreementStatus
     with session() as sess:
-        for chunk in in_chunks(agreement_ids):
-            known = set(sess.scalars(select(status.agreement_id).where(status.agreement_id.in_(chunk))))
-            sess.execute(
-                update(status)
-                .where(
-                    status.agreement_id.in_(chunk),
-                    or_(status.extracted_until.is_(None), status.extracted_until < before),
-                )
-                .values(extracted_until=before)
-                .execution_options(synchronize_session=False)
-            )
-            sess.add_all(
-                models.AgreementStatus(agreement_id=aid, extracted_until=before) for aid in chunk if aid not in known
-            )
+        agreement_status.write(sess, {aid: {"extracted_until": before} for aid in agreement_ids})
 
 
 def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
@@ -493,7 +484,7 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
         return dict(counts)
 
     results = _each(agreement_ids, work, run_id, "extract", threads=LOAD_THREADS)
-    complete = [aid for aid, res in results.items() if res.get("outcome") == "ok"]
+    complete = [aid for aid, res in results.items() if res.get("outcome") == Outcome.OK]
     before = window.before
     if before and complete:
         _again_on_race(lambda: _advance_watermarks(complete, before), "extraction watermarks")
@@ -539,13 +530,16 @@ def _judgement(sess: Any, agreement_ids: list[str], dry_run: bool) -> _Judgement
     for aid in agreement_ids:
         reason = contexts[aid].stop_reason() if aid in contexts else "agreement unknown"
         if reason:
-            stopped[aid] = {"outcome": "stopped", "message": reason}
+            stopped[aid] = {"outcome": Outcome.STOPPED, "message": reason}
         else:
             runnable[aid] = contexts[aid]
     fresh = set(
         sess.scalars(
             select(models.StagedBill.agreement_id)
-            .where(models.StagedBill.agreement_id.in_(list(runnable)), models.StagedBill.state.in_(("new", "planned")))
+            .where(
+                models.StagedBill.agreement_id.in_(list(runnable)),
+                models.StagedBill.state.in_((BillState.NEW, BillState.PLANNED)),
+            )
             .distinct()
         )
     )
@@ -586,8 +580,8 @@ def settled(agreement_ids: list[str], run_id: str, extracted: dict[str, Any]) ->
         judgement = _judgement(sess, agreement_ids, dry_run=False)
         if judgement.stopped or judgement.rejudge or agreements_with_work(sess, agreement_ids):
             return False
-    _record_all(run_id, "validate", {aid: {"outcome": "ok", "unchanged": True} for aid in agreement_ids})
-    _record_all(run_id, "load", {aid: {"outcome": "ok"} for aid in agreement_ids})
+    _record_all(run_id, "validate", {aid: {"outcome": Outcome.OK, "unchanged": True} for aid in agreement_ids})
+    _record_all(run_id, "load", {aid: {"outcome": Outcome.OK} for aid in agreement_ids})
     return True
 
 
@@ -602,17 +596,17 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
             for aid, payload in sess.execute(
                 select(models.StagedBill.agreement_id, models.StagedBill.payload).where(
                     models.StagedBill.agreement_id.in_(list(rejudge)),
-                    models.StagedBill.state.in_(("new", "quarantined", "planned")),
+                    models.StagedBill.state.in_(states.JUDGEABLE),
                 )
             )
         ]
     for aid in set(runnable) - rejudge:
-        results[aid] = {"outcome": "ok", "unchanged": True}
+        results[aid] = {"outcome": Outcome.OK, "unchanged": True}
     runnable = {aid: ctx for aid, ctx in runnable.items() if aid in rejudge}
     if not bills and not dry_run:
         _remember_fingerprints(fingerprints, runnable)
         for aid in runnable:
-            results[aid] = {"outcome": "ok"}
+            results[aid] = {"outcome": Outcome.OK}
         _record_all(run_id, "validate", results)
         return results
     from roger_economic import ledger, quarantine, transform, validation
@@ -629,13 +623,13 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
     planned, outcomes = transform.build(frame, findings, runnable) if frame is not None else ([], [])
     per: dict[str, Counter] = {aid: Counter() for aid in runnable}
     for outcome in outcomes:
-        per[outcome.agreement_id][outcome.state] += 1
+        per[outcome.agreement_id][str(outcome.state)] += 1
     for entry in planned:
         per[entry.agreement_id][f"{entry.kind}s_planned"] += 1
     if dry_run:
         for aid in runnable:
             results[aid] = {
-                "outcome": "ok",
+                "outcome": Outcome.OK,
                 **per[aid],
                 "dry_run": True,
                 "entries": [_dry(e) for e in planned if e.agreement_id == aid],
@@ -658,7 +652,7 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
             counts["data_docs"] = str(docs.page.relative_to(DATA_DOCS))
         counts["reasons"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "stop"))
         counts["warnings"] = dict(Counter(f.rule for f in findings if f.agreement_id == aid and f.severity == "warn"))
-        results[aid] = {"outcome": "ok", **counts}
+        results[aid] = {"outcome": Outcome.OK, **counts}
     _record_all(run_id, "validate", results)
     _remember_fingerprints(fingerprints, runnable)
     log.info("validated %d bills of %d agreements", len(bills), len(runnable))
@@ -667,16 +661,7 @@ def validate(agreement_ids: list[str], run_id: str, dry_run: bool = False) -> di
 
 def _remember_fingerprints(fingerprints: dict[str, str], judged: dict[str, AgreementContext]) -> None:
     with session() as sess:
-        statuses = {
-            s.agreement_id: s
-            for s in sess.scalars(
-                select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(list(judged)))
-            )
-        }
-        for aid in judged:
-            status = statuses.get(aid) or models.AgreementStatus(agreement_id=aid)
-            status.judged_fingerprint = fingerprints[aid]
-            sess.add(status)
+        agreement_status.write(sess, {aid: {"judged_fingerprint": fingerprints[aid]} for aid in judged})
 
 
 def _dry(entry: Any) -> dict[str, Any]:
@@ -785,7 +770,7 @@ def load(
     with session() as sess:  # each load gave its lease back as it ended; this is for any it could not
         settle_bill_states(sess, done)
         release_all(sess, done, owner)
-    failed = {a: r["message"] for a, r in results.items() if r["outcome"] == "failed"}
+    failed = {a: r["message"] for a, r in results.items() if r["outcome"] == Outcome.FAILED}
     if failed:
         raise AgreementsFailed(failed)
     return results

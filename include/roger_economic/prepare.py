@@ -11,7 +11,6 @@ frame, one validation.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -19,8 +18,9 @@ import pandas as pd
 from roger_economic import masterdata, payment_codes
 from roger_economic.context import AgreementContext, vendor_key
 from roger_economic.economic.conventions import PAYMENT_TYPES
-from roger_economic.money import decimals, exchange_rate, parse_amount, vat_fits
+from roger_economic.money import exchange_rate, parse_amount, vat_fits
 from roger_economic.roger import contract
+from roger_economic.states import BillState
 from roger_economic.texts import INVOICE_NUMBER_MAX
 
 WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
@@ -126,12 +126,12 @@ def _required(values: dict[str, Any]) -> str:
 def action_of(status: Any, deleted: Any, document_type: Any) -> str:
     """book | waiting | withdraw: what a bill asks for, before any rule is checked."""
     if deleted is True or status == "DUPLICATE":
-        return "withdraw"
+        return BillState.WITHDRAW
     if status in WAITING:
-        return "waiting"
+        return BillState.WAITING
     if status in OPEN or status == "PAID":
         return "book"
-    return "waiting" if status is None else "withdraw"
+    return BillState.WAITING if status is None else BillState.WITHDRAW
 
 
 def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, AgreementContext]) -> pd.DataFrame:
@@ -395,11 +395,3 @@ def _payment_checks(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
         rate = exchange_rate(amount, base)
     out["exchange_rate"] = rate
     return out
-
-
-def too_many_decimals(raw: Any) -> bool:
-    return raw is not None and decimals(raw) > 2
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    return value if isinstance(value, Decimal) else parse_amount(value)

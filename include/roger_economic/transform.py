@@ -17,6 +17,7 @@ import pandas as pd
 from roger_economic.context import AgreementContext
 from roger_economic.economic import conventions
 from roger_economic.prepare import records
+from roger_economic.states import BillState
 from roger_economic.texts import INVOICE_NUMBER_MAX, entry_text
 from roger_economic.validation import Finding
 
@@ -46,7 +47,7 @@ class BillOutcome:
     agreement_id: str
     bill_id: str
     version: int | None
-    state: str  # planned | quarantined | waiting | withdraw
+    state: BillState  # planned | quarantined | waiting | withdraw
     findings: list[Finding]
 
 
@@ -77,7 +78,7 @@ def build(
             entries.append(_invoice(row, ctx))
         if payment_ok:
             entries.append(_payment(row, ctx))
-        outcomes.append(BillOutcome(*key, version, "quarantined" if stops else "planned", found))
+        outcomes.append(BillOutcome(*key, version, BillState.QUARANTINED if stops else BillState.PLANNED, found))
     return entries, outcomes
 
 

@@ -46,6 +46,7 @@ from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
 from roger_economic.pipeline import DATA_DOCS
+from roger_economic.states import BillState
 from roger_economic_ui import onboarding, queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
@@ -1048,7 +1049,9 @@ async def resync_quarantined(request: Request, agreement_id: str, user: GetUserD
                 sess.scalar(
                     select(func.count())
                     .select_from(models.StagedBill)
-                    .where(models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined")
+                    .where(
+                        models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == BillState.QUARANTINED
+                    )
                 )
                 or 0
             )

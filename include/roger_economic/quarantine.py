@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from roger_economic import states
 from roger_economic.db import models
-from roger_economic.loader import LOADER_RULES
+from roger_economic.posting.work import LOADER_RULES
 from roger_economic.states import BillState
 from roger_economic.transform import BillOutcome
 

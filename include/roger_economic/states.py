@@ -86,6 +86,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # the run report could not be built (no database)
 
 
+EVERY_STATE = tuple(BillState)  # a newer version staged restarts a bill from any of them
 # the states validation judges (again): a bill in another state waits for a newer version (or the load)
 JUDGEABLE = (BillState.NEW, BillState.QUARANTINED, BillState.PLANNED)
 _JUDGED = frozenset({BillState.WAITING, BillState.QUARANTINED, BillState.PLANNED, BillState.WITHDRAW})

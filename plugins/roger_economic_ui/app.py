@@ -45,8 +45,8 @@ from roger_economic import csv_import, masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
-from roger_economic.pipeline import DATA_DOCS
 from roger_economic.states import BillState
+from roger_economic.steps.validate import DATA_DOCS
 from roger_economic_ui import onboarding, queries, security
 
 BILLS_DAG = "roger_bills_to_economic"

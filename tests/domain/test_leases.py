@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from roger_economic.config import load_file
 from roger_economic.db import models, session
-from roger_economic.loader import lease, lease_all, release, release_all
+from roger_economic.posting.leases import lease, lease_all, release, release_all
 from tests.faults.helpers import ROOT
 
 AID = "agr_0001"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from roger_economic import ledger, pipeline
+from roger_economic import pipeline
 from roger_economic.db import models, session
+from roger_economic.posting import ledger
 from sandboxes import world
 from tests.faults.helpers import (
     BEFORE,

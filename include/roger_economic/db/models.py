@@ -92,7 +92,7 @@ class AgreementStatus(Base):
     # the end of the last window extracted in full: the next run starts here at the latest, so a
     # failed night leaves no gap
     extracted_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # what the open bills were last judged against (see pipeline.setup_fingerprint)
+    # what the open bills were last judged against (see steps.validate.setup_fingerprint)
     judged_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,51 +1,35 @@
-"""Posting planned entries into e-conomic, exactly once.
-
-For one agreement, in this order (what it starts from is read for a whole group
-at once by :func:`read_work`, and the bills' states are settled for the group at
-the end by :func:`settle_bill_states`):
-1. recover rows left ``posting`` by a crash or a lost answer, by looking their
-   bill ids up among the journal's draft entries (found: posted; not found:
-   planned again);
-2. withdraw or replace entries whose bill changed or was deleted in Roger
-   (drafts are deleted; booked entries become review items, never edited);
-3. create missing suppliers (once, under the ``create`` policy);
-4. post the planned vouchers in batches, one POST per journal and batch, with a
-   ledger row marked ``posting`` *before* the call and an idempotency key that
-   a retry of the same batch repeats;
-5. attach each invoice's PDF.
-"""
+"""Steps 1, 2, 4 and 5 of one agreement's load (see :mod:`roger_economic.posting`): recovery, changes
+after booking, vouchers and documents."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select, tuple_, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import CursorResult, Table, bindparam, select, tuple_, update
+from sqlalchemy.orm import Session
 
 from roger_economic import states
-from roger_economic.context import AgreementContext, normalise_cvr
+from roger_economic.context import AgreementContext
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
-from roger_economic.economic.conventions import filter_eq, vat_zone_for
 from roger_economic.errors import NotFound, ValidationRejected
+from roger_economic.posting import suppliers
+from roger_economic.posting.leases import release
+from roger_economic.posting.work import LOADER_RULES, Planned, Work, read_work
 from roger_economic.roger.client import RogerClient
 from roger_economic.states import Attachment, BillState, PostingStatus
 from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
-# quarantine rules opened from e-conomic's answer at POST time (a refused invoice, a payment it holds back):
-# released by the load that gets the entry in, never by validation (``quarantine.record`` leaves them open)
-LOADER_RULES = frozenset({"economic_rejected", "invoice_rejected"})
 ATTACHED_WRITE_EVERY = 50  # attachments recorded per commit
 BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
 
@@ -64,116 +48,6 @@ SessionFactory = Callable[[], Any]
 @dataclass
 class LoadResult:
     counts: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Planned:
-    """A planned ledger row as the loader needs it, read (and its payload decoded) once per load."""
-
-    id: int
-    bill_id: str
-    bill_version: int
-    kind: str
-    journal: int
-    year: str
-    idempotency_key: str
-    payload_hash: str
-    payload: dict[str, Any]
-
-
-@dataclass
-class Work:
-    """What one agreement's load starts from (read for a whole group by :func:`read_work`)."""
-
-    planned: list[Planned] = field(default_factory=list)
-    stuck: bool = False  # a row is left ``posting``: recovery first
-    withdrawn: set[str] = field(default_factory=set)  # bills withdrawn in Roger
-    live: dict[tuple[str, str], models.Posting] = field(default_factory=dict)  # booked entries of those bills
-    refused: set[str] = field(default_factory=set)  # bills with an open refusal by e-conomic (``LOADER_RULES``)
-    # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
-    to_attach: list[tuple[int, str, int, str, int | None]] = field(default_factory=list)
-
-
-def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
-    """What each agreement's load starts from, for a whole group in a few queries (not four per agreement).
-
-    Only the booked entries of the bills at hand are read: an agreement's history grows every night.
-    """
-    posting, staged = models.Posting, models.StagedBill
-    works = {aid: Work() for aid in agreement_ids}
-    for ids in in_chunks(agreement_ids):
-        for r in sess.execute(
-            select(
-                posting.agreement_id,
-                posting.status,
-                posting.id,
-                posting.bill_id,
-                posting.bill_version,
-                posting.entry_kind,
-                posting.journal_number,
-                posting.accounting_year,
-                posting.idempotency_key,
-                posting.payload_hash,
-                posting.payload,
-            )
-            .where(posting.agreement_id.in_(ids), posting.status.in_((PostingStatus.PLANNED, PostingStatus.POSTING)))
-            .order_by(posting.id)
-        ):
-            if r[1] == PostingStatus.POSTING:
-                works[r[0]].stuck = True
-            else:
-                works[r[0]].planned.append(Planned(*r[2:]))
-        for aid, bill_id in sess.execute(
-            select(staged.agreement_id, staged.bill_id).where(
-                staged.agreement_id.in_(ids), staged.state == BillState.WITHDRAW
-            )
-        ):
-            works[aid].withdrawn.add(bill_id)
-        for aid, row_id, bill_id, journal, year, voucher in sess.execute(
-            select(
-                posting.agreement_id,
-                posting.id,
-                posting.bill_id,
-                posting.journal_number,
-                posting.accounting_year,
-                posting.voucher_number,
-            )
-            .where(
-                posting.agreement_id.in_(ids),
-                posting.status == PostingStatus.POSTED,
-                posting.attachment == Attachment.PENDING,
-            )
-            .order_by(posting.id)
-        ):
-            works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
-        quarantine = models.Quarantine
-        for aid, bill_id in sess.execute(
-            select(quarantine.agreement_id, quarantine.bill_id)
-            .where(
-                quarantine.agreement_id.in_(ids),
-                quarantine.rule.in_(sorted(LOADER_RULES)),
-                quarantine.released_at.is_(None),
-            )
-            .distinct()
-        ):
-            works[aid].refused.add(bill_id)
-    concerned = {
-        (aid, bill) for aid, work in works.items() for bill in {p.bill_id for p in work.planned} | work.withdrawn
-    }
-    for bills in in_chunks(sorted({bill for _aid, bill in concerned})):
-        for row in sess.scalars(
-            select(posting)
-            .options(defer(posting.payload))
-            .where(
-                posting.agreement_id.in_(agreement_ids),
-                posting.bill_id.in_(bills),
-                posting.status == PostingStatus.POSTED,
-            )
-        ):
-            if (row.agreement_id, row.bill_id) in concerned:
-                works[row.agreement_id].live[(row.bill_id, row.entry_kind)] = row
-    return works
 
 
 def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
@@ -533,91 +407,7 @@ class Loader:
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
-        unknown: dict[str, dict[str, Any]] = {}  # vendors to create that the context has no supplier for
-        for row in planned:
-            vendor = row.payload.get("vendor") or {}
-            if vendor.get("how") == "create" and vendor["key"] not in self.ctx.supplier_links:
-                unknown.setdefault(vendor["key"], vendor)
-        if not unknown:
-            return
-        with self.session() as sess:
-            links = {
-                link.vendor_key: link
-                for chunk in in_chunks(sorted(unknown))
-                for link in sess.scalars(
-                    select(models.SupplierLink).where(
-                        models.SupplierLink.agreement_id == self.aid, models.SupplierLink.vendor_key.in_(chunk)
-                    )
-                )
-            }
-            vendors = {
-                key: vendor for key, vendor in unknown.items() if key not in links or links[key].supplier_number is None
-            }
-            # Marked ``creating`` before any call, in the same transaction: a crash after a creation leaves
-            # a link that says to look the supplier up first, so it is never created twice.
-            marks = [
-                {
-                    "agreement_id": self.aid,
-                    "vendor_key": key,
-                    "supplier_number": None,
-                    "how": "creating",
-                    "created_at": datetime.now(UTC),
-                }
-                for key in vendors
-                if key not in links
-            ]
-            if marks:
-                sess.execute(insert(models.SupplierLink), marks)
-        for key, link in links.items():  # made by another run since this one read its context
-            if link.supplier_number is not None:
-                self.ctx.supplier_links[key] = link.supplier_number
-        numbers: dict[str, int] = {}
-        try:
-            for key, vendor in vendors.items():
-                # looked up first only when an earlier attempt was interrupted: a first creation is one call
-                number = self._find_supplier(vendor) if key in links else None
-                if number is None:
-                    created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
-                    number = created["supplierNumber"]
-                    self.result.counts["suppliers_created"] += 1
-                numbers[key] = number
-                self.ctx.supplier_links[key] = number
-        finally:  # what was created is recorded even when a later creation fails
-            if numbers:
-                table = cast(Table, models.SupplierLink.__table__)
-                with self.session() as sess:
-                    sess.execute(
-                        update(table)
-                        .where(table.c.agreement_id == self.aid, table.c.vendor_key == bindparam("key"))
-                        .values(supplier_number=bindparam("number"), how="created"),
-                        [{"key": k, "number": n} for k, n in numbers.items()],
-                    )
-
-    def _supplier_key(self, vendor_key: str) -> str:
-        return "rs-" + hashlib.sha256(f"{self.aid}|{vendor_key}".encode()).hexdigest()[:40]
-
-    def _find_supplier(self, vendor: dict[str, Any]) -> int | None:
-        """A supplier made by an earlier, interrupted attempt (looked up before creating again)."""
-        cvr = normalise_cvr(vendor.get("cvr"))
-        filter_ = filter_eq("corporateIdentificationNumber", cvr) if cvr else filter_eq("name", vendor.get("name"))
-        found = self.economic.collection("/suppliers", filter_)
-        return found[0]["supplierNumber"] if found else None
-
-    def _supplier_body(self, vendor: dict[str, Any]) -> dict[str, Any]:
-        settings = self.ctx.settings
-        body: dict[str, Any] = {
-            "name": str(vendor.get("name"))[:255],
-            "currency": vendor.get("currency") or self.ctx.base_currency,
-            "supplierGroup": {"supplierGroupNumber": settings.supplier_group},
-            "paymentTerms": {"paymentTermsNumber": settings.payment_terms},
-            "vatZone": {"vatZoneNumber": vat_zone_for(vendor.get("country"))},
-        }
-        cvr = normalise_cvr(vendor.get("cvr"))
-        if cvr:
-            body["corporateIdentificationNumber"] = cvr
-        if vendor.get("country"):
-            body["country"] = vendor["country"]
-        return body
+        suppliers.create_missing(self.session, self.ctx, self.economic, planned, self.result.counts)
 
     # ------------------------------------------------------------------ 4. vouchers
     def post_planned(self, planned: list[Planned]) -> None:
@@ -929,170 +719,3 @@ class Loader:
                 update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment=Attachment.ATTACHED)
             )
             row_ids.clear()
-
-
-def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
-    """A planned bill is booked once none of its entries waits any more (for a whole group at once)."""
-    posting, staged = models.Posting, models.StagedBill
-    waiting: set[tuple[str, str]] = set()
-    review: set[tuple[str, str]] = set()
-    refused: set[tuple[str, str]] = set()  # an entry e-conomic refused, or a payment its refused invoice holds
-    planned: set[tuple[str, str]] = set()
-    for ids in in_chunks(agreement_ids):
-        for aid, bill_id, status in sess.execute(
-            select(posting.agreement_id, posting.bill_id, posting.status).where(
-                posting.agreement_id.in_(ids),
-                posting.status.in_(
-                    (
-                        PostingStatus.PLANNED,
-                        PostingStatus.POSTING,
-                        PostingStatus.REVIEW,
-                        PostingStatus.REJECTED,
-                        PostingStatus.HELD,
-                    )
-                ),
-            )
-        ):
-            {PostingStatus.REVIEW: review, PostingStatus.REJECTED: refused, PostingStatus.HELD: refused}.get(
-                status, waiting
-            ).add((aid, bill_id))
-        planned |= {
-            (aid, bill)
-            for aid, bill in sess.execute(
-                select(staged.agreement_id, staged.bill_id).where(
-                    staged.agreement_id.in_(ids), staged.state == BillState.PLANNED
-                )
-            )
-        }
-    for state, bills in (
-        (BillState.REVIEW, planned & review),
-        (BillState.QUARANTINED, (planned & refused) - review - waiting),
-        (BillState.BOOKED, planned - review - waiting - refused),
-    ):  # only bills still planned: not one an overlapping run moved on
-        states.move(sess, sorted(bills), state, since=[BillState.PLANNED])
-
-
-def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
-    """The agreements a :class:`Loader` would do anything for (the steps of ``Loader.run``).
-
-    A night's rerun, and most agreements on a quiet night, have nothing to load: they are passed by
-    without a lease, clients or a query per step.
-    """
-    posting = models.Posting
-    staged = models.StagedBill
-    out: set[str] = set()
-    for ids in in_chunks(agreement_ids):
-        out |= set(
-            sess.scalars(
-                select(posting.agreement_id)
-                .where(
-                    posting.agreement_id.in_(ids),
-                    posting.status.in_((PostingStatus.PLANNED, PostingStatus.POSTING))
-                    | ((posting.status == PostingStatus.POSTED) & (posting.attachment == Attachment.PENDING)),
-                )
-                .distinct()
-            )
-        )
-        out |= set(
-            sess.scalars(
-                select(staged.agreement_id)
-                .where(staged.agreement_id.in_(ids), staged.state.in_((BillState.PLANNED, BillState.WITHDRAW)))
-                .distinct()
-            )
-        )
-    return out
-
-
-def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:
-    """Take the agreement for this loader (a second run of the same agreement waits its turn).
-
-    A lease whose holder was a process on this host that no longer lives (killed mid-batch) is taken
-    over at once instead of blocking the retry until it expires; recovery then sorts out its batch.
-    """
-    now = datetime.now(UTC)
-    free = (
-        (models.Agreement.lease_until.is_(None))
-        | (models.Agreement.lease_until < now)
-        | (models.Agreement.lease_owner == owner)
-    )
-    taken = cast(
-        CursorResult,
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id == agreement_id, free)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-        ),
-    )
-    if taken.rowcount == 1:  # the usual case: one statement
-        return True
-    holder = sess.scalar(select(models.Agreement.lease_owner).where(models.Agreement.id == agreement_id))
-    if holder is None or holder == owner or not _dead_local_owner(holder):
-        return False  # held by a live run (or freed a moment ago): the caller waits its turn
-    result = cast(
-        CursorResult,
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == holder)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-        ),
-    )
-    if result.rowcount == 1:
-        log.warning("agreement %s: took over the lease of %s, a process that is gone", agreement_id, holder)
-    return result.rowcount == 1
-
-
-def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int = 10) -> set[str]:
-    """Take the free leases of a group in one statement; returns the agreements this owner now holds.
-
-    The others are held by another run (or by a dead one): the caller takes them one by one with
-    :func:`lease`, which waits its turn or takes a dead holder's lease over. Shorter than an agreement's
-    own lease (each agreement renews its own for 30 minutes as it starts): a group whose process died on
-    another host blocks its agreements for minutes, not half an hour.
-    """
-    now = datetime.now(UTC)
-    agreement = models.Agreement
-    free = (agreement.lease_until.is_(None)) | (agreement.lease_until < now) | (agreement.lease_owner == owner)
-    held: set[str] = set()
-    for ids in in_chunks(agreement_ids):
-        sess.execute(
-            update(agreement)
-            .where(agreement.id.in_(ids), free)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-            .execution_options(synchronize_session=False)
-        )
-        held |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
-    return held
-
-
-def _dead_local_owner(owner: str) -> bool:
-    """``host:pid:run`` names a process on this host that has ended."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def release(sess: Session, agreement_id: str, owner: str) -> None:
-    sess.execute(
-        update(models.Agreement)
-        .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-    )
-
-
-def release_all(sess: Session, agreement_ids: list[str], owner: str) -> None:
-    """Give back every lease of the group this owner still holds (one a load could not give back itself)."""
-    for ids in in_chunks(agreement_ids):
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )

@@ -3,25 +3,24 @@
 A staged bill's life (``staged_bills.state``); every write of it goes through :func:`move`, which
 allows only these arrows::
 
-                    staged from Roger (the first version, or any newer one)
-                                    │
-        every state ───────────────►│◄──────────── quarantined: re-sync (UI)
-                                    ▼
-                                   new
-                                    │ judged (validate): from new, quarantined or planned
-           ┌──────────────┬─────────┴────┬──────────────────┐
-           ▼              ▼              ▼                  ▼
-        waiting      quarantined ◄──► planned ──────┐    withdraw
-                          ▲              │          │       │ its drafts deleted (load)
-                          │ e-conomic    │ posted   │       ▼
-                          │ refused it   ▼          │    withdrawn
-                          └───────── (load) ─► booked
-                                                    │ a booked entry's bill changed
-                                                    └────► review
+      staged: a bill's first version, or a newer version of a bill in any state
+                                  │
+                                  ▼
+                                 new ◄──────── re-sync (UI) ──────── quarantined
+                                  │
+                                  │ judged (validate); quarantined and planned
+                                  │ bills are judged again into any of these four
+         ┌──────────────┬─────────┴──────┬──────────────────┐
+         ▼              ▼                ▼                  ▼
+      waiting      quarantined ◄──── planned             withdraw
+                                 load:  │   │                 │ load: its drafts deleted
+                         e-conomic      │   │                 ▼
+                         refused an     │   │             withdrawn
+                         entry          ▼   ▼
+                                   booked   review (a booked entry's bill changed)
 
 (``planned`` is settled by the load: ``booked`` once none of its entries waits, ``review`` when a
-booked entry must be corrected by hand, ``quarantined`` when e-conomic refused an entry. A judged
-bill may be judged again into any of the four, itself included.)
+booked entry must be corrected by hand, ``quarantined`` when e-conomic refused an entry.)
 
 A ledger row (``postings.status``) is a :class:`PostingStatus`, its document a :class:`Attachment`;
 one agreement's result of one step (``run_reports.outcome``, ``agreement_status.last_outcome``) an

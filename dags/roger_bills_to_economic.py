@@ -165,6 +165,7 @@ def roger_bills_to_economic():
         plan when the database cannot be read).
         """
         from roger_economic import report
+        from roger_economic.states import Outcome
         from roger_economic_airflow.runtime import run_outcome
 
         context = get_current_context()
@@ -183,7 +184,7 @@ def roger_bills_to_economic():
         print(f"run report: {report.save(result)}")
         if unsent is not None:
             raise unsent
-        bad = [a for a in result["agreements"] if a["outcome"] != "ok"]
+        bad = [a for a in result["agreements"] if a["outcome"] != Outcome.OK]
         if result["problems"] or (bad and not dry_run):
             names = "; ".join(f"{a['agreement']} ({a['outcome']}: {' / '.join(a['problems'])})" for a in bad)
             raise RuntimeError(" ".join([*result["problems"], f"{len(bad)} agreement(s) did not complete: {names}"]))

@@ -63,6 +63,7 @@ def roger_master_data():
         from sqlalchemy import select
 
         from roger_economic.db import models, session
+        from roger_economic.states import Outcome
 
         merged = {aid: res for part in results if part for aid, res in part.items()}
         with session() as sess:
@@ -71,7 +72,7 @@ def roger_master_data():
             ):
                 for gap in status.mapping_gaps or []:
                     print(f"{status.agreement_id}: mapping gap ({gap['kind']} {gap['item']}): {gap['message']}")
-        bad = {a: r.get("message") for a, r in merged.items() if r.get("outcome") != "ok"}
+        bad = {a: r.get("message") for a, r in merged.items() if r.get("outcome") != Outcome.OK}
         if bad:
             raise RuntimeError("master data not refreshed for: " + "; ".join(f"{a}: {m}" for a, m in bad.items()))
         return {"agreements": len(merged)}

@@ -55,7 +55,7 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
 from devkit import local  # noqa: E402
-from roger_economic import pipeline  # noqa: E402
+from roger_economic.steps import fanout  # noqa: E402
 from sandboxes import world  # noqa: E402
 from sandboxes.httpbase import SandboxProcess, free_port  # noqa: E402
 
@@ -897,9 +897,9 @@ def main() -> int:
         "(one voucher POST per journal and agreement a night)",
     )
     parser.add_argument("--parallelism", type=int, default=4, help="Airflow's [core] parallelism (2 cores here)")
-    parser.add_argument("--group-size", type=int, default=pipeline.GROUP_SIZE, help="agreements per mapped group")
+    parser.add_argument("--group-size", type=int, default=fanout.GROUP_SIZE, help="agreements per mapped group")
     parser.add_argument(
-        "--load-threads", type=int, default=pipeline.LOAD_THREADS, help="agreements loaded at once per group"
+        "--load-threads", type=int, default=fanout.LOAD_THREADS, help="agreements loaded at once per group"
     )
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--celery", action="store_true", help="also a CeleryExecutor phase; bookings must match")

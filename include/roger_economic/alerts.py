@@ -21,6 +21,7 @@ from typing import Any
 
 from roger_economic.db import PROJECT_ROOT, models, session
 from roger_economic.http import ApiCaller, RetryPolicy
+from roger_economic.states import Outcome
 
 log = logging.getLogger(__name__)
 SENT = PROJECT_ROOT / "var" / "alerts"
@@ -34,7 +35,7 @@ class Alert:
 
 
 def build(report: dict[str, Any]) -> Alert | None:
-    failed = [a for a in report["agreements"] if a["outcome"] != "ok"]
+    failed = [a for a in report["agreements"] if a["outcome"] != Outcome.OK]
     quarantined = [a for a in report["agreements"] if a["quarantined"]]
     review = [a for a in report["agreements"] if a.get("review")]
     problems = list(report.get("problems") or [])
@@ -112,7 +113,7 @@ def mark_sent(run_id: str, channels: list[str]) -> None:
                     run_id=run_id,
                     agreement_id="*",
                     phase="alert",
-                    outcome="ok",
+                    outcome=Outcome.OK,
                     counts={"channels": channels},
                     message=None,
                     finished_at=datetime.now(UTC),

@@ -139,3 +139,21 @@ class AgreementStopped(IntegrationError):
         self.agreement = agreement
         self.reason = reason
         super().__init__(f"agreement {agreement} stopped: {reason}")
+
+
+class RecordsUnusable(IntegrationError):
+    """Roger records without a usable id or version: they cannot be held per bill, so they are named.
+
+    The agreement's other bills are staged; its extract outcome is ``incomplete`` (named in the run
+    report and its alert) and its watermark stays, so the records are read (and named) again until
+    Roger sends them whole.
+    """
+
+    MAX_NAMED = 10
+
+    def __init__(self, agreement: str, named: list[str], counts: dict[str, Any]) -> None:
+        self.named, self.counts = named, {**counts, "unusable_records": len(named)}
+        shown = ", ".join(named[: self.MAX_NAMED]) + (
+            f" and {len(named) - self.MAX_NAMED} more" if len(named) > self.MAX_NAMED else ""
+        )
+        super().__init__(f"{len(named)} Roger record(s) without a usable id or version were not staged: {shown}")

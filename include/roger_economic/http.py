@@ -112,7 +112,6 @@ class ApiCaller:
         self.pool = _pool_manager(self.base_url)
         self.on_call = on_call
         self.loads = loads
-        self.calls = 0
         self.secrets = _secrets_of(self.headers)
 
     def close(self) -> None:
@@ -147,7 +146,6 @@ class ApiCaller:
         attempt = 0
         while True:
             attempt += 1
-            self.calls += 1
             if self.on_call:
                 self.on_call(method, path)
             try:

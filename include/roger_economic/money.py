@@ -23,12 +23,6 @@ def parse_amount(value: object) -> Decimal | None:
         return None
 
 
-def decimals(value: object) -> int:
-    """How many decimals a raw amount string carries (for 'more than 2 decimals' checks)."""
-    text = str(value).strip()
-    return len(text.split(".", 1)[1]) if "." in text else 0
-
-
 def exchange_rate(amount: Decimal, amount_base: Decimal) -> Decimal:
     """e-conomic's rate per 100 units: base / amount x 100, to 6 decimals."""
     return (amount_base / amount * 100).quantize(RATE, rounding=ROUND_HALF_UP)

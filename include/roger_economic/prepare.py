@@ -11,16 +11,16 @@ frame, one validation.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 
 from roger_economic import payment_codes, rules
 from roger_economic.context import AgreementContext, vendor_key
-from roger_economic.money import decimals, exchange_rate, parse_amount
+from roger_economic.money import exchange_rate, parse_amount
 from roger_economic.roger import contract
 from roger_economic.rules.record import parse_day
+from roger_economic.states import BillState
 
 WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
 OPEN = frozenset({"UPCOMING", "INITIALIZED"})
@@ -103,12 +103,12 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def action_of(status: Any, deleted: Any, document_type: Any) -> str:
     """book | waiting | withdraw: what a bill asks for, before any rule is checked."""
     if deleted is True or status == "DUPLICATE":
-        return "withdraw"
+        return BillState.WITHDRAW
     if status in WAITING:
-        return "waiting"
+        return BillState.WAITING
     if status in OPEN or status == "PAID":
         return "book"
-    return "waiting" if status is None else "withdraw"
+    return BillState.WAITING if status is None else BillState.WITHDRAW
 
 
 def prepare(bills: list[tuple[str, dict[str, Any]]], contexts: dict[str, AgreementContext]) -> pd.DataFrame:
@@ -222,11 +222,3 @@ def _payment_values(row: dict[str, Any], ctx: AgreementContext, policy: str) -> 
         rate = exchange_rate(amount, base)
     out["exchange_rate"] = rate
     return out
-
-
-def too_many_decimals(raw: Any) -> bool:
-    return raw is not None and decimals(raw) > 2
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    return value if isinstance(value, Decimal) else parse_amount(value)

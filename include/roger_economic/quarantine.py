@@ -12,14 +12,16 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from roger_economic.db import in_chunks, models
-from roger_economic.loader import LOADER_RULES
+from roger_economic import states
+from roger_economic.db import models
 from roger_economic.model import BillOutcome
+from roger_economic.posting.work import LOADER_RULES
+from roger_economic.states import BillState
 
-STATE_OF = {"planned": "planned", "quarantined": "quarantined", "waiting": "waiting", "withdraw": "withdraw"}
+NO_LONGER_TO_BOOK = (BillState.WAITING, BillState.WITHDRAW)
 
 
 def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str, int]:
@@ -37,20 +39,20 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
         open_rows.setdefault((row.agreement_id, row.bill_id), []).append(row)
     # (agreement, bill, version judged): a newer version staged meanwhile by an overlapping run keeps its
     # state "new", so that it is judged in turn instead of being carried along as this version's outcome
-    new_states: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    new_states: dict[BillState, list[tuple[str, str, int]]] = defaultdict(list)
     opened: list[dict] = []
     for outcome in outcomes:
         key = (outcome.agreement_id, outcome.bill_id)
         failing = {(f.rule, f.entry): f for f in outcome.findings}
         for row in open_rows.get(key, []):
             finding = failing.pop((row.rule, row.entry_kind), None)
-            if finding is None and row.rule in LOADER_RULES and outcome.state not in ("waiting", "withdraw"):
+            if finding is None and row.rule in LOADER_RULES and outcome.state not in NO_LONGER_TO_BOOK:
                 continue  # e-conomic's refusal: released by the load that gets the entry in, not by validation
             if finding is None:
                 row.released_at = now
                 row.release_reason = (
                     f"bill no longer to book ({outcome.state})"
-                    if outcome.state in ("waiting", "withdraw")
+                    if outcome.state in NO_LONGER_TO_BOOK
                     else f"rule {row.rule} passes since run {run_id}"
                 )
                 if row.severity == "stop":
@@ -80,16 +82,9 @@ def record(sess: Session, outcomes: list[BillOutcome], run_id: str) -> dict[str,
             )
             if finding.severity == "stop":
                 counts["opened"] += 1
-        new_states[STATE_OF[outcome.state]].append((*key, outcome.version if outcome.version is not None else -1))
+        new_states[BillState(outcome.state)].append((*key, outcome.version if outcome.version is not None else -1))
     if opened:  # a Core insert: the ORM's bulk insert splits rows by which values are None (a statement each)
         sess.execute(insert(cast(Table, models.Quarantine.__table__)), opened)
-    staged = models.StagedBill
     for state, keys in new_states.items():  # one UPDATE per state and 500 bills, across the group's agreements
-        for chunk in in_chunks(keys):
-            sess.execute(
-                update(staged)
-                .where(tuple_(staged.agreement_id, staged.bill_id, staged.version).in_(chunk))
-                .values(state=state)
-                .execution_options(synchronize_session=False)
-            )
+        states.move(sess, keys, state, since=states.JUDGEABLE)
     return counts

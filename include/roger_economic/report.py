@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from roger_economic import agreement_status
 from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
+from roger_economic.states import Attachment, BillState, Outcome, PostingStatus
 
 log = logging.getLogger(__name__)
 REPORTS = PROJECT_ROOT / "var" / "reports"
@@ -74,7 +76,7 @@ def build(
         waiting = dict(
             sess.execute(
                 select(models.StagedBill.agreement_id, func.count())
-                .where(models.StagedBill.agreement_id.in_(agreement_ids), models.StagedBill.state == "waiting")
+                .where(models.StagedBill.agreement_id.in_(agreement_ids), models.StagedBill.state == BillState.WAITING)
                 .group_by(models.StagedBill.agreement_id)
             ).all()
         )
@@ -96,19 +98,23 @@ def build(
     for aid in agreement_ids:
         got = phases_of.get(aid, {})
         extract, validate, load = (got.get(p) for p in ("extract", "validate", "load"))
-        problems = [f"{r.phase}: {r.message}" for r in got.values() if r.outcome != "ok"]
+        problems = [f"{r.phase}: {r.message}" for r in got.values() if r.outcome != Outcome.OK]
         missing = [p for p in phases if p not in got]
         if missing:
             later = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
             problems.append(f"{missing[0]}: no result: the step did not finish for this agreement{later}")
         problems += [f"{phase}: the group's step failed (see its task log)" for phase, ids in unexplained if aid in ids]
-        outcome = "ok"
-        if any(r.outcome == "incomplete" for r in got.values()):  # records that could not be staged
-            outcome = "incomplete"
-        if any(r.outcome == "stopped" for r in got.values()):
-            outcome = "stopped"
-        if any(r.outcome == "failed" for r in got.values()) or missing or any(aid in ids for _, ids in unexplained):
-            outcome = "failed"
+        outcome = Outcome.OK
+        if any(r.outcome == Outcome.INCOMPLETE for r in got.values()):  # records that could not be staged
+            outcome = Outcome.INCOMPLETE
+        if any(r.outcome == Outcome.STOPPED for r in got.values()):
+            outcome = Outcome.STOPPED
+        if (
+            any(r.outcome == Outcome.FAILED for r in got.values())
+            or missing
+            or any(aid in ids for _, ids in unexplained)
+        ):
+            outcome = Outcome.FAILED
         vc = validate.counts if validate else {}
         lines = {
             "agreement": aid,
@@ -155,7 +161,7 @@ def _unexplained_failures(
     out = []
     for phase, ids in failed_steps:
         rows = [phases_of.get(aid, {}).get(phase) for aid in ids]
-        if all(r is not None and r.outcome == "ok" for r in rows):
+        if all(r is not None and r.outcome == Outcome.OK for r in rows):
             out.append((phase, ids))
     return out
 
@@ -190,7 +196,9 @@ def _reached(
             .where(
                 posting.agreement_id.in_(chunk),
                 posting.run_id == run_id,
-                posting.status.in_(("posted", "posting", "superseded", "withdrawn")),
+                posting.status.in_(
+                    (PostingStatus.POSTED, PostingStatus.POSTING, PostingStatus.SUPERSEDED, PostingStatus.WITHDRAWN)
+                ),
             )
             .group_by(
                 posting.agreement_id,
@@ -201,13 +209,13 @@ def _reached(
             )
         ):
             counts = reached[aid]
-            if status == "posted":
+            if status == PostingStatus.POSTED:
                 counts[f"{kind}s"] += n
-                counts["attachments"] += n if attachment == "attached" else 0
-            elif status == "posting":
+                counts["attachments"] += n if attachment == Attachment.ATTACHED else 0
+            elif status == PostingStatus.POSTING:
                 counts["in_doubt"] += n
             elif done:  # a draft deleted in e-conomic by this run (withdrawn, or replaced by a new version)
-                counts["replaced" if status == "superseded" else "withdrawn"] += n
+                counts["replaced" if status == PostingStatus.SUPERSEDED else "withdrawn"] += n
     started = {aid: min((r.finished_at for r in got.values()), default=None) for aid, got in phases_of.items()}
     since = {aid: _aware(at) for aid, at in started.items() if at is not None}
     if not since:
@@ -253,7 +261,7 @@ def unreadable(run_id: str, agreement_ids: list[str], problem: str) -> dict[str,
             "reasons": {},
             "review": 0,
             "review_open": 0,
-            "outcome": "unknown",
+            "outcome": Outcome.UNKNOWN,
             "problems": [problem],
         }
         for aid in agreement_ids
@@ -296,21 +304,21 @@ def save(report: dict[str, Any]) -> Path:
 
 
 def _save_statuses(report: dict[str, Any]) -> None:
-    with session() as sess:  # the agreements' status rows read at once (one query, not one per agreement)
-        ids = [a["agreement"] for a in report["agreements"]]
-        statuses = {
-            s.agreement_id: s
-            for chunk in in_chunks(ids)
-            for s in sess.scalars(select(models.AgreementStatus).where(models.AgreementStatus.agreement_id.in_(chunk)))
-        }
-        for a in report["agreements"]:
-            status = statuses.get(a["agreement"]) or models.AgreementStatus(agreement_id=a["agreement"])
-            status.last_run_id = report["run_id"]
-            status.last_run_at = datetime.now(UTC)
-            status.last_outcome = a["outcome"]
-            status.last_message = "; ".join(a["problems"])[:4000] or None
-            status.last_counts = {k: a.get(k, 0) for k in TOTALS}
-            sess.add(status)
+    now = datetime.now(UTC)
+    with session() as sess:  # the agreements' status rows written at once (not a query per agreement)
+        agreement_status.write(
+            sess,
+            {
+                a["agreement"]: {
+                    "last_run_id": report["run_id"],
+                    "last_run_at": now,
+                    "last_outcome": a["outcome"],
+                    "last_message": "; ".join(a["problems"])[:4000] or None,
+                    "last_counts": {k: a.get(k, 0) for k in TOTALS},
+                }
+                for a in report["agreements"]
+            },
+        )
 
 
 def phase_table(results: dict[str, dict[str, Any]]) -> str:

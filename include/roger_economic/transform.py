@@ -18,6 +18,7 @@ from roger_economic.economic import conventions
 from roger_economic.model import BillOutcome, Finding, PlannedEntry
 from roger_economic.prepare import records
 from roger_economic.rules import Severity, entries_to_book
+from roger_economic.states import BillState
 from roger_economic.texts import INVOICE_NUMBER_MAX, entry_text
 
 
@@ -47,7 +48,7 @@ def build(
         if payment_ok:
             entries.append(_payment(row, ctx))
         stopped = any(f.severity == Severity.STOP for f in found)
-        outcomes.append(BillOutcome(*key, version, "quarantined" if stopped else "planned", found))
+        outcomes.append(BillOutcome(*key, version, BillState.QUARANTINED if stopped else BillState.PLANNED, found))
     return entries, outcomes
 
 

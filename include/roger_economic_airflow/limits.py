@@ -4,7 +4,7 @@ The DAGs run with ``max_active_runs=1``, so a task that never ends would block e
 Read when a DAG file is parsed, so this module imports nothing but the standard library. Each bound is
 ``ROGER_ECONOMIC_TIMEOUT_<TASK>`` seconds (e.g. ``ROGER_ECONOMIC_TIMEOUT_LOAD=7200``), else the default
 below. Inside a step, one agreement is bounded by ``ROGER_ECONOMIC_AGREEMENT_DEADLINE`` (30 minutes by
-default, see ``roger_economic.pipeline._each``), well inside its task's bound.
+default, see ``roger_economic.steps.fanout.each``), well inside its task's bound.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ from roger_economic import csv_import, masterdata
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
 from roger_economic.model import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
-from roger_economic.pipeline import DATA_DOCS
+from roger_economic.states import BillState
+from roger_economic.steps.validate import DATA_DOCS
 from roger_economic_ui import fetching, onboarding, queries, security
 
 BILLS_DAG = "roger_bills_to_economic"
@@ -1165,7 +1166,9 @@ async def resync_quarantined(request: Request, agreement_id: str, user: GetUserD
                 sess.scalar(
                     select(func.count())
                     .select_from(models.StagedBill)
-                    .where(models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == "quarantined")
+                    .where(
+                        models.StagedBill.agreement_id == agreement_id, models.StagedBill.state == BillState.QUARANTINED
+                    )
                 )
                 or 0
             )

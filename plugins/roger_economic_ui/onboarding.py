@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from roger_economic import config, masterdata
+from roger_economic import agreement_status, config, masterdata
 from roger_economic.credentials import resolve
 from roger_economic.db import models
 from roger_economic.economic.client import EconomicClient
@@ -316,16 +316,11 @@ def finish(sess: Any, user_id: str, state: str, grant: str) -> str:
 
 def update_prerequisites(sess: Any, agreement_id: str, me: dict[str, Any] | None, error: str | None = None) -> None:
     """Record what ``/self`` said (API access, the Indscanning add-on) in the agreement's status."""
-    status = sess.get(models.AgreementStatus, agreement_id)
-    if status is None:
-        status = models.AgreementStatus(agreement_id=agreement_id, mapping_gaps=[], last_counts={})
-        sess.add(status)
     if me is None:
-        status.api_access = False
-        status.master_data_error = error
-        return
-    status.api_access = True
-    status.scanning_addon = masterdata.has_scanning({"self": me})
+        agreement_status.write(sess, {agreement_id: {"api_access": False, "master_data_error": error}})
+    else:
+        found = {"api_access": True, "scanning_addon": masterdata.has_scanning({"self": me})}
+        agreement_status.write(sess, {agreement_id: found})
 
 
 def check_prerequisites(sess: Any, agreement_id: str) -> dict[str, Any] | None:

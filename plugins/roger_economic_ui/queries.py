@@ -30,24 +30,18 @@ from typing import Any
 from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from roger_economic import masterdata, setup_rules, suggest
+from roger_economic import agreement_status, masterdata, setup_rules, states, suggest
 from roger_economic.config import check_setup, save_mappings
 from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
 from roger_economic.model import SETUP_FIELDS
+from roger_economic.states import BillState, Outcome, PostingStatus
 
-OUTCOMES = ("ok", "incomplete", "failed", "stopped", "never")
-BILL_STATES = (
-    "new",
-    "waiting",
-    "waiting_attachment",
-    "quarantined",
-    "planned",
-    "booked",
-    "withdrawn",
-    "review",
-    "ignored",
-)
+NEVER = "never"  # an agreement no bills run has reported on yet (shown, never stored)
+OUTCOMES = (Outcome.OK, Outcome.INCOMPLETE, Outcome.FAILED, Outcome.STOPPED, NEVER)
+BILL_STATES = tuple(BillState)
+BROKEN = (Outcome.FAILED, Outcome.STOPPED)  # the last run's outcomes that put an agreement first
+NEEDS_HANDS = (PostingStatus.REJECTED, PostingStatus.REVIEW)  # ledger rows an accountant must look at
 BILLS_PHASES = ("validate", "load")
 SETUP_LABELS = {
     "invoice_journal": "Invoice journal",
@@ -62,17 +56,16 @@ SETUP_LABELS = {
 }
 # the states in which "re-sync" changes something: the next run would not judge the bill again on its own
 # (a waiting, planned, booked or withdrawn bill is re-judged, posted or left alone whatever its state says)
-RESYNC_STATES = ("quarantined",)
+RESYNC_STATES = (BillState.QUARANTINED,)
 STATE_EXPLAINED = {
-    "new": "staged from Roger, not judged yet: the next bills run judges it",
-    "waiting": "not ready to book in Roger yet (being analysed, awaiting approval or pending)",
-    "waiting_attachment": "waits for its document before it is booked",
-    "quarantined": "held back by the rule shown: fix the cause, then re-sync it",
-    "planned": "its entries are planned: the next bills run posts them to e-conomic",
-    "booked": "posted to e-conomic: the vouchers are listed",
-    "withdrawn": "deleted or a duplicate in Roger: nothing of it is booked (any earlier entry was withdrawn)",
-    "review": "a booked entry changed in Roger: correct it in e-conomic by hand",
-    "ignored": "not something to book",
+    BillState.NEW: "staged from Roger, not judged yet: the next bills run judges it",
+    BillState.WAITING: "not ready to book in Roger yet (being analysed, awaiting approval or pending)",
+    BillState.QUARANTINED: "held back by the rule shown: fix the cause, then re-sync it",
+    BillState.PLANNED: "its entries are planned: the next bills run posts them to e-conomic",
+    BillState.BOOKED: "posted to e-conomic: the vouchers are listed",
+    BillState.WITHDRAW: "deleted or a duplicate in Roger: the next bills run withdraws any entry of it",
+    BillState.WITHDRAWN: "deleted or a duplicate in Roger: nothing of it is booked (any earlier entry was withdrawn)",
+    BillState.REVIEW: "a booked entry changed in Roger: correct it in e-conomic by hand",
 }
 
 
@@ -89,10 +82,10 @@ def _attention_rank() -> Any:
     entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
     A, S, Q, P = models.Agreement, models.AgreementStatus, models.Quarantine, models.Posting
     quarantined = exists().where(Q.agreement_id == A.id, Q.released_at.is_(None), Q.severity == "stop")
-    failed = exists().where(P.agreement_id == A.id, P.status.in_(("rejected", "review")))
+    failed = exists().where(P.agreement_id == A.id, P.status.in_(NEEDS_HANDS))
     gaps = func.coalesce(func.json_array_length(S.mapping_gaps), 0) > 0
     return case(
-        (or_(S.last_outcome.in_(("failed", "stopped")), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
+        (or_(S.last_outcome.in_(BROKEN), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
         (or_(quarantined, failed, gaps), 1),
         (or_(S.agreement_id.is_(None), S.last_outcome.is_(None)), 2),
         else_=3,
@@ -102,7 +95,7 @@ def _attention_rank() -> Any:
 def attention(row: dict[str, Any]) -> list[str]:
     """Why an agreement needs attention, in the words the overview shows next to it (empty: it does not)."""
     reasons = []
-    if row["last_outcome"] in ("failed", "stopped"):
+    if row["last_outcome"] in BROKEN:
         reasons.append(f"last run {row['last_outcome']}" + (f": {row['last_message']}" if row["last_message"] else ""))
     if row["api_access"] is False or row["master_data_error"]:
         reasons.append("no access to e-conomic" + (f": {row['master_data_error']}" if row["master_data_error"] else ""))
@@ -114,7 +107,7 @@ def attention(row: dict[str, Any]) -> list[str]:
         reasons.append("no master data yet: refresh it")
     elif row["gaps"]:
         reasons.append(f"{row['gaps']} mapping gap(s)")
-    if row["last_outcome"] == "never":
+    if row["last_outcome"] == NEVER:
         reasons.append("never run")
     return reasons
 
@@ -134,7 +127,7 @@ def overview(
                 cast(A.economic_agreement_number, String).ilike(pattern, escape="\\"),
             )
         )
-    if outcome == "never":
+    if outcome == NEVER:
         query = query.where(or_(S.agreement_id.is_(None), S.last_outcome.is_(None)))
     elif outcome:
         query = query.where(S.last_outcome == outcome)
@@ -163,7 +156,7 @@ def overview(
             "active": agreement.active,
             "last_run_id": status.last_run_id if status else None,
             "last_run_at": status.last_run_at if status else None,
-            "last_outcome": (status.last_outcome if status else None) or "never",
+            "last_outcome": (status.last_outcome if status else None) or NEVER,
             "last_message": status.last_message if status else None,
             "last_counts": (status.last_counts if status else None) or {},
             "booked": booked.get(agreement.id, 0),
@@ -228,7 +221,7 @@ def _failed_counts(sess: Session, ids: list[str]) -> dict[str, int]:
     return dict(
         sess.execute(
             select(P.agreement_id, func.count())
-            .where(P.agreement_id.in_(ids), P.status.in_(("rejected", "review")))
+            .where(P.agreement_id.in_(ids), P.status.in_(NEEDS_HANDS))
             .group_by(P.agreement_id)
         ).all()
     )
@@ -274,7 +267,7 @@ def run_chart(sess: Session, limit: int = 30) -> list[dict[str, Any]]:
             run["booked"] += _int(counts.get("invoices_booked")) + _int(counts.get("payments_booked"))
         else:
             run["quarantined"] += _int(counts.get("quarantined"))
-        if outcome != "ok":
+        if outcome != Outcome.OK:
             run["failed"] += 1
     return sorted(runs.values(), key=lambda r: (r["finished_at"] is None, r["finished_at"]))
 
@@ -666,9 +659,7 @@ def save_setup(
         note=None if before or after else "saved without changes",
     )
     gaps = masterdata.mapping_gaps(agreement, parsed.categories, parsed.methods, setup.snapshots)
-    status = sess.get(models.AgreementStatus, agreement.id) or models.AgreementStatus(agreement_id=agreement.id)
-    status.mapping_gaps = gaps
-    sess.add(status)
+    agreement_status.write(sess, {agreement.id: {"mapping_gaps": gaps}})
     return gaps
 
 
@@ -820,12 +811,15 @@ def resync_bill(sess: Session, agreement_id: str, bill_id: str, actor: str = "un
     state = sess.scalar(select(B.state).where(B.agreement_id == agreement_id, B.bill_id == bill_id))
     if state is None or state not in RESYNC_STATES:
         return state
-    result = sess.execute(
-        update(B).where(B.agreement_id == agreement_id, B.bill_id == bill_id, B.state == state).values(state="new")
-    )
-    if _rowcount(result):
+    if states.move(sess, [(agreement_id, bill_id)], BillState.NEW, since=[BillState(state)]):
         record(
-            sess, agreement_id, actor, "resync_bill", target=bill_id, before={"state": state}, after={"state": "new"}
+            sess,
+            agreement_id,
+            actor,
+            "resync_bill",
+            target=bill_id,
+            before={"state": state},
+            after={"state": BillState.NEW.value},
         )
     return state
 
@@ -835,13 +829,12 @@ def resync_quarantined(sess: Session, agreement_id: str, actor: str = "unknown")
     B = models.StagedBill
     ids = list(
         sess.scalars(
-            select(B.bill_id).where(B.agreement_id == agreement_id, B.state == "quarantined").order_by(B.bill_id)
+            select(B.bill_id)
+            .where(B.agreement_id == agreement_id, B.state == BillState.QUARANTINED)
+            .order_by(B.bill_id)
         )
     )
-    result = sess.execute(
-        update(B).where(and_(B.agreement_id == agreement_id, B.state == "quarantined")).values(state="new")
-    )
-    count = _rowcount(result)
+    count = states.move(sess, [(agreement_id, b) for b in ids], BillState.NEW, since=[BillState.QUARANTINED])
     if count:
         record(
             sess,
@@ -849,7 +842,7 @@ def resync_quarantined(sess: Session, agreement_id: str, actor: str = "unknown")
             actor,
             "resync_quarantined",
             target=f"{count} bill(s)",
-            before={"state": "quarantined", "bills": ids},
-            after={"state": "new"},
+            before={"state": BillState.QUARANTINED.value, "bills": ids},
+            after={"state": BillState.NEW.value},
         )
     return count

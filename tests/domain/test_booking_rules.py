@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from roger_economic.context import AgreementContext
-from roger_economic.transform import BillOutcome, PlannedEntry
+from roger_economic.model import BillOutcome, PlannedEntry
 from tests import factories as f
 from tests.factories import pay
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from roger_economic import ledger
 from roger_economic.config import load_file
 from roger_economic.db import models, session
-from roger_economic.transform import PlannedEntry
+from roger_economic.model import PlannedEntry
+from roger_economic.posting import ledger
 from tests.integration.helpers import ROOT
 
 AGR, BILL = "agr_0001", "bill_1"

@@ -15,8 +15,7 @@ from sqlalchemy import select
 from roger_economic import quarantine
 from roger_economic.config import load_file
 from roger_economic.db import models, session
-from roger_economic.transform import BillOutcome
-from roger_economic.validation import Finding
+from roger_economic.model import BillOutcome, Finding
 from tests.integration.helpers import ROOT
 
 AGR, BILL = "agr_0001", "bill_q"

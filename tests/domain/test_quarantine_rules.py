@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from roger_economic.context import AgreementContext
-from roger_economic.model import Finding
-from roger_economic.transform import BillOutcome, PlannedEntry
+from roger_economic.model import BillOutcome, Finding, PlannedEntry
 from tests import factories as f
 from tests.factories import pay
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from roger_economic import quarantine
 from roger_economic.config import load_file
 from roger_economic.db import models, session
-from roger_economic.transform import BillOutcome
+from roger_economic.model import BillOutcome
 from tests.faults.helpers import ROOT
 
 
@@ -39,7 +39,7 @@ def test_a_newer_version_staged_meanwhile_keeps_new_and_is_judged_in_turn(projec
 def test_an_unforeseen_error_holding_a_token_is_stored_and_logged_scrubbed(project_db, caplog):
     """An error nobody foresaw (not an ApiError, which scrubs itself) may quote a token: the run report and
     the log keep its kind and place, never the token."""
-    from roger_economic import pipeline
+    from roger_economic.steps import fanout
 
     load_file(ROOT / "config" / "agreements.example.yaml", url=project_db)
 
@@ -48,7 +48,7 @@ def test_an_unforeseen_error_holding_a_token_is_stored_and_logged_scrubbed(proje
     def work(aid: str) -> dict:
         raise RuntimeError(f"request failed: Authorization: Bearer {token}")
 
-    results = pipeline._each(["agr_0001"], work, "run-scrub", "load")
+    results = fanout.each(["agr_0001"], work, "run-scrub", "load")
     assert results["agr_0001"]["outcome"] == "failed"
     assert "RuntimeError" in results["agr_0001"]["message"]
     with session(project_db) as sess:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from roger_economic import settings
 from roger_economic.http import RetryPolicy
-from roger_economic.loader import batch_size
+from roger_economic.posting.loader import batch_size
 from roger_economic.settings import Environment, environment
 
 ROOT = Path(__file__).resolve().parents[2]

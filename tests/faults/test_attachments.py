@@ -139,7 +139,7 @@ def test_an_agreement_without_the_scanning_add_on_stops_unless_booking_without_a
 def test_agreements_with_nothing_to_load_are_passed_by_and_unfinished_ones_are_not(demo):
     """The load skips agreements with no work (a rerun's usual case), but never one with a PDF still to attach
     or a bill to withdraw: those are finished by the next load."""
-    from roger_economic.loader import agreements_with_work
+    from roger_economic.posting.work import agreements_with_work
 
     _roger, economic = demo
     ids = ["agr_0001", "agr_0002", "agr_0003"]

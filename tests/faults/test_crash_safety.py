@@ -130,7 +130,7 @@ def test_a_lease_is_shared_by_turns_and_a_dead_holder_s_lease_is_taken_over(demo
     import socket
 
     from roger_economic.db import session
-    from roger_economic.loader import lease, release
+    from roger_economic.posting.leases import lease, release
 
     host = socket.gethostname()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -158,7 +158,7 @@ def test_a_group_takes_the_free_leases_at_once_and_leaves_a_held_one_to_its_hold
     import socket
 
     from roger_economic.db import models, session
-    from roger_economic.loader import lease, lease_all, release, release_all
+    from roger_economic.posting.leases import lease, lease_all, release, release_all
 
     host = socket.gethostname()
     other, group = f"{host}:{os.getpid()}:backfill", f"{host}:{os.getpid()}:nightly"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from roger_economic import ledger, pipeline
+from roger_economic import pipeline
 from roger_economic.db import models, session
+from roger_economic.posting import ledger
 from sandboxes import world
 from tests.faults.helpers import (
     BEFORE,
@@ -399,7 +400,7 @@ def test_two_plans_of_one_bill_at_once_take_turns(demo):
 
 
 def _planned_entry(row: models.Posting, version: int):
-    from roger_economic.transform import PlannedEntry
+    from roger_economic.model import PlannedEntry
 
     payload = row.payload
     return PlannedEntry(

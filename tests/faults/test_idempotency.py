@@ -96,7 +96,7 @@ def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
     """A backfill's validation may re-plan an entry while a load runs: the load must not post the content it
     read earlier; the entry stays planned and the next load posts what is planned now."""
     from roger_economic.context import load_contexts
-    from roger_economic.loader import Loader
+    from roger_economic.posting.loader import Loader
 
     prepare(["agr_0001"])
     with session() as sess:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from roger_economic import pipeline, report
+from roger_economic.steps import extract
 from tests.faults.helpers import GOOD_BILL as GOOD
 from tests.faults.helpers import add_bills, arm, control, endpoints, fired, state_of
 from tests.integration.helpers import agreement_status, live_entries, open_quarantine, staged_states
@@ -161,7 +162,7 @@ def test_a_bill_staged_before_records_were_judged_is_judged_when_validated(demo)
     pipeline.refresh_master_data(["agr_0001"], endpoints(), "night-legacy")
     good = factories.bill(id="bill_LEGACY_OK")
     bad = factories.bill(id="bill_LEGACY_BAD", category_id=["cat_office"])
-    pipeline._stage("agr_0001", [good, bad], "night-before", Counter())  # as the old extract stored them
+    extract.stage("agr_0001", [good, bad], "night-before", Counter())  # as the old extract stored them
 
     result = pipeline.validate(["agr_0001"], "night-legacy")
 

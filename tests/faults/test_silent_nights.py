@@ -269,7 +269,7 @@ def test_a_run_alerts_once_even_when_the_database_is_down(monkeypatch):
 
 
 def test_a_stuck_agreement_holds_back_no_other_even_with_one_thread(project_db):
-    from roger_economic import pipeline
+    from roger_economic.steps import fanout
 
     release = threading.Event()
 
@@ -279,7 +279,7 @@ def test_a_stuck_agreement_holds_back_no_other_even_with_one_thread(project_db):
         return {"done": 1}
 
     try:
-        results = pipeline._each(list(AGREEMENTS.values()), work, "r-stuck", "extract", threads=1, deadline=0.5)
+        results = fanout.each(list(AGREEMENTS.values()), work, "r-stuck", "extract", threads=1, deadline=0.5)
     finally:
         release.set()
 

@@ -46,7 +46,7 @@ def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
     from sqlalchemy import select
 
     from roger_economic.db import models, session
-    from roger_economic.pipeline import _stage
+    from roger_economic.steps.extract import stage
 
     load_file(ROOT / "config" / "agreements.example.yaml")
     bill = {
@@ -56,14 +56,14 @@ def test_a_staged_bill_changes_only_for_a_newer_version(project_db):
         "status": "UPCOMING",
         "amount": "100.00",
     }
-    assert _stage("agr_0001", [bill], "night-1", Counter()) == {"staged": 1}
+    assert stage("agr_0001", [bill], "night-1", Counter()) == {"staged": 1}
 
     same_version_other_body = {**bill, "amount": None}
     older = {**bill, "version": 1, "status": "DRAFT"}
-    assert _stage("agr_0001", [same_version_other_body, older], "night-2", Counter()) == {"unchanged": 2}
+    assert stage("agr_0001", [same_version_other_body, older], "night-2", Counter()) == {"unchanged": 2}
 
     newer = {**bill, "version": 3, "status": "PAID"}
-    assert _stage("agr_0001", [bill, newer, older], "night-3", Counter()) == {"staged": 1, "unchanged": 2}
+    assert stage("agr_0001", [bill, newer, older], "night-3", Counter()) == {"staged": 1, "unchanged": 2}
     with session() as sess:
         version, payload, run_id = sess.execute(
             select(models.StagedBill.version, models.StagedBill.payload, models.StagedBill.run_id).where(

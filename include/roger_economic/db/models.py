@@ -92,7 +92,7 @@ class AgreementStatus(Base):
     # the end of the last window extracted in full: the next run starts here at the latest, so a
     # failed night leaves no gap
     extracted_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # what the open bills were last judged against (see pipeline.setup_fingerprint)
+    # what the open bills were last judged against (see steps.validate.setup_fingerprint)
     judged_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -140,7 +140,7 @@ class StagedBill(Base):
     version: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[str] = mapped_column(String(40))
-    # new | waiting | quarantined | planned | booked | withdrawn | ignored | review
+    # a states.BillState, written only through states.move (its diagram is in roger_economic.states)
     state: Mapped[str] = mapped_column(String(16), default="new")
     staged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -187,7 +187,7 @@ class Posting(Base):
     bill_version: Mapped[int] = mapped_column(Integer)
     entry_kind: Mapped[str] = mapped_column(String(16))  # invoice | payment
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
-    # planned | posting | posted | superseded | withdrawn | review
+    # a states.PostingStatus
     status: Mapped[str] = mapped_column(String(16))
     journal_number: Mapped[int] = mapped_column(Integer)
     accounting_year: Mapped[str] = mapped_column(String(16))
@@ -196,7 +196,7 @@ class Posting(Base):
     batch_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     voucher_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     entry_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    attachment: Mapped[str] = mapped_column(String(16), default="none")  # none|pending|attached|skipped|too_large
+    attachment: Mapped[str] = mapped_column(String(16), default="none")  # a states.Attachment
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -243,7 +243,7 @@ class RunReport(Base):
     run_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     agreement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     phase: Mapped[str] = mapped_column(String(16), primary_key=True)  # extract | validate | load
-    outcome: Mapped[str] = mapped_column(String(16))  # ok | failed | stopped
+    outcome: Mapped[str] = mapped_column(String(16))  # a states.Outcome
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -182,12 +182,6 @@ class EconomicClient:
             )
         return "attached"
 
-    def add_pages(self, journal: int, year: str, voucher: int, pdf: bytes, filename: str, key: str) -> None:
-        path = f"{voucher_path(journal, year, voucher)}/attachment/file"
-        self.http.request(
-            "PATCH", path, files={"file": (filename, pdf, "application/pdf")}, idempotency_key=key, content_type=None
-        )
-
 
 def unusable_answer(sent: list[dict[str, Any]], created: list[Any]) -> str | None:
     """Why a voucher POST's answer cannot be recorded, or ``None``: one voucher back per voucher sent, each

@@ -15,8 +15,6 @@ from roger_economic.http import ApiCaller, RetryPolicy
 from roger_economic.roger import contract
 from roger_economic.settings import environment
 
-BOOKABLE_FEED_STATUSES = None  # the feed is read whole: waiting and withdrawn bills matter too
-
 
 def page_limit() -> int:
     """Bills per page of the feed (``ROGER_ECONOMIC_ROGER_PAGE_SIZE``, 1..500; default 500)."""
@@ -127,11 +125,6 @@ class RogerClient:
                 f"Roger's bill feed for agreement {self.http.agreement}: page {number} {contract.message(found)}"
             )
         return body
-
-    def bill(self, bill_id: str) -> dict[str, Any]:
-        """One bill, newest version (JSON numbers as ``Decimal``, as in the feed)."""
-        body = self.http.request("GET", f"/bills/{_segment(bill_id)}", raw=True).body
-        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
 
     def document(self, bill_id: str) -> bytes:
         return self.http.request("GET", f"/bills/{_segment(bill_id)}/document", raw=True).body

@@ -1,50 +1,35 @@
-"""Posting planned entries into e-conomic, exactly once.
-
-For one agreement, in this order (what it starts from is read for a whole group
-at once by :func:`read_work`, and the bills' states are settled for the group at
-the end by :func:`settle_bill_states`):
-1. recover rows left ``posting`` by a crash or a lost answer, by looking their
-   bill ids up among the journal's draft entries (found: posted; not found:
-   planned again);
-2. withdraw or replace entries whose bill changed or was deleted in Roger
-   (drafts are deleted; booked entries become review items, never edited);
-3. create missing suppliers (once, under the ``create`` policy);
-4. post the planned vouchers in batches, one POST per journal and batch, with a
-   ledger row marked ``posting`` *before* the call and an idempotency key that
-   a retry of the same batch repeats;
-5. attach each invoice's PDF.
-"""
+"""Steps 1, 2, 4 and 5 of one agreement's load (see :mod:`roger_economic.posting`): recovery, changes
+after booking, vouchers and documents."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select, tuple_, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import CursorResult, Table, bindparam, select, tuple_, update
+from sqlalchemy.orm import Session
 
-from roger_economic.context import AgreementContext, normalise_cvr
+from roger_economic import states
+from roger_economic.context import AgreementContext
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
-from roger_economic.economic.conventions import filter_eq, vat_zone_for
 from roger_economic.errors import NotFound, ValidationRejected
+from roger_economic.posting import suppliers
+from roger_economic.posting.leases import release
+from roger_economic.posting.work import LOADER_RULES, Planned, Work, read_work
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
+from roger_economic.states import Attachment, BillState, PostingStatus
 from roger_economic.texts import bill_id_in
 
 log = logging.getLogger(__name__)
 
-# quarantine rules opened from e-conomic's answer at POST time (a refused invoice, a payment it holds back):
-# released by the load that gets the entry in, never by validation (``quarantine.record`` leaves them open)
-LOADER_RULES = frozenset({"economic_rejected", "invoice_rejected"})
 ATTACHED_WRITE_EVERY = 50  # attachments recorded per commit
 BATCH_SIZE = 200  # vouchers per POST at most (``ROGER_ECONOMIC_BATCH_SIZE`` may make it smaller)
 
@@ -61,106 +46,6 @@ SessionFactory = Callable[[], Any]
 @dataclass
 class LoadResult:
     counts: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Planned:
-    """A planned ledger row as the loader needs it, read (and its payload decoded) once per load."""
-
-    id: int
-    bill_id: str
-    bill_version: int
-    kind: str
-    journal: int
-    year: str
-    idempotency_key: str
-    payload_hash: str
-    payload: dict[str, Any]
-
-
-@dataclass
-class Work:
-    """What one agreement's load starts from (read for a whole group by :func:`read_work`)."""
-
-    planned: list[Planned] = field(default_factory=list)
-    stuck: bool = False  # a row is left ``posting``: recovery first
-    withdrawn: set[str] = field(default_factory=set)  # bills withdrawn in Roger
-    live: dict[tuple[str, str], models.Posting] = field(default_factory=dict)  # booked entries of those bills
-    refused: set[str] = field(default_factory=set)  # bills with an open refusal by e-conomic (``LOADER_RULES``)
-    # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
-    to_attach: list[tuple[int, str, int, str, int | None]] = field(default_factory=list)
-
-
-def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
-    """What each agreement's load starts from, for a whole group in a few queries (not four per agreement).
-
-    Only the booked entries of the bills at hand are read: an agreement's history grows every night.
-    """
-    posting, staged = models.Posting, models.StagedBill
-    works = {aid: Work() for aid in agreement_ids}
-    for ids in in_chunks(agreement_ids):
-        for r in sess.execute(
-            select(
-                posting.agreement_id,
-                posting.status,
-                posting.id,
-                posting.bill_id,
-                posting.bill_version,
-                posting.entry_kind,
-                posting.journal_number,
-                posting.accounting_year,
-                posting.idempotency_key,
-                posting.payload_hash,
-                posting.payload,
-            )
-            .where(posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting")))
-            .order_by(posting.id)
-        ):
-            if r[1] == "posting":
-                works[r[0]].stuck = True
-            else:
-                works[r[0]].planned.append(Planned(*r[2:]))
-        for aid, bill_id in sess.execute(
-            select(staged.agreement_id, staged.bill_id).where(staged.agreement_id.in_(ids), staged.state == "withdraw")
-        ):
-            works[aid].withdrawn.add(bill_id)
-        for aid, row_id, bill_id, journal, year, voucher in sess.execute(
-            select(
-                posting.agreement_id,
-                posting.id,
-                posting.bill_id,
-                posting.journal_number,
-                posting.accounting_year,
-                posting.voucher_number,
-            )
-            .where(posting.agreement_id.in_(ids), posting.status == "posted", posting.attachment == "pending")
-            .order_by(posting.id)
-        ):
-            works[aid].to_attach.append((row_id, bill_id, journal, year, voucher))
-        quarantine = models.Quarantine
-        for aid, bill_id in sess.execute(
-            select(quarantine.agreement_id, quarantine.bill_id)
-            .where(
-                quarantine.agreement_id.in_(ids),
-                quarantine.rule.in_(sorted(LOADER_RULES)),
-                quarantine.released_at.is_(None),
-            )
-            .distinct()
-        ):
-            works[aid].refused.add(bill_id)
-    concerned = {
-        (aid, bill) for aid, work in works.items() for bill in {p.bill_id for p in work.planned} | work.withdrawn
-    }
-    for bills in in_chunks(sorted({bill for _aid, bill in concerned})):
-        for row in sess.scalars(
-            select(posting)
-            .options(defer(posting.payload))
-            .where(posting.agreement_id.in_(agreement_ids), posting.bill_id.in_(bills), posting.status == "posted")
-        ):
-            if (row.agreement_id, row.bill_id) in concerned:
-                works[row.agreement_id].live[(row.bill_id, row.entry_kind)] = row
-    return works
 
 
 def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +169,7 @@ class Loader:
         unless a newer version of the bill is in the ledger: then it is superseded (versions only move forward).
         """
         with self.session() as sess:
-            stuck = self._rows(sess, "posting")
+            stuck = self._rows(sess, PostingStatus.POSTING)
             if not stuck:
                 return
             known = set(
@@ -302,7 +187,7 @@ class Loader:
                     select(models.StagedBill.bill_id).where(  # deleted in Roger since
                         models.StagedBill.agreement_id == self.aid,
                         models.StagedBill.bill_id.in_({r.bill_id for r in stuck}),
-                        models.StagedBill.state.in_(("withdraw", "withdrawn")),
+                        models.StagedBill.state.in_((BillState.WITHDRAW, BillState.WITHDRAWN)),
                     )
                 )
             )
@@ -313,15 +198,19 @@ class Loader:
                 if hit is not None:
                     self._found(row, hit)
                 elif row.bill_id in gone:
-                    row.status = "withdrawn"  # never posted, and the bill is deleted in Roger: nothing to post
+                    row.status = (
+                        PostingStatus.WITHDRAWN
+                    )  # never posted, and the bill is deleted in Roger: nothing to post
                     row.batch_key = None
                     self.result.counts["withdrawn"] += 1
                 elif (row.bill_id, row.entry_kind) in newer.get(row.bill_version, set()):
-                    row.status = "superseded"  # never posted, and a newer version of the bill is in the ledger
+                    row.status = (
+                        PostingStatus.SUPERSEDED
+                    )  # never posted, and a newer version of the bill is in the ledger
                     row.batch_key = None
                     self.result.counts["superseded"] += 1
                 else:
-                    row.status = "planned"
+                    row.status = PostingStatus.PLANNED
                     row.batch_key = None
                     self.result.counts["requeued"] += 1
             log.info(
@@ -359,7 +248,7 @@ class Loader:
                 select(posting.accounting_year, posting.bill_id, posting.entry_kind, posting.voucher_number).where(
                     posting.agreement_id == self.aid,
                     posting.bill_id.in_(chunk),
-                    posting.status == "posted",
+                    posting.status == PostingStatus.POSTED,
                     posting.voucher_number.is_not(None),
                 )
             )
@@ -400,7 +289,7 @@ class Loader:
         return out
 
     def _found(self, row: models.Posting, hit: dict[str, Any]) -> None:
-        row.status = "posted"
+        row.status = PostingStatus.POSTED
         row.posted_at = datetime.now(UTC)
         row.run_id = self.run_id  # the run that found it in e-conomic counts it (as on main, for the report)
         if hit["booked"]:  # booked by the accountant since: its voucher stays, its journal entry is gone
@@ -412,7 +301,7 @@ class Loader:
             row.entry_number = hit.get("journalEntryNumber")
             row.accounting_year = (hit.get("accountingYear") or {}).get("year", row.accounting_year)
         if row.entry_kind == "invoice":  # its PDF is still to be attached
-            row.attachment = "pending" if row.payload.get("has_document") else "none"
+            row.attachment = Attachment.PENDING if row.payload.get("has_document") else Attachment.NONE
         self.result.counts["recovered"] += 1
         self.result.counts[f"{row.entry_kind}s_booked"] += 1
 
@@ -436,8 +325,8 @@ class Loader:
             if stale:  # an overlapping run planned two versions of an entry: only the newest may go out
                 sess.execute(
                     update(models.Posting)
-                    .where(models.Posting.id.in_([r.id for r in stale]), models.Posting.status == "planned")
-                    .values(status="superseded")
+                    .where(models.Posting.id.in_([r.id for r in stale]), models.Posting.status == PostingStatus.PLANNED)
+                    .values(status=PostingStatus.SUPERSEDED)
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["superseded"] += len(stale)
@@ -456,7 +345,7 @@ class Loader:
                         old.journal_number, old.entry_number, f"del-{old.idempotency_key}"
                     )
                 if still_draft:
-                    old.status = "superseded" if new is not None else "withdrawn"
+                    old.status = PostingStatus.SUPERSEDED if new is not None else PostingStatus.WITHDRAWN
                     old.run_id = self.run_id  # the run that deleted the draft counts it (as on main, for the report)
                     self.result.counts["replaced" if new is not None else "withdrawn"] += 1
                 else:
@@ -471,21 +360,24 @@ class Loader:
                     if new is not None:
                         held.add(new.id)
                     else:
-                        old.status = "withdrawn"
+                        old.status = PostingStatus.WITHDRAWN
                     self.result.counts["review"] += 1
             if held:
-                sess.execute(update(models.Posting).where(models.Posting.id.in_(sorted(held))).values(status="review"))
-            for chunk in in_chunks(sorted(withdrawn_bills)):  # one statement, not one per bill
                 sess.execute(
-                    update(models.StagedBill)
-                    .where(  # still to withdraw: a newer version may have come
-                        models.StagedBill.agreement_id == self.aid,
-                        models.StagedBill.bill_id.in_(chunk),
-                        models.StagedBill.state == "withdraw",
-                    )
-                    .values(state="withdrawn")
+                    update(models.Posting)
+                    .where(models.Posting.id.in_(sorted(held)))
+                    .values(status=PostingStatus.REVIEW)
                 )
-        retired = {old.id for old, _new in to_retire if old.status in ("superseded", "withdrawn")}
+            # still to withdraw (a newer version may have come): one statement, not one per bill
+            states.move(
+                sess,
+                [(self.aid, bill) for bill in sorted(withdrawn_bills)],
+                BillState.WITHDRAWN,
+                since=[BillState.WITHDRAW],
+            )
+        retired = {
+            old.id for old, _new in to_retire if old.status in (PostingStatus.SUPERSEDED, PostingStatus.WITHDRAWN)
+        }
         if retired:  # a draft deleted before its PDF went up (found by recovery in this load) gets none
             self.to_attach = [item for item in self.to_attach if item[0] not in retired]
         return [p for p in planned if p.id not in held]
@@ -513,91 +405,7 @@ class Loader:
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
-        unknown: dict[str, dict[str, Any]] = {}  # vendors to create that the context has no supplier for
-        for row in planned:
-            vendor = row.payload.get("vendor") or {}
-            if vendor.get("how") == "create" and vendor["key"] not in self.ctx.supplier_links:
-                unknown.setdefault(vendor["key"], vendor)
-        if not unknown:
-            return
-        with self.session() as sess:
-            links = {
-                link.vendor_key: link
-                for chunk in in_chunks(sorted(unknown))
-                for link in sess.scalars(
-                    select(models.SupplierLink).where(
-                        models.SupplierLink.agreement_id == self.aid, models.SupplierLink.vendor_key.in_(chunk)
-                    )
-                )
-            }
-            vendors = {
-                key: vendor for key, vendor in unknown.items() if key not in links or links[key].supplier_number is None
-            }
-            # Marked ``creating`` before any call, in the same transaction: a crash after a creation leaves
-            # a link that says to look the supplier up first, so it is never created twice.
-            marks = [
-                {
-                    "agreement_id": self.aid,
-                    "vendor_key": key,
-                    "supplier_number": None,
-                    "how": "creating",
-                    "created_at": datetime.now(UTC),
-                }
-                for key in vendors
-                if key not in links
-            ]
-            if marks:
-                sess.execute(insert(models.SupplierLink), marks)
-        for key, link in links.items():  # made by another run since this one read its context
-            if link.supplier_number is not None:
-                self.ctx.supplier_links[key] = link.supplier_number
-        numbers: dict[str, int] = {}
-        try:
-            for key, vendor in vendors.items():
-                # looked up first only when an earlier attempt was interrupted: a first creation is one call
-                number = self._find_supplier(vendor) if key in links else None
-                if number is None:
-                    created = self.economic.create_supplier(self._supplier_body(vendor), self._supplier_key(key))
-                    number = created["supplierNumber"]
-                    self.result.counts["suppliers_created"] += 1
-                numbers[key] = number
-                self.ctx.supplier_links[key] = number
-        finally:  # what was created is recorded even when a later creation fails
-            if numbers:
-                table = cast(Table, models.SupplierLink.__table__)
-                with self.session() as sess:
-                    sess.execute(
-                        update(table)
-                        .where(table.c.agreement_id == self.aid, table.c.vendor_key == bindparam("key"))
-                        .values(supplier_number=bindparam("number"), how="created"),
-                        [{"key": k, "number": n} for k, n in numbers.items()],
-                    )
-
-    def _supplier_key(self, vendor_key: str) -> str:
-        return "rs-" + hashlib.sha256(f"{self.aid}|{vendor_key}".encode()).hexdigest()[:40]
-
-    def _find_supplier(self, vendor: dict[str, Any]) -> int | None:
-        """A supplier made by an earlier, interrupted attempt (looked up before creating again)."""
-        cvr = normalise_cvr(vendor.get("cvr"))
-        filter_ = filter_eq("corporateIdentificationNumber", cvr) if cvr else filter_eq("name", vendor.get("name"))
-        found = self.economic.collection("/suppliers", filter_)
-        return found[0]["supplierNumber"] if found else None
-
-    def _supplier_body(self, vendor: dict[str, Any]) -> dict[str, Any]:
-        settings = self.ctx.settings
-        body: dict[str, Any] = {
-            "name": str(vendor.get("name"))[:255],
-            "currency": vendor.get("currency") or self.ctx.base_currency,
-            "supplierGroup": {"supplierGroupNumber": settings.supplier_group},
-            "paymentTerms": {"paymentTermsNumber": settings.payment_terms},
-            "vatZone": {"vatZoneNumber": vat_zone_for(vendor.get("country"))},
-        }
-        cvr = normalise_cvr(vendor.get("cvr"))
-        if cvr:
-            body["corporateIdentificationNumber"] = cvr
-        if vendor.get("country"):
-            body["country"] = vendor["country"]
-        return body
+        suppliers.create_missing(self.session, self.ctx, self.economic, planned, self.result.counts)
 
     # ------------------------------------------------------------------ 4. vouchers
     def post_planned(self, planned: list[Planned]) -> None:
@@ -627,8 +435,8 @@ class Loader:
             marked = set(
                 sess.scalars(
                     update(posting)
-                    .where(as_read, posting.status == "planned")
-                    .values(status="posting", batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
+                    .where(as_read, posting.status == PostingStatus.PLANNED)
+                    .values(status=PostingStatus.POSTING, batch_key=key, sent_at=datetime.now(UTC), run_id=self.run_id)
                     .returning(posting.id)
                     .execution_options(synchronize_session=False)
                 )
@@ -678,10 +486,12 @@ class Loader:
                     "voucher_number": voucher.get("voucherNumber"),
                     "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
                     "entry_number": items[0].get("journalEntryNumber"),
-                    "attachment": "pending" if row.kind == "invoice" and row.payload.get("has_document") else "none",
+                    "attachment": Attachment.PENDING
+                    if row.kind == "invoice" and row.payload.get("has_document")
+                    else Attachment.NONE,
                 }
             )
-            if done[-1]["attachment"] == "pending":
+            if done[-1]["attachment"] == Attachment.PENDING:
                 self.to_attach.append(
                     (row.id, row.bill_id, journal, done[-1]["accounting_year"], done[-1]["voucher_number"])
                 )
@@ -692,7 +502,7 @@ class Loader:
                 update(table)
                 .where(table.c.id == bindparam("row_id"))
                 .values(
-                    status="posted",
+                    status=PostingStatus.POSTED,
                     posted_at=now,
                     voucher_number=bindparam("voucher_number"),
                     accounting_year=bindparam("accounting_year"),
@@ -763,12 +573,14 @@ class Loader:
                 sess.execute(
                     update(posting)
                     .where(posting.id == row.id)
-                    .values(status="rejected", batch_key=None, error=why)
+                    .values(status=PostingStatus.REJECTED, batch_key=None, error=why)
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["rejected"] += 1
             if rest:  # left ``posting``: e-conomic does not document that a refused batch created none of it
-                sess.execute(update(posting).where(posting.id.in_([r.id for r in rest])).values(status="posting"))
+                sess.execute(
+                    update(posting).where(posting.id.in_([r.id for r in rest])).values(status=PostingStatus.POSTING)
+                )
         if waiting:
             self._hold(waiting, marked=True)
         if rest:  # looked for in e-conomic first (drafts and booked entries); those not found are posted again
@@ -787,8 +599,11 @@ class Loader:
                 self._quarantine(sess, row, "invoice_rejected", message, now)
                 sess.execute(
                     update(posting)
-                    .where(posting.id == row.id, posting.status == ("posting" if marked else "planned"))
-                    .values(status="held", batch_key=None, error=message[:1900])
+                    .where(
+                        posting.id == row.id,
+                        posting.status == (PostingStatus.POSTING if marked else PostingStatus.PLANNED),
+                    )
+                    .values(status=PostingStatus.HELD, batch_key=None, error=message[:1900])
                     .execution_options(synchronize_session=False)
                 )
                 self.result.counts["held"] += 1
@@ -840,10 +655,10 @@ class Loader:
                         update(models.Posting)
                         .where(
                             models.Posting.agreement_id == self.aid,
-                            models.Posting.status == "posted",
-                            models.Posting.attachment == "pending",
+                            models.Posting.status == PostingStatus.POSTED,
+                            models.Posting.attachment == Attachment.PENDING,
                         )
-                        .values(attachment="skipped")
+                        .values(attachment=Attachment.SKIPPED)
                     ),
                 ).rowcount
             if skipped:
@@ -857,15 +672,15 @@ class Loader:
         self, row_id: int, bill_id: str, journal: int, year: str, voucher: int, attached: list[int]
     ) -> None:
         pdf = self.roger.document(bill_id)
-        state = "too_large"
+        state = Attachment.TOO_LARGE
         if fits_one_request(pdf):
             raw = f"{self.aid}|{bill_id}|{journal}|{year}|{voucher}"
             key = "ra-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
             # ``exists``: attached by an earlier try whose answer was lost: nothing is added twice
             outcome = self.economic.attach(journal, year, voucher, pdf, f"{bill_id}.pdf", key)
-            state = "too_large" if outcome == "too_large" else "attached"
+            state = Attachment.TOO_LARGE if outcome == "too_large" else Attachment.ATTACHED
         self.result.counts[f"attachments_{state}"] += 1
-        if state == "attached":
+        if state == Attachment.ATTACHED:
             attached.append(row_id)
             if len(attached) >= ATTACHED_WRITE_EVERY:
                 self._mark_attached(attached)
@@ -898,169 +713,7 @@ class Loader:
     @staticmethod
     def _save_attached(sess: Session, row_ids: list[int]) -> None:
         if row_ids:
-            sess.execute(update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment="attached"))
-            row_ids.clear()
-
-
-def settle_bill_states(sess: Session, agreement_ids: list[str]) -> None:
-    """A planned bill is booked once none of its entries waits any more (for a whole group at once)."""
-    posting, staged = models.Posting, models.StagedBill
-    waiting: set[tuple[str, str]] = set()
-    review: set[tuple[str, str]] = set()
-    refused: set[tuple[str, str]] = set()  # an entry e-conomic refused, or a payment its refused invoice holds
-    planned: set[tuple[str, str]] = set()
-    for ids in in_chunks(agreement_ids):
-        for aid, bill_id, status in sess.execute(
-            select(posting.agreement_id, posting.bill_id, posting.status).where(
-                posting.agreement_id.in_(ids), posting.status.in_(("planned", "posting", "review", "rejected", "held"))
-            )
-        ):
-            {"review": review, "rejected": refused, "held": refused}.get(status, waiting).add((aid, bill_id))
-        planned |= {
-            (aid, bill)
-            for aid, bill in sess.execute(
-                select(staged.agreement_id, staged.bill_id).where(
-                    staged.agreement_id.in_(ids), staged.state == "planned"
-                )
-            )
-        }
-    for state, bills in (
-        ("review", planned & review),
-        ("quarantined", (planned & refused) - review - waiting),
-        ("booked", planned - review - waiting - refused),
-    ):
-        for chunk in in_chunks(sorted(bills)):
             sess.execute(
-                update(staged)
-                .where(
-                    tuple_(staged.agreement_id, staged.bill_id).in_(chunk), staged.state == "planned"
-                )  # not one an overlapping run moved on
-                .values(state=state)
-                .execution_options(synchronize_session=False)
+                update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment=Attachment.ATTACHED)
             )
-
-
-def agreements_with_work(sess: Session, agreement_ids: list[str]) -> set[str]:
-    """The agreements a :class:`Loader` would do anything for (the steps of ``Loader.run``).
-
-    A night's rerun, and most agreements on a quiet night, have nothing to load: they are passed by
-    without a lease, clients or a query per step.
-    """
-    posting = models.Posting
-    staged = models.StagedBill
-    out: set[str] = set()
-    for ids in in_chunks(agreement_ids):
-        out |= set(
-            sess.scalars(
-                select(posting.agreement_id)
-                .where(
-                    posting.agreement_id.in_(ids),
-                    posting.status.in_(("planned", "posting"))
-                    | ((posting.status == "posted") & (posting.attachment == "pending")),
-                )
-                .distinct()
-            )
-        )
-        out |= set(
-            sess.scalars(
-                select(staged.agreement_id)
-                .where(staged.agreement_id.in_(ids), staged.state.in_(("planned", "withdraw")))
-                .distinct()
-            )
-        )
-    return out
-
-
-def lease(sess: Session, agreement_id: str, owner: str, minutes: int = 30) -> bool:
-    """Take the agreement for this loader (a second run of the same agreement waits its turn).
-
-    A lease whose holder was a process on this host that no longer lives (killed mid-batch) is taken
-    over at once instead of blocking the retry until it expires; recovery then sorts out its batch.
-    """
-    now = datetime.now(UTC)
-    free = (
-        (models.Agreement.lease_until.is_(None))
-        | (models.Agreement.lease_until < now)
-        | (models.Agreement.lease_owner == owner)
-    )
-    taken = cast(
-        CursorResult,
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id == agreement_id, free)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-        ),
-    )
-    if taken.rowcount == 1:  # the usual case: one statement
-        return True
-    holder = sess.scalar(select(models.Agreement.lease_owner).where(models.Agreement.id == agreement_id))
-    if holder is None or holder == owner or not _dead_local_owner(holder):
-        return False  # held by a live run (or freed a moment ago): the caller waits its turn
-    result = cast(
-        CursorResult,
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == holder)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-        ),
-    )
-    if result.rowcount == 1:
-        log.warning("agreement %s: took over the lease of %s, a process that is gone", agreement_id, holder)
-    return result.rowcount == 1
-
-
-def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: int = 10) -> set[str]:
-    """Take the free leases of a group in one statement; returns the agreements this owner now holds.
-
-    The others are held by another run (or by a dead one): the caller takes them one by one with
-    :func:`lease`, which waits its turn or takes a dead holder's lease over. Shorter than an agreement's
-    own lease (each agreement renews its own for 30 minutes as it starts): a group whose process died on
-    another host blocks its agreements for minutes, not half an hour.
-    """
-    now = datetime.now(UTC)
-    agreement = models.Agreement
-    free = (agreement.lease_until.is_(None)) | (agreement.lease_until < now) | (agreement.lease_owner == owner)
-    held: set[str] = set()
-    for ids in in_chunks(agreement_ids):
-        sess.execute(
-            update(agreement)
-            .where(agreement.id.in_(ids), free)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
-            .execution_options(synchronize_session=False)
-        )
-        held |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
-    return held
-
-
-def _dead_local_owner(owner: str) -> bool:
-    """``host:pid:run`` names a process on this host that has ended."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def release(sess: Session, agreement_id: str, owner: str) -> None:
-    sess.execute(
-        update(models.Agreement)
-        .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-    )
-
-
-def release_all(sess: Session, agreement_ids: list[str], owner: str) -> None:
-    """Give back every lease of the group this owner still holds (one a load could not give back itself)."""
-    for ids in in_chunks(agreement_ids):
-        sess.execute(
-            update(models.Agreement)
-            .where(models.Agreement.id.in_(ids), models.Agreement.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+            row_ids.clear()

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.jsonnum import to_plain
 from roger_economic.model import PlannedEntry
+from roger_economic.states import Attachment, PostingStatus
 
-LIVE = ("posting", "posted")
+LIVE = (PostingStatus.POSTING, PostingStatus.POSTED)
 
 
 def entry_key(agreement_id: str, bill_id: str, kind: str, version: int) -> str:
@@ -70,7 +71,11 @@ def current(sess: Session, entries: list[PlannedEntry]) -> dict[tuple[str, str, 
     return out
 
 
-REPLANNABLE = ("planned", "rejected", "held")  # not in e-conomic: planned again (or superseded) when judged again
+REPLANNABLE = (
+    PostingStatus.PLANNED,
+    PostingStatus.REJECTED,
+    PostingStatus.HELD,
+)  # not in e-conomic: planned again (or superseded) when judged again
 
 
 def _rows_of_bills(sess: Session, bills: set[tuple[str, str]]) -> list[Any]:
@@ -187,14 +192,14 @@ def plan(
             counts[entry.agreement_id]["already_booked"] += 1  # this version is retired or waits for review
             continue
         values = {
-            "status": "planned",
+            "status": PostingStatus.PLANNED,
             "journal_number": entry.journal,
             "accounting_year": entry.year,
             "payload": {"voucher": voucher, "vendor": entry.vendor, "has_document": entry.has_document},
             "payload_hash": digest,
             "error": None,
             "run_id": run_id,
-            "attachment": "none",
+            "attachment": Attachment.NONE,
         }
         if row is None:
             new_rows.append(
@@ -222,7 +227,7 @@ def plan(
         sess.execute(
             update(posting)
             .where(posting.id.in_(chunk), posting.status.in_(REPLANNABLE))
-            .values(status="superseded", error=None)
+            .values(status=PostingStatus.SUPERSEDED, error=None)
             .execution_options(synchronize_session=False)
         )
     for row in stale:

@@ -1,0 +1,112 @@
+"""Step 4, load: what is planned posted into e-conomic, agreement by agreement, a few at a time.
+
+The posting itself (recovery, withdrawals, suppliers, vouchers, documents) is :mod:`roger_economic.posting`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from roger_economic.context import load_contexts
+from roger_economic.credentials import Endpoints
+from roger_economic.db import session
+from roger_economic.errors import AgreementStopped, AuthError, IntegrationError
+from roger_economic.http import RetryPolicy
+from roger_economic.settings import environment
+from roger_economic.states import Outcome
+from roger_economic.steps.fanout import LOAD_THREADS, AgreementsFailed, clients, each
+
+LEASE_WAIT = environment().lease_wait
+LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
+
+
+def _wait_for_lease(aid: str, owner: str) -> None:
+    """Overlapping runs (a backfill) take turns per agreement instead of failing at once."""
+    from roger_economic.posting.leases import lease
+
+    waited = 0.0
+    while True:
+        with session() as sess:
+            if lease(sess, aid, owner):
+                return
+        if waited >= LEASE_WAIT:
+            raise IntegrationError(f"agreement {aid} is being loaded by another run; try again later")
+        time.sleep(2.0)
+        waited += 2.0
+
+
+def load(
+    agreement_ids: list[str],
+    endpoints: Endpoints,
+    run_id: str,
+    policy: RetryPolicy | None = None,
+    on_call: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
+
+    The group's leases, what each agreement starts from, and at the end the bill states, are each read
+    or written for the whole group at once; per agreement remain its batches and uploads.
+    """
+    from roger_economic.posting.leases import lease, lease_all, release_all
+    from roger_economic.posting.loader import Loader
+    from roger_economic.posting.settle import settle_bill_states
+    from roger_economic.posting.work import agreements_with_work, read_work
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+    with session() as sess:
+        contexts = load_contexts(sess, agreement_ids)
+        busy = agreements_with_work(sess, agreement_ids)
+        ready = [a for a in agreement_ids if a in busy and a in contexts and not contexts[a].stop_reason()]
+        held = lease_all(sess, ready, owner)
+    with session() as sess:  # leases committed first: a read does not hold SQLite's write lock
+        works = read_work(sess, sorted(held))
+    leased_at = time.monotonic()
+    taken = set(held)  # every agreement this run took a lease of (the group's, and those it waited for)
+
+    def work(aid: str) -> dict[str, Any]:
+        ctx = contexts[aid]
+        reason = ctx.stop_reason()
+        if reason:
+            raise AgreementStopped(aid, reason)
+        if aid not in busy:
+            return {}
+        start = works.pop(aid, None)
+        if start is not None and time.monotonic() - leased_at > LEASE_RENEW_AFTER:
+            start = None  # a long group: what was read at its start is read again
+        renewed = False
+        if start is not None:  # the group's lease, renewed for this agreement's own 30 minutes
+            with session() as sess:
+                renewed = lease(sess, aid, owner)
+        if not renewed:  # held by another run at the start (or lost since): its own lease, its own read
+            start = None
+            _wait_for_lease(aid, owner)
+            taken.add(aid)
+        economic, roger = clients(ctx.settings, endpoints, policy, on_call)
+        try:
+            return dict(Loader(session, ctx, economic, roger, run_id, work=start, owner=owner).run().counts)
+        except AuthError as exc:
+            raise AgreementStopped(aid, f"token rejected: {exc}") from None
+        finally:
+            economic.close()
+            roger.close()
+
+    try:
+        results = each(agreement_ids, work, run_id, "load", threads=LOAD_THREADS)
+    except BaseException:  # the task was stopped: leases of agreements never reached are given back
+        with session() as sess:
+            release_all(sess, sorted(taken), owner)
+        raise
+    # an agreement past its deadline may still be posting in its thread: its lease stays (it ends with
+    # this process, whose leases the next load takes over), and its bills are settled by that next load
+    done = sorted(taken - {a for a, r in results.items() if r.get("timed_out")})
+    with session() as sess:  # each load gave its lease back as it ended; this is for any it could not
+        settle_bill_states(sess, done)
+        release_all(sess, done, owner)
+    failed = {a: r["message"] for a, r in results.items() if r["outcome"] == Outcome.FAILED}
+    if failed:
+        raise AgreementsFailed(failed)
+    return results

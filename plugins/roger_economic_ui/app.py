@@ -512,7 +512,8 @@ def _base(request: Request) -> str:
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = context.pop("user", None)
     # without a user (an ended session), a form shown again keeps the token it was sent with
-    token = security.csrf_token(user) or security.submitted_form(request).get(security.CSRF_FIELD, "")
+    own = security.csrf_token(security.request_session(request)) if user is not None else ""
+    token = own or security.submitted_form(request).get(security.CSRF_FIELD, "")
     ended = user is None and status_code == 401  # who it was is unknown until logged in again: the form offers
     # sending it again (the route checks the permission then)
     html = templates.get_template(name).render(
@@ -1251,7 +1252,7 @@ async def add_client_roger(request: Request, user: GetUserDep) -> HTMLResponse:
     company_id = str(form.get("company_id") or "").strip()
     token = str(form.get("roger_token") or "").strip()
     try:
-        pending = await run_in_threadpool(onboarding.start, str(user.get_id()), company_id, token)
+        pending = await run_in_threadpool(onboarding.start, security.request_session(request), company_id, token)
     except onboarding.OnboardingError as exc:
         return _add_client_page(request, user, [str(exc)], company_id[:64], status_code=400)
     return render(request, "connect.html", user=user, pending=pending, minutes=onboarding.STATE_TTL // 60)
@@ -1264,7 +1265,7 @@ async def add_client_connect(request: Request, user: GetUserDep, state: str = ""
     A link, not a form: the pages' CSP (``form-action 'self'``) stops a form whose answer redirects elsewhere."""
 
     def target() -> str | None:
-        if onboarding.pending(str(user.get_id()), state) is None:
+        if onboarding.pending(security.request_session(request), state) is None:
             return None
         callback = str(request.url.replace(path=f"{_base(request)}/clients/callback", query=""))
         return onboarding.install_url(state, callback)
@@ -1286,7 +1287,7 @@ def add_client_callback(request: Request, user: GetUserDep, state: str = "", tok
     without it (the agreement's setup page, or step 1 with the reason)."""
     try:
         with session() as sess:
-            aid = onboarding.finish(sess, str(user.get_id()), state, token)
+            aid = onboarding.finish(sess, security.request_session(request), state, token)
             queries.record(
                 sess,
                 aid,

@@ -75,16 +75,24 @@ def admin(airflow_app, tokens):
         airflow_app,
         follow_redirects=False,
         cookies={"_token": tokens["admin"]},
-        headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")},
+        headers={"Origin": SITE, "X-CSRF-Token": _csrf(tokens["admin"])},
     ) as client:
         yield client
 
 
-def _csrf(role: str) -> str:
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+def _csrf(jwt: str) -> str:
+    """The CSRF token the pages give the login session of ``jwt`` (the ``_token`` cookie)."""
     from roger_economic_ui import security
 
-    return security.csrf_token(SimpleAuthManagerUser(username=role, role=role))
+    return security.csrf_token(security.session_id(jwt))
+
+
+def _new_login(role: str) -> str:
+    """The JWT of another login of ``role``'s user (Airflow's login writes a new one each time)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=role, role=role))
 
 
 @pytest.fixture()
@@ -923,12 +931,13 @@ def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app
     cookie = {"_token": tokens["admin"]}
     cases = {
         "no token": ({"Origin": SITE}, wipe),
-        "another user's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf("viewer")}),
-        "cross-site": ({"Origin": "http://localhost:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "same site, other port": ({"Origin": "http://testserver:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "sandboxed page": ({"Origin": "null"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "other site by referer": ({"Referer": "http://127.0.0.2/x"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "neither origin nor referer": ({}, {**wipe, "csrf_token": _csrf("admin")}),
+        "another user's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf(tokens["viewer"])}),
+        "the same user's other login's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf(_new_login("admin"))}),
+        "cross-site": ({"Origin": "http://localhost:8793"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "same site, other port": ({"Origin": "http://testserver:8793"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "sandboxed page": ({"Origin": "null"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "other site by referer": ({"Referer": "http://127.0.0.2/x"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "neither origin nor referer": ({}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
     }
     with TestClient(airflow_app, follow_redirects=False, cookies=cookie) as client:
         for what, (headers, form) in cases.items():
@@ -945,17 +954,17 @@ def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app
         # the same form from the plugin's own page, with the session's token, is taken
         ok = client.post(
             f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync",
-            data={"csrf_token": _csrf("admin")},
+            data={"csrf_token": _csrf(tokens["admin"])},
             headers={"Referer": f"{SITE}{PREFIX}/agreements/{AID}/bills"},
         )
         assert ok.status_code == 303, ok.text
     assert _bill_states(seeded)["bill_Q1"] == "new"
 
 
-def test_pages_carry_the_token_in_every_form(admin, seeded):
+def test_pages_carry_the_token_in_every_form(admin, tokens, seeded):
     import re
 
-    token = _csrf("admin")
+    token = _csrf(tokens["admin"])
     for path in (f"/agreements/{AID}", f"/agreements/{AID}/bills"):
         html = admin.get(PREFIX + path).text
         forms = re.findall(r"<form\b[^>]*method=\"post\".*?</form>", html, re.DOTALL)
@@ -992,18 +1001,25 @@ def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, v
     with TestClient(
         airflow_app, follow_redirects=False, cookies={"_token": expired}, headers={"Origin": SITE}
     ) as client:
-        res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")}, headers=HTML)
+        res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf(expired)}, headers=HTML)
     assert res.status_code == 401
     page = _mapping_form_page(res.text)
     assert "not logged in" in page and "/auth/login" in page and 'value="2200" selected' in page
     assert ">Save</button>" in page  # to send it again once logged in
-    assert f'name="csrf_token" value="{_csrf("admin")}"' in page
+    assert f'name="csrf_token" value="{_csrf(expired)}"' in page
     assert "cat_marketing" not in _mappings(seeded)[0]
-    # logged in again (a fresh cookie of the same user), the kept form is taken as it is
-    with TestClient(
-        airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]}, headers={"Origin": SITE}
-    ) as client:
-        again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")})
+    # logged in again: a new session, so the kept form's token (the ended session's) is refused once, the form
+    # shown again as typed with the new session's token, and sent again it is taken
+    login = _new_login("admin")
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": login}, headers={"Origin": SITE}) as client:
+        stale = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf(expired)}, headers=HTML)
+        assert stale.status_code == 403
+        page = _mapping_form_page(stale.text)
+        assert "another login" in page and 'value="2200" selected' in page
+        assert "cat_marketing" not in _mappings(seeded)[0]
+        shown = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+        assert shown == _csrf(login) != _csrf(expired)
+        again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": shown})
     assert again.status_code == 303, again.text
     assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
 

@@ -41,7 +41,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roger_economic import csv_import, masterdata
+from roger_economic import config, csv_import, masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
@@ -787,6 +787,14 @@ def _action_text(row: Any) -> str:
         return f"re-synced bill {row.target}"
     if row.action == "resync_quarantined":
         return f"re-synced all quarantined bills ({row.target})"
+    if row.action == "config_add":
+        return "added by loading the agreements file (config load)"
+    if row.action == "config_replace":
+        return "changed by loading the agreements file (config load --replace)"
+    if row.action == "config_deactivate":
+        return "deactivated: not in the agreements file (config load --deactivate-missing)"
+    if row.action == "import_csv":
+        return f"added by a CSV import ({row.target})"
     if row.action == "add_client":
         return "added this client (Roger checked, e-conomic app approved)"
     if row.action == "remove_client":
@@ -1167,16 +1175,7 @@ def _import_rows(
     rows = csv_import.read_rows(data, filename)
     with session() as sess:
         results = csv_import.import_rows(sess, rows, defaults, _connection_password, dry_run)
-        for r in results:
-            if r.outcome == "created" and r.agreement_id:
-                queries.record(
-                    sess,
-                    r.agreement_id,
-                    actor,
-                    "import_csv",
-                    target=f"{filename} line {r.line}",
-                    note=f"created from {filename}, line {r.line}",
-                )
+        config.record_imported(sess, results, filename, actor)
     return results
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import String, and_, case, cast, exists, func, or_, select, upda
 from sqlalchemy.orm import Session
 
 from roger_economic import masterdata, suggest
-from roger_economic.config import check_setup, save_mappings
+from roger_economic.config import SETUP_CHANGES, changed, check_setup, mapping_pairs, record, save_mappings
 from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
 
@@ -601,12 +601,7 @@ def describe(
     values: dict[str, Any], categories: dict[str, tuple[int, str | None]], methods: dict[str, int]
 ) -> dict[str, Any]:
     """A setup as flat "what → value" pairs, so two setups can be compared field by field."""
-    out: dict[str, Any] = {key: values.get(key) for key in SETUP_FIELDS}
-    for cid, (account, vat) in categories.items():
-        out[f"category {cid}"] = f"{account}" + (f" / {vat}" if vat else "")
-    for mid, account in methods.items():
-        out[f"payment method {mid}"] = str(account)
-    return out
+    return {key: values.get(key) for key in SETUP_FIELDS} | mapping_pairs(categories, methods)
 
 
 SETUP_FIELDS = (
@@ -624,12 +619,6 @@ SETUP_FIELDS = (
 
 def stored_description(setup: Setup) -> dict[str, Any]:
     return describe({key: getattr(setup.agreement, key) for key in SETUP_FIELDS}, setup.categories, setup.methods)
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Only what differs: (old values, new values); a key missing on one side is ``None`` there."""
-    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
 def save_setup(
@@ -666,7 +655,7 @@ def save_setup(
     assert agreement is not None
     sess.refresh(agreement)
     save_mappings(sess, agreement.id, parsed.categories, parsed.methods)
-    before, after = diff(stored, describe(parsed.values, parsed.categories, parsed.methods))
+    before, after = changed(stored, describe(parsed.values, parsed.categories, parsed.methods))
     record(
         sess,
         agreement.id,
@@ -687,33 +676,6 @@ def save_setup(
 # ------------------------------------------------------------------------------------------------ audit
 
 
-def record(
-    sess: Session,
-    agreement_id: str,
-    actor: str,
-    action: str,
-    *,
-    target: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    note: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    """One audit row, in the caller's unit of work (so it is stored exactly when the change is)."""
-    sess.add(
-        models.SetupAudit(
-            agreement_id=agreement_id,
-            at=at or datetime.now(UTC),
-            actor=actor or "unknown",
-            action=action,
-            target=target,
-            before=before or {},
-            after=after or {},
-            note=note,
-        )
-    )
-
-
 def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.SetupAudit]:
     """The agreement's audit trail, latest first."""
     T = models.SetupAudit
@@ -723,9 +685,10 @@ def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.
 
 
 def changes_since(sess: Session, agreement_id: str, since: datetime | None) -> list[dict[str, Any]]:
-    """The setup saves after ``since`` (all of them without it), latest first, for a refused save."""
+    """The setup changes (UI saves, file loads) after ``since`` (all of them without it), latest first, for a
+    refused save."""
     T = models.SetupAudit
-    query = select(T).where(T.agreement_id == agreement_id, T.action == "save_setup")
+    query = select(T).where(T.agreement_id == agreement_id, T.action.in_(SETUP_CHANGES))
     if since is not None:
         query = query.where(T.at > since)
     return [

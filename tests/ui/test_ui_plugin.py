@@ -688,6 +688,37 @@ def test_saves_resyncs_and_refreshes_are_audited_latest_first(admin, seeded, mon
     assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", save)
 
 
+def test_a_file_load_is_audited_shown_and_named_to_a_form_it_made_stale(admin, seeded):
+    """``config load --replace`` / ``--deactivate-missing`` change a setup like a save does: recorded with who
+    (``cli:<OS user>``) and before → after, shown in the page's history, named when it makes an open form stale."""
+    import dataclasses
+
+    from roger_economic import config
+    from roger_economic.db import session
+
+    opened = _submitted(admin.get(f"{PREFIX}/agreements/{AID}").text)
+    with session(seeded) as sess:
+        stored = config.stored_config(sess, AID)
+        cats = {**stored.categories, "cat_marketing": (2200, "I25")}
+        changed = dataclasses.replace(stored, default_account=2800, categories=cats)
+        report = config.load(sess, [changed], replace=True, deactivate_missing=True, actor="cli:ops")
+    assert list(report.replaced) == [AID] and report.missing == {OTHER: "deactivated"}
+    history = admin.get(f"{PREFIX}/agreements/{AID}").text
+    history = history[history.index('id="history"') :]
+    rows = re.findall(r'<tr class="audit-(\w+)">(.*?)</tr>', history, re.S)
+    assert [action for action, _ in rows] == ["config_replace"]
+    body = rows[0][1]
+    assert "cli:ops" in body and "config load --replace" in body
+    assert "default_account: — → 2800" in body and "category cat_marketing: — → 2200 / I25" in body
+    other = admin.get(f"{PREFIX}/agreements/{OTHER}").text
+    assert "cli:ops" in other and "active: True → False" in other and "--deactivate-missing" in other
+
+    refused = admin.post(f"{PREFIX}/agreements/{AID}", data=dict(opened, cat_account__cat_travel="2200"))
+    assert refused.status_code == 409
+    assert re.search(r"Changed by cli:ops at [^:]+:\d\d CES?T: category cat_marketing: — → 2200 / I25", refused.text)
+    assert _mappings(seeded)[0]["cat_marketing"] == (2200, "I25")
+
+
 # ------------------------------------------------------------------------------------------------ bill log
 
 

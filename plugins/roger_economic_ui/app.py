@@ -97,7 +97,7 @@ td.num,th.num{text-align:right}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;background:#e4e7eb}
 .ok,.booked,.posted{background:#d3f5dc;color:#12632b}
 .failed,.rejected,.stop{background:#fde0e0;color:#8a1c1c}
-.stopped,.quarantined,.review,.warn{background:#fff1c2;color:#7a5a00}
+.stopped,.quarantined,.review,.held,.warn{background:#fff1c2;color:#7a5a00}
 .never,.new,.planned,.waiting,.posting{background:#e0ecfb;color:#174b8a}
 .suggested{background:#efe3fb;color:#5b2a86}
 .msg{padding:8px 12px;border-radius:4px;margin:8px 0;background:#e0ecfb}
@@ -161,7 +161,8 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 <div class="scroll"><table><thead><tr><th>Agreement</th><th>Last run</th><th>Outcome</th>
 <th class="num" title="entries posted to e-conomic (ledger)">Entries booked</th>
 <th class="num" title="bills with an open stop-rule quarantine">Bills quarantined</th>
-<th class="num" title="entries e-conomic rejected, or that wait for an accountant">Entries failed</th>
+<th class="num" title="entries e-conomic rejected, held back with a rejected invoice, or waiting for an accountant">
+Entries failed</th>
 <th class="num">Mapping gaps</th><th>Scanning add-on</th><th>API</th><th></th></tr></thead><tbody>
 {% for r in rows %}<tr class="{{ 'attention' if r.attention else 'fine' }}">
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}">{{ r.name }}</a><div class="muted">{{ r.id }}

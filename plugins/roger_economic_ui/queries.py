@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roger_economic import masterdata, suggest
@@ -83,12 +83,22 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+# posting statuses that need an accountant: refused by e-conomic, held back with a refused invoice, to review
+FAILED_STATUSES = ("rejected", "held", "review")
+FAILED_TEXT = {
+    "rejected": "rejected by e-conomic",
+    "held": "held back (not posted)",
+    "review": "waiting for review",
+}
+REASON_CHARS = 200  # of an entry's error, inline in the overview (the bill log shows it whole)
+
+
 def _attention_rank() -> Any:
-    """0 = broken (last run failed or stopped, no API access), 1 = held back (quarantine, rejected or review
-    entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
+    """0 = broken (last run failed or stopped, no API access), 1 = held back (quarantine, rejected, held or
+    review entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
     A, S, Q, P = models.Agreement, models.AgreementStatus, models.Quarantine, models.Posting
     quarantined = exists().where(Q.agreement_id == A.id, Q.released_at.is_(None), Q.severity == "stop")
-    failed = exists().where(P.agreement_id == A.id, P.status.in_(("rejected", "review")))
+    failed = exists().where(P.agreement_id == A.id, P.status.in_(FAILED_STATUSES))
     gaps = func.coalesce(func.json_array_length(S.mapping_gaps), 0) > 0
     return case(
         (or_(S.last_outcome.in_(("failed", "stopped")), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
@@ -107,8 +117,9 @@ def attention(row: dict[str, Any]) -> list[str]:
         reasons.append("no access to e-conomic" + (f": {row['master_data_error']}" if row["master_data_error"] else ""))
     if row["quarantined"]:
         reasons.append(f"{row['quarantined']} bill(s) quarantined")
-    if row["failed"]:
-        reasons.append(f"{row['failed']} entr(y/ies) rejected by e-conomic or waiting for review")
+    for status, (count, error) in row["failed_by"].items():
+        text = f"{count} entr(y/ies) {FAILED_TEXT[status]}"
+        reasons.append(text + (f": {_clip(error)}" if error else ""))
     if not row["has_master_data"]:
         reasons.append("no master data yet: refresh it")
     elif row["gaps"]:
@@ -124,15 +135,8 @@ def overview(
     """One row per agreement (filtered, paged; needing attention first) and the number of matching agreements."""
     A, S = models.Agreement, models.AgreementStatus
     query = select(A, S).outerjoin(S, S.agreement_id == A.id)
-    if search:
-        pattern = _like(search.strip())
-        query = query.where(
-            or_(
-                A.name.ilike(pattern, escape="\\"),
-                A.id.ilike(pattern, escape="\\"),
-                cast(A.economic_agreement_number, String).ilike(pattern, escape="\\"),
-            )
-        )
+    if search.strip():
+        query = query.where(A.id.in_(_agreements_matching(sess, search)))
     if outcome == "never":
         query = query.where(or_(S.agreement_id.is_(None), S.last_outcome.is_(None)))
     elif outcome:
@@ -143,7 +147,7 @@ def overview(
         query.order_by(_attention_rank(), A.name, A.id).offset((page - 1) * per_page).limit(per_page)
     ).all()
     ids = [a.id for a, _s in rows]
-    booked, failed, quarantined = _posting_counts(sess, ids), _failed_counts(sess, ids), _open_quarantine(sess, ids)
+    booked, failed, quarantined = _posting_counts(sess, ids), _failed_entries(sess, ids), _open_quarantine(sess, ids)
     docs = _data_docs(sess, ids)
     with_master_data = (
         set(
@@ -167,7 +171,8 @@ def overview(
             "last_counts": (status.last_counts if status else None) or {},
             "booked": booked.get(agreement.id, 0),
             "quarantined": quarantined.get(agreement.id, 0),
-            "failed": failed.get(agreement.id, 0),
+            "failed": sum(count for count, _ in failed.get(agreement.id, {}).values()),
+            "failed_by": failed.get(agreement.id, {}),
             "gaps": len((status.mapping_gaps if status else None) or []),
             "has_master_data": agreement.id in with_master_data,
             "scanning_addon": status.scanning_addon if status else None,
@@ -219,18 +224,39 @@ def _posting_counts(sess: Session, ids: list[str]) -> dict[str, int]:
     )
 
 
-def _failed_counts(sess: Session, ids: list[str]) -> dict[str, int]:
-    """Entries e-conomic refused (``rejected``) or that wait for an accountant (``review``)."""
+def _failed_entries(sess: Session, ids: list[str]) -> dict[str, dict[str, tuple[int, str | None]]]:
+    """Per agreement and :data:`FAILED_STATUSES` status (in that order): how many entries, and one of their
+    reasons (the entries' ``error``)."""
     if not ids:
         return {}
     P = models.Posting
-    return dict(
-        sess.execute(
-            select(P.agreement_id, func.count())
-            .where(P.agreement_id.in_(ids), P.status.in_(("rejected", "review")))
-            .group_by(P.agreement_id)
-        ).all()
-    )
+    found: dict[str, dict[str, tuple[int, str | None]]] = {}
+    rows = sess.execute(
+        select(P.agreement_id, P.status, func.count(), func.max(P.error))
+        .where(P.agreement_id.in_(ids), P.status.in_(FAILED_STATUSES))
+        .group_by(P.agreement_id, P.status)
+    ).all()
+    for aid, status, count, error in sorted(rows, key=lambda r: FAILED_STATUSES.index(r[1])):
+        found.setdefault(aid, {})[status] = (count, error)
+    return found
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
+def _agreements_matching(sess: Session, search: str) -> list[str]:
+    """Agreements whose name, id or e-conomic agreement number contains ``search``, compared folded
+    (:func:`models.fold`: case, Æ/Ø/Å) in Python, as the bill log's search, so both databases agree.
+
+    Reads every agreement's three fields: a firm has hundreds of clients, not millions."""
+    A = models.Agreement
+    needle = models.fold(search.strip())
+    return [
+        aid
+        for aid, name, number in sess.execute(select(A.id, A.name, A.economic_agreement_number))
+        if any(needle in models.fold(str(v)) for v in (name, aid, number) if v is not None)
+    ]
 
 
 def _open_quarantine(sess: Session, ids: list[str]) -> dict[str, int]:

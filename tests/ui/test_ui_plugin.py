@@ -820,6 +820,80 @@ def test_overview_says_why_an_agreement_needs_attention(admin, seeded):
     assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", html)  # Copenhagen time, with the zone
 
 
+def _new_agreement(sess, aid: str, name: str, company: str) -> None:
+    from roger_economic.db import models
+
+    sess.add(
+        models.Agreement(
+            id=aid,
+            name=name,
+            active=True,
+            roger_company_id=company,
+            roger_token_ref="env:R",
+            economic_token_ref="env:E",
+            invoice_journal=2,
+            payment_journal=3,
+            supplier_policy="create",
+            closed_period_policy="quarantine",
+            book_without_attachment=False,
+            updated_at=datetime.now(UTC),
+        )
+    )
+
+
+def test_a_held_entry_needs_attention_with_its_reason(admin, seeded):
+    """A payment held back because e-conomic rejected its invoice is not booked: it counts as failed, sorts the
+    agreement with those that need attention, and the overview says why."""
+    from roger_economic.db import models, session
+
+    reason = "payment of bill bill_H1 is held back: e-conomic rejected its invoice: account 9999 does not exist"
+    with session(seeded) as sess:
+        _new_agreement(sess, "agr_held", "Zealand Held ApS", "cmp_8")  # alphabetically last
+        _new_agreement(sess, "agr_quiet", "Aabenraa Nyt ApS", "cmp_9")  # never run, nothing held
+        sess.flush()
+        sess.add(
+            models.Posting(
+                agreement_id="agr_held",
+                bill_id="bill_H1",
+                bill_version=1,
+                entry_kind="payment",
+                idempotency_key="k-h1-pay",
+                status="held",
+                journal_number=3,
+                accounting_year="2026",
+                payload={},
+                payload_hash="h",
+                error=reason,
+                created_at=datetime.now(UTC),
+            )
+        )
+    html = admin.get(PREFIX + "/").text
+    rows = re.findall(r'<tr class="(attention|fine)">(.*?)</tr>', html, re.S)
+    names = [re.search(r">([^<]+)</a>", body).group(1) for _, body in rows]
+    assert names.index("Zealand Held ApS") < names.index("Aabenraa Nyt ApS")
+    held = rows[names.index("Zealand Held ApS")][1]
+    assert f"1 entr(y/ies) held back (not posted): {reason}" in held
+    assert re.findall(r'<td class="num">(\d+)</td>', held)[:1] == ["0"] and '<td class="num">1</td>' in held
+
+
+def test_the_overview_search_ignores_case_and_danish_letters(admin, seeded):
+    """The agreement search folds like the bill log's: the same hits on SQLite and PostgreSQL."""
+    from roger_economic.db import session
+
+    with session(seeded) as sess:
+        _new_agreement(sess, "agr_aero", "ÆRØ Å-Byg ApS", "cmp_7")
+
+    def found(q: str) -> list[str]:
+        html = admin.get(PREFIX + "/", params={"q": q}).text
+        return sorted(re.findall(r'<a href="/roger-economic/agreements/([\w%]+)">', html))
+
+    assert found("TØMRER") == found("tømrer") == found("Tømrer") == [AID]
+    assert found("ærø å-byg") == found("ÆRØ Å-BYG") == ["agr_aero"]
+    assert found("SØN <revision>") == [OTHER]
+    assert found("AGR_AERO") == ["agr_aero"]
+    assert found("50%") == [] and found("_") == sorted([AID, OTHER, "agr_aero"])  # no LIKE wildcards
+
+
 def test_the_data_docs_link_survives_a_quiet_night(admin, seeded):
     from roger_economic.db import models, session
 

@@ -129,7 +129,7 @@ LAYOUT = """<!doctype html>
 {% if agreement_id %}<span class="sub">{{ agreement_name }}</span>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}/bills">Bill log</a>{% endif %}
-{% if can_edit %}<a class="sub" href="{{ base }}/clients/new">Add a client</a>{% endif %}
+{% if can_add_client %}<a class="sub" href="{{ base }}/clients/new">Add a client</a>{% endif %}
 <span class="sub" style="margin-left:auto">{{ user_name }}</span></header>
 <main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% if login_url %}<div class="warnbox">Your session
 has ended. <a href="{{ login_url }}" target="_blank" rel="noopener">Log in again</a> (a new tab), then come back here
@@ -247,8 +247,8 @@ client's bills are booked only if “Book without attachment” is chosen below 
 agreement.book_without_attachment %}: until then they wait{% endif %}.</div>{% endif %}
 {% if can_edit %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/prerequisites"
  class="inline">{{ csrf_input }}<button type="submit" class="secondary">Check again</button></form>
-<span class="muted">reads e-conomic's /self for this agreement now</span>
-<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
+<span class="muted">reads e-conomic's /self for this agreement now</span>{% endif %}
+{% if can_add_client %}<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
 
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
@@ -525,6 +525,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
         can_edit=ended or security.allowed(CanEdit, request, user),
         can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
+        can_add_client=ended or (security.allowed(CanEdit, request, user) and security.may_create_connections(user)),
         login_url=_login_url(request) if status_code == 401 else "",
         **context,
     )
@@ -644,7 +645,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         )
     user = await security.current_user(request)
     if request.method == "POST" and exc.status_code in (401, 403):
-        kept = await _setup_form_kept(request, user, exc)
+        kept = await _setup_form_kept(request, user, exc) or _add_client_kept(request, user, exc)
         if kept is not None:
             return kept
     return render(
@@ -658,6 +659,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 SESSION_ENDED = "Nothing was changed: you are not logged in (the session ended or expired)."
+NOT_ALLOWED_ADD = (
+    "Nothing was changed: your login may not add a client (it needs edit rights on the "
+    f"{BILLS_DAG} DAG and the right to create Airflow connections)."
+)
 NOT_ALLOWED = "Nothing was changed: your login may not do this (it needs that permission on the {dag} DAG)."
 
 
@@ -666,6 +671,8 @@ def _refusal(request: Request, exc: StarletteHTTPException) -> str:
     if exc.status_code == 401:
         return SESSION_ENDED
     if exc.status_code == 403 and request.method not in security.SAFE_METHODS and exc.detail != security.CSRF_REFUSED:
+        if request.url.path.rstrip("/").endswith("/clients/new"):
+            return NOT_ALLOWED_ADD
         dag = MASTER_DATA_DAG if request.url.path.endswith("/refresh") else BILLS_DAG
         return NOT_ALLOWED.format(dag=dag)
     return str(exc.detail)
@@ -687,6 +694,15 @@ async def _setup_form_kept(request: Request, user: BaseUser | None, exc: Starlet
     form = security.submitted_form(request)
     sel: dict[str, Any] = {**form, "book_without_attachment": bool(form.get("book_without_attachment"))}
     return _render_setup(request, user, setup, sel, [_refusal(request, exc)], status_code=exc.status_code)
+
+
+def _add_client_kept(request: Request, user: BaseUser | None, exc: StarletteHTTPException) -> Response | None:
+    """A refused step 1 of adding a client: the company id as typed, and why (the token is never sent back)."""
+    if request.url.path.rstrip("/") != f"{_base(request)}/clients/new":
+        return None
+    company_id = security.submitted_form(request).get("company_id", "").strip()[:64]
+    why = [_refusal(request, exc), "Type the Roger API token again: it is not shown back."]
+    return _add_client_page(request, user, why, company_id, status_code=exc.status_code)
 
 
 @app.exception_handler(RequestValidationError)
@@ -1233,7 +1249,11 @@ ADD_CLIENT_RIGHTS = [CanEdit, CanAddConnection]
 
 
 def _add_client_page(
-    request: Request, user: BaseUser, errors: list[str] | None = None, company_id: str = "", status_code: int = 200
+    request: Request,
+    user: BaseUser | None,
+    errors: list[str] | None = None,
+    company_id: str = "",
+    status_code: int = 200,
 ) -> HTMLResponse:
     return render(
         request, "add_client.html", status_code=status_code, user=user, errors=errors or [], company_id=company_id

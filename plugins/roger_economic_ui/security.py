@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import inspect
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -264,10 +265,25 @@ def allowed(dependency: Any, request: Request, user: BaseUser | None) -> bool:
     if user is None:
         return False
     try:
-        dependency.dependency(request, user)
+        result = dependency.dependency(request, user)
     except HTTPException:
         return False
+    if inspect.iscoroutine(result):  # never awaited, it would allow everything: use a direct check instead
+        result.close()
+        raise TypeError(f"{dependency.dependency.__qualname__} is async: check the permission directly")
     return True
+
+
+def may_create_connections(user: BaseUser | None) -> bool:
+    """Whether ``user`` may create Airflow connections (adding a client stores its tokens in two).
+
+    Asked of the auth manager directly: Airflow's ``requires_access_connection`` is async."""
+    if user is None:
+        return False
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+
+    return get_auth_manager().is_authorized_connection(method="POST", details=ConnectionDetails(), user=user)
 
 
 def invalid_request_text(exc: RequestValidationError) -> str:

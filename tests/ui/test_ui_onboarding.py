@@ -256,6 +256,36 @@ def test_another_logins_state_is_refused(airflow_app, admin, tokens, seeded, wor
     assert urlsplit(done.headers["location"]).path.startswith(f"{PREFIX}/agreements/")
 
 
+def test_adding_a_client_is_offered_only_with_the_right_to_create_connections(airflow_app, admin, seeded):  # noqa: F811
+    """SimpleAuthManager's "user" role may edit the DAGs but not create connections: not offered "Add a client";
+    a step 1 it sends anyway (or sent with an ended session) is refused with the company id kept, never the token."""
+    from fastapi.testclient import TestClient
+    from roger_economic_ui import security
+    from tests.ui.test_ui_plugin import SITE, _new_login
+
+    assert "Add a client" in admin.get(f"{PREFIX}/", headers=HTML).text
+    jwt = _new_login("user")
+    with TestClient(
+        airflow_app,
+        follow_redirects=False,
+        cookies={"_token": jwt},
+        headers={"Origin": SITE, "X-CSRF-Token": security.csrf_token(security.session_id(jwt))},
+    ) as user:
+        overview = user.get(f"{PREFIX}/", headers=HTML).text
+        setup = user.get(f"{PREFIX}/agreements/{AID}", headers=HTML).text
+        assert "Agreements" in overview and "Add a client" not in overview
+        assert ">Save</button>" in setup and "/clients/new" not in setup
+        typed = {"company_id": "cmp_0042", "roger_token": "sbx-roger-TYPED-SECRET"}
+        refused = user.post(f"{PREFIX}/clients/new", headers=HTML, data=typed)
+    assert refused.status_code == 403
+    assert "may not add a client" in refused.text and "create Airflow connections" in refused.text
+    assert 'name="company_id" value="cmp_0042"' in refused.text and "TYPED-SECRET" not in refused.text
+    with TestClient(airflow_app, follow_redirects=False, headers={"Origin": SITE}) as ended:
+        gone = ended.post(f"{PREFIX}/clients/new", headers=HTML, data=typed)
+    assert gone.status_code == 401 and "not logged in" in gone.text
+    assert 'name="company_id" value="cmp_0042"' in gone.text and "TYPED-SECRET" not in gone.text
+
+
 def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch):  # noqa: F811
     from roger_economic_ui import onboarding
 

@@ -313,7 +313,7 @@ sel.default_supplier) }}<option value="">— none —</option>
 {% else %}<p class="muted">Read only: you may not change this setup.</p>{% endif %}
 </form>
 
-{% if can_edit and agreement.active %}<h2 id="remove">Remove this client</h2>
+{% if can_add_client and agreement.active %}<h2 id="remove">Remove this client</h2>
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/deactivate" class="inline">
 {{ csrf_input }}<button type="submit" class="secondary">Remove this client…</button></form>
 <span class="muted">asks first; the history is kept</span>{% elif not agreement.active %}<h2 id="remove">Removed</h2>
@@ -525,7 +525,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
         can_edit=ended or security.allowed(CanEdit, request, user),
         can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
-        can_add_client=ended or (security.allowed(CanEdit, request, user) and security.may_create_connections(user)),
+        can_add_client=ended or (security.allowed(CanEdit, request, user) and security.may_change_connections(user)),
         login_url=_login_url(request) if status_code == 401 else "",
         **context,
     )
@@ -1345,7 +1345,11 @@ def check_prerequisites(request: Request, agreement_id: str, user: GetUserDep) -
     return _redirect(request, f"/agreements/{agreement_id}", msg)
 
 
-@app.post("/agreements/{agreement_id}/deactivate", response_class=HTMLResponse, dependencies=[CanEdit])
+@app.post(
+    "/agreements/{agreement_id}/deactivate",
+    response_class=HTMLResponse,
+    dependencies=[CanEdit, Depends(requires_access_connection("DELETE"))],  # it deletes the grant connection
+)
 async def remove_client(request: Request, agreement_id: str, user: GetUserDep) -> Response:
     """Removing a client: asks first, then the agreement inactive (history kept) and its grant connection gone."""
     confirmed = (await request.form()).get("confirm") == "yes"

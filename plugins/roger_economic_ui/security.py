@@ -274,8 +274,9 @@ def allowed(dependency: Any, request: Request, user: BaseUser | None) -> bool:
     return True
 
 
-def may_create_connections(user: BaseUser | None) -> bool:
-    """Whether ``user`` may create Airflow connections (adding a client stores its tokens in two).
+def may_change_connections(user: BaseUser | None) -> bool:
+    """Whether ``user`` may create and delete Airflow connections (adding a client stores its tokens in two,
+    removing it deletes its grant's).
 
     Asked of the auth manager directly: Airflow's ``requires_access_connection`` is async."""
     if user is None:
@@ -283,7 +284,11 @@ def may_create_connections(user: BaseUser | None) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
 
-    return get_auth_manager().is_authorized_connection(method="POST", details=ConnectionDetails(), user=user)
+    manager = get_auth_manager()
+    return all(
+        manager.is_authorized_connection(method=method, details=ConnectionDetails(), user=user)
+        for method in ("POST", "DELETE")
+    )
 
 
 def invalid_request_text(exc: RequestValidationError) -> str:

@@ -274,7 +274,9 @@ def test_adding_a_client_is_offered_only_with_the_right_to_create_connections(ai
         overview = user.get(f"{PREFIX}/", headers=HTML).text
         setup = user.get(f"{PREFIX}/agreements/{AID}", headers=HTML).text
         assert "Agreements" in overview and "Add a client" not in overview
-        assert ">Save</button>" in setup and "/clients/new" not in setup
+        assert ">Save</button>" in setup and "/clients/new" not in setup and "Remove this client" not in setup
+        remove = user.post(f"{PREFIX}/agreements/{AID}/deactivate", headers=HTML, data={"confirm": "yes"})
+        assert remove.status_code == 403  # it would delete the grant's connection
         typed = {"company_id": "cmp_0042", "roger_token": "sbx-roger-TYPED-SECRET"}
         refused = user.post(f"{PREFIX}/clients/new", headers=HTML, data=typed)
     assert refused.status_code == 403

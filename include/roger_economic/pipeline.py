@@ -337,11 +337,18 @@ def _again_on_race(write: Callable[[], T], what: str, attempts: int = 3) -> T:
 # ---------------------------------------------------------------------------- extract
 
 
-def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> dict[str, Any]:
-    """Keep the newest version of each bill.
+def _stage(
+    aid: str,
+    bills: list[dict[str, Any]],
+    run_id: str,
+    counts: Counter,
+    judge: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Keep the newest version of each bill; ``judge`` turns a record into its stored payload.
 
     A bill's ``version`` grows by one on every change (Roger's contract), so a copy whose version is
-    not newer than the staged one changes nothing, and the staged bodies need not be read back.
+    not newer than the staged one changes nothing, and the staged bodies need not be read back. Only
+    the records written are judged against the Roger contract: a quiet night judges nothing.
     """
     now = datetime.now(UTC)
     staged_bill = models.StagedBill
@@ -367,6 +374,8 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
                 counts["unchanged"] += 1
                 continue
             counts["staged"] += 1
+            if judge is not None:
+                bill = judge(bill)
             writes[bill_id] = {
                 "agreement_id": aid,
                 "bill_id": bill_id,
@@ -388,8 +397,15 @@ def _stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) 
 
 
 def _stage_page(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> Counter:
-    """One page staged in its own transaction (again when an overlapping run wrote the same rows first)."""
-    return Counter(_again_on_race(lambda: _stage(aid, bills, run_id, Counter(counts)), f"agreement {aid}: staging"))
+    """One page staged in its own transaction (again when an overlapping run wrote the same rows first);
+    the records written are judged against the Roger contract as they are staged."""
+    from roger_economic.roger import contract
+
+    return Counter(
+        _again_on_race(
+            lambda: _stage(aid, bills, run_id, Counter(counts), judge=contract.judged), f"agreement {aid}: staging"
+        )
+    )
 
 
 class RecordsUnusable(IntegrationError):
@@ -411,14 +427,14 @@ class RecordsUnusable(IntegrationError):
 
 
 def _judge_page(aid: str, page: list[Any], before: int, unusable: list[str]) -> list[dict[str, Any]]:
-    """A page's records as they are staged (each judged against the Roger contract); the ones that
-    cannot be held per bill are named in ``unusable`` (by their place in the walk, from 1) instead."""
+    """A page's records that can be held per bill (judged against the contract when staged); the ones that
+    cannot are named in ``unusable`` (by their place in the walk, from 1) instead."""
     from roger_economic.roger import contract
 
     keep = []
     for offset, record in enumerate(page, start=before + 1):
         if contract.usable(record):
-            keep.append(contract.judged(record))
+            keep.append(record)
         else:
             unusable.append(contract.named(record, offset))
             log.warning("agreement %s: Roger %s has no usable id/version; not staged", aid, unusable[-1])

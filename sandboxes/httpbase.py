@@ -2,23 +2,31 @@
 
 Each sandbox subclasses :class:`JsonHandler`, implements ``route()`` and
 ``scope_of()``, and is served by a ``ThreadingHTTPServer``. Faults are acted
-out here, once, so that both sandboxes fail in exactly the same ways.
+out here, once, so that both sandboxes fail in exactly the same ways, and so is
+network latency (:class:`Latency`, ``--latency`` or ``/_control/latency``) and
+the per-scope timing of the answers (``/_control/timing``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,15 +43,132 @@ class Reply(Exception):
         self.headers = headers or {}
 
 
+@dataclass
+class Latency:
+    """How long an answer takes, drawn per call (an *assumed* shape: neither API publishes its latency).
+
+    Log-normal around ``median_ms`` (``sigma``: the spread of its logarithm), held in
+    [``min_ms``, ``max_ms``], plus ``per_kb_ms`` for every KiB sent or answered (an upload or a PDF is
+    slower by its size). A call whose path matches a ``slower`` rule's regex takes that rule's median
+    (``{"path": "/attachment", "median_ms": 250}``). The draw is a hash of (``seed``, scope, method,
+    path and query), not a random stream, so the same call takes the same time whoever makes it and in
+    whatever order: the benchmark's floor replays the run's calls with the run's latencies. The time a
+    request spends in the sandbox counts towards it (an answer is sent no sooner than its latency).
+    """
+
+    median_ms: float = 0.0
+    sigma: float = 0.6
+    min_ms: float = 0.0
+    max_ms: float = 1000.0
+    per_kb_ms: float = 0.0
+    seed: int = 7
+    slower: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Latency:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown latency fields: {sorted(unknown)}")
+        latency = cls(**data)
+        for rule in latency.slower:
+            re.compile(str(rule.get("path", "")))
+            float(rule.get("median_ms", latency.median_ms))
+        return latency
+
+    @classmethod
+    def parse(cls, text: str) -> Latency | None:
+        """A ``--latency`` value: a preset's name (:data:`LATENCY_PRESETS`), JSON, or ``off``."""
+        if text in ("", "off", "none"):
+            return None
+        if text in LATENCY_PRESETS:
+            return cls.from_json(LATENCY_PRESETS[text])
+        return cls.from_json(json.loads(text))
+
+    def seconds(self, scope: str, method: str, target: str, size: int) -> float:
+        median = self.median_ms
+        for rule in self.slower:
+            if re.search(str(rule.get("path", "")), target):
+                median = float(rule.get("median_ms", median))
+                break
+        if median <= 0 and self.per_kb_ms <= 0:
+            return 0.0
+        digest = hashlib.blake2b(f"{self.seed}|{scope}|{method}|{target}".encode(), digest_size=8).digest()
+        u = (int.from_bytes(digest, "big") + 0.5) / 2**64
+        ms = median * math.exp(self.sigma * _NORMAL.inv_cdf(u)) if median > 0 else 0.0
+        ms = min(max(ms, self.min_ms), self.max_ms) + self.per_kb_ms * size / 1024
+        return ms / 1000
+
+
+_NORMAL = NormalDist()
+# The production-shaped latencies the benchmark assumes: e-conomic about 120 ms with a tail to a second,
+# attachments slower (and slower by size); Roger about 60 ms, its PDFs a little slower.
+LATENCY_PRESETS: dict[str, dict[str, Any]] = {
+    "economic": {
+        "median_ms": 120,
+        "sigma": 0.6,
+        "min_ms": 30,
+        "max_ms": 1000,
+        "per_kb_ms": 1.0,
+        "slower": [{"path": "/attachment", "median_ms": 250}],
+    },
+    "roger": {
+        "median_ms": 60,
+        "sigma": 0.5,
+        "min_ms": 15,
+        "max_ms": 600,
+        "per_kb_ms": 0.5,
+        "slower": [{"path": "/document$", "median_ms": 90}],
+    },
+}
+
+
+class Timing:
+    """Per scope (agreement or company): first request, last answer, calls, 429s, latency slept."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.scopes: dict[str, list[float]] = {}
+
+    def record(self, scope: str, start: float, end: float, status: int, slept: float) -> None:
+        with self.lock:
+            row = self.scopes.get(scope)
+            if row is None:
+                self.scopes[scope] = [start, end, 1, float(status == 429), slept]
+            else:
+                row[0], row[1] = min(row[0], start), max(row[1], end)
+                row[2] += 1
+                row[3] += status == 429
+                row[4] += slept
+
+    def dump(self) -> dict[str, dict[str, float]]:
+        with self.lock:
+            return {
+                scope: {"first": r[0], "last": r[1], "calls": r[2], "throttled": r[3], "slept_s": round(r[4], 3)}
+                for scope, r in self.scopes.items()
+            }
+
+    def clear(self) -> None:
+        with self.lock:
+            self.scopes.clear()
+
+
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 256
+    request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], state: Any) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        state: Any,
+        latency: Latency | None = None,
+    ) -> None:
         super().__init__(address, handler)
         self.state = state
         self.faults = FaultBook()
+        self.latency = latency
+        self.timing = Timing()
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -84,6 +209,8 @@ class JsonHandler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        self._started = time.time()
+        self._timed = False  # control calls take no latency and are not timed
         parts = urlsplit(self.path)
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -93,6 +220,17 @@ class JsonHandler(BaseHTTPRequestHandler):
         if path.startswith("/_control/"):
             self._control(method, path, body)
             return
+        self._timed = True
+        self._scope = self.scope_of(path)
+        self._sent = length
+        try:
+            self._answer(method, path, parts.query, query, body)
+        finally:
+            self.server.timing.record(
+                self._scope, self._started, time.time(), getattr(self, "_status", 0), getattr(self, "_slept", 0.0)
+            )
+
+    def _answer(self, method: str, path: str, raw_query: str, query: dict[str, list[str]], body: bytes) -> None:
         fault = self.server.faults.take(self.scope_of(path), method, path, kinds=self.kinds_before)
         if fault is not None:
             self.fault = fault
@@ -101,7 +239,7 @@ class JsonHandler(BaseHTTPRequestHandler):
                 self.send_json(fault.status, self.fault_body(fault.status), headers)
                 return
             if fault.kind == "echo":
-                self.send_json(fault.status, self.echo_body(fault.status, method, parts.query))
+                self.send_json(fault.status, self.echo_body(fault.status, method, raw_query))
                 return
             if fault.kind == "reset":
                 self._drop()
@@ -172,6 +310,14 @@ class JsonHandler(BaseHTTPRequestHandler):
         else:
             data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
             content_type = "application/json; charset=utf-8"
+        self._status, self._slept = status, 0.0
+        latency = self.server.latency
+        if latency is not None and getattr(self, "_timed", False):
+            due = latency.seconds(self._scope, self.command, self.path, self._sent + len(data))
+            wait = self._started + due - time.time()
+            if wait > 0:
+                time.sleep(wait)
+                self._slept = wait
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -203,6 +349,22 @@ class JsonHandler(BaseHTTPRequestHandler):
         if path == "/_control/health":
             self.send_json(200, {"ok": True})
             return
+        if path == "/_control/latency":  # GET reads, POST sets (a Latency as JSON, or {} for none), DELETE: none
+            try:
+                if method == "POST":
+                    self.server.latency = Latency.from_json(data) if data else None
+                elif method == "DELETE":
+                    self.server.latency = None
+            except (TypeError, ValueError, re.error) as exc:
+                self.send_json(400, {"error": str(exc)})
+                return
+            self.send_json(200, asdict(self.server.latency) if self.server.latency else {})
+            return
+        if path == "/_control/timing":  # GET: per scope {first, last, calls, throttled, slept_s}; DELETE resets
+            if method == "DELETE":
+                self.server.timing.clear()
+            self.send_json(200, self.server.timing.dump())
+            return
         try:
             status, payload = self.control(method, path.removeprefix("/_control/"), data)
         except Reply as reply:
@@ -213,11 +375,11 @@ class JsonHandler(BaseHTTPRequestHandler):
         raise Reply(404, {"error": f"no control endpoint {name}"})
 
 
-def serve_in_thread(handler: type[JsonHandler], state: Any, host: str = "127.0.0.1", port: int = 0):
+def serve_in_thread(
+    handler: type[JsonHandler], state: Any, host: str = "127.0.0.1", port: int = 0, latency: Latency | None = None
+):
     """Start a sandbox inside this process (tests of the sandbox itself); returns the server."""
-    import threading
-
-    server = SandboxServer((host, port), handler, state)
+    server = SandboxServer((host, port), handler, state, latency)
     threading.Thread(target=server.serve_forever, daemon=True, name=handler.__name__).start()
     return server
 

@@ -4,6 +4,15 @@
     .venv/bin/python tools/bench.py --agreements 10 --bills 20     # quick
     .venv/bin/python tools/bench.py --agreements 3 --bills 10      # smoke
     .venv/bin/python tools/bench.py --celery --agreements 5 --bills 20
+    .venv/bin/python tools/bench.py --production                   # a firm's night: 2,000 skewed, latent
+
+``--production`` is the production-shaped mode (issue 19): 2,000 agreements with a skewed night
+(``--night``: 70 % with 0-3 bills, 25 % with 4-30, 5 % with 100-400, seeded), no onboarding run,
+latency in both sandboxes (``--latency``: the sandboxes' ``economic`` and ``roger`` presets, assumed),
+e-conomic's fair-use bucket per agreement (``--rate-limit``, assumed size) and one agreement answered
+429 a few times (``--throttle``). The floor then replays with the same latency, the same bucket and
+as many calls at once as the project may make (``economic_api`` pool slots, capped by Airflow's
+parallelism, × load threads).
 
 Per phase (LocalExecutor; with ``--celery`` a LocalExecutor phase and then a
 CeleryExecutor phase on the same data, whose bookings must be identical):
@@ -49,6 +58,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]  # the package, and the sandboxes and devkit beside it
+# every process the bench starts (sandboxes, Airflow, tasks) runs this checkout's code, not an installed copy's
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "include"), str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 import psutil  # noqa: E402  (installed with Airflow)
 import psycopg2  # noqa: E402
@@ -57,7 +70,7 @@ import requests  # noqa: E402
 from devkit import local  # noqa: E402
 from roger_economic.steps import fanout  # noqa: E402
 from sandboxes import world  # noqa: E402
-from sandboxes.httpbase import SandboxProcess, free_port  # noqa: E402
+from sandboxes.httpbase import LATENCY_PRESETS, SandboxProcess, free_port  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 DAG_ID = "roger_bills_to_economic"
@@ -67,8 +80,12 @@ SANDBOX_END = "2026-11-25T23:00:00Z"
 SANDBOX_DAYS = 7
 CONF = {"from_date": "2026-11-19", "to_date": "2026-11-25"}
 ONBOARDING_CONF = {"from_date": "2026-11-12", "to_date": "2026-11-18"}
+# after the night (no bills there): its watermark lies past the night's window, so the night reads from its own start
+WARM_UP_CONF = {"from_date": "2026-11-26", "to_date": "2026-11-26"}
 DAILY_LIMIT = 50_000
 TARGETS = {"nightly_s": 180.0, "run_floor": 2.0, "non_attachment_per_bill": 0.05, "rerun_share": 0.20, "parse_s": 0.2}
+POOL_SLOTS = 8  # the economic_api pool the setup creates
+PRODUCTION_NIGHT = "0-3:70,4-30:25,100-400:5"
 
 
 def log(msg: str) -> None:
@@ -108,6 +125,8 @@ class Components:
         self.home = home
         self.procs: dict[str, subprocess.Popen] = {}
         self.peak = 0
+        self.peak_tasks = 0  # the scheduler's descendants: executor workers and the task processes
+        self.peak_task_process = 0  # the largest single one of them
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -123,25 +142,33 @@ class Components:
             cwd=str(self.home),
         )
 
-    def rss(self) -> int:
-        total = 0
-        for proc in list(self.procs.values()):
+    def rss(self) -> tuple[int, int, int]:
+        """RSS of every tree; of the scheduler's descendants; of the largest of them."""
+        total = tasks = largest = 0
+        for name, proc in list(self.procs.items()):
             try:
                 root = psutil.Process(proc.pid)
                 for p in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
+                        rss = p.memory_info().rss
+                        total += rss
+                        if name == "scheduler" and p.pid != root.pid:
+                            tasks += rss
+                            largest = max(largest, rss)
             except psutil.Error:
                 pass
-        return total
+        return total, tasks, largest
 
     def _sample(self) -> None:
         while not self._stop.is_set():  # once a second: walking the process trees costs CPU the run needs
-            self.peak = max(self.peak, self.rss())
+            total, tasks, largest = self.rss()
+            self.peak = max(self.peak, total)
+            self.peak_tasks = max(self.peak_tasks, tasks)
+            self.peak_task_process = max(self.peak_task_process, largest)
             self._stop.wait(1.0)
 
     def reset_peak(self) -> None:
-        self.peak = self.rss()
+        self.peak, self.peak_tasks, self.peak_task_process = self.rss()
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -319,6 +346,7 @@ class Phase:
             str(a.history_bills),
             "--history-days",
             str(SANDBOX_DAYS),
+            *(["--night", a.night] if a.night else []),
         ]
         self.roger, self.economic = local.start_sandboxes(a.agreements, a.bills, seed=a.seed, extra_roger=extra_roger)
         self.floor_economic = SandboxProcess(
@@ -327,6 +355,12 @@ class Phase:
         ).start()
         from roger_economic.config import load_file
 
+        if a.night:
+            from sandboxes.roger.data import night_bills
+
+            self.bills_of = {i: night_bills(a.night, a.seed, i) for i in range(1, a.agreements + 1)}
+        else:
+            self.bills_of = dict.fromkeys(range(1, a.agreements + 1), a.bills)
         self.journals = (1, 1) if a.journals == "shared" else (2, 3)  # (invoices, payments)
         load_file(local.write_agreements_file(self.home / "agreements.yaml", a.agreements, journals=self.journals))
         self.ids = [world.agreement_key(i) for i in range(1, a.agreements + 1)]
@@ -343,6 +377,17 @@ class Phase:
         md = delta(counters(economic_states(self.economic.base_url, a.agreements)), before)
         self.notes["master_data_s"] = time.perf_counter() - t0
         self.notes["master_data_calls_per_agreement_max"] = max(sum(c.values()) for c in md.values())
+        self._network()
+
+    def _network(self) -> None:
+        """Latency and the fair-use bucket, set after the untimed setup (the floor's e-conomic sandbox too)."""
+        a = self.args
+        if a.latency:
+            for sb, preset in ((self.roger, "roger"), (self.economic, "economic"), (self.floor_economic, "economic")):
+                sb.control("POST", "latency", LATENCY_PRESETS[preset])
+        if a.rate_limit:
+            for sb in (self.economic, self.floor_economic):
+                sb.control("POST", "rate-limit", {"rate": a.rate_limit})
 
     def start_components(self) -> None:
         env = dict(os.environ)
@@ -410,6 +455,9 @@ class Phase:
         roger_before = roger_stats(self.roger.base_url)
         posted_before = query(self.project_db, "select coalesce(max(id), 0) from postings")[0][0]
         run_id = f"bench_{label}_{int(time.time())}"
+        for sb in (self.roger, self.economic):
+            sb.control("DELETE", "timing")
+        throttled = self._throttle(label)
         c.reset_peak()
         log(f"{label}: triggering {DAG_ID} {json.dumps(conf)} …")
         cpu_before = cpu_snapshot(self._cpu_components())
@@ -447,6 +495,7 @@ class Phase:
         bench_clock = time.monotonic() - t0
         cpu_after = cpu_snapshot(self._cpu_components())
         peak = c.peak
+        timing = {"economic": self.economic.control("GET", "timing"), "roger": self.roger.control("GET", "timing")}
         ((state, queued, started, ended),) = query(
             self.airflow_db,
             "select state, queued_at, start_date, end_date from dag_run where dag_id=%s and run_id=%s",
@@ -479,18 +528,24 @@ class Phase:
         other = sum(n for (k, _m), n in total.items() if k not in ("vouchers", "attachments"))
         posts = sum(n for (_k, m), n in total.items() if m != "GET")
         per_agreement = [sum(x.values()) for x in eco.values()] or [0]
+        night_bills = sum(self.bills_of.values())
         row = {
             "run": label,
             "run_id": run_id,
             "state": state,
             "agreements": a.agreements,
-            "bills": a.bills,
+            "bills": a.bills if not a.night else f"{night_bills / a.agreements:.1f} (skewed)",
+            "night_bills": night_bills,
+            "peak_tasks_mb": c.peak_tasks / 2**20,
+            "peak_task_process_mb": c.peak_task_process / 2**20,
+            "per_agreement": self._per_agreement(timing, throttled),
+            "throttled": throttled,
             "entries": entries,
             "booked_bills": booked_bills,
             "wall": wall,
             "bench_clock": bench_clock,
             "queue_to_start": (started - queued).total_seconds(),
-            "bills_per_s": a.agreements * a.bills / wall if wall else 0.0,
+            "bills_per_s": night_bills / wall if wall else 0.0,
             "tis": len(tis),
             "tries": sum(max(t[3] or 1, 1) for t in tis),
             "vouchers": vouchers,
@@ -529,6 +584,49 @@ class Phase:
             ]
             if found:
                 summary["cpu_s"] = round(sum(found), 1)
+
+    def _throttle(self, label: str) -> str | None:
+        """One agreement answered 429 (Retry-After 2 s) on its first three voucher or attachment calls."""
+        if not self.args.throttle or label != "nightly":
+            return None
+        i = self.args.throttle
+        self.economic.control(
+            "POST",
+            "faults",
+            {
+                "kind": "status",
+                "status": 429,
+                "retry_after": 2,
+                "scope": str(world.agreement_number(i)),
+                "path": "/vouchers",
+                "times": 3,
+            },
+        )
+        return world.agreement_key(i)
+
+    def _per_agreement(self, timing: dict[str, dict[str, Any]], throttled: str | None) -> dict[str, Any]:
+        """Each agreement's time in the run: first Roger call to last e-conomic answer, from the sandboxes."""
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(1, self.args.agreements + 1):
+            hits = [
+                t
+                for t in (
+                    timing["roger"].get(world.company_id(i)),
+                    timing["economic"].get(str(world.agreement_number(i))),
+                )
+                if t
+            ]
+            if not hits:
+                continue
+            eco = timing["economic"].get(str(world.agreement_number(i))) or {}
+            out[world.agreement_key(i)] = {
+                "wall": max(t["last"] for t in hits) - min(t["first"] for t in hits),
+                "economic": (eco["last"] - eco["first"]) if eco else 0.0,
+                "calls": sum(t["calls"] for t in hits),
+                "throttled": int(sum(t["throttled"] for t in hits)),
+                "bills": self.bills_of[i],
+            }
+        return {"agreements": out, "throttled": throttled}
 
     def _cpu_components(self) -> dict[str, int]:
         out = {name: proc.pid for name, proc in (self.components.procs.items() if self.components else [])}
@@ -634,7 +732,7 @@ class Phase:
                 str(ROOT / "tools" / "floor.py"),
                 str(path),
                 "--threads",
-                str(self.args.load_threads),
+                str(self.floor_threads()),
                 "--repeat",
                 str(self.args.floor_repeat),
             ],
@@ -657,7 +755,16 @@ class Phase:
             "floor_calls": result["calls"],
             "floor_errors": len(result["errors"]),
             "floor_cpu": {name: sec / repeats for name, sec in floor_cpu.items()},
+            "floor_per_agreement": result.get("per_agreement", {}),
+            "floor_threads": self.floor_threads(),
         }
+
+    def floor_threads(self) -> int:
+        """The floor's calls at once: one load task's threads, or with latency every load the project may run."""
+        a = self.args
+        if a.floor_threads:
+            return a.floor_threads
+        return min(POOL_SLOTS, a.parallelism) * a.load_threads if a.latency else a.load_threads
 
     def bookings(self) -> set[tuple[str, str, str, str]]:
         out = set()
@@ -687,6 +794,8 @@ class Phase:
             if self.args.history_bills:
                 # the agreements' earlier week (creates their suppliers, warms the workers); printed, not a target
                 self.trigger_and_measure("onboarding", ONBOARDING_CONF)
+            else:  # a day after the night, with no bills: warms the api-server and the workers; printed, not a target
+                self.trigger_and_measure("warm-up", WARM_UP_CONF)
             first = self.trigger_and_measure("nightly", CONF)
             if first["state"] != "success":
                 log(f"nightly run ended {first['state']}: see {self.home / 'logs'}")
@@ -827,12 +936,102 @@ def targets(phase: Phase, parse: dict[str, float]) -> list[tuple[str, bool, str]
     ]
 
 
+ISSUE_19 = (
+    # (name, command, shape of the run it is judged on, which run, bound)
+    ("production night: 2,000 skewed and latent, within 10 min and <= 1.5x its floor", "--production"),
+    ("2,000 x 5 without latency <= 2.0x its floor", "--agreements 2000 --bills 5 --history-bills 0"),
+    ("quiet night (the rerun) for 2,000 <= 3.0x its floor", "--agreements 2000 --bills 5 --history-bills 0"),
+    ("200 x 50 <= 2.0x its floor", "(no options)"),
+)
+
+
+def issue_19_targets(phase: Phase) -> list[tuple[str, bool | None, str]]:
+    """The firm-night targets (issue 19); those another shape of run measures are named with its command."""
+    a = phase.args
+    rows = {r["run"]: r for r in phase.rows}
+    night, rerun = rows.get("nightly"), rows.get("rerun")
+
+    def ratio(r: dict[str, Any]) -> float:
+        return r["wall"] / r["floor"] if r["floor"] else float("inf")
+
+    judged: dict[int, tuple[bool, str]] = {}
+    if night and a.night and a.latency and a.agreements >= 2000:
+        ok = night["wall"] <= 600 and ratio(night) <= 1.5 and night["state"] == "success"
+        judged[0] = (ok, f"{night['wall']:.1f} s, {night['wall']:.1f} / {night['floor']:.1f} = {ratio(night):.2f}")
+    if night and rerun and not a.night and not a.latency and a.agreements >= 2000 and a.bills == 5:
+        judged[1] = (ratio(night) <= 2.0, f"{night['wall']:.1f} / {night['floor']:.2f} = {ratio(night):.2f}")
+        judged[2] = (ratio(rerun) <= 3.0, f"{rerun['wall']:.1f} / {rerun['floor']:.2f} = {ratio(rerun):.2f}")
+    if night and not a.night and not a.latency and a.agreements == 200 and a.bills == 50:
+        judged[3] = (ratio(night) <= 2.0, f"{night['wall']:.1f} / {night['floor']:.2f} = {ratio(night):.2f}")
+    out: list[tuple[str, bool | None, str]] = []
+    for n, (name, command) in enumerate(ISSUE_19):
+        if n in judged:
+            out.append((name, *judged[n]))
+        else:
+            out.append((name, None, f"measured by tools/bench.py {command}"))
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def per_agreement_lines(r: dict[str, Any]) -> list[str]:
+    """Each agreement's time (the run's sandboxes: first Roger call to last answer), beside the floor's."""
+    per = r["per_agreement"]["agreements"]
+    if not per:
+        return []
+    floor = r.get("floor_per_agreement") or {}
+    walls = [v["wall"] for v in per.values()]
+    floors = [f for f in floor.values()]
+    lines = [
+        f"    per agreement (s, first call to last answer): p50 {_quantile(walls, 0.5):.1f}, "
+        f"p95 {_quantile(walls, 0.95):.1f}, max {max(walls):.1f} over {len(walls)} agreements with calls"
+        + (
+            f"; floor p50 {_quantile(floors, 0.5):.1f}, p95 {_quantile(floors, 0.95):.1f}, max {max(floors):.1f}"
+            if floors
+            else ""
+        )
+    ]
+    slowest = sorted(per.items(), key=lambda kv: -kv[1]["wall"])[:5]
+    lines.append(
+        "    slowest: "
+        + "; ".join(
+            f"{aid} {v['wall']:.1f} s ({v['bills']} bills, {v['calls']} calls, floor {floor.get(aid, 0):.1f} s"
+            + (f", {v['throttled']} x 429" if v["throttled"] else "")
+            + ")"
+            for aid, v in slowest
+        )
+    )
+    throttled = r["per_agreement"].get("throttled")
+    if throttled and throttled in per:
+        mine = per[throttled]
+        similar = [
+            v["economic"]
+            for aid, v in per.items()
+            if aid != throttled and abs(v["bills"] - mine["bills"]) <= max(2, mine["bills"] // 5)
+        ]
+        others_429 = sum(v["throttled"] for aid, v in per.items() if aid != throttled)
+        lines.append(
+            f"    429 from one agreement: {throttled} ({mine['bills']} bills) got {mine['throttled']} x 429, its "
+            f"e-conomic calls took {mine['economic']:.1f} s (floor {floor.get(throttled, 0):.1f} s); agreements of "
+            f"its size: median {_quantile(similar, 0.5):.1f} s over {len(similar)}; "
+            f"other agreements' 429s: {others_429}"
+        )
+    return lines
+
+
 def report(phase: Phase, parse: dict[str, float]) -> None:
     print()
     print(table(phase.rows, phase.executor))
     print()
     for name, ok, detail in targets(phase, parse):
         print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
+    print("  issue 19 (a firm's real night):")
+    for name, ok, detail in issue_19_targets(phase):
+        mark = "met    " if ok else ("—      " if ok is None else "NOT met")
+        print(f"  {mark}  {name}: {detail}")
     print()
     for r in phase.rows:
         print(
@@ -853,6 +1052,13 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
             f"({cpu['machine'] / (r['bench_clock'] * r['cores']):.0%} busy); {parts} "
             "(the scheduler's tree includes the task processes)"
         )
+        print(
+            f"    peak RSS: {r['peak_mb']:.0f} MB all Airflow processes, {r['peak_tasks_mb']:.0f} MB the task "
+            f"processes and executor workers (largest one {r['peak_task_process_mb']:.0f} MB); floor threads "
+            f"{r['floor_threads']}"
+        )
+        for line in per_agreement_lines(r):
+            print(line)
         fcpu = r.get("floor_cpu") or {}
         if fcpu:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
@@ -864,6 +1070,14 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
                 f"(mean {s['mean_s']:.1f} s){cpu_s}, "
                 f"mean queued→start {s['mean_queue_s']:.1f} s, span {s['span']}"
             )
+    a = phase.args
+    if a.night or a.latency or a.rate_limit:
+        print(
+            f"  production shape: night {a.night or 'uniform'} ({phase.rows[0]['night_bills']} bills), latency "
+            f"{'roger + economic presets' if a.latency else 'none'}, e-conomic bucket "
+            f"{a.rate_limit or 'none'} calls/s per agreement, "
+            f"429s for {world.agreement_key(a.throttle) if a.throttle else 'none'}"
+        )
     shared = phase.args.journals == "shared"
     where = "invoices and payments in kassekladde 1" if shared else "invoices in 2, payments in 3"
     print(
@@ -906,8 +1120,38 @@ def main() -> int:
     parser.add_argument("--celery-concurrency", type=int, default=2, help="per worker (two workers)")
     parser.add_argument("--floor-repeat", type=int, default=2, help="floor replays per run; the fastest counts")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help=f"a firm's night: 2,000 agreements, --night {PRODUCTION_NIGHT}, --latency, --rate-limit 10, "
+        "--throttle 17, --history-bills 0 (each can still be given)",
+    )
+    parser.add_argument("--night", default=None, help="skewed bills per agreement: LOW-HIGH:SHARE,... (seeded)")
+    parser.add_argument(
+        "--latency", action="store_true", default=None, help="the sandboxes' latency presets during the runs"
+    )
+    parser.add_argument("--rate-limit", type=float, default=None, help="e-conomic's bucket, calls/s per agreement")
+    parser.add_argument(
+        "--throttle", type=int, default=None, help="agreement N answered 429 on its first three voucher calls"
+    )
+    parser.add_argument(
+        "--floor-threads",
+        type=int,
+        default=0,
+        help="the floor's calls at once [load threads; with --latency: pool slots (capped by parallelism) x threads]",
+    )
     parser.add_argument("--home", default=None, help="parent of the phases' AIRFLOW_HOMEs [/tmp/roger-bench-PID]")
     args = parser.parse_args()
+    if args.production:
+        args.agreements = args.agreements or 2000
+        args.night = PRODUCTION_NIGHT if args.night is None else args.night
+        args.latency = True if args.latency is None else args.latency
+        args.rate_limit = 10.0 if args.rate_limit is None else args.rate_limit
+        args.throttle = 17 if args.throttle is None else args.throttle
+        if "--history-bills" not in sys.argv:
+            args.history_bills = 0
+    args.night = args.night or ""
+    args.latency = bool(args.latency)
     args.agreements = args.agreements or (5 if args.celery else 200)
     args.bills = args.bills or (20 if args.celery else 50)
 

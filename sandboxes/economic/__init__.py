@@ -51,6 +51,11 @@ Control endpoints (no tokens; JSON bodies; ``agreement`` is the agreement number
 - ``POST /_control/payment-types`` ``{"agreement": 700001, "drop": [17]}`` (also ``"add"``, or ``"numbers"``
   for the whole list): which of the documented payment types (the README table) the agreement has; ``GET
   /payment-types`` lists them and a voucher with another number answers ``E07520 Payment type N not found``.
+- ``GET|POST /_control/rate-limit`` ``{"rate": 5}``: each agreement's token bucket (N requests a second, a
+  burst of N; 429 ``E00429`` with ``Retry-After`` in whole seconds), ``{}`` for none. The fair-use bucket's
+  size is unpublished (README "Limits"): any figure here is *assumed*.
+- ``GET|POST|DELETE /_control/latency``, ``GET|DELETE /_control/timing``: answer latency per call and the
+  per-agreement timing of the answers (``sandboxes.httpbase.Latency``; ``--latency economic`` at start).
 - ``GET|POST|DELETE /_control/conventions`` ``{"credit_sign": "-", "scanning_module_name": "Indscanning",
   "vat_zones": {"1": "Domestic", ...}}``: the *assumed* conventions (no e-conomic document fixes them), so a
   test can make the sandbox disagree with the client; ``DELETE`` (and reset) restores the defaults.

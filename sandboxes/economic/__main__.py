@@ -9,7 +9,7 @@ from sandboxes import world
 from sandboxes.economic.server import EconomicHandler
 from sandboxes.economic.state import Sandbox
 from sandboxes.economic.validation import SUPPLIERS_POST, VOUCHERS_POST, validator_for
-from sandboxes.httpbase import SandboxServer
+from sandboxes.httpbase import Latency, SandboxServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         help="token bucket of N requests/second per agreement (429 + Retry-After); off by default",
     )
     parser.add_argument("--base-url", default=None, help="base of self links [http://HOST:PORT]")
+    parser.add_argument(
+        "--latency",
+        default="off",
+        help="answer latency per call: 'economic' (the assumed production shape), JSON of "
+        "sandboxes.httpbase.Latency, or off (default); also POST /_control/latency",
+    )
     args = parser.parse_args(argv)
 
     validator_for(VOUCHERS_POST)  # compile the schemas once, before the first request
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         args.base_url or f"http://{host_for_links}:{args.port}",
         args.app_public_token,
     )
-    server = SandboxServer((args.host, args.port), EconomicHandler, sandbox)
+    server = SandboxServer((args.host, args.port), EconomicHandler, sandbox, Latency.parse(args.latency))
     print(
         f"e-conomic sandbox on http://{args.host}:{args.port} ({args.agreements} agreements)",
         file=sys.stderr,

@@ -1308,6 +1308,10 @@ class EconomicHandler(JsonHandler):
             return 200, {"offset_seconds": sb.clock_offset, "now": sb.now()}
         if name == "conventions":
             return 200, self._conventions(method, data)
+        if name == "rate-limit":  # {"rate": N} requests/second per agreement (token bucket), {} for none
+            if method == "POST":
+                sb.set_rate_limit(float(data["rate"]) if data.get("rate") else None)
+            return 200, {"rate": sb.rate_limit}
         if name == "approval":
             if method == "POST":
                 sb.approval_index = self._control_agreement(data).index

@@ -360,6 +360,13 @@ class Sandbox:
             for state in self._states.values():
                 state.vat_zones = dict(zones)
 
+    def set_rate_limit(self, rate: float | None) -> None:
+        """Every agreement's token bucket, now and for agreements first seen later."""
+        with self._lock:
+            self.rate_limit = rate
+            for state in self._states.values():
+                state.bucket = TokenBucket(rate) if rate else None
+
     def reset(self) -> None:
         with self._lock:
             self._states.clear()

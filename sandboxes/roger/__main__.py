@@ -2,7 +2,9 @@
 
 Flags: ``--host`` (127.0.0.1), ``--port`` (8081), ``--companies`` (3), ``--bills`` per company (40),
 ``--seed`` (7), ``--token-prefix`` (``sbx-``), ``--end`` (2026-11-26T00:00:00Z, exclusive end of the
-``updated_at`` spread), ``--days`` (7, its length), ``--problem-rate`` (0.05), ``--paid-rate`` (0.4).
+``updated_at`` spread), ``--days`` (7, its length), ``--problem-rate`` (0.05), ``--paid-rate`` (0.4),
+``--night`` (a skewed night: bills per company drawn from ``LOW-HIGH:SHARE`` ranges, e.g.
+``0-3:70,4-30:25,100-400:5``, instead of ``--bills`` each), ``--latency`` (``roger``, JSON or off).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from sandboxes.httpbase import SandboxServer
+from sandboxes.httpbase import Latency, SandboxServer
 from sandboxes.roger.server import RogerHandler, RogerState
 
 
@@ -35,6 +37,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="more bills per company, updated in the --history-days before the window",
     )
     parser.add_argument("--history-days", type=float, default=7)
+    parser.add_argument(
+        "--night",
+        default="",
+        help="bills per company drawn (seeded) from LOW-HIGH:SHARE ranges, e.g. 0-3:70,4-30:25,100-400:5",
+    )
+    parser.add_argument(
+        "--latency",
+        default="off",
+        help="answer latency per call: 'roger' (the assumed production shape), JSON of "
+        "sandboxes.httpbase.Latency, or off (default); also POST /_control/latency",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         paid_rate=args.paid_rate,
         history_bills=args.history_bills,
         history_days=args.history_days,
+        night=args.night,
     )
-    server = SandboxServer((args.host, args.port), RogerHandler, state)
+    server = SandboxServer((args.host, args.port), RogerHandler, state, Latency.parse(args.latency))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"roger sandbox on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
     try:

@@ -410,6 +410,23 @@ def _apply_problem(rng: random.Random, bill: dict[str, Any], kind: str, n: int) 
 # --------------------------------------------------------------------------- a company
 
 
+def night_bills(spec: str, seed: int | str, company: int) -> int:
+    """Company ``company``'s bill count in a skewed night: ``LOW-HIGH:SHARE,...`` ranges (shares in any
+    unit), one range picked by share and a count uniform in it, both seeded per company."""
+    ranges = []
+    for part in spec.split(","):
+        span, _, share = part.strip().partition(":")
+        low, _, high = span.partition("-")
+        ranges.append((int(low), int(high or low), float(share or 1)))
+    rng = random.Random(f"{seed}:night:{company}")
+    pick = rng.random() * sum(share for _lo, _hi, share in ranges)
+    for low, high, share in ranges:
+        if pick < share:
+            return rng.randint(low, high)
+        pick -= share
+    return rng.randint(ranges[-1][0], ranges[-1][1])
+
+
 def generate_company(
     i: int, bills: int, seed: int | str, end: str | datetime, days: float, problem_rate: float, paid_rate: float
 ) -> list[dict[str, Any]]:

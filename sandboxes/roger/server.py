@@ -49,6 +49,8 @@ Control endpoints (JSON in, JSON out; ``company_id`` is ``"cmp_0001"`` or the in
   ``company``, ``bills_pages``, ``bill``, ``documents``, ``master_data``, ``rejected``
   (401/403); ``DELETE /_control/stats`` resets them.
 - ``GET /_control/config`` → the generation parameters.
+- ``GET|POST|DELETE /_control/latency``, ``GET|DELETE /_control/timing``: answer latency per call and the
+  per-company timing of the answers (``sandboxes.httpbase.Latency``; ``--latency roger`` at start).
 """
 
 from __future__ import annotations
@@ -122,8 +124,10 @@ class RogerState:
         paid_rate: float = 0.4,
         history_bills: int = 0,
         history_days: float = 7,
+        night: str = "",
     ) -> None:
         self.companies = companies
+        self.night = night  # "" = ``bills`` for every company, else the skewed night's ranges
         self.history_bills = history_bills  # per company, updated in [end - days - history_days, end - days)
         self.history_days = history_days
         self.bills_per_company = bills
@@ -156,7 +160,14 @@ class RogerState:
             "paid_rate": self.paid_rate,
             "history_bills": self.history_bills,
             "history_days": self.history_days,
+            "night": self.night,
         }
+
+    def bills_of(self, i: int) -> int:
+        """How many bills company ``i`` has in the window."""
+        if not self.night:
+            return self.bills_per_company
+        return data.night_bills(self.night, self.seed, i)
 
     def request_id(self) -> str:
         return f"req_{next(self._request_ids):08d}"
@@ -172,9 +183,8 @@ class RogerState:
     def _company(self, i: int) -> dict[str, dict[str, Any]]:
         """Company ``i``'s bills by id (generated now if not yet); call with the lock held."""
         if i not in self._bills:
-            bills = data.generate_company(
-                i, self.bills_per_company, self.seed, self.end, self.days, self.problem_rate, self.paid_rate
-            )
+            count = self.bills_of(i)
+            bills = data.generate_company(i, count, self.seed, self.end, self.days, self.problem_rate, self.paid_rate)
             if self.history_bills:  # earlier nights' bills (what an agreement that has been running has seen)
                 history_end = data.parse_time(self.end) - timedelta(days=self.days)
                 bills += data.generate_company(
@@ -188,7 +198,7 @@ class RogerState:
                 )
             self._bills[i] = {b["id"]: b for b in bills}
             self._index[i] = sorted((data.parse_time(b["updated_at"]), b["id"]) for b in bills)
-            self._next_n[i] = self.bills_per_company
+            self._next_n[i] = count
         return self._bills[i]
 
     def page(

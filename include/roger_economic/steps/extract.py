@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> dict[str, Any]:
-    """Keep the newest version of each bill.
+def stage(
+    aid: str,
+    bills: list[dict[str, Any]],
+    run_id: str,
+    counts: Counter,
+    judge: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Keep the newest version of each bill; ``judge`` turns a record into its stored payload.
 
     A bill's ``version`` grows by one on every change (Roger's contract), so a copy whose version is
-    not newer than the staged one changes nothing, and the staged bodies need not be read back.
+    not newer than the staged one changes nothing, and the staged bodies need not be read back. Only
+    the records written are judged against the Roger contract: a quiet night judges nothing.
     """
     now = datetime.now(UTC)
     staged_bill = models.StagedBill
@@ -57,6 +65,8 @@ def stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -
                 counts["unchanged"] += 1
                 continue
             counts["staged"] += 1
+            if judge is not None:
+                bill = judge(bill)
             writes[bill_id] = {
                 "agreement_id": aid,
                 "bill_id": bill_id,
@@ -78,19 +88,26 @@ def stage(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -
 
 
 def stage_page(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Counter) -> Counter:
-    """One page staged in its own transaction (again when an overlapping run wrote the same rows first)."""
-    return Counter(again_on_race(lambda: stage(aid, bills, run_id, Counter(counts)), f"agreement {aid}: staging"))
+    """One page staged in its own transaction (again when an overlapping run wrote the same rows first);
+    the records written are judged against the Roger contract as they are staged."""
+    from roger_economic.roger import contract
+
+    return Counter(
+        again_on_race(
+            lambda: stage(aid, bills, run_id, Counter(counts), judge=contract.judged), f"agreement {aid}: staging"
+        )
+    )
 
 
 def _judge_page(aid: str, page: list[Any], before: int, unusable: list[str]) -> list[dict[str, Any]]:
-    """A page's records as they are staged (each judged against the Roger contract); the ones that
-    cannot be held per bill are named in ``unusable`` (by their place in the walk, from 1) instead."""
+    """A page's records that can be held per bill (judged against the contract when staged); the ones that
+    cannot are named in ``unusable`` (by their place in the walk, from 1) instead."""
     from roger_economic.roger import contract
 
     keep = []
     for offset, record in enumerate(page, start=before + 1):
         if contract.usable(record):
-            keep.append(contract.judged(record))
+            keep.append(record)
         else:
             unusable.append(contract.named(record, offset))
             log.warning("agreement %s: Roger %s has no usable id/version; not staged", aid, unusable[-1])

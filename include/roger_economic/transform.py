@@ -52,11 +52,31 @@ def build(
     return entries, outcomes
 
 
-def _common(row: dict[str, Any], ctx: AgreementContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    supplier: dict[str, Any] = {}
-    if row["supplier_number"] is not None:
-        supplier = {"supplier": {"supplierNumber": int(row["supplier_number"])}}
-    vendor = {
+def _entry(row: dict[str, Any], kind: str, amount: Decimal, account: Any, currency: str) -> dict[str, Any]:
+    """What an invoice and a payment entry both carry: supplier, amount, account, currency, date and texts."""
+    supplier = (
+        {"supplier": {"supplierNumber": int(row["supplier_number"])}} if row["supplier_number"] is not None else {}
+    )
+    return {
+        **supplier,
+        "amount": amount,
+        "contraAccount": {"accountNumber": int(account)},
+        "currency": {"code": currency},
+        "date": row[f"{kind}_date"].isoformat(),
+        "text": entry_text(
+            row["vendor_name"],
+            row["document_type"],
+            _cut(row["invoice_number"]),
+            str(row["bill_id"]),
+            payment=kind == "payment",
+        ),
+        **_invoice_number(row),
+    }
+
+
+def _vendor(row: dict[str, Any]) -> dict[str, Any]:
+    """The vendor as the loader creates it as a supplier under the ``create`` policy."""
+    return {
         "key": row["vendor_key"],
         "name": row["vendor_name"],
         "cvr": row["vendor_cvr"],
@@ -64,7 +84,6 @@ def _common(row: dict[str, Any], ctx: AgreementContext) -> tuple[dict[str, Any],
         "currency": row["currency"],
         "how": row["supplier_how"],
     }
-    return supplier, vendor
 
 
 def _invoice_number(row: dict[str, Any]) -> dict[str, Any]:
@@ -72,18 +91,30 @@ def _invoice_number(row: dict[str, Any]) -> dict[str, Any]:
     return {"supplierInvoiceNumber": str(number)[:INVOICE_NUMBER_MAX]} if number else {}
 
 
+def _planned(
+    row: dict[str, Any], kind: str, journal: int, entry: dict[str, Any], has_document: bool = False
+) -> PlannedEntry:
+    """The voucher holding one entry: ``kind`` (invoice | payment) names its year column and its list."""
+    year = row[f"{kind}_year"]
+    entries = "supplierInvoices" if kind == "invoice" else "supplierPayments"
+    voucher = {"accountingYear": {"year": year}, "journal": {"journalNumber": journal}, "entries": {entries: [entry]}}
+    return PlannedEntry(
+        row["agreement_id"],
+        str(row["bill_id"]),
+        int(row["version"]),
+        kind,
+        journal,
+        year,
+        voucher,
+        _vendor(row),
+        has_document,
+    )
+
+
 def _invoice(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
-    supplier, vendor = _common(row, ctx)
     doc = row["document_type"]
-    entry: dict[str, Any] = {
-        **supplier,
-        "amount": conventions.invoice_amount(doc, _d(row["amount"])),
-        "contraAccount": {"accountNumber": int(row["contra_account"])},
-        "currency": {"code": row["currency"]},
-        "date": row["invoice_date"].isoformat(),
-        "text": entry_text(row["vendor_name"], doc, _cut(row["invoice_number"]), str(row["bill_id"]), payment=False),
-        **_invoice_number(row),
-    }
+    amount = conventions.invoice_amount(doc, _d(row["amount"]))
+    entry = _entry(row, "invoice", amount, row["contra_account"], row["currency"])
     if row["vat_code"]:
         entry["contraVatAccount"] = {"vatCode": row["vat_code"]}
         if row["vat_to_send"] is not None:
@@ -94,56 +125,15 @@ def _invoice(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
         entry["dueDate"] = row["due_date"].isoformat()
     if row["payment_details"]:
         entry["paymentDetails"] = row["payment_details"]
-    journal = ctx.settings.invoice_journal
-    voucher = {
-        "accountingYear": {"year": row["invoice_year"]},
-        "journal": {"journalNumber": journal},
-        "entries": {"supplierInvoices": [entry]},
-    }
-    return PlannedEntry(
-        row["agreement_id"],
-        str(row["bill_id"]),
-        int(row["version"]),
-        "invoice",
-        journal,
-        row["invoice_year"],
-        voucher,
-        vendor,
-        bool(row["has_document"]),
-    )
+    return _planned(row, "invoice", ctx.settings.invoice_journal, entry, bool(row["has_document"]))
 
 
 def _payment(row: dict[str, Any], ctx: AgreementContext) -> PlannedEntry:
-    supplier, vendor = _common(row, ctx)
-    doc = row["document_type"]
-    entry: dict[str, Any] = {
-        **supplier,
-        "amount": conventions.payment_amount(doc, _d(row["pay_amount"])),
-        "contraAccount": {"accountNumber": int(row["pay_account"])},
-        "currency": {"code": row["pay_currency"]},
-        "date": row["payment_date"].isoformat(),
-        "text": entry_text(row["vendor_name"], doc, _cut(row["invoice_number"]), str(row["bill_id"]), payment=True),
-        **_invoice_number(row),
-    }
+    amount = conventions.payment_amount(row["document_type"], _d(row["pay_amount"]))
+    entry = _entry(row, "payment", amount, row["pay_account"], row["pay_currency"])
     if row["exchange_rate"] is not None:
         entry["exchangeRate"] = row["exchange_rate"]
-    journal = ctx.settings.payment_journal
-    voucher = {
-        "accountingYear": {"year": row["payment_year"]},
-        "journal": {"journalNumber": journal},
-        "entries": {"supplierPayments": [entry]},
-    }
-    return PlannedEntry(
-        row["agreement_id"],
-        str(row["bill_id"]),
-        int(row["version"]),
-        "payment",
-        journal,
-        row["payment_year"],
-        voucher,
-        vendor,
-        False,
-    )
+    return _planned(row, "payment", ctx.settings.payment_journal, entry)
 
 
 def _cut(number: Any) -> str | None:

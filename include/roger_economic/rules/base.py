@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,15 +64,26 @@ class Rule:
         )
 
 
-def rule(
-    name: str, severity: Severity, entry: Entry, *, column: str, value: str, description: str
-) -> Callable[[Check], Rule]:
-    """Declare a rule on its check: ``@rule("currency_known", STOP, INVOICE, ...)`` above ``def check(bill, ctx)``."""
+def rule(name: str, severity: Severity, entry: Entry, column: str, value: str) -> Callable[[Check], Rule]:
+    """Declare a rule on its check, in :class:`Rule`'s field order: ``@rule(name, severity, entry, column, value)``
+    above ``def check(bill, ctx)``, whose docstring's first paragraph is the rule's description (shown with a
+    finding and in the Great Expectations suite); the rest of the docstring says why."""
 
     def declare(check: Check) -> Rule:
+        if not check.__doc__:
+            raise TypeError(f"rule {name}: its check needs a docstring (the rule's description)")
+        description = " ".join(inspect.cleandoc(check.__doc__).split("\n\n")[0].split()).removesuffix(".")
         return Rule(name, severity, entry, column, value, description, check)
 
     return declare
+
+
+def placed(applies: bool, placement: str | None, what: str) -> str:
+    """A date rule's finding: ``n/a`` where the entry is not booked, ``ok`` when the date lies in an open year and
+    period, else why it does not (``placement``, as :mod:`roger_economic.prepare` placed the date)."""
+    if not applies:
+        return NA
+    return OK if placement is None else f"{what} {placement}"
 
 
 def booking(bill: Bill) -> bool:

@@ -6,30 +6,23 @@ from roger_economic import masterdata
 from roger_economic.context import AgreementContext
 from roger_economic.economic.conventions import PAYMENT_TYPES
 from roger_economic.money import vat_fits
-from roger_economic.rules.base import NA, OK, Bill, Entry, Severity, booking, rule
+from roger_economic.rules.base import NA, OK, Bill, Entry, Severity, booking, placed, rule
 from roger_economic.texts import INVOICE_NUMBER_MAX
 
 STOP, WARN, INVOICE = Severity.STOP, Severity.WARN, Entry.INVOICE
 
 
-@rule(
-    "currency_known", STOP, INVOICE, column="chk_currency", value="currency", description="currency known to e-conomic"
-)
+@rule("currency_known", STOP, INVOICE, "chk_currency", "currency")
 def currency_known(bill: Bill, ctx: AgreementContext) -> str:
+    """currency known to e-conomic."""
     if not booking(bill) or bill["currency"] in ctx.currencies:
         return OK
     return f"currency {bill['currency']!r} unknown to e-conomic"
 
 
-@rule(
-    "category_mapped",
-    STOP,
-    INVOICE,
-    column="chk_category",
-    value="category_id",
-    description="category mapped, or a default account",
-)
+@rule("category_mapped", STOP, INVOICE, "chk_category", "category_id")
 def category_mapped(bill: Bill, ctx: AgreementContext) -> str:
+    """category mapped, or a default account."""
     if not booking(bill):
         return NA
     if bill["contra_account"] is not None:
@@ -39,15 +32,9 @@ def category_mapped(bill: Bill, ctx: AgreementContext) -> str:
     return "the bill has no category and there is no default account"
 
 
-@rule(
-    "contra_account_bookable",
-    STOP,
-    INVOICE,
-    column="chk_contra",
-    value="contra_account",
-    description="contra account exists, not barred, not heading/sum, takes direct entries",
-)
+@rule("contra_account_bookable", STOP, INVOICE, "chk_contra", "contra_account")
 def contra_account_bookable(bill: Bill, ctx: AgreementContext) -> str:
+    """contra account exists, not barred, not heading/sum, takes direct entries."""
     contra = bill["contra_account"]
     if not booking(bill) or contra is None:  # no account at all is category_mapped's finding
         return NA
@@ -55,29 +42,15 @@ def contra_account_bookable(bill: Bill, ctx: AgreementContext) -> str:
     return OK if problem is None else f"{bill['contra_source']} account {contra} is {problem}"
 
 
-@rule(
-    "invoice_date_open",
-    STOP,
-    INVOICE,
-    column="chk_invoice_date",
-    value="invoice_day",
-    description="invoice date in an open accounting year and period",
-)
+@rule("invoice_date_open", STOP, INVOICE, "chk_invoice_date", "invoice_day")
 def invoice_date_open(bill: Bill, ctx: AgreementContext) -> str:
-    if not booking(bill):
-        return NA
-    return OK if bill["invoice_placement"] is None else f"invoice date {bill['invoice_placement']}"
+    """invoice date in an open accounting year and period."""
+    return placed(booking(bill), bill["invoice_placement"], "invoice date")
 
 
-@rule(
-    "supplier_resolved",
-    STOP,
-    INVOICE,
-    column="chk_supplier",
-    value="vendor_name",
-    description="vendor resolves to a supplier under the agreement's policy",
-)
+@rule("supplier_resolved", STOP, INVOICE, "chk_supplier", "vendor_name")
 def supplier_resolved(bill: Bill, ctx: AgreementContext) -> str:
+    """vendor resolves to a supplier under the agreement's policy."""
     if not booking(bill) or bill["supplier_how"] != "unresolved":
         return OK
     return (
@@ -86,16 +59,11 @@ def supplier_resolved(bill: Bill, ctx: AgreementContext) -> str:
     )
 
 
-@rule(
-    "payment_type_offered",
-    STOP,
-    INVOICE,
-    column="chk_payment_type",
-    value="payment_type_number",
-    description="the agreement offers the invoice's payment type",
-)
+@rule("payment_type_offered", STOP, INVOICE, "chk_payment_type", "payment_type_number")
 def payment_type_offered(bill: Bill, ctx: AgreementContext) -> str:
-    """The agreement must list the payment type the invoice carries (README "Payment types": e-conomic refuses a
+    """the agreement offers the invoice's payment type.
+
+    The agreement must list the payment type the invoice carries (README "Payment types": e-conomic refuses a
     type the agreement lacks), else the bill waits until it is added or the code changes."""
     number = bill["payment_type_number"]
     if not booking(bill):
@@ -122,32 +90,27 @@ def _vat_implausible(bill: Bill) -> str | None:
     return None
 
 
-@rule(
-    "vat_plausible",
-    STOP,
-    INVOICE,
-    column="chk_vat",
-    value="vat_raw",
-    description="VAT amount not larger than the gross amount and of its sign",
-)
+@rule("vat_plausible", STOP, INVOICE, "chk_vat", "vat_raw")
 def vat_plausible(bill: Bill, ctx: AgreementContext) -> str:
-    """Plausibility (booking-rules "Validation"): a VAT amount is part of the gross, so never larger than it and
+    """VAT amount not larger than the gross amount and of its sign.
+
+    Plausibility (booking-rules "Validation"): a VAT amount is part of the gross, so never larger than it and
     never of the other sign. Checked on Roger's value, sent or not: a VAT of 500 on a 100 bill is a wrong record."""
     if not booking(bill):
         return NA
     return _vat_implausible(bill) or OK
 
 
-@rule(
-    "due_after_issue", WARN, INVOICE, column="w_due", value="due_date_raw", description="due date not before issue date"
-)
+@rule("due_after_issue", WARN, INVOICE, "w_due", "due_date_raw")
 def due_after_issue(bill: Bill, ctx: AgreementContext) -> str:
+    """due date not before issue date."""
     due, issue = bill["due_date"], bill["issue_date"]
     return f"due date {due} is before issue date {issue}" if booking(bill) and due and issue and due < issue else OK
 
 
-@rule("vat_fits_rate", WARN, INVOICE, column="w_vat", value="vat_raw", description="VAT amount fits the code's rate")
+@rule("vat_fits_rate", WARN, INVOICE, "w_vat", "vat_raw")
 def vat_fits_rate(bill: Bill, ctx: AgreementContext) -> str:
+    """VAT amount fits the code's rate."""
     vat, rate, amount = bill["vat_to_send"], bill["vat_rate"], bill["amount"]
     if not booking(bill) or vat is None or rate is None or amount is None or amount <= 0:
         return OK
@@ -156,15 +119,9 @@ def vat_fits_rate(bill: Bill, ctx: AgreementContext) -> str:
     return OK if vat_fits(amount, vat, rate) else f"VAT {vat} does not fit {bill['vat_code']} ({rate}%) on {amount}"
 
 
-@rule(
-    "invoice_number_fits",
-    WARN,
-    INVOICE,
-    column="w_invoice_number",
-    value="invoice_number",
-    description="invoice number present and at most 30 characters",
-)
+@rule("invoice_number_fits", WARN, INVOICE, "w_invoice_number", "invoice_number")
 def invoice_number_fits(bill: Bill, ctx: AgreementContext) -> str:
+    """invoice number present and at most 30 characters."""
     number = bill["invoice_number"]
     if not booking(bill):
         return OK
@@ -175,13 +132,7 @@ def invoice_number_fits(bill: Bill, ctx: AgreementContext) -> str:
     return OK
 
 
-@rule(
-    "payment_code_parses",
-    WARN,
-    INVOICE,
-    column="w_payment_code",
-    value="payment_code",
-    description="FI payment code parses",
-)
+@rule("payment_code_parses", WARN, INVOICE, "w_payment_code", "payment_code")
 def payment_code_parses(bill: Bill, ctx: AgreementContext) -> str:
+    """FI payment code parses."""
     return bill["payment_code_warning"] if booking(bill) and bill["payment_code_warning"] else OK

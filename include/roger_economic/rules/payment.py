@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from roger_economic import masterdata
 from roger_economic.context import AgreementContext
-from roger_economic.rules.base import NA, OK, Bill, Entry, Severity, rule
+from roger_economic.rules.base import NA, OK, Bill, Entry, Severity, placed, rule
 
 STOP, PAYMENT = Severity.STOP, Entry.PAYMENT
 
@@ -13,15 +13,9 @@ def _due(bill: Bill) -> bool:
     return bool(bill["needs_payment"])
 
 
-@rule(
-    "payment_present",
-    STOP,
-    PAYMENT,
-    column="chk_pay_present",
-    value="chk_pay_present",
-    description="a paid bill carries its payment",
-)
+@rule("payment_present", STOP, PAYMENT, "chk_pay_present", "chk_pay_present")
 def payment_present(bill: Bill, ctx: AgreementContext) -> str:
+    """a paid bill carries its payment."""
     if not _due(bill):
         return NA
     missing = [
@@ -37,15 +31,9 @@ def payment_present(bill: Bill, ctx: AgreementContext) -> str:
     return OK if not missing else "payment missing or malformed: " + ", ".join(missing)
 
 
-@rule(
-    "payment_method_mapped",
-    STOP,
-    PAYMENT,
-    column="chk_pay_method",
-    value="method_id",
-    description="payment method mapped to an account",
-)
+@rule("payment_method_mapped", STOP, PAYMENT, "chk_pay_method", "method_id")
 def payment_method_mapped(bill: Bill, ctx: AgreementContext) -> str:
+    """payment method mapped to an account."""
     if not _due(bill):
         return NA
     if bill["method_id"] and bill["pay_account"] is None:
@@ -53,15 +41,9 @@ def payment_method_mapped(bill: Bill, ctx: AgreementContext) -> str:
     return OK
 
 
-@rule(
-    "payment_account_bookable",
-    STOP,
-    PAYMENT,
-    column="chk_pay_account",
-    value="pay_account",
-    description="payment account bookable",
-)
+@rule("payment_account_bookable", STOP, PAYMENT, "chk_pay_account", "pay_account")
 def payment_account_bookable(bill: Bill, ctx: AgreementContext) -> str:
+    """payment account bookable."""
     account = bill["pay_account"]
     if not _due(bill) or (bill["method_id"] and account is None):  # unmapped is payment_method_mapped's finding
         return NA
@@ -69,15 +51,9 @@ def payment_account_bookable(bill: Bill, ctx: AgreementContext) -> str:
     return OK if problem is None else f"payment account {account} is {problem}"
 
 
-@rule(
-    "payment_currency",
-    STOP,
-    PAYMENT,
-    column="chk_pay_currency",
-    value="pay_currency",
-    description="payment currency known and the bill's",
-)
+@rule("payment_currency", STOP, PAYMENT, "chk_pay_currency", "pay_currency")
 def payment_currency(bill: Bill, ctx: AgreementContext) -> str:
+    """payment currency known and the bill's."""
     if not _due(bill):
         return NA
     pay_currency = bill["pay_currency"]
@@ -88,30 +64,17 @@ def payment_currency(bill: Bill, ctx: AgreementContext) -> str:
     return OK
 
 
-@rule(
-    "payment_date_open",
-    STOP,
-    PAYMENT,
-    column="chk_payment_date",
-    value="paid_date_raw",
-    description="payment date in an open accounting year and period",
-)
+@rule("payment_date_open", STOP, PAYMENT, "chk_payment_date", "paid_date_raw")
 def payment_date_open(bill: Bill, ctx: AgreementContext) -> str:
-    if not _due(bill):
-        return NA
-    return OK if bill["payment_placement"] is None else f"payment date {bill['payment_placement']}"
+    """payment date in an open accounting year and period."""
+    return placed(_due(bill), bill["payment_placement"], "payment date")
 
 
-@rule(
-    "payment_amount_matches",
-    STOP,
-    PAYMENT,
-    column="chk_pay_amount",
-    value="pay_amount_raw",
-    description="a payment in the bill's currency is the bill's amount",
-)
+@rule("payment_amount_matches", STOP, PAYMENT, "chk_pay_amount", "pay_amount_raw")
 def payment_amount_matches(bill: Bill, ctx: AgreementContext) -> str:
-    """A payment in the bill's currency must be the bill's amount; a partial or over-payment waits for the
+    """a payment in the bill's currency is the bill's amount.
+
+    A payment in the bill's currency must be the bill's amount; a partial or over-payment waits for the
     accountant (booking-rules "Validation"). Another currency is ``payment_currency``'s business."""
     if not _due(bill):
         return NA

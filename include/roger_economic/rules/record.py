@@ -9,6 +9,7 @@ from roger_economic.context import AgreementContext
 from roger_economic.rules.base import OK, Bill, Entry, Rule, Severity, rule
 
 DOCUMENT_TYPES = frozenset({"bill", "receipt", "credit_note"})
+STOP, INVOICE = Severity.STOP, Entry.INVOICE
 REQUIRED = ("bill_id", "vendor_name", "issue_date_raw", "currency", "amount_raw", "document_type")
 
 
@@ -19,29 +20,19 @@ def parse_day(value: Any) -> date | None:
         return None
 
 
-@rule(
-    "roger_contract",
-    Severity.STOP,
-    Entry.INVOICE,
-    column="chk_contract",
-    value="contract_value",
-    description="the record keeps the Roger contract (openapi Bill schema)",
-)
+@rule("roger_contract", STOP, INVOICE, "chk_contract", "contract_value")
 def roger_contract(bill: Bill, ctx: AgreementContext) -> str:
-    """A bill that breaks the contract is judged by that alone (see :func:`roger_economic.rules.judge`)."""
+    """the record keeps the Roger contract (openapi Bill schema).
+
+    A bill that breaks the contract is judged by that alone (see :func:`roger_economic.rules.judge`)."""
     return bill["contract_break"] or OK
 
 
-@rule(
-    "required_fields",
-    Severity.STOP,
-    Entry.INVOICE,
-    column="chk_required",
-    value="chk_required",
-    description="required fields present and well-formed",
-)
+@rule("required_fields", STOP, INVOICE, "chk_required", "chk_required")
 def required_fields(bill: Bill, ctx: AgreementContext) -> str:
-    """ok, or which required fields are missing or malformed (an unknown document type is malformed)."""
+    """required fields present and well-formed.
+
+    ok, or which required fields are missing or malformed (an unknown document type is malformed)."""
     bad = [
         name
         for name in REQUIRED
@@ -52,15 +43,9 @@ def required_fields(bill: Bill, ctx: AgreementContext) -> str:
     return OK if not bad else "missing or malformed: " + ", ".join(bad)
 
 
-@rule(
-    "amount_positive_2_decimals",
-    Severity.STOP,
-    Entry.INVOICE,
-    column="chk_amount",
-    value="amount_raw",
-    description="amount positive with at most 2 decimals",
-)
+@rule("amount_positive_2_decimals", STOP, INVOICE, "chk_amount", "amount_raw")
 def amount_positive(bill: Bill, ctx: AgreementContext) -> str:
+    """amount positive with at most 2 decimals."""
     amount = bill["amount"]
     return (
         OK
@@ -69,6 +54,4 @@ def amount_positive(bill: Bill, ctx: AgreementContext) -> str:
     )
 
 
-UNIQUE_IN_BATCH = Rule(
-    "unique_in_batch", Severity.STOP, Entry.INVOICE, "bill_key", "bill_id", "each bill once in a batch", check=None
-)
+UNIQUE_IN_BATCH = Rule("unique_in_batch", STOP, INVOICE, "bill_key", "bill_id", "each bill once in a batch", check=None)

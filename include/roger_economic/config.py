@@ -595,15 +595,9 @@ def load(
     return report
 
 
-def load_file(
-    path: str | Path,
-    url: str | None = None,
-    replace: bool = False,
-    deactivate_missing: bool = False,
-    conn_lookup: credentials.ConnLookup | None = None,
-) -> list[str]:
-    """Load a file (see :func:`load`); the ids of the file's agreements."""
-    return load_path(path, url, replace, deactivate_missing, conn_lookup).ids
+def load_file(path: str | Path, url: str | None = None, replace: bool = False) -> list[str]:
+    """Load a file (see :func:`load_path`); the ids of the file's agreements."""
+    return load_path(path, url, replace).ids
 
 
 def load_path(

@@ -25,30 +25,22 @@ from roger_economic.states import BillState
 WAITING = frozenset({"ANALYZING", "AWAITING_APPROVAL", "PENDING"})
 OPEN = frozenset({"UPCOMING", "INITIALIZED"})
 
-FIELDS = {  # frame column: path in the Roger bill
-    "bill_id": ("id",),
-    "version": ("version",),
-    "status": ("status",),
-    "deleted": ("deleted",),
-    "document_type": ("document_type",),
-    "vendor_name": ("vendor", "name"),
-    "vendor_cvr": ("vendor", "cvr"),
-    "vendor_country": ("vendor", "country"),
-    "currency": ("currency",),
-    "amount_raw": ("amount",),
-    "vat_raw": ("vat_amount",),
-    "issue_date_raw": ("issue_date",),
-    "due_date_raw": ("due_date",),
-    "category_id": ("category_id",),
-    "invoice_number": ("invoice_number",),
-    "payment_code": ("payment_code",),
-    "method_id": ("payment", "method_id"),
-    "paid_date_raw": ("payment", "paid_date"),
-    "pay_amount_raw": ("payment", "amount"),
-    "pay_currency": ("payment", "currency"),
-    "pay_base_raw": ("payment", "amount_base_currency"),
-    "has_document": ("has_document",),
-}
+
+def _columns(*table: str) -> dict[str, tuple[str, ...]]:
+    """``column:path`` words (a dotted path into the Roger bill; a lone word is both) to {column: path}."""
+    pairs = (word.partition(":") for line in table for word in line.split())
+    return {column: tuple((path or column).split(".")) for column, _, path in pairs}
+
+
+# the frame's columns, in order, and where in the Roger bill each is read
+FIELDS = _columns(
+    "bill_id:id version status deleted document_type",
+    "vendor_name:vendor.name vendor_cvr:vendor.cvr vendor_country:vendor.country",
+    "currency amount_raw:amount vat_raw:vat_amount issue_date_raw:issue_date due_date_raw:due_date",
+    "category_id invoice_number payment_code",
+    "method_id:payment.method_id paid_date_raw:payment.paid_date pay_amount_raw:payment.amount",
+    "pay_currency:payment.currency pay_base_raw:payment.amount_base_currency has_document",
+)
 
 
 def _dig(bill: dict[str, Any], path: tuple[str, ...]) -> Any:

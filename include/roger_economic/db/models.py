@@ -150,15 +150,21 @@ class StagedBill(Base):
     __table_args__ = (Index("ix_staged_state", "agreement_id", "state"),)
 
 
-class Quarantine(Base):
+class _EntryOfABill:
+    """The columns naming one entry of one bill version, first in each table about one (quarantine, postings,
+    review items)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-1)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"), sort_order=-1)
+    bill_id: Mapped[str] = mapped_column(String(64), sort_order=-1)
+    bill_version: Mapped[int] = mapped_column(Integer, sort_order=-1)
+    entry_kind: Mapped[str] = mapped_column(String(16), sort_order=-1)  # invoice | payment (a finding: or bill)
+
+
+class Quarantine(_EntryOfABill, Base):
     """One failing rule of one bill (or of one of its entries), with the offending value."""
 
     __tablename__ = "quarantine"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"))
-    bill_id: Mapped[str] = mapped_column(String(64))
-    bill_version: Mapped[int] = mapped_column(Integer)
-    entry_kind: Mapped[str] = mapped_column(String(16))  # invoice | payment | bill
     rule: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(8))  # stop | warn
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -172,7 +178,7 @@ class Quarantine(Base):
     __table_args__ = (Index("ix_quarantine_open", "agreement_id", "bill_id", "released_at"),)
 
 
-class Posting(Base):
+class Posting(_EntryOfABill, Base):
     """The posting ledger: which bill version became which voucher in which journal and year.
 
     A row is written (``posting``) before the POST, with a deterministic
@@ -181,11 +187,6 @@ class Posting(Base):
     """
 
     __tablename__ = "postings"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"))
-    bill_id: Mapped[str] = mapped_column(String(64))
-    bill_version: Mapped[int] = mapped_column(Integer)
-    entry_kind: Mapped[str] = mapped_column(String(16))  # invoice | payment
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     # a states.PostingStatus
     status: Mapped[str] = mapped_column(String(16))
@@ -220,15 +221,10 @@ class SupplierLink(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ReviewItem(Base):
+class ReviewItem(_EntryOfABill, Base):
     """Something an accountant must do by hand (a booked entry whose bill changed in Roger)."""
 
     __tablename__ = "review_items"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"))
-    bill_id: Mapped[str] = mapped_column(String(64))
-    bill_version: Mapped[int] = mapped_column(Integer)
-    entry_kind: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

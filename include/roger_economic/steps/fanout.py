@@ -78,23 +78,15 @@ def clients(
     policy: RetryPolicy | None = None,
     on_call: Callable[[str, str], None] | None = None,
 ) -> tuple[EconomicClient, RogerClient]:
-    economic = EconomicClient(
-        endpoints.economic_base_url,
-        endpoints.app_secret,
+    economic_token, roger_token = (
         endpoints.token(settings.economic_token_ref),
-        settings.id,
-        policy,
-        on_call,
-    )
-    roger = RogerClient(
-        endpoints.roger_base_url,
-        settings.roger_company_id,
         endpoints.token(settings.roger_token_ref),
-        settings.id,
-        policy,
-        on_call,
     )
-    return economic, roger
+    tail = (settings.id, policy, on_call)  # the agreement the calls are counted for, retries, the call hook
+    return (
+        EconomicClient(endpoints.economic_base_url, endpoints.app_secret, economic_token, *tail),
+        RogerClient(endpoints.roger_base_url, settings.roger_company_id, roger_token, *tail),
+    )
 
 
 def record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ from roger_economic.roger import contract
 from roger_economic.roger.client import RogerClient
 from sandboxes import world
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHARED = next(
     (
         p / "shared" / "roger-api" / "openapi.yaml"

@@ -442,8 +442,8 @@ def cli_actor() -> str:
     """Who a change from the command line is recorded as: ``cli:<OS user>``."""
     try:
         name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
-        name = os.environ.get("USER") or f"uid {os.getuid()}"
+    except (KeyError, OSError):  # no login variable and no passwd entry (a container's arbitrary uid)
+        name = f"uid {os.getuid()}"
     return f"cli:{name}"
 
 

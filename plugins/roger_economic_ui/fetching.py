@@ -18,7 +18,6 @@ The page follows either without a script (the plugin's CSP allows none): it asks
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from roger_economic.credentials import Endpoints
 from roger_economic.db import models, session
 from roger_economic.errors import scrub
+from roger_economic.settings import environment
 from roger_economic_ui import queries
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def endpoints() -> Endpoints:
     from roger_economic_ui import onboarding
 
     bases = onboarding.endpoints()
-    env = "ECONOMIC_APP_SECRET_TOKEN"
-    secret_ref = f"env:{env}" if os.environ.get(env) else f"conn:{onboarding.APP_CONN}"
+    given = environment().app_secret_token
+    secret_ref = "env:ECONOMIC_APP_SECRET_TOKEN" if given else f"conn:{onboarding.APP_CONN}"
     return Endpoints(bases.roger_base_url, bases.economic_base_url, secret_ref, onboarding.connection_password)
 
 

@@ -14,7 +14,8 @@ Since the UI edits agreements too, a load never overwrites the database behind i
 agreements; an existing one that differs is reported ("differs, not changed") and changed only with
 ``--replace``, after its difference is printed. Agreements in the database but not in the file are listed,
 and deactivated only with ``--deactivate-missing``. ``export`` writes the database's setup back to a file
-that loads unchanged.
+that loads unchanged. Every change a load makes is written to ``setup_audit`` (:func:`record`, who:
+``cli:<OS user>``, what before → after) and shown on the agreement's page with the UI's own saves.
 
 ``python -m roger_economic.config load FILE [--replace] [--deactivate-missing]``
 ``python -m roger_economic.config export FILE``
@@ -26,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import getpass
+import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -453,10 +456,18 @@ def _mapping_text(value: Any) -> str:
     return f"account {value}"
 
 
-def store(sess: Session, configs: list[AgreementConfig]) -> None:
-    """Write agreements and replace their mapping tables, unconditionally (:func:`load` decides what to write)."""
+def store(sess: Session, configs: list[AgreementConfig], actor: str | None = None) -> None:
+    """Write agreements and replace their mapping tables, unconditionally (:func:`load` decides what to write).
+
+    With ``actor``, each agreement's change is audited (:func:`record`: ``config_add`` or ``config_replace``,
+    before → after); without, the caller records it in its own words (the UI's add-a-client and CSV import).
+    """
     now = datetime.now(UTC)
     for cfg in configs:
+        if actor is not None:
+            old = stored_config(sess, cfg.id)
+            before, after = changed(audit_pairs(old), audit_pairs(cfg)) if old else ({}, audit_pairs(cfg))
+            record(sess, cfg.id, actor, "config_replace" if old else "config_add", before=before, after=after, at=now)
         row = sess.get(models.Agreement, cfg.id) or models.Agreement(id=cfg.id)
         for name in AGREEMENT_COLUMNS:
             setattr(row, name, getattr(cfg, name))
@@ -477,6 +488,73 @@ def save_mappings(
         )
     for method_id, account in methods.items():
         sess.add(models.PaymentMethodMapping(agreement_id=agreement_id, method_id=method_id, account_number=account))
+
+
+# ------------------------------------------------------------------------------------------------ the audit
+
+SETUP_CHANGES = ("save_setup", "config_replace", "config_deactivate")  # audit actions that change a setup
+
+
+def cli_actor() -> str:
+    """Who a change from the command line is recorded as: ``cli:<OS user>``."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        name = os.environ.get("USER") or f"uid {os.getuid()}"
+    return f"cli:{name}"
+
+
+def mapping_pairs(categories: Mapping[str, tuple[int, str | None]], methods: Mapping[str, int]) -> dict[str, str]:
+    """Mappings as the audit compares them: ``category X`` → ``account[ / VAT]``, ``payment method Y`` → account."""
+    out = {f"category {cid}": f"{account}" + (f" / {vat}" if vat else "") for cid, (account, vat) in categories.items()}
+    out |= {f"payment method {mid}": str(account) for mid, account in methods.items()}
+    return out
+
+
+def audit_pairs(cfg: AgreementConfig) -> dict[str, Any]:
+    """An agreement as flat "what → value" pairs (token references name where a token lives, never a token)."""
+    return {name: getattr(cfg, name) for name in AGREEMENT_COLUMNS} | mapping_pairs(cfg.categories, cfg.payment_methods)
+
+
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only what differs: (old values, new values); a key missing on one side is ``None`` there."""
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def record(
+    sess: Session,
+    agreement_id: str,
+    actor: str,
+    action: str,
+    *,
+    target: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """One ``setup_audit`` row, in the caller's unit of work (so it is stored exactly when the change is)."""
+    sess.add(
+        models.SetupAudit(
+            agreement_id=agreement_id,
+            at=at or datetime.now(UTC),
+            actor=actor or "unknown",
+            action=action,
+            target=target,
+            before=before or {},
+            after=after or {},
+            note=note,
+        )
+    )
+
+
+def record_imported(sess: Session, results: Iterable[Any], filename: str, actor: str) -> None:
+    """Audit the agreements a CSV import created (``import_csv``: the file and line each came from)."""
+    for r in results:
+        if r.outcome == "created" and r.agreement_id:
+            where = f"{filename} line {r.line}"
+            record(sess, r.agreement_id, actor, "import_csv", target=where, note=f"created from {where}")
 
 
 @dataclass
@@ -534,8 +612,12 @@ def load(
     replace: bool = False,
     deactivate_missing: bool = False,
     conn_lookup: credentials.ConnLookup | None = None,
+    actor: str | None = None,
 ) -> LoadReport:
-    """Add the file's new agreements; change existing ones only when ``replace``; nothing written on a conflict."""
+    """Add the file's new agreements; change existing ones only when ``replace``; nothing written on a conflict.
+
+    Every change is audited as ``actor`` (default :func:`cli_actor`)."""
+    actor = actor or cli_actor()
     report = LoadReport(token_problems=token_problems(configs, conn_lookup))
     rows = {r.id: r for r in sess.scalars(select(models.Agreement))}
     to_store: list[AgreementConfig] = []
@@ -558,13 +640,15 @@ def load(
     problems = conflicts({c.id: c for c in to_store}, rows)
     if problems:
         raise ConfigError("; ".join(problems))
-    store(sess, to_store)
+    store(sess, to_store, actor)
     if deactivate_missing:
         for aid, state in report.missing.items():
             if state == "active":
+                now = datetime.now(UTC)
                 rows[aid].active = False
-                rows[aid].updated_at = datetime.now(UTC)
+                rows[aid].updated_at = now
                 report.missing[aid] = "deactivated"
+                record(sess, aid, actor, "config_deactivate", before={"active": True}, after={"active": False}, at=now)
     return report
 
 
@@ -585,12 +669,13 @@ def load_path(
     replace: bool = False,
     deactivate_missing: bool = False,
     conn_lookup: credentials.ConnLookup | None = None,
+    actor: str | None = None,
 ) -> LoadReport:
     from roger_economic.db import session
 
     configs = read_file(path)
     with session(url) as sess:
-        return load(sess, configs, replace, deactivate_missing, conn_lookup)
+        return load(sess, configs, replace, deactivate_missing, conn_lookup, actor)
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -696,8 +781,17 @@ def _import_csv(args: argparse.Namespace, conn_lookup: credentials.ConnLookup | 
         for key, value in (("supplier_invoices", args.invoice_journal), ("supplier_payments", args.payment_journal))
         if value is not None
     }
-    results = csv_import.import_file(args.file, None, {"journals": journals} if journals else {}, conn_lookup,
-                                     args.dry_run)  # fmt: skip
+    from roger_economic.db import session
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+    rows = csv_import.read_rows(data, args.file)
+    with session() as sess:
+        results = csv_import.import_rows(sess, rows, {"journals": journals} if journals else {}, conn_lookup,
+                                         args.dry_run)  # fmt: skip
+        record_imported(sess, results, Path(args.file).name, cli_actor())
     for result in results:
         print(result.text())
     done = sum(r.outcome != "refused" for r in results)

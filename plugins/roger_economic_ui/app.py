@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roger_economic import csv_import, masterdata
+from roger_economic import config, csv_import, masterdata
 from roger_economic.config import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
@@ -95,7 +95,7 @@ td.num,th.num{text-align:right}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;background:#e4e7eb}
 .ok,.booked,.posted{background:#d3f5dc;color:#12632b}
 .failed,.rejected,.stop{background:#fde0e0;color:#8a1c1c}
-.stopped,.quarantined,.review,.warn{background:#fff1c2;color:#7a5a00}
+.stopped,.quarantined,.review,.held,.warn{background:#fff1c2;color:#7a5a00}
 .never,.new,.planned,.waiting,.posting{background:#e0ecfb;color:#174b8a}
 .suggested{background:#efe3fb;color:#5b2a86}
 .msg{padding:8px 12px;border-radius:4px;margin:8px 0;background:#e0ecfb}
@@ -135,7 +135,7 @@ LAYOUT = """<!doctype html>
 {% if agreement_id %}<span class="sub">{{ agreement_name }}</span>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}">Setup</a>
 <a class="sub" href="{{ base }}/agreements/{{ agreement_id | urlencode }}/bills">Bill log</a>{% endif %}
-{% if can_edit %}<a class="sub" href="{{ base }}/clients/new">Add a client</a>{% endif %}
+{% if can_add_client %}<a class="sub" href="{{ base }}/clients/new">Add a client</a>{% endif %}
 <span class="sub" style="margin-left:auto">{{ user_name }}</span></header>
 <main>{% if msg %}<div class="msg">{{ msg }}</div>{% endif %}{% if login_url %}<div class="warnbox">Your session
 has ended. <a href="{{ login_url }}" target="_blank" rel="noopener">Log in again</a> (a new tab), then come back here
@@ -167,7 +167,8 @@ OVERVIEW = """{% extends "layout.html" %}{% from "pager.html" import pager %}
 <div class="scroll"><table><thead><tr><th>Agreement</th><th>Last run</th><th>Outcome</th>
 <th class="num" title="entries posted to e-conomic (ledger)">Entries booked</th>
 <th class="num" title="bills with an open stop-rule quarantine">Bills quarantined</th>
-<th class="num" title="entries e-conomic rejected, or that wait for an accountant">Entries failed</th>
+<th class="num" title="entries e-conomic rejected, held back with a rejected invoice, or waiting for an accountant">
+Entries failed</th>
 <th class="num">Mapping gaps</th><th>Scanning add-on</th><th>API</th><th></th></tr></thead><tbody>
 {% for r in rows %}<tr class="{{ 'attention' if r.attention else 'fine' }}">
 <td><a href="{{ base }}/agreements/{{ r.id | urlencode }}">{{ r.name }}</a><div class="muted">{{ r.id }}
@@ -261,8 +262,8 @@ client's bills are booked only if “Book without attachment” is chosen below 
 agreement.book_without_attachment %}: until then they wait{% endif %}.</div>{% endif %}
 {% if can_edit %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/prerequisites"
  class="inline">{{ csrf_input }}<button type="submit" class="secondary">Check again</button></form>
-<span class="muted">reads e-conomic's /self for this agreement now</span>
-<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
+<span class="muted">reads e-conomic's /self for this agreement now</span>{% endif %}
+{% if can_add_client %}<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
 
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
@@ -327,7 +328,7 @@ sel.default_supplier) }}<option value="">— none —</option>
 {% else %}<p class="muted">Read only: you may not change this setup.</p>{% endif %}
 </form>
 
-{% if can_edit and agreement.active %}<h2 id="remove">Remove this client</h2>
+{% if can_add_client and agreement.active %}<h2 id="remove">Remove this client</h2>
 <form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/deactivate" class="inline">
 {{ csrf_input }}<button type="submit" class="secondary">Remove this client…</button></form>
 <span class="muted">asks first; the history is kept</span>{% elif not agreement.active %}<h2 id="remove">Removed</h2>
@@ -553,7 +554,8 @@ def _base(request: Request) -> str:
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = context.pop("user", None)
     # without a user (an ended session), a form shown again keeps the token it was sent with
-    token = security.csrf_token(user) or security.submitted_form(request).get(security.CSRF_FIELD, "")
+    own = security.csrf_token(security.request_session(request)) if user is not None else ""
+    token = own or security.submitted_form(request).get(security.CSRF_FIELD, "")
     ended = user is None and status_code == 401  # who it was is unknown until logged in again: the form offers
     # sending it again (the route checks the permission then)
     html = templates.get_template(name).render(
@@ -564,6 +566,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(security.CSRF_FIELD, token),
         can_edit=ended or security.allowed(CanEdit, request, user),
         can_refresh=ended or security.allowed(CanTriggerRefresh, request, user),
+        can_add_client=ended or (security.allowed(CanEdit, request, user) and security.may_change_connections(user)),
         login_url=_login_url(request) if status_code == 401 else "",
         **context,
     )
@@ -683,7 +686,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         )
     user = await security.current_user(request)
     if request.method == "POST" and exc.status_code in (401, 403):
-        kept = await _setup_form_kept(request, user, exc)
+        kept = await _setup_form_kept(request, user, exc) or _add_client_kept(request, user, exc)
         if kept is not None:
             return kept
     return render(
@@ -697,6 +700,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 SESSION_ENDED = "Nothing was changed: you are not logged in (the session ended or expired)."
+NOT_ALLOWED_ADD = (
+    "Nothing was changed: your login may not add a client (it needs edit rights on the "
+    f"{BILLS_DAG} DAG and the right to create Airflow connections)."
+)
 NOT_ALLOWED = "Nothing was changed: your login may not do this (it needs that permission on the {dag} DAG)."
 
 
@@ -705,6 +712,8 @@ def _refusal(request: Request, exc: StarletteHTTPException) -> str:
     if exc.status_code == 401:
         return SESSION_ENDED
     if exc.status_code == 403 and request.method not in security.SAFE_METHODS and exc.detail != security.CSRF_REFUSED:
+        if request.url.path.rstrip("/").endswith("/clients/new"):
+            return NOT_ALLOWED_ADD
         dag = MASTER_DATA_DAG if request.url.path.endswith("/refresh") else BILLS_DAG
         return NOT_ALLOWED.format(dag=dag)
     return str(exc.detail)
@@ -726,6 +735,15 @@ async def _setup_form_kept(request: Request, user: BaseUser | None, exc: Starlet
     form = security.submitted_form(request)
     sel: dict[str, Any] = {**form, "book_without_attachment": bool(form.get("book_without_attachment"))}
     return _render_setup(request, user, setup, sel, [_refusal(request, exc)], status_code=exc.status_code)
+
+
+def _add_client_kept(request: Request, user: BaseUser | None, exc: StarletteHTTPException) -> Response | None:
+    """A refused step 1 of adding a client: the company id as typed, and why (the token is never sent back)."""
+    if request.url.path.rstrip("/") != f"{_base(request)}/clients/new":
+        return None
+    company_id = security.submitted_form(request).get("company_id", "").strip()[:64]
+    why = [_refusal(request, exc), "Type the Roger API token again: it is not shown back."]
+    return _add_client_page(request, user, why, company_id, status_code=exc.status_code)
 
 
 @app.exception_handler(RequestValidationError)
@@ -827,6 +845,14 @@ def _action_text(row: Any) -> str:
         return f"re-synced bill {row.target}"
     if row.action == "resync_quarantined":
         return f"re-synced all quarantined bills ({row.target})"
+    if row.action == "config_add":
+        return "added by loading the agreements file (config load)"
+    if row.action == "config_replace":
+        return "changed by loading the agreements file (config load --replace)"
+    if row.action == "config_deactivate":
+        return "deactivated: not in the agreements file (config load --deactivate-missing)"
+    if row.action == "import_csv":
+        return f"added by a CSV import ({row.target})"
     if row.action == "add_client":
         return "added this client (Roger checked, e-conomic app approved)"
     if row.action == "remove_client":
@@ -1271,16 +1297,7 @@ def _import_rows(
     rows = csv_import.read_rows(data, filename)
     with session() as sess:
         results = csv_import.import_rows(sess, rows, defaults, onboarding.connection_password, dry_run)
-        for r in results:
-            if r.outcome == "created" and r.agreement_id:
-                queries.record(
-                    sess,
-                    r.agreement_id,
-                    actor,
-                    "import_csv",
-                    target=f"{filename} line {r.line}",
-                    note=f"created from {filename}, line {r.line}",
-                )
+        config.record_imported(sess, results, filename, actor)
     return results
 
 
@@ -1337,7 +1354,11 @@ ADD_CLIENT_RIGHTS = [CanEdit, CanAddConnection]
 
 
 def _add_client_page(
-    request: Request, user: BaseUser, errors: list[str] | None = None, company_id: str = "", status_code: int = 200
+    request: Request,
+    user: BaseUser | None,
+    errors: list[str] | None = None,
+    company_id: str = "",
+    status_code: int = 200,
 ) -> HTMLResponse:
     return render(
         request, "add_client.html", status_code=status_code, user=user, errors=errors or [], company_id=company_id
@@ -1356,7 +1377,7 @@ async def add_client_roger(request: Request, user: GetUserDep) -> HTMLResponse:
     company_id = str(form.get("company_id") or "").strip()
     token = str(form.get("roger_token") or "").strip()
     try:
-        pending = await run_in_threadpool(onboarding.start, str(user.get_id()), company_id, token)
+        pending = await run_in_threadpool(onboarding.start, security.request_session(request), company_id, token)
     except onboarding.OnboardingError as exc:
         return _add_client_page(request, user, [str(exc)], company_id[:64], status_code=400)
     return render(request, "connect.html", user=user, pending=pending, minutes=onboarding.STATE_TTL // 60)
@@ -1369,7 +1390,7 @@ async def add_client_connect(request: Request, user: GetUserDep, state: str = ""
     A link, not a form: the pages' CSP (``form-action 'self'``) stops a form whose answer redirects elsewhere."""
 
     def target() -> str | None:
-        if onboarding.pending(str(user.get_id()), state) is None:
+        if onboarding.pending(security.request_session(request), state) is None:
             return None
         callback = str(request.url.replace(path=f"{_base(request)}/clients/callback", query=""))
         return onboarding.install_url(state, callback)
@@ -1391,7 +1412,7 @@ def add_client_callback(request: Request, user: GetUserDep, state: str = "", tok
     without it (the agreement's setup page, or step 1 with the reason)."""
     try:
         with session() as sess:
-            aid = onboarding.finish(sess, str(user.get_id()), state, token)
+            aid = onboarding.finish(sess, security.request_session(request), state, token)
             queries.record(
                 sess,
                 aid,
@@ -1425,7 +1446,11 @@ def check_prerequisites(request: Request, agreement_id: str, user: GetUserDep) -
     return _redirect(request, f"/agreements/{agreement_id}", msg)
 
 
-@app.post("/agreements/{agreement_id}/deactivate", response_class=HTMLResponse, dependencies=[CanEdit])
+@app.post(
+    "/agreements/{agreement_id}/deactivate",
+    response_class=HTMLResponse,
+    dependencies=[CanEdit, Depends(requires_access_connection("DELETE"))],  # it deletes the grant connection
+)
 async def remove_client(request: Request, agreement_id: str, user: GetUserDep) -> Response:
     """Removing a client: asks first, then the agreement inactive (history kept) and its grant connection gone."""
     confirmed = (await request.form()).get("confirm") == "yes"

@@ -104,15 +104,20 @@ def delete_connection(conn_id: str) -> bool:
         return bool(sess.query(Connection).filter(Connection.conn_id == conn_id).delete())
 
 
-def _take_pending(conn_id: str, user_id: str) -> dict[str, Any] | None:
-    """A pending connection of this login, deleted in the same transaction: of two callbacks with one state, one
-    wins; another login's callback neither uses nor spends it."""
+def _owned(extra: dict[str, Any], login: str) -> bool:
+    """Whether a pending connection was started by this login session (never by a request without one)."""
+    return bool(login) and extra.get("login") == login
+
+
+def _take_pending(conn_id: str, login: str) -> dict[str, Any] | None:
+    """A pending connection of this login session, deleted in the same transaction: of two callbacks with one
+    state, one wins; another login's callback (the same user's included) neither uses nor spends it."""
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
 
     with create_session() as sess:
         conn = sess.query(Connection).filter(Connection.conn_id == conn_id).with_for_update().one_or_none()
-        if conn is None or conn.extra_dejson.get("user") != user_id:
+        if conn is None or not _owned(conn.extra_dejson, login):
             return None
         taken = {"password": conn.password, "extra": conn.extra_dejson, "host": conn.host}
         if not sess.query(Connection).filter(Connection.conn_id == conn_id).delete():
@@ -196,8 +201,9 @@ def roger_company(company_id: str, token: str) -> dict[str, Any]:
     return company
 
 
-def start(user_id: str, company_id: str, token: str) -> Pending:
-    """Step 1: check Roger live, keep the token in a pending connection, return the one-time state."""
+def start(login: str, company_id: str, token: str) -> Pending:
+    """Step 1: check Roger live, keep the token in a pending connection, return the one-time state (bound to the
+    ``login`` session that started it)."""
     forget_expired()
     company = roger_company(company_id, token)
     state = secrets.token_urlsafe(32)
@@ -209,20 +215,20 @@ def start(user_id: str, company_id: str, token: str) -> Pending:
         {
             "company_id": company_id,
             "company_name": str(company.get("name") or ""),
-            "user": user_id,
+            "login": login,
             "expires": time.time() + STATE_TTL,
         },
     )
     return Pending(state, company_id, str(company.get("name") or ""))
 
 
-def pending(user_id: str, state: str) -> Pending | None:
-    """A started connection of this login that has not expired (not taken: step 2 only looks)."""
+def pending(login: str, state: str) -> Pending | None:
+    """A started connection of this login session that has not expired (not taken: step 2 only looks)."""
     conn = _connection(PENDING_PREFIX + _digest(state)) if state else None
     if conn is None:
         return None
     extra = conn.extra_dejson
-    if extra.get("user") != user_id or float(extra.get("expires") or 0) < time.time():
+    if not _owned(extra, login) or float(extra.get("expires") or 0) < time.time():
         return None
     return Pending(state, str(extra.get("company_id")), str(extra.get("company_name") or ""))
 
@@ -252,12 +258,12 @@ def agreement_id_for(number: int) -> str:
     return f"agr_{number}"
 
 
-def finish(sess: Any, user_id: str, state: str, grant: str) -> str:
+def finish(sess: Any, login: str, state: str, grant: str) -> str:
     """Step 3 (the callback): take the state (one use), read /self, store the connections, create the agreement.
 
     Returns the new agreement's id; raises :class:`OnboardingError` with nothing attached.
     """
-    taken = _take_pending(PENDING_PREFIX + _digest(state), user_id) if state else None
+    taken = _take_pending(PENDING_PREFIX + _digest(state), login) if state else None
     if taken is None:
         raise OnboardingError(
             "This approval does not belong to a connection you started here (or it was used "

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roger_economic import masterdata, suggest
-from roger_economic.config import check_setup, save_mappings
+from roger_economic.config import SETUP_CHANGES, changed, check_setup, mapping_pairs, record, save_mappings
 from roger_economic.db import models
 from roger_economic.economic.conventions import BOOKABLE_ACCOUNT_TYPES
 
@@ -83,12 +83,22 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+# posting statuses that need an accountant: refused by e-conomic, held back with a refused invoice, to review
+FAILED_STATUSES = ("rejected", "held", "review")
+FAILED_TEXT = {
+    "rejected": "rejected by e-conomic",
+    "held": "held back (not posted)",
+    "review": "waiting for review",
+}
+REASON_CHARS = 200  # of an entry's error, inline in the overview (the bill log shows it whole)
+
+
 def _attention_rank() -> Any:
-    """0 = broken (last run failed or stopped, no API access), 1 = held back (quarantine, rejected or review
-    entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
+    """0 = broken (last run failed or stopped, no API access), 1 = held back (quarantine, rejected, held or
+    review entries, mapping gaps), 2 = not started (never run), 3 = fine: the overview lists the lowest first."""
     A, S, Q, P = models.Agreement, models.AgreementStatus, models.Quarantine, models.Posting
     quarantined = exists().where(Q.agreement_id == A.id, Q.released_at.is_(None), Q.severity == "stop")
-    failed = exists().where(P.agreement_id == A.id, P.status.in_(("rejected", "review")))
+    failed = exists().where(P.agreement_id == A.id, P.status.in_(FAILED_STATUSES))
     gaps = func.coalesce(func.json_array_length(S.mapping_gaps), 0) > 0
     return case(
         (or_(S.last_outcome.in_(("failed", "stopped")), S.api_access.is_(False), S.master_data_error.is_not(None)), 0),
@@ -107,8 +117,9 @@ def attention(row: dict[str, Any]) -> list[str]:
         reasons.append("no access to e-conomic" + (f": {row['master_data_error']}" if row["master_data_error"] else ""))
     if row["quarantined"]:
         reasons.append(f"{row['quarantined']} bill(s) quarantined")
-    if row["failed"]:
-        reasons.append(f"{row['failed']} entr(y/ies) rejected by e-conomic or waiting for review")
+    for status, (count, error) in row["failed_by"].items():
+        text = f"{count} entr(y/ies) {FAILED_TEXT[status]}"
+        reasons.append(text + (f": {_clip(error)}" if error else ""))
     if not row["has_master_data"]:
         reasons.append("no master data yet: refresh it")
     elif row["gaps"]:
@@ -124,15 +135,8 @@ def overview(
     """One row per agreement (filtered, paged; needing attention first) and the number of matching agreements."""
     A, S = models.Agreement, models.AgreementStatus
     query = select(A, S).outerjoin(S, S.agreement_id == A.id)
-    if search:
-        pattern = _like(search.strip())
-        query = query.where(
-            or_(
-                A.name.ilike(pattern, escape="\\"),
-                A.id.ilike(pattern, escape="\\"),
-                cast(A.economic_agreement_number, String).ilike(pattern, escape="\\"),
-            )
-        )
+    if search.strip():
+        query = query.where(A.id.in_(_agreements_matching(sess, search)))
     if outcome == "never":
         query = query.where(or_(S.agreement_id.is_(None), S.last_outcome.is_(None)))
     elif outcome:
@@ -143,7 +147,7 @@ def overview(
         query.order_by(_attention_rank(), A.name, A.id).offset((page - 1) * per_page).limit(per_page)
     ).all()
     ids = [a.id for a, _s in rows]
-    booked, failed, quarantined = _posting_counts(sess, ids), _failed_counts(sess, ids), _open_quarantine(sess, ids)
+    booked, failed, quarantined = _posting_counts(sess, ids), _failed_entries(sess, ids), _open_quarantine(sess, ids)
     docs = _data_docs(sess, ids)
     with_master_data = (
         set(
@@ -167,7 +171,8 @@ def overview(
             "last_counts": (status.last_counts if status else None) or {},
             "booked": booked.get(agreement.id, 0),
             "quarantined": quarantined.get(agreement.id, 0),
-            "failed": failed.get(agreement.id, 0),
+            "failed": sum(count for count, _ in failed.get(agreement.id, {}).values()),
+            "failed_by": failed.get(agreement.id, {}),
             "gaps": len((status.mapping_gaps if status else None) or []),
             "has_master_data": agreement.id in with_master_data,
             "scanning_addon": status.scanning_addon if status else None,
@@ -219,18 +224,39 @@ def _posting_counts(sess: Session, ids: list[str]) -> dict[str, int]:
     )
 
 
-def _failed_counts(sess: Session, ids: list[str]) -> dict[str, int]:
-    """Entries e-conomic refused (``rejected``) or that wait for an accountant (``review``)."""
+def _failed_entries(sess: Session, ids: list[str]) -> dict[str, dict[str, tuple[int, str | None]]]:
+    """Per agreement and :data:`FAILED_STATUSES` status (in that order): how many entries, and one of their
+    reasons (the entries' ``error``)."""
     if not ids:
         return {}
     P = models.Posting
-    return dict(
-        sess.execute(
-            select(P.agreement_id, func.count())
-            .where(P.agreement_id.in_(ids), P.status.in_(("rejected", "review")))
-            .group_by(P.agreement_id)
-        ).all()
-    )
+    found: dict[str, dict[str, tuple[int, str | None]]] = {}
+    rows = sess.execute(
+        select(P.agreement_id, P.status, func.count(), func.max(P.error))
+        .where(P.agreement_id.in_(ids), P.status.in_(FAILED_STATUSES))
+        .group_by(P.agreement_id, P.status)
+    ).all()
+    for aid, status, count, error in sorted(rows, key=lambda r: FAILED_STATUSES.index(r[1])):
+        found.setdefault(aid, {})[status] = (count, error)
+    return found
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
+def _agreements_matching(sess: Session, search: str) -> list[str]:
+    """Agreements whose name, id or e-conomic agreement number contains ``search``, compared folded
+    (:func:`models.fold`: case, Æ/Ø/Å) in Python, as the bill log's search, so both databases agree.
+
+    Reads every agreement's three fields: a firm has hundreds of clients, not millions."""
+    A = models.Agreement
+    needle = models.fold(search.strip())
+    return [
+        aid
+        for aid, name, number in sess.execute(select(A.id, A.name, A.economic_agreement_number))
+        if any(needle in models.fold(str(v)) for v in (name, aid, number) if v is not None)
+    ]
 
 
 def _open_quarantine(sess: Session, ids: list[str]) -> dict[str, int]:
@@ -606,12 +632,7 @@ def describe(
     values: dict[str, Any], categories: dict[str, tuple[int, str | None]], methods: dict[str, int]
 ) -> dict[str, Any]:
     """A setup as flat "what → value" pairs, so two setups can be compared field by field."""
-    out: dict[str, Any] = {key: values.get(key) for key in SETUP_FIELDS}
-    for cid, (account, vat) in categories.items():
-        out[f"category {cid}"] = f"{account}" + (f" / {vat}" if vat else "")
-    for mid, account in methods.items():
-        out[f"payment method {mid}"] = str(account)
-    return out
+    return {key: values.get(key) for key in SETUP_FIELDS} | mapping_pairs(categories, methods)
 
 
 SETUP_FIELDS = (
@@ -629,12 +650,6 @@ SETUP_FIELDS = (
 
 def stored_description(setup: Setup) -> dict[str, Any]:
     return describe({key: getattr(setup.agreement, key) for key in SETUP_FIELDS}, setup.categories, setup.methods)
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Only what differs: (old values, new values); a key missing on one side is ``None`` there."""
-    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
 def save_setup(
@@ -671,7 +686,7 @@ def save_setup(
     assert agreement is not None
     sess.refresh(agreement)
     save_mappings(sess, agreement.id, parsed.categories, parsed.methods)
-    before, after = diff(stored, describe(parsed.values, parsed.categories, parsed.methods))
+    before, after = changed(stored, describe(parsed.values, parsed.categories, parsed.methods))
     record(
         sess,
         agreement.id,
@@ -692,33 +707,6 @@ def save_setup(
 # ------------------------------------------------------------------------------------------------ audit
 
 
-def record(
-    sess: Session,
-    agreement_id: str,
-    actor: str,
-    action: str,
-    *,
-    target: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    note: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    """One audit row, in the caller's unit of work (so it is stored exactly when the change is)."""
-    sess.add(
-        models.SetupAudit(
-            agreement_id=agreement_id,
-            at=at or datetime.now(UTC),
-            actor=actor or "unknown",
-            action=action,
-            target=target,
-            before=before or {},
-            after=after or {},
-            note=note,
-        )
-    )
-
-
 def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.SetupAudit]:
     """The agreement's audit trail, latest first."""
     T = models.SetupAudit
@@ -728,9 +716,10 @@ def audit_log(sess: Session, agreement_id: str, limit: int = 50) -> list[models.
 
 
 def changes_since(sess: Session, agreement_id: str, since: datetime | None) -> list[dict[str, Any]]:
-    """The setup saves after ``since`` (all of them without it), latest first, for a refused save."""
+    """The setup changes (UI saves, file loads) after ``since`` (all of them without it), latest first, for a
+    refused save."""
     T = models.SetupAudit
-    query = select(T).where(T.agreement_id == agreement_id, T.action == "save_setup")
+    query = select(T).where(T.agreement_id == agreement_id, T.action.in_(SETUP_CHANGES))
     if since is not None:
         query = query.where(T.at > since)
     return [

@@ -13,8 +13,10 @@ so a script that ran there would act with the user's Airflow session. Hence:
   read the session.
 - :class:`SameOriginPosts` and :func:`require_csrf_token`: a state-changing
   request must come from this site's own pages (``Origin``, or ``Referer`` when
-  a browser sends no Origin) and carry :func:`csrf_token`, an HMAC of the user's
-  id with a server secret, in the form field :data:`CSRF_FIELD`. A request with
+  a browser sends no Origin) and carry :func:`csrf_token`, an HMAC of the login
+  session (:func:`session_id`) with a server secret, in the form field
+  :data:`CSRF_FIELD`: a token read from one login is refused in any other,
+  the same user's included, and every login gets a new one. A request with
   an ``Authorization: Bearer`` header is exempt: a browser never adds one on its
   own, so it cannot be forged cross-site.
 - :func:`sign_message` / :func:`shown_message`: the ``?msg=`` after a redirect
@@ -30,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import inspect
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -94,9 +97,25 @@ def _mac(purpose: str, text: str) -> str:
     return hmac.new(_key(), f"{purpose}\0{text}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_token(user: BaseUser | None) -> str:
-    """The token a form of this user must send back (empty without a user)."""
-    return _mac("csrf", str(user.get_id())) if user is not None else ""
+def session_id(jwt: str | None) -> str:
+    """The login session a JWT belongs to: a keyed hash of the whole token (empty without one).
+
+    Airflow's login writes a new JWT (its own ``jti`` and ``iat``) into the ``_token`` cookie at every login, so
+    two logins of one user are two sessions. The hash, not the token, is what may be kept or compared: the
+    CSRF token and the onboarding's one-time state are bound to it. An auth manager that refreshes the JWT
+    (``refresh_user``) starts a new session with it: a form opened before is refused once and shown again.
+    """
+    return _mac("session", jwt) if jwt else ""
+
+
+def request_session(request: Request) -> str:
+    """The :func:`session_id` of a request's browser login (the ``_token`` cookie)."""
+    return session_id(request.cookies.get(COOKIE_NAME))
+
+
+def csrf_token(session: str) -> str:
+    """The token a form of this login session must send back (empty without a session)."""
+    return _mac("csrf", session) if session else ""
 
 
 def sign_message(msg: str) -> str:
@@ -215,17 +234,19 @@ def submitted_form(request: Request) -> dict[str, str]:
 
 
 CSRF_REFUSED = (
-    "Nothing was changed: the form came without its security token, or from another login. "
-    "Send it again from this page."
+    "Nothing was changed: the form came without its security token, or from another login (a page opened "
+    "before you logged in again). Send it again from this page."
 )
 
 
 async def require_csrf_token(request: Request, user: GetUserDep) -> None:
-    """A state-changing request from a browser carries the user's :func:`csrf_token`."""
+    """A state-changing request from a browser carries its login session's :func:`csrf_token` (``user``: only
+    a logged-in request gets this far, so an ended session answers 401, not this refusal)."""
     if request.method in SAFE_METHODS or _bearer(request.headers):
         return
     sent = submitted_form(request).get(CSRF_FIELD) or request.headers.get("x-csrf-token", "")
-    if not hmac.compare_digest(sent, csrf_token(user)):
+    expected = csrf_token(request_session(request))
+    if not expected or not hmac.compare_digest(sent, expected):
         raise HTTPException(403, CSRF_REFUSED)
 
 
@@ -244,10 +265,30 @@ def allowed(dependency: Any, request: Request, user: BaseUser | None) -> bool:
     if user is None:
         return False
     try:
-        dependency.dependency(request, user)
+        result = dependency.dependency(request, user)
     except HTTPException:
         return False
+    if inspect.iscoroutine(result):  # never awaited, it would allow everything: use a direct check instead
+        result.close()
+        raise TypeError(f"{dependency.dependency.__qualname__} is async: check the permission directly")
     return True
+
+
+def may_change_connections(user: BaseUser | None) -> bool:
+    """Whether ``user`` may create and delete Airflow connections (adding a client stores its tokens in two,
+    removing it deletes its grant's).
+
+    Asked of the auth manager directly: Airflow's ``requires_access_connection`` is async."""
+    if user is None:
+        return False
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+
+    manager = get_auth_manager()
+    return all(
+        manager.is_authorized_connection(method=method, details=ConnectionDetails(), user=user)
+        for method in ("POST", "DELETE")
+    )
 
 
 def invalid_request_text(exc: RequestValidationError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
@@ -250,6 +251,44 @@ def test_a_second_load_changes_nothing_and_a_ui_edit_survives_a_load(project_db,
     assert load_path(EXAMPLE, project_db).unchanged == ["agr_0001", "agr_0002", "agr_0003"]
 
 
+def _audit(url: str) -> list[tuple[str, str, str, dict, dict]]:
+    with session(url) as sess:
+        rows = sess.scalars(select(models.SetupAudit).order_by(models.SetupAudit.id))
+        return [(r.agreement_id, r.actor, r.action, r.before, r.after) for r in rows]
+
+
+def test_every_change_a_load_makes_is_audited_with_who_and_before_and_after(project_db, tmp_path):
+    load_path(EXAMPLE, project_db, actor="cli:ops")
+    added = _audit(project_db)
+    assert [(aid, actor, action) for aid, actor, action, *_ in added] == [
+        (aid, "cli:ops", "config_add") for aid in ("agr_0001", "agr_0002", "agr_0003")
+    ]
+    assert added[2][3] == {} and added[2][4]["roger_company_id"] == "cmp_0003"
+    assert added[2][4]["category cat_phone"] == "2770" and added[2][4]["payment method pm_debit"] == "5830"
+    assert "token" not in repr(added).replace("_token_ref", "")  # references only: a token is never audited
+
+    load_path(EXAMPLE, project_db, actor="cli:ops")  # nothing changes: nothing recorded
+    _ui_edit(project_db, "agr_0003")
+    load_path(EXAMPLE, project_db, actor="cli:ops")  # differs, not replaced: nothing recorded
+    assert len(_audit(project_db)) == 3
+
+    load_path(EXAMPLE, project_db, replace=True, actor="cli:ops")
+    aid, actor, action, before, after = _audit(project_db)[-1]
+    assert (aid, actor, action) == ("agr_0003", "cli:ops", "config_replace")
+    assert before["default_account"] == 2800 and after["default_account"] is None  # what the load undid
+    assert before["category cat_marketing"] == "2200 / I25" and after["category cat_marketing"] is None
+    assert before["payment method pm_debit"] is None and after["payment method pm_debit"] == "5830"
+    assert "name" not in before  # only what changed
+
+    doc = yaml.safe_load(EXAMPLE_TEXT)
+    doc["agreements"] = [a for a in doc["agreements"] if a["id"] == "agr_0002"]
+    load_path(_write(tmp_path, yaml.safe_dump(doc)), project_db, deactivate_missing=True, actor="cli:ops")
+    assert _audit(project_db)[-2:] == [
+        ("agr_0001", "cli:ops", "config_deactivate", {"active": True}, {"active": False}),
+        ("agr_0003", "cli:ops", "config_deactivate", {"active": True}, {"active": False}),
+    ]
+
+
 def test_an_agreement_on_a_company_already_in_the_database_is_refused_and_nothing_is_stored(project_db, tmp_path):
     load_file(EXAMPLE, project_db)
     other = _write(
@@ -356,10 +395,30 @@ def test_the_command_line_adds_then_reports_nothing_changed(project_db, tmp_path
     replaced = _cli("load", str(EXAMPLE), "--replace")
     assert replaced.returncode == 0 and "agr_0003: replaced" in replaced.stdout
 
+    who = f"cli:{getpass.getuser()}"
+    assert [(a[1], a[2]) for a in _audit(project_db) if a[0] == "agr_0003"] == [
+        (who, "config_add"),
+        (who, "config_replace"),
+    ]
+
     exported = tmp_path / "export.yaml"
     out = _cli("export", str(exported))
     assert out.returncode == 0 and "exported 3 agreements" in out.stdout
     assert _cli("load", str(exported), "--replace").stdout.count(": unchanged") == 3
+
+
+@pytest.mark.parametrize("project_db", ["sqlite"], indirect=True)
+def test_a_csv_import_from_the_command_line_is_audited(project_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("CFG_ROGER", "sbx-roger-cfg")
+    monkeypatch.setenv("CFG_GRANT", "sbx-grant-cfg")
+    path = tmp_path / "clients.csv"
+    path.write_text(
+        "roger_company_id,roger_token_ref,economic_token_ref\ncmp_0040,env:CFG_ROGER,env:CFG_GRANT\n", encoding="utf-8"
+    )
+    done = _cli("import-csv", str(path), "--invoice-journal", "2", "--payment-journal", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [(aid, actor, action, _before, _after)] = _audit(project_db)
+    assert (aid, actor, action) == ("agr_cmp_0040", f"cli:{getpass.getuser()}", "import_csv")
 
 
 @pytest.mark.parametrize("project_db", ["sqlite"], indirect=True)

@@ -250,18 +250,65 @@ def test_a_forged_or_reused_callback_attaches_nothing(admin, seeded, world_env):
     assert "nothing was attached" in parse_qs(urlsplit(again.headers["location"]).query)["msg"][0]
 
 
-def test_another_logins_state_is_refused(admin, seeded, world_env):  # noqa: F811
-    from roger_economic_ui import onboarding
+def test_another_logins_state_is_refused(airflow_app, admin, tokens, seeded, world_env):  # noqa: F811
+    """The state is bound to the login session that started it: another login of the same user (a new JWT)
+    can neither follow nor finish it, and does not spend it."""
+    from fastapi.testclient import TestClient
+    from roger_economic_ui import onboarding, security
+    from tests.ui.test_ui_plugin import SITE, _new_login
 
-    page = roger_step(admin)
-    state = state_of(page.text)
-    assert onboarding.pending("someone-else", state) is None
-    assert onboarding.pending("admin", state) is not None
     from roger_economic.db import session
 
+    callback, _grant = connect(admin)
+    state = parse_qs(urlsplit(callback).query)["state"][0]
+    mine, other = security.session_id(tokens["admin"]), security.session_id(_new_login("admin"))
+    assert onboarding.pending(other, state) is None and onboarding.pending("", state) is None
+    assert onboarding.pending(mine, state) is not None
     with session() as sess, pytest.raises(onboarding.OnboardingError, match="nothing was attached"):
-        onboarding.finish(sess, "someone-else", state, world.grant_token(NEW))
-    assert onboarding.pending("admin", state) is not None  # not spent by the other login's attempt
+        onboarding.finish(sess, other, state, world.grant_token(NEW))
+    with TestClient(
+        airflow_app, follow_redirects=False, cookies={"_token": _new_login("admin")}, headers={"Origin": SITE}
+    ) as same_user_other_login:
+        sent = same_user_other_login.get(f"{PREFIX}/clients/connect", headers=HTML, params={"state": state})
+        assert urlsplit(sent.headers["location"]).path == f"{PREFIX}/clients/new"
+        back = same_user_other_login.get(callback, headers=HTML)
+        assert urlsplit(back.headers["location"]).path == f"{PREFIX}/clients/new"
+    assert agreement(f"agr_{world.agreement_number(NEW)}") == (None, None)
+    assert onboarding.pending(mine, state) is not None  # not spent by the other login's attempts
+    done = admin.get(callback, headers=HTML)  # the login that started it finishes it
+    assert urlsplit(done.headers["location"]).path.startswith(f"{PREFIX}/agreements/")
+
+
+def test_adding_a_client_is_offered_only_with_the_right_to_create_connections(airflow_app, admin, seeded):  # noqa: F811
+    """SimpleAuthManager's "user" role may edit the DAGs but not create connections: not offered "Add a client";
+    a step 1 it sends anyway (or sent with an ended session) is refused with the company id kept, never the token."""
+    from fastapi.testclient import TestClient
+    from roger_economic_ui import security
+    from tests.ui.test_ui_plugin import SITE, _new_login
+
+    assert "Add a client" in admin.get(f"{PREFIX}/", headers=HTML).text
+    jwt = _new_login("user")
+    with TestClient(
+        airflow_app,
+        follow_redirects=False,
+        cookies={"_token": jwt},
+        headers={"Origin": SITE, "X-CSRF-Token": security.csrf_token(security.session_id(jwt))},
+    ) as user:
+        overview = user.get(f"{PREFIX}/", headers=HTML).text
+        setup = user.get(f"{PREFIX}/agreements/{AID}", headers=HTML).text
+        assert "Agreements" in overview and "Add a client" not in overview
+        assert ">Save</button>" in setup and "/clients/new" not in setup and "Remove this client" not in setup
+        remove = user.post(f"{PREFIX}/agreements/{AID}/deactivate", headers=HTML, data={"confirm": "yes"})
+        assert remove.status_code == 403  # it would delete the grant's connection
+        typed = {"company_id": "cmp_0042", "roger_token": "sbx-roger-TYPED-SECRET"}
+        refused = user.post(f"{PREFIX}/clients/new", headers=HTML, data=typed)
+    assert refused.status_code == 403
+    assert "may not add a client" in refused.text and "create Airflow connections" in refused.text
+    assert 'name="company_id" value="cmp_0042"' in refused.text and "TYPED-SECRET" not in refused.text
+    with TestClient(airflow_app, follow_redirects=False, headers={"Origin": SITE}) as ended:
+        gone = ended.post(f"{PREFIX}/clients/new", headers=HTML, data=typed)
+    assert gone.status_code == 401 and "not logged in" in gone.text
+    assert 'name="company_id" value="cmp_0042"' in gone.text and "TYPED-SECRET" not in gone.text
 
 
 def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch):  # noqa: F811

@@ -75,16 +75,24 @@ def admin(airflow_app, tokens):
         airflow_app,
         follow_redirects=False,
         cookies={"_token": tokens["admin"]},
-        headers={"Origin": SITE, "X-CSRF-Token": _csrf("admin")},
+        headers={"Origin": SITE, "X-CSRF-Token": _csrf(tokens["admin"])},
     ) as client:
         yield client
 
 
-def _csrf(role: str) -> str:
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+def _csrf(jwt: str) -> str:
+    """The CSRF token the pages give the login session of ``jwt`` (the ``_token`` cookie)."""
     from roger_economic_ui import security
 
-    return security.csrf_token(SimpleAuthManagerUser(username=role, role=role))
+    return security.csrf_token(security.session_id(jwt))
+
+
+def _new_login(role: str) -> str:
+    """The JWT of another login of ``role``'s user (Airflow's login writes a new one each time)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=role, role=role))
 
 
 @pytest.fixture()
@@ -680,6 +688,37 @@ def test_saves_resyncs_and_refreshes_are_audited_latest_first(admin, seeded, mon
     assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", save)
 
 
+def test_a_file_load_is_audited_shown_and_named_to_a_form_it_made_stale(admin, seeded):
+    """``config load --replace`` / ``--deactivate-missing`` change a setup like a save does: recorded with who
+    (``cli:<OS user>``) and before → after, shown in the page's history, named when it makes an open form stale."""
+    import dataclasses
+
+    from roger_economic import config
+    from roger_economic.db import session
+
+    opened = _submitted(admin.get(f"{PREFIX}/agreements/{AID}").text)
+    with session(seeded) as sess:
+        stored = config.stored_config(sess, AID)
+        cats = {**stored.categories, "cat_marketing": (2200, "I25")}
+        changed = dataclasses.replace(stored, default_account=2800, categories=cats)
+        report = config.load(sess, [changed], replace=True, deactivate_missing=True, actor="cli:ops")
+    assert list(report.replaced) == [AID] and report.missing == {OTHER: "deactivated"}
+    history = admin.get(f"{PREFIX}/agreements/{AID}").text
+    history = history[history.index('id="history"') :]
+    rows = re.findall(r'<tr class="audit-(\w+)">(.*?)</tr>', history, re.S)
+    assert [action for action, _ in rows] == ["config_replace"]
+    body = rows[0][1]
+    assert "cli:ops" in body and "config load --replace" in body
+    assert "default_account: — → 2800" in body and "category cat_marketing: — → 2200 / I25" in body
+    other = admin.get(f"{PREFIX}/agreements/{OTHER}").text
+    assert "cli:ops" in other and "active: True → False" in other and "--deactivate-missing" in other
+
+    refused = admin.post(f"{PREFIX}/agreements/{AID}", data=dict(opened, cat_account__cat_travel="2200"))
+    assert refused.status_code == 409
+    assert re.search(r"Changed by cli:ops at [^:]+:\d\d CES?T: category cat_marketing: — → 2200 / I25", refused.text)
+    assert _mappings(seeded)[0]["cat_marketing"] == (2200, "I25")
+
+
 # ------------------------------------------------------------------------------------------------ bill log
 
 
@@ -779,6 +818,80 @@ def test_overview_says_why_an_agreement_needs_attention(admin, seeded):
     setup = admin.get(f"{PREFIX}/agreements/agr_new").text
     assert "Not known yet: no master data stored" in setup and "every category and payment method can be" not in setup
     assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d CES?T", html)  # Copenhagen time, with the zone
+
+
+def _new_agreement(sess, aid: str, name: str, company: str) -> None:
+    from roger_economic.db import models
+
+    sess.add(
+        models.Agreement(
+            id=aid,
+            name=name,
+            active=True,
+            roger_company_id=company,
+            roger_token_ref="env:R",
+            economic_token_ref="env:E",
+            invoice_journal=2,
+            payment_journal=3,
+            supplier_policy="create",
+            closed_period_policy="quarantine",
+            book_without_attachment=False,
+            updated_at=datetime.now(UTC),
+        )
+    )
+
+
+def test_a_held_entry_needs_attention_with_its_reason(admin, seeded):
+    """A payment held back because e-conomic rejected its invoice is not booked: it counts as failed, sorts the
+    agreement with those that need attention, and the overview says why."""
+    from roger_economic.db import models, session
+
+    reason = "payment of bill bill_H1 is held back: e-conomic rejected its invoice: account 9999 does not exist"
+    with session(seeded) as sess:
+        _new_agreement(sess, "agr_held", "Zealand Held ApS", "cmp_8")  # alphabetically last
+        _new_agreement(sess, "agr_quiet", "Aabenraa Nyt ApS", "cmp_9")  # never run, nothing held
+        sess.flush()
+        sess.add(
+            models.Posting(
+                agreement_id="agr_held",
+                bill_id="bill_H1",
+                bill_version=1,
+                entry_kind="payment",
+                idempotency_key="k-h1-pay",
+                status="held",
+                journal_number=3,
+                accounting_year="2026",
+                payload={},
+                payload_hash="h",
+                error=reason,
+                created_at=datetime.now(UTC),
+            )
+        )
+    html = admin.get(PREFIX + "/").text
+    rows = re.findall(r'<tr class="(attention|fine)">(.*?)</tr>', html, re.S)
+    names = [re.search(r">([^<]+)</a>", body).group(1) for _, body in rows]
+    assert names.index("Zealand Held ApS") < names.index("Aabenraa Nyt ApS")
+    held = rows[names.index("Zealand Held ApS")][1]
+    assert f"1 entr(y/ies) held back (not posted): {reason}" in held
+    assert re.findall(r'<td class="num">(\d+)</td>', held)[:1] == ["0"] and '<td class="num">1</td>' in held
+
+
+def test_the_overview_search_ignores_case_and_danish_letters(admin, seeded):
+    """The agreement search folds like the bill log's: the same hits on SQLite and PostgreSQL."""
+    from roger_economic.db import session
+
+    with session(seeded) as sess:
+        _new_agreement(sess, "agr_aero", "ÆRØ Å-Byg ApS", "cmp_7")
+
+    def found(q: str) -> list[str]:
+        html = admin.get(PREFIX + "/", params={"q": q}).text
+        return sorted(re.findall(r'<a href="/roger-economic/agreements/([\w%]+)">', html))
+
+    assert found("TØMRER") == found("tømrer") == found("Tømrer") == [AID]
+    assert found("ærø å-byg") == found("ÆRØ Å-BYG") == ["agr_aero"]
+    assert found("SØN <revision>") == [OTHER]
+    assert found("AGR_AERO") == ["agr_aero"]
+    assert found("50%") == [] and found("_") == sorted([AID, OTHER, "agr_aero"])  # no LIKE wildcards
 
 
 def test_the_data_docs_link_survives_a_quiet_night(admin, seeded):
@@ -923,12 +1036,13 @@ def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app
     cookie = {"_token": tokens["admin"]}
     cases = {
         "no token": ({"Origin": SITE}, wipe),
-        "another user's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf("viewer")}),
-        "cross-site": ({"Origin": "http://localhost:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "same site, other port": ({"Origin": "http://testserver:8793"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "sandboxed page": ({"Origin": "null"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "other site by referer": ({"Referer": "http://127.0.0.2/x"}, {**wipe, "csrf_token": _csrf("admin")}),
-        "neither origin nor referer": ({}, {**wipe, "csrf_token": _csrf("admin")}),
+        "another user's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf(tokens["viewer"])}),
+        "the same user's other login's token": ({"Origin": SITE}, {**wipe, "csrf_token": _csrf(_new_login("admin"))}),
+        "cross-site": ({"Origin": "http://localhost:8793"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "same site, other port": ({"Origin": "http://testserver:8793"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "sandboxed page": ({"Origin": "null"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "other site by referer": ({"Referer": "http://127.0.0.2/x"}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
+        "neither origin nor referer": ({}, {**wipe, "csrf_token": _csrf(tokens["admin"])}),
     }
     with TestClient(airflow_app, follow_redirects=False, cookies=cookie) as client:
         for what, (headers, form) in cases.items():
@@ -945,17 +1059,17 @@ def test_posts_without_the_token_or_from_another_site_change_nothing(airflow_app
         # the same form from the plugin's own page, with the session's token, is taken
         ok = client.post(
             f"{PREFIX}/agreements/{AID}/bills/bill_Q1/resync",
-            data={"csrf_token": _csrf("admin")},
+            data={"csrf_token": _csrf(tokens["admin"])},
             headers={"Referer": f"{SITE}{PREFIX}/agreements/{AID}/bills"},
         )
         assert ok.status_code == 303, ok.text
     assert _bill_states(seeded)["bill_Q1"] == "new"
 
 
-def test_pages_carry_the_token_in_every_form(admin, seeded):
+def test_pages_carry_the_token_in_every_form(admin, tokens, seeded):
     import re
 
-    token = _csrf("admin")
+    token = _csrf(tokens["admin"])
     for path in (f"/agreements/{AID}", f"/agreements/{AID}/bills"):
         html = admin.get(PREFIX + path).text
         forms = re.findall(r"<form\b[^>]*method=\"post\".*?</form>", html, re.DOTALL)
@@ -992,18 +1106,25 @@ def test_a_refused_save_keeps_what_was_typed_and_says_why(airflow_app, tokens, v
     with TestClient(
         airflow_app, follow_redirects=False, cookies={"_token": expired}, headers={"Origin": SITE}
     ) as client:
-        res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")}, headers=HTML)
+        res = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf(expired)}, headers=HTML)
     assert res.status_code == 401
     page = _mapping_form_page(res.text)
     assert "not logged in" in page and "/auth/login" in page and 'value="2200" selected' in page
     assert ">Save</button>" in page  # to send it again once logged in
-    assert f'name="csrf_token" value="{_csrf("admin")}"' in page
+    assert f'name="csrf_token" value="{_csrf(expired)}"' in page
     assert "cat_marketing" not in _mappings(seeded)[0]
-    # logged in again (a fresh cookie of the same user), the kept form is taken as it is
-    with TestClient(
-        airflow_app, follow_redirects=False, cookies={"_token": tokens["admin"]}, headers={"Origin": SITE}
-    ) as client:
-        again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf("admin")})
+    # logged in again: a new session, so the kept form's token (the ended session's) is refused once, the form
+    # shown again as typed with the new session's token, and sent again it is taken
+    login = _new_login("admin")
+    with TestClient(airflow_app, follow_redirects=False, cookies={"_token": login}, headers={"Origin": SITE}) as client:
+        stale = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": _csrf(expired)}, headers=HTML)
+        assert stale.status_code == 403
+        page = _mapping_form_page(stale.text)
+        assert "another login" in page and 'value="2200" selected' in page
+        assert "cat_marketing" not in _mappings(seeded)[0]
+        shown = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+        assert shown == _csrf(login) != _csrf(expired)
+        again = client.post(f"{PREFIX}/agreements/{AID}", data={**typed, "csrf_token": shown})
     assert again.status_code == 303, again.text
     assert _mappings(seeded)[0]["cat_marketing"] == (2200, None)
 

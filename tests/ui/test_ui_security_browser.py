@@ -8,6 +8,8 @@
 - Another site's page that auto-submits a form to the plugin (cross-site from
   ``localhost``, same-site from another port of 127.0.0.1) changes nothing and
   gets a 403 page.
+- The CSRF token belongs to one login session: a new login gets a new one, and a
+  token read from another login of the same user is refused (the form kept).
 - A viewer is offered no action; a save refused because the session ended or
   changed keeps what was typed and says why; ``?page=abc`` answers an HTML 400;
   ``?msg=`` shows no text the server did not write.
@@ -96,6 +98,21 @@ def login(page, base: str, user: str, password: str) -> None:
     page.locator("input[name=password]").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}{PREFIX}/")
+
+
+CSRF = "csrf_token"  # the hidden field of every form (security.CSRF_FIELD)
+
+
+def csrf_of(page) -> str:
+    """The CSRF token the page's setup form carries (all its forms carry the same)."""
+    return page.locator(f"input[name={CSRF}]").first.input_value()
+
+
+def _supplier_group() -> int | None:
+    from roger_economic.db import models, session
+
+    with session() as sess:
+        return sess.get(models.Agreement, AID).supplier_group
 
 
 def _mappings() -> tuple[dict[str, int], dict[str, int]]:
@@ -337,6 +354,7 @@ def test_forms_are_safe_from_other_sites_and_kind_to_refused_users(
 
             # 4. the session ends while a change is typed: the form comes back as typed, with a way to log in
             page.goto(target)
+            ended_token = csrf_of(page)
             page.locator("select[name=cat_account__cat_marketing]").select_option(NEW_ACCOUNT)
             page.locator("input[name=supplier_group]").fill("7")
             context.clear_cookies()
@@ -354,10 +372,38 @@ def test_forms_are_safe_from_other_sites_and_kind_to_refused_users(
             again.get_by_role("button", name="Sign in").click()
             again.wait_for_url(target)  # back on the page the form came from
             again.close()
+            # the kept form holds the ended session's token: the new login refuses it once, keeps the form and
+            # gives it the new session's token
+            assert csrf_of(page) == ended_token
+            page.get_by_role("button", name="Save").click()
+            page.locator(".errors").wait_for()
+            assert "another login" in page.locator(".errors").inner_text()
+            assert page.locator("select[name=cat_account__cat_marketing]").input_value() == NEW_ACCOUNT
+            assert "cat_marketing" not in _mappings()[0]
+            assert csrf_of(page) not in ("", ended_token)
             page.get_by_role("button", name="Save").click()
             page.wait_for_url(re.compile(rf"{PREFIX}/agreements/{AID}\?msg=Saved"))
             assert "Saved." in page.locator(".msg").inner_text()
             assert _mappings()[0]["cat_marketing"] == int(NEW_ACCOUNT)
+
+            # 4b. two logins of the same user at once: a token read from one is refused in the other, the form
+            # kept; each keeps working with its own
+            mine = csrf_of(page)
+            other_context = browser.new_context()
+            other = other_context.new_page()
+            other.set_default_timeout(20_000)
+            login(other, base, "admin", PASSWORD)
+            other.goto(target)
+            assert csrf_of(other) not in ("", mine)
+            other.locator("input[name=supplier_group]").fill("8")
+            borrowed = "(fields, value) => fields.forEach(f => { f.value = value })"
+            other.locator(f"input[name={CSRF}]").evaluate_all(borrowed, mine)  # every form: Save's included
+            other.get_by_role("button", name="Save").click()
+            other.locator(".errors").wait_for()
+            assert other.locator(".errors").inner_text().count("another login") == 1
+            assert other.locator("input[name=supplier_group]").input_value() == "8"
+            assert _supplier_group() == 7
+            other_context.close()
 
             # 5. the login changes to a viewer in another tab: the save is refused, the form kept, and why
             page.locator("select[name=cat_account__cat_travel]").select_option(NEW_ACCOUNT)

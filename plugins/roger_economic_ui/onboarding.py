@@ -394,6 +394,29 @@ def finish(sess: Any, login: str, state: str, grant: str) -> str:
             "This approval does not belong to a connection you started here (or it was used "
             "already): nothing was attached. Start again from “Add a client”."
         )
+    try:
+        return _attach(sess, taken, grant)
+    except OnboardingError as exc:
+        if taken["extra"].get("mode") != Mode.SEVERAL:
+            raise
+        _requeue(taken)  # a firm's client refused here (e.g. approved in the wrong agreement) waits for its turn again
+        name = taken["extra"].get("company_name") or taken["extra"].get("company_id")
+        raise OnboardingError(f"{exc} {name} stays on your list of clients to connect.") from None
+
+
+def _requeue(taken: dict[str, Any]) -> None:
+    """Put a firm's taken client back on its login's list, without a state (the one it came back with is spent)."""
+    _store_connection(
+        PENDING_PREFIX + _digest(secrets.token_urlsafe(32)),
+        "roger",
+        str(taken["host"] or ""),
+        str(taken["password"]),
+        {**taken["extra"], "expires": 0},
+    )
+
+
+def _attach(sess: Any, taken: dict[str, Any], grant: str) -> str:
+    """The callback's work once its state is taken: /self read, the agreement and both connections stored."""
     if float(taken["extra"].get("expires") or 0) < time.time():
         raise OnboardingError("This connection was started too long ago: nothing was attached. Start again.")
     if not grant:

@@ -446,6 +446,24 @@ def test_a_queued_clients_state_is_fresh_one_time_and_this_logins(airflow_app, a
     assert airflow_connection(f"economic_{aid}") is not None
 
 
+def test_a_firms_client_refused_at_the_callback_stays_on_its_list(admin, seeded, world_env):  # noqa: F811
+    """The second client approved in the wrong agreement (the first's, connected already): nothing attached, the
+    client waits again, and the next jump (a fresh state) connects it."""
+    queue_step(admin, NEW)
+    queue_step(admin, 5)
+    assert land(admin, callback_of(next_client(admin)))[0] == f"agr_{world.agreement_number(NEW)}"
+    refused = admin.get(callback_of(next_client(admin)), headers=HTML)  # e-conomic still in NEW's agreement
+    msg = parse_qs(urlsplit(refused.headers["location"]).query)["msg"][0]
+    assert "already" in msg and "stays on your list" in msg, msg
+    assert "Clients to connect (1)" in admin.get(refused.headers["location"], headers=HTML).text
+    world_env.control("POST", "approval", {"agreement": world.agreement_number(6)})
+    aid, _ = land(admin, callback_of(next_client(admin)))
+    assert aid == f"agr_{world.agreement_number(6)}"
+    assert airflow_connection(f"roger_{aid}").password == world.roger_token(5)
+    assert agreement(aid)[0].roger_company_id == world.company_id(5)
+    assert not pending_connections()
+
+
 def test_a_queued_company_is_checked_before_it_waits(admin, seeded, world_env):  # noqa: F811
     wrong = queue_step(admin, NEW, token=world.roger_token(1))
     assert wrong.status_code == 400 and "Roger did not accept" in wrong.text and world.roger_token(1) not in wrong.text

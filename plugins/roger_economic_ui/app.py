@@ -1098,7 +1098,7 @@ async def refresh_master_data(request: Request, agreement_id: str, user: GetUser
         return _redirect(
             request,
             f"/agreements/{agreement_id}",
-            f"Could not start {MASTER_DATA_DAG}: {note[len('could not start: ') :]}. "
+            f"Could not start {MASTER_DATA_DAG}: {(note or '')[len('could not start: ') :]}. "
             "“Fetch here now” fetches the data without it.",
         )
     return RedirectResponse(_progress_url(request, agreement_id, run_id), status_code=303)

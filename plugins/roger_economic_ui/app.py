@@ -264,7 +264,11 @@ agreement.book_without_attachment %}: until then they wait{% endif %}.</div>{% e
 {% if can_edit %}<form method="post" action="{{ base }}/agreements/{{ agreement.id | urlencode }}/prerequisites"
  class="inline">{{ csrf_input }}<button type="submit" class="secondary">Check again</button></form>
 <span class="muted">reads e-conomic's /self for this agreement now</span>{% endif %}
-{% if can_add_client %}<a class="button" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
+{% if can_add_client %}{% if waiting %}<a class="button" id="connect-another" href="{{ base }}/clients/next"
+>Connect another client</a> <span class="muted">goes to e-conomic for
+<strong>{{ waiting[0].company_name or waiting[0].company_id }}</strong> ({{ waiting | length }} waiting)</span>
+{% else %}<a class="button" id="connect-another" href="{{ base }}/clients/new">Connect another client</a>{% endif %}
+{% endif %}
 
 <h2 id="gaps">Mapping gaps{% if has_master_data %} ({{ gaps | length }}){% endif %}</h2>
 {% if not has_master_data %}<p class="muted">Not known yet: no master data stored for this agreement, so nothing can
@@ -410,16 +414,41 @@ ADD_CLIENT = """{% extends "layout.html" %}{% block body %}
 <h1>Add a client</h1>
 {% if errors %}<div class="errors"><strong>Not connected:</strong><ul class="plain">{% for e in errors %}<li>{{ e }}
 </li>{% endfor %}</ul></div>{% endif %}
-<p>Step 1 of 3: the client's Roger business account. The token is checked with Roger now; the company's name comes
-back as proof.</p>
-<form method="post" action="{{ base }}/clients/new">{{ csrf_input }}<div class="grid">
+{% if not mode %}<p>Step 1 of 3. Do you run one company, or several (an accountancy firm, connecting its clients one
+approval after the other)?</p>
+<p id="choose-mode"><a class="button" href="{{ base }}/clients/new?mode=one">One company</a>
+<a class="button" href="{{ base }}/clients/new?mode=several">Several companies (accountancy firm)</a></p>
+<p class="muted">Several companies: you enter the clients' Roger companies first; then each approval in e-conomic
+is followed at once by the next client's, with nothing to type in between. Many clients from a file: the
+agreements file and its CLI, or the CSV import.</p>
+{% else %}
+{% if mode == "several" %}{% if added %}<p class="ok-line" id="added">✓ Roger company
+<strong>{{ added.company_id }}</strong>: <strong class="company-name">{{ added.company_name }}</strong>, added to
+the list.</p>{% endif %}
+<h2>Clients to connect ({{ waiting | length }})</h2>
+{% if waiting %}<div class="scroll"><table id="queue"><thead><tr><th>Roger company</th><th>Name (from Roger)</th>
+<th>e-conomic</th></tr></thead><tbody>{% for q in waiting %}<tr><td>{{ q.company_id }}</td>
+<td class="company-name">{{ q.company_name }}</td><td>{{ "at e-conomic, not approved yet" if q.at_economic else
+"waiting" }}</td></tr>{% endfor %}</tbody></table></div>
+<p><a class="button connect" id="connect-next" href="{{ base }}/clients/next">CONNECT E-CONOMIC</a>
+<span class="muted">for <strong>{{ waiting[0].company_name or waiting[0].company_id }}</strong>; after its approval
+“Connect another client” goes straight to e-conomic for the next.</span></p>
+{% else %}<p class="muted">None yet: add the first client's Roger company below.</p>{% endif %}
+<p>Add a client's Roger business account: the token is checked with Roger now; the company's name comes back as
+proof. The list is kept for this login only, for {{ queue_hours }} hours.</p>
+{% else %}<p>Step 1 of 3: the client's Roger business account. The token is checked with Roger now; the company's
+name comes back as proof. <a href="{{ base }}/clients/new?mode=several">Several companies instead</a></p>{% endif %}
+<form method="post" action="{{ base }}/clients/new">{{ csrf_input }}<input type="hidden" name="mode"
+ value="{{ mode }}"><div class="grid">
 <label for="company_id">Roger company id</label><input id="company_id" name="company_id" value="{{ company_id }}"
  required maxlength="64" autocomplete="off">
 <label for="roger_token">Roger API token</label><input id="roger_token" name="roger_token" type="password" required
  autocomplete="off"></div>
-<p><button type="submit">Check with Roger</button> <a class="button" href="{{ base }}/">Cancel</a></p></form>
+<p><button type="submit">{{ "Check with Roger and add to the list" if mode == "several" else "Check with Roger" }}
+</button> <a class="button" href="{{ base }}/">Cancel</a></p></form>
 <p class="muted">Step 2 connects e-conomic: you approve the app there (“Tilføj app”) and come back here. Step 3
-checks the prerequisites on the client's setup page. Many clients at once: the agreements file and its CLI.</p>
+checks the prerequisites on the client's setup page.</p>
+{% endif %}
 {% endblock %}"""
 
 CONNECT = """{% extends "layout.html" %}{% block body %}
@@ -430,7 +459,7 @@ CONNECT = """{% extends "layout.html" %}{% block body %}
 client's agreement), check the agreement number shown there and click “Tilføj app”. e-conomic sends you back here
 and the client's setup page opens.</p>
 <p><a class="button connect" href="{{ base }}/clients/connect?state={{ pending.state | urlencode }}"
->CONNECT E-CONOMIC</a> <a class="button" href="{{ base }}/clients/new">Another Roger company</a></p>
+>CONNECT E-CONOMIC</a> <a class="button" href="{{ base }}/clients/new?mode=one">Another Roger company</a></p>
 <p class="muted">This step must be finished within {{ minutes }} minutes, from this login.</p>
 {% endblock %}"""
 
@@ -742,9 +771,11 @@ def _add_client_kept(request: Request, user: BaseUser | None, exc: StarletteHTTP
     """A refused step 1 of adding a client: the company id as typed, and why (the token is never sent back)."""
     if request.url.path.rstrip("/") != f"{_base(request)}/clients/new":
         return None
-    company_id = security.submitted_form(request).get("company_id", "").strip()[:64]
+    form = security.submitted_form(request)
+    company_id = form.get("company_id", "").strip()[:64]
     why = [_refusal(request, exc), "Type the Roger API token again: it is not shown back."]
-    return _add_client_page(request, user, why, company_id, status_code=exc.status_code)
+    mode = form.get("mode") or onboarding.Mode.ONE
+    return _add_client_page(request, user, why, company_id, status_code=exc.status_code, mode=mode)
 
 
 @app.exception_handler(RequestValidationError)
@@ -878,6 +909,7 @@ def _render_setup(
     status_code: int = 200,
     version: str | None = None,
     audit: list[Any] | None = None,
+    waiting: list[onboarding.Queued] | None = None,
 ) -> HTMLResponse:
     accounts = {a["accountNumber"]: a for a in setup.snapshots.get("accounts") or [] if "accountNumber" in a}
 
@@ -922,6 +954,7 @@ def _render_setup(
         version=queries.setup_version(setup.agreement) if version is None else version,
         audit=audit or [],
         audit_limit=AUDIT_LIMIT,
+        waiting=waiting or [],  # a firm's clients still to connect (several companies)
         action_text=_action_text,
         change_lines=lambda row: _change_lines(row.before or {}, row.after or {}),
     )
@@ -936,7 +969,8 @@ def _load_page(agreement_id: str) -> tuple[queries.Setup, list[Any]]:
 @app.get("/agreements/{agreement_id}", response_class=HTMLResponse, dependencies=[CanRead])
 def setup_page(request: Request, agreement_id: str, user: GetUserDep) -> HTMLResponse:
     setup, audit = _load_page(agreement_id)
-    return _render_setup(request, user, setup, _setup_selection(setup), audit=audit)
+    waiting = onboarding.queue(security.request_session(request))
+    return _render_setup(request, user, setup, _setup_selection(setup), audit=audit, waiting=waiting)
 
 
 def _your_changes(current: dict[str, Any], form: dict[str, str]) -> list[str]:
@@ -1113,9 +1147,16 @@ def fetch_progress(request: Request, agreement_id: str, user: GetUserDep, run: s
     if seen.progress == fetching.Progress.SUCCESS:
         msg = f"Master data fetched. {seen.text}"
         if after == AFTER_CONNECT:
+            waiting = onboarding.queue(security.request_session(request))
+            following = (
+                f"Next: {waiting[0].company_name or waiting[0].company_id} ({len(waiting)} waiting), with "
+                "“Connect another client”, straight to e-conomic."
+                if waiting
+                else "To add the next client: “Add a client”."
+            )
             msg = (
                 f"Connected, and the master data fetched: {seen.text} Check the prerequisites and the suggested "
-                "mappings below, then SAVE. To add the next client: “Add a client”."
+                f"mappings below, then SAVE. {following}"
             )
         return _redirect(request, f"/agreements/{agreement_id}", msg)
     direct = fetching.is_direct(run)
@@ -1362,28 +1403,99 @@ def _add_client_page(
     errors: list[str] | None = None,
     company_id: str = "",
     status_code: int = 200,
+    mode: str = "",
+    waiting: list[onboarding.Queued] | None = None,
+    added: onboarding.Queued | None = None,
 ) -> HTMLResponse:
     return render(
-        request, "add_client.html", status_code=status_code, user=user, errors=errors or [], company_id=company_id
+        request,
+        "add_client.html",
+        status_code=status_code,
+        user=user,
+        errors=errors or [],
+        company_id=company_id,
+        mode=mode if mode in set(onboarding.Mode) else "",
+        waiting=waiting or [],
+        added=added,
+        queue_hours=onboarding.QUEUE_TTL // 3600,
     )
 
 
 @app.get("/clients/new", response_class=HTMLResponse, dependencies=ADD_CLIENT_RIGHTS)
-def add_client(request: Request, user: GetUserDep) -> HTMLResponse:
-    return _add_client_page(request, user)
+def add_client(request: Request, user: GetUserDep, mode: str = "") -> HTMLResponse:
+    """One company or several: asked first, unless this login has a firm's clients waiting (their list then)."""
+    waiting = onboarding.queue(security.request_session(request))
+    if not mode and waiting:
+        mode = onboarding.Mode.SEVERAL
+    return _add_client_page(request, user, mode=mode, waiting=waiting)
 
 
 @app.post("/clients/new", response_class=HTMLResponse, dependencies=ADD_CLIENT_RIGHTS)
 async def add_client_roger(request: Request, user: GetUserDep) -> HTMLResponse:
-    """Step 1: check the Roger company and token live; show the company's name and CONNECT E-CONOMIC."""
+    """Step 1: check the Roger company and token live; one company: its name and CONNECT E-CONOMIC; several: the
+    company added to this login's list of clients to connect."""
     form = await request.form()
     company_id = str(form.get("company_id") or "").strip()
     token = str(form.get("roger_token") or "").strip()
+    login = security.request_session(request)
+    if form.get("mode") == onboarding.Mode.SEVERAL:
+
+        def add() -> onboarding.Queued:
+            with session() as sess:
+                taken = onboarding.roger_companies_taken(sess)
+            return onboarding.enqueue(login, company_id, token, taken)
+
+        added, errors = None, []
+        try:
+            added = await run_in_threadpool(add)
+        except onboarding.OnboardingError as exc:
+            errors = [str(exc)]
+        waiting = await run_in_threadpool(onboarding.queue, login)
+        return _add_client_page(
+            request,
+            user,
+            errors,
+            "" if added else company_id[:64],
+            status_code=400 if errors else 200,
+            mode=onboarding.Mode.SEVERAL,
+            waiting=waiting,
+            added=added,
+        )
     try:
-        pending = await run_in_threadpool(onboarding.start, security.request_session(request), company_id, token)
+        pending = await run_in_threadpool(onboarding.start, login, company_id, token)
     except onboarding.OnboardingError as exc:
-        return _add_client_page(request, user, [str(exc)], company_id[:64], status_code=400)
+        return _add_client_page(request, user, [str(exc)], company_id[:64], status_code=400, mode=onboarding.Mode.ONE)
     return render(request, "connect.html", user=user, pending=pending, minutes=onboarding.STATE_TTL // 60)
+
+
+@app.get("/clients/next", dependencies=ADD_CLIENT_RIGHTS)
+async def add_client_next(request: Request, user: GetUserDep) -> Response:
+    """Several companies: the next waiting client of this login, off to e-conomic at once under a fresh one-time
+    state (a link, as CONNECT E-CONOMIC is: the CSP's ``form-action`` stops a form that redirects elsewhere)."""
+
+    def target() -> str | None:
+        onboarding.app_public_token()  # a missing setting stops here, before a state is made
+        pending = onboarding.take_next(security.request_session(request))
+        if pending is None:
+            return None
+        return onboarding.install_url(pending.state, _callback_url(request))
+
+    try:
+        url = await run_in_threadpool(target)
+    except onboarding.OnboardingError as exc:
+        return _redirect(request, "/clients/new", str(exc), mode=onboarding.Mode.SEVERAL.value)
+    if url is None:
+        return _redirect(
+            request,
+            "/clients/new",
+            "No client of yours is waiting to be connected: add their Roger companies first.",
+            mode=onboarding.Mode.SEVERAL.value,
+        )
+    return RedirectResponse(url, status_code=303)
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.url.replace(path=f"{_base(request)}/clients/callback", query=""))
 
 
 @app.get("/clients/connect", dependencies=ADD_CLIENT_RIGHTS)
@@ -1395,8 +1507,7 @@ async def add_client_connect(request: Request, user: GetUserDep, state: str = ""
     def target() -> str | None:
         if onboarding.pending(security.request_session(request), state) is None:
             return None
-        callback = str(request.url.replace(path=f"{_base(request)}/clients/callback", query=""))
-        return onboarding.install_url(state, callback)
+        return onboarding.install_url(state, _callback_url(request))
 
     try:
         url = await run_in_threadpool(target)

@@ -12,6 +12,12 @@ The flow (routes in :mod:`roger_economic_ui.app`):
    both tokens as Airflow connections (``economic_<agreement>``, ``roger_<agreement>``) and creates the agreement
    with ``conn:`` references, refusing a Roger company or an e-conomic agreement another agreement already has.
 
+*Several companies* (an accountancy firm): the Roger companies are entered first, each checked live, into a
+*queue* of pending connections held per login session (:func:`enqueue`, :func:`queue`); no state exists for them
+yet. :func:`take_next` gives the oldest one a fresh one-time state, so that after each approval "Connect another
+client" is one link straight to e-conomic's installation URL; each callback takes exactly the client its state was
+made for.
+
 A forged callback (no, a wrong, a used or another login's state) attaches nothing. Nothing here writes a token
 into a log, an exception text, the project database or a URL the browser keeps.
 
@@ -28,6 +34,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,6 +53,7 @@ INSTALL_PATH = "/secure/api1/requestaccess.aspx"
 APP_CONN = "economic_default"
 PENDING_PREFIX = "roger_economic_onboarding_"
 STATE_TTL = 30 * 60  # seconds a started connection may take to come back
+QUEUE_TTL = 8 * 60 * 60  # seconds a firm's queued Roger company waits for its turn at e-conomic
 DEFAULT_JOURNAL = 1  # e-conomic's first daybook; the setup page chooses the real ones
 CHECK_POLICY = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, budget=5.0, timeout=15.0)
 
@@ -54,11 +62,27 @@ class OnboardingError(Exception):
     """A step that cannot go on; the text is shown to the user (it never holds a token)."""
 
 
+class Mode(StrEnum):
+    """Whether the user adds one company or a firm's several, one approval after the other."""
+
+    ONE = "one"
+    SEVERAL = "several"
+
+
 @dataclass(frozen=True)
 class Pending:
     state: str
     company_id: str
     company_name: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A firm's Roger company waiting for its e-conomic approval (``at_economic``: its state is out, unanswered)."""
+
+    company_id: str
+    company_name: str
+    at_economic: bool
 
 
 # ------------------------------------------------------------------------------------------------ Airflow
@@ -118,8 +142,8 @@ def _take_pending(conn_id: str, login: str) -> dict[str, Any] | None:
 
     with create_session() as sess:
         conn = sess.query(Connection).filter(Connection.conn_id == conn_id).with_for_update().one_or_none()
-        if conn is None or not _owned(conn.extra_dejson, login):
-            return None
+        if conn is None or not _owned(conn.extra_dejson, login) or not conn.extra_dejson.get("expires"):
+            return None  # (a queued client has no state out: nothing may answer for it)
         taken = {"password": conn.password, "extra": conn.extra_dejson, "host": conn.host}
         if not sess.query(Connection).filter(Connection.conn_id == conn_id).delete():
             return None
@@ -234,6 +258,98 @@ def pending(login: str, state: str) -> Pending | None:
     return Pending(state, str(extra.get("company_id")), str(extra.get("company_name") or ""))
 
 
+def _waiting(sess: Any, login: str) -> list[Any]:
+    """This login session's queued connections (several companies), oldest first, locked for the transaction."""
+    from airflow.models.connection import Connection
+
+    found = (
+        conn
+        for conn in sess.query(Connection).filter(Connection.conn_id.startswith(PENDING_PREFIX)).with_for_update()
+        if _owned(conn.extra_dejson, login)
+        and conn.extra_dejson.get("mode") == Mode.SEVERAL
+        and float(conn.extra_dejson.get("kept_until") or 0) >= time.time()
+    )
+    return sorted(found, key=lambda conn: float(conn.extra_dejson.get("queued") or 0))
+
+
+def queue(login: str) -> list[Queued]:
+    """The Roger companies this login session still has to connect to e-conomic, in their turn."""
+    from airflow.utils.session import create_session
+
+    if not login:
+        return []
+    with create_session() as sess:
+        return [
+            Queued(
+                str(conn.extra_dejson.get("company_id")),
+                str(conn.extra_dejson.get("company_name") or ""),
+                float(conn.extra_dejson.get("expires") or 0) >= time.time(),
+            )
+            for conn in _waiting(sess, login)
+        ]
+
+
+def enqueue(login: str, company_id: str, token: str, taken: dict[str, str]) -> Queued:
+    """Several companies: check one Roger company live and queue it for its approval (no state yet).
+
+    ``taken``: Roger company → the agreement that has it, inactive ones included (refused here rather than after
+    an approval)."""
+    forget_expired()
+    if not login:
+        raise OnboardingError("Not logged in: nothing was queued.")
+    if company_id in taken:
+        raise OnboardingError(f"Roger company {company_id} is agreement {taken[company_id]} already.")
+    if any(q.company_id == company_id for q in queue(login)):
+        raise OnboardingError(f"Roger company {company_id} is in the list already.")
+    company = roger_company(company_id, token)
+    now = time.time()
+    name = str(company.get("name") or "")
+    _store_connection(
+        PENDING_PREFIX + _digest(secrets.token_urlsafe(32)),  # a name only: the key is not kept anywhere
+        "roger",
+        endpoints().roger_base_url,
+        token,
+        {
+            "company_id": company_id,
+            "company_name": name,
+            "login": login,
+            "mode": Mode.SEVERAL.value,
+            "queued": now,
+            "kept_until": now + QUEUE_TTL,
+            "expires": 0,
+        },
+    )
+    return Queued(company_id, name, False)
+
+
+def take_next(login: str) -> Pending | None:
+    """The oldest queued client of this login session, under a fresh one-time state (any state it had before is
+    dead: its pending connection is renamed); ``None``: nobody waits."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    if not login:
+        return None
+    state = secrets.token_urlsafe(32)
+    with create_session() as sess:
+        waiting = _waiting(sess, login)
+        if not waiting:
+            return None
+        old = waiting[0]
+        extra = {**old.extra_dejson, "expires": time.time() + STATE_TTL}
+        fresh = Connection(
+            conn_id=PENDING_PREFIX + _digest(state),
+            conn_type=old.conn_type,
+            host=old.host,
+            password=old.password,
+            extra=json.dumps(extra),
+        )
+        sess.delete(old)
+        sess.flush()
+        sess.add(fresh)
+    return Pending(state, str(extra.get("company_id")), str(extra.get("company_name") or ""))
+
+
 def install_url(state: str, callback_url: str) -> str:
     """Step 2: e-conomic's installation URL, coming back to ``callback_url`` with the state."""
     redirect = f"{callback_url}?{urlencode({'state': state})}"
@@ -249,10 +365,19 @@ def forget_expired() -> int:
     gone = 0
     with create_session() as sess:
         for conn in sess.query(Connection).filter(Connection.conn_id.startswith(PENDING_PREFIX)):
-            if float(conn.extra_dejson.get("expires") or 0) < time.time():
+            extra = conn.extra_dejson
+            if float(extra.get("kept_until") or extra.get("expires") or 0) < time.time():
                 sess.delete(conn)
                 gone += 1
     return gone
+
+
+def roger_companies_taken(sess: Any) -> dict[str, str]:
+    """Roger company → the agreement that has it (inactive ones too: activating one again must not book twice)."""
+    from sqlalchemy import select
+
+    rows = sess.execute(select(models.Agreement.roger_company_id, models.Agreement.id))
+    return {str(company): str(aid) for company, aid in rows if company}
 
 
 def agreement_id_for(number: int) -> str:
@@ -270,6 +395,29 @@ def finish(sess: Any, login: str, state: str, grant: str) -> str:
             "This approval does not belong to a connection you started here (or it was used "
             "already): nothing was attached. Start again from “Add a client”."
         )
+    try:
+        return _attach(sess, taken, grant)
+    except OnboardingError as exc:
+        if taken["extra"].get("mode") != Mode.SEVERAL:
+            raise
+        _requeue(taken)  # a firm's client refused here (e.g. approved in the wrong agreement) waits for its turn again
+        name = taken["extra"].get("company_name") or taken["extra"].get("company_id")
+        raise OnboardingError(f"{exc} {name} stays on your list of clients to connect.") from None
+
+
+def _requeue(taken: dict[str, Any]) -> None:
+    """Put a firm's taken client back on its login's list, without a state (the one it came back with is spent)."""
+    _store_connection(
+        PENDING_PREFIX + _digest(secrets.token_urlsafe(32)),
+        "roger",
+        str(taken["host"] or ""),
+        str(taken["password"]),
+        {**taken["extra"], "expires": 0},
+    )
+
+
+def _attach(sess: Any, taken: dict[str, Any], grant: str) -> str:
+    """The callback's work once its state is taken: /self read, the agreement and both connections stored."""
     if float(taken["extra"].get("expires") or 0) < time.time():
         raise OnboardingError("This connection was started too long ago: nothing was attached. Start again.")
     if not grant:

@@ -323,11 +323,158 @@ def test_an_expired_state_attaches_nothing(admin, seeded, world_env, monkeypatch
     assert agreement(f"agr_{world.agreement_number(NEW)}") == (None, None)
 
 
-def test_connect_another_client_goes_back_to_step_one(admin, seeded, world_env):  # noqa: F811
+def test_one_company_connect_another_client_goes_back_to_the_choice(admin, seeded, world_env):  # noqa: F811
     callback, _ = connect(admin)
     page = admin.get(land(admin, callback)[1], headers=HTML).text
-    assert re.search(rf'<a class="button" href="{PREFIX}/clients/new">Connect another client</a>', page)
-    assert "Roger company id" in admin.get(f"{PREFIX}/clients/new", headers=HTML).text
+    assert re.search(rf'id="connect-another" href="{PREFIX}/clients/new">Connect another client</a>', page)
+    assert 'id="choose-mode"' in admin.get(f"{PREFIX}/clients/new", headers=HTML).text
+
+
+# ------------------------------------------------------------------------------------------------ several companies
+
+
+def queue_step(client, company: int, token: str | None = None):
+    return client.post(
+        f"{PREFIX}/clients/new",
+        headers=HTML,
+        data={
+            "mode": "several",
+            "company_id": world.company_id(company),
+            "roger_token": token or world.roger_token(company),
+        },
+    )
+
+
+def next_client(client) -> str:
+    """ "Connect another client" (or the list's CONNECT E-CONOMIC): the installation URL it goes to at once."""
+    sent = client.get(f"{PREFIX}/clients/next", headers=HTML)
+    assert sent.status_code == 303, sent.text
+    assert urlsplit(sent.headers["location"]).path == "/secure/api1/requestaccess.aspx", sent.headers["location"]
+    return sent.headers["location"]
+
+
+def state_in(install_url: str) -> str:
+    redirect = parse_qs(urlsplit(install_url).query)["redirectUrl"][0]
+    return parse_qs(urlsplit(redirect).query)["state"][0]
+
+
+def callback_of(install_url: str) -> str:
+    back = urlsplit(approve(install_url))
+    return f"{back.path}?{back.query}"
+
+
+def test_add_a_client_asks_one_company_or_several(admin, seeded, world_env):  # noqa: F811
+    choice = admin.get(f"{PREFIX}/clients/new", headers=HTML).text
+    assert 'id="choose-mode"' in choice and 'name="company_id"' not in choice
+    assert "One company</a>" in choice and "Several companies (accountancy firm)</a>" in choice
+    one = admin.get(f"{PREFIX}/clients/new", headers=HTML, params={"mode": "one"}).text
+    assert 'name="mode"\n value="one"' in one and "Check with Roger</button>" in one.replace("\n", "")
+    several = admin.get(f"{PREFIX}/clients/new", headers=HTML, params={"mode": "several"}).text
+    assert "Clients to connect (0)" in several and 'value="several"' in several
+    assert "/clients/next" not in several  # nobody to connect yet
+
+
+def test_several_companies_each_approval_goes_on_to_the_next_at_once(admin, seeded, world_env):  # noqa: F811
+    """A firm lists two Roger companies (each checked live, its name shown), then connects them one approval
+    after the other: after the first, "Connect another client" goes straight to e-conomic for the second."""
+    first, second = NEW, 5
+    added = queue_step(admin, first)
+    assert added.status_code == 200 and world.profile(first).company_name in added.text
+    listed = queue_step(admin, second)
+    assert "Clients to connect (2)" in listed.text and world.profile(second).company_name in listed.text
+    assert world.roger_token(first) not in listed.text and world.roger_token(second) not in listed.text
+    assert 'id="connect-next" href="' + f'{PREFIX}/clients/next"' in listed.text
+    assert len(pending_connections()) == 2
+
+    aid1, setup = land(admin, callback_of(next_client(admin)))
+    assert aid1 == f"agr_{world.agreement_number(first)}"
+    page = admin.get(setup, headers=HTML).text
+    assert "Connected, and the master data fetched" in page and "(1 waiting)" in page
+    assert f'id="connect-another" href="{PREFIX}/clients/next"' in page
+    assert world.profile(second).company_name in page
+
+    world_env.control("POST", "approval", {"agreement": world.agreement_number(second)})  # its agreement at e-conomic
+    aid2, setup = land(admin, callback_of(next_client(admin)))  # nothing typed in between
+    assert aid2 == f"agr_{world.agreement_number(second)}"
+    for aid, company in ((aid1, first), (aid2, second)):
+        row, _ = agreement(aid)
+        assert (row.roger_company_id, row.economic_agreement_number) == (
+            world.company_id(company),
+            world.agreement_number(company),
+        )
+        assert airflow_connection(f"roger_{aid}").password == world.roger_token(company)
+    grants = {airflow_connection(f"economic_{aid}").password for aid in (aid1, aid2)}
+    assert len(grants) == 2  # each its own grant
+    assert not pending_connections()
+    page = admin.get(setup, headers=HTML).text  # the list is done: back to the choice
+    assert f'id="connect-another" href="{PREFIX}/clients/new">' in page and "To add the next client" in page
+    done = admin.get(f"{PREFIX}/clients/next", headers=HTML)
+    assert "No client of yours is waiting" in parse_qs(urlsplit(done.headers["location"]).query)["msg"][0]
+
+
+def test_a_queued_clients_state_is_fresh_one_time_and_this_logins(airflow_app, admin, seeded, world_env):  # noqa: F811
+    """Each jump to e-conomic makes a fresh state and kills the one before; a forged, an old, a reused or
+    another login's state attaches nothing, and another login neither sees nor spends the list."""
+    from fastapi.testclient import TestClient
+    from tests.ui.test_ui_plugin import SITE, _new_login
+
+    queue_step(admin, NEW)
+    old = next_client(admin)
+    fresh = next_client(admin)  # e.g. the user came back without approving, then clicked again
+    assert state_in(old) != state_in(fresh)
+    aid = f"agr_{world.agreement_number(NEW)}"
+
+    def refused(answer) -> bool:
+        return answer.status_code == 303 and urlsplit(answer.headers["location"]).path == f"{PREFIX}/clients/new"
+
+    grant = world.grant_token(NEW)
+    assert refused(admin.get(callback_of(old), headers=HTML))  # the first state died with the second jump
+    assert refused(admin.get(f"{PREFIX}/clients/callback?state=forged&token={grant}", headers=HTML))
+    assert agreement(aid) == (None, None)
+    assert pending_connections()  # the client still waits, under its fresh state
+    with TestClient(
+        airflow_app, follow_redirects=False, cookies={"_token": _new_login("admin")}, headers={"Origin": SITE}
+    ) as other_login:
+        assert "Clients to connect (0)" in other_login.get(f"{PREFIX}/clients/new?mode=several", headers=HTML).text
+        nothing = other_login.get(f"{PREFIX}/clients/next", headers=HTML)
+        assert "No client of yours" in parse_qs(urlsplit(nothing.headers["location"]).query)["msg"][0]
+        callback = callback_of(fresh)
+        assert refused(other_login.get(callback, headers=HTML))
+    assert agreement(aid) == (None, None)
+    assert land(admin, callback)[0] == aid  # the login that made it finishes it
+    assert refused(admin.get(callback, headers=HTML))  # once only
+    assert airflow_connection(f"economic_{aid}") is not None
+
+
+def test_a_firms_client_refused_at_the_callback_stays_on_its_list(admin, seeded, world_env):  # noqa: F811
+    """The second client approved in the wrong agreement (the first's, connected already): nothing attached, the
+    client waits again, and the next jump (a fresh state) connects it."""
+    queue_step(admin, NEW)
+    queue_step(admin, 5)
+    assert land(admin, callback_of(next_client(admin)))[0] == f"agr_{world.agreement_number(NEW)}"
+    refused = admin.get(callback_of(next_client(admin)), headers=HTML)  # e-conomic still in NEW's agreement
+    msg = parse_qs(urlsplit(refused.headers["location"]).query)["msg"][0]
+    assert "already" in msg and "stays on your list" in msg, msg
+    assert "Clients to connect (1)" in admin.get(refused.headers["location"], headers=HTML).text
+    world_env.control("POST", "approval", {"agreement": world.agreement_number(6)})
+    aid, _ = land(admin, callback_of(next_client(admin)))
+    assert aid == f"agr_{world.agreement_number(6)}"
+    assert airflow_connection(f"roger_{aid}").password == world.roger_token(5)
+    assert agreement(aid)[0].roger_company_id == world.company_id(5)
+    assert not pending_connections()
+
+
+def test_a_queued_company_is_checked_before_it_waits(admin, seeded, world_env):  # noqa: F811
+    wrong = queue_step(admin, NEW, token=world.roger_token(1))
+    assert wrong.status_code == 400 and "Roger did not accept" in wrong.text and world.roger_token(1) not in wrong.text
+    assert "Clients to connect (0)" in wrong.text
+    assert queue_step(admin, NEW).status_code == 200
+    twice = queue_step(admin, NEW)
+    assert twice.status_code == 400 and "in the list already" in twice.text
+    taken = queue_step(admin, 1)  # the seeded agreement's Roger company
+    assert taken.status_code == 400 and f"agreement {AID} already" in taken.text
+    assert "Clients to connect (1)" in taken.text and len(pending_connections()) == 1
+    assert 'id="queue"' in admin.get(f"{PREFIX}/clients/new", headers=HTML).text  # the list, not the choice
 
 
 def test_an_agreement_or_company_already_used_is_refused(admin, seeded, world_env):  # noqa: F811

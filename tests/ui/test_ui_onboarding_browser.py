@@ -56,9 +56,10 @@ def server(sandboxes, project_db: str, airflow_db: Path, tmp_path: Path, monkeyp
         from airflow.utils.session import create_session
 
         with create_session() as sess:
-            sess.query(Connection).filter(Connection.conn_id.in_([f"economic_{AID}", f"roger_{AID}"])).delete(
-                synchronize_session=False
-            )
+            added = [f"{kind}_agr_{world.agreement_number(i)}" for kind in ("economic", "roger") for i in (1, 2, 3)]
+            sess.query(Connection).filter(
+                Connection.conn_id.in_(added) | Connection.conn_id.like("roger_economic_onboarding_%")
+            ).delete(synchronize_session=False)
 
 
 def _grant() -> str:
@@ -96,6 +97,15 @@ def _posted(bill_id: str) -> list[tuple[str, int, int]]:
         return [tuple(r) for r in rows]
 
 
+def _log_in(page, base: str) -> None:
+    page.goto(f"{base}{PREFIX}/")  # not logged in: Airflow's login first
+    page.wait_for_url(re.compile(r"/auth/login\?next="))
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{PREFIX}/")
+
+
 def test_add_a_client_through_approval_and_fetched_data_to_save_and_a_first_booked_bill(
     chromium, server, sandboxes, tmp_path, monkeypatch
 ):
@@ -117,14 +127,11 @@ def test_add_a_client_through_approval_and_fetched_data_to_save_and_a_first_book
             page.set_default_timeout(20_000)
             visited: list[str] = []
             page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
-            page.goto(f"{base}{PREFIX}/")  # not logged in: Airflow's login first
-            page.wait_for_url(re.compile(r"/auth/login\?next="))
-            page.locator("input[name=username]").fill("admin")
-            page.locator("input[name=password]").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{base}{PREFIX}/")
+            _log_in(page, base)
             page.get_by_role("link", name="Add a client").click()  # "Add client" in the header
             page.wait_for_url(f"{base}{PREFIX}/clients/new")
+            page.get_by_role("link", name="One company").click()
+            page.wait_for_url(f"{base}{PREFIX}/clients/new?mode=one")
 
             # step 1: Roger, checked live
             page.locator("input[name=company_id]").fill(world.company_id(CLIENT))
@@ -218,3 +225,83 @@ def test_add_a_client_through_approval_and_fetched_data_to_save_and_a_first_book
     assert grant.startswith("sbx-grant-0002-")  # the fresh grant the approval page issued
     log = server.log.read_text(errors="replace")
     assert grant not in log and world.roger_token(CLIENT) not in log
+
+
+def test_a_firm_connects_two_clients_in_a_row_without_typing_between_the_approvals(
+    chromium, server, sandboxes, tmp_path
+):
+    """Several companies: both Roger companies listed first (checked live, names shown), then approval after
+    approval; after the first, "Connect another client" is one click straight to e-conomic's approval page."""
+    from playwright.sync_api import sync_playwright
+
+    from roger_economic.db import models, session
+
+    _, economic = sandboxes
+    first, second = 1, 3
+    server.wait_ready()
+    base = server.url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+            page.set_default_timeout(20_000)
+            visited: list[str] = []
+            page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
+            _log_in(page, base)
+            page.get_by_role("link", name="Add a client").click()
+            page.get_by_role("link", name="Several companies (accountancy firm)").click()
+            page.wait_for_url(f"{base}{PREFIX}/clients/new?mode=several")
+            for client in (first, second):
+                page.locator("input[name=company_id]").fill(world.company_id(client))
+                page.locator("input[name=roger_token]").fill(world.roger_token(client))
+                page.get_by_role("button", name="Check with Roger and add to the list").click()
+                page.locator("#added").wait_for()
+            rows = page.locator("#queue tbody tr")
+            assert rows.count() == 2
+            assert [rows.nth(i).locator("td").first.inner_text() for i in (0, 1)] == [
+                world.company_id(first),
+                world.company_id(second),
+            ]
+            assert all(rows.nth(i).locator(".company-name").inner_text().strip() for i in (0, 1))  # Roger's names
+
+            economic.control("POST", "approval", {"agreement": world.agreement_number(first)})
+            page.get_by_role("link", name="CONNECT E-CONOMIC").click()
+            for client in (first, second):
+                aid = f"agr_{world.agreement_number(client)}"
+                page.wait_for_url(re.compile(r"/secure/api1/requestaccess\.aspx\?appPublicToken="))
+                assert page.locator(".agreement-number").inner_text() == str(world.agreement_number(client))
+                page.get_by_role("button", name="Tilføj app").click()
+                page.wait_for_url(re.compile(rf"{re.escape(base)}{PREFIX}/agreements/{aid}\?msg="), timeout=60_000)
+                page.locator("h1", has_text="Setup of").wait_for()
+                assert "Connected, and the master data fetched" in page.locator(".msg").inner_text()
+                if client == second:
+                    break
+                assert "Next:" in page.locator(".msg").inner_text()
+                # the accountant opens the next client's agreement in e-conomic (the sandbox has no login)
+                economic.control("POST", "approval", {"agreement": world.agreement_number(second)})
+                visited.clear()
+                page.get_by_role("link", name="Connect another client").click()
+                page.wait_for_url(re.compile(r"/secure/api1/requestaccess\.aspx"))
+                paths = [url.split("?")[0].removeprefix(base) for url in visited]
+                assert paths == [f"{PREFIX}/clients/next", f"{economic.base_url}/secure/api1/requestaccess.aspx"], (
+                    visited
+                )
+            another = page.locator("#connect-another")
+            assert another.get_attribute("href") == f"{PREFIX}/clients/new"  # the list is done
+        finally:
+            browser.close()
+
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    grants = {}
+    with session() as sess, create_session() as airflow:
+        for client in (first, second):
+            aid = f"agr_{world.agreement_number(client)}"
+            row = sess.get(models.Agreement, aid)
+            assert (row.roger_company_id, row.economic_token_ref) == (world.company_id(client), f"conn:economic_{aid}")
+            grants[client] = airflow.query(Connection).filter(Connection.conn_id == f"economic_{aid}").one().password
+            assert grants[client].startswith(f"sbx-grant-000{client}-")  # the grant its own approval issued
+        assert not airflow.query(Connection).filter(Connection.conn_id.like("roger_economic_onboarding_%")).count()
+    log = server.log.read_text(errors="replace")
+    assert not any(grant in log for grant in grants.values())

@@ -691,8 +691,6 @@ def test_saves_resyncs_and_refreshes_are_audited_latest_first(admin, seeded, mon
 def test_a_file_load_is_audited_shown_and_named_to_a_form_it_made_stale(admin, seeded):
     """``config load --replace`` / ``--deactivate-missing`` change a setup like a save does: recorded with who
     (``cli:<OS user>``) and before → after, shown in the page's history, named when it makes an open form stale."""
-    import dataclasses
-
     from roger_economic import config
     from roger_economic.db import session
 
@@ -700,7 +698,7 @@ def test_a_file_load_is_audited_shown_and_named_to_a_form_it_made_stale(admin, s
     with session(seeded) as sess:
         stored = config.stored_config(sess, AID)
         cats = {**stored.categories, "cat_marketing": (2200, "I25")}
-        changed = dataclasses.replace(stored, default_account=2800, categories=cats)
+        changed = stored.model_copy(update={"default_account": 2800, "categories": cats})
         report = config.load(sess, [changed], replace=True, deactivate_missing=True, actor="cli:ops")
     assert list(report.replaced) == [AID] and report.missing == {OTHER: "deactivated"}
     history = admin.get(f"{PREFIX}/agreements/{AID}").text

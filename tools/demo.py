@@ -46,7 +46,7 @@ def main() -> int:
         load_file(ROOT / "config" / "agreements.example.yaml")
         local.ensure_pool()
 
-        from airflow.models.dagbag import DagBag
+        from airflow.dag_processing.dagbag import DagBag
 
         bag = DagBag(dag_folder=str(ROOT / "dags"))
         if bag.import_errors:

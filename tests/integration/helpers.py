@@ -74,7 +74,7 @@ def open_quarantine(agreement_id: str) -> list[models.Quarantine]:
 
 
 def run_dags(conf: dict[str, Any], master_data: bool = True):
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors

@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from roger_economic import config, csv_import, masterdata
 from roger_economic.db import models, session
 from roger_economic.errors import ConfigError
-from roger_economic.model import CLOSED_PERIOD_POLICIES, SUPPLIER_POLICIES
+from roger_economic.model import CLOSED_PERIOD_POLICIES, SETUP_FIELDS, SUPPLIER_POLICIES
 from roger_economic.states import BillState
 from roger_economic.steps.validate import DATA_DOCS
 from roger_economic_ui import fetching, onboarding, queries, security
@@ -821,16 +821,8 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
     a = setup.agreement
     sel: dict[str, Any] = {
         key: "" if getattr(a, key) is None else str(getattr(a, key))
-        for key in (
-            "invoice_journal",
-            "payment_journal",
-            "default_account",
-            "supplier_policy",
-            "supplier_group",
-            "payment_terms",
-            "default_supplier",
-            "closed_period_policy",
-        )
+        for key in SETUP_FIELDS
+        if key != "book_without_attachment"  # a checkbox: shown as a bool below
     }
     sel["book_without_attachment"] = bool(a.book_without_attachment)
     for cid, (account, vat) in setup.categories.items():
@@ -843,17 +835,6 @@ def _setup_selection(setup: queries.Setup) -> dict[str, Any]:
 
 
 AUDIT_LIMIT = 50
-SETUP_KEYS = (
-    "invoice_journal",
-    "payment_journal",
-    "default_account",
-    "supplier_policy",
-    "supplier_group",
-    "payment_terms",
-    "default_supplier",
-    "closed_period_policy",
-    "book_without_attachment",
-)
 
 
 def _shown(value: Any) -> str:
@@ -976,9 +957,8 @@ def setup_page(request: Request, agreement_id: str, user: GetUserDep) -> HTMLRes
 def _your_changes(current: dict[str, Any], form: dict[str, str]) -> list[str]:
     """What a refused form would have changed against the setup as it is now (so it can be redone)."""
     now = {k: ("1" if v else "") if k == "book_without_attachment" else str(v) for k, v in current.items()}
-    mine = {
-        k: v for k, v in form.items() if k in SETUP_KEYS or k.startswith(("cat_account__", "cat_vat__", "pm_account__"))
-    }
+    mapped = ("cat_account__", "cat_vat__", "pm_account__")
+    mine = {k: v for k, v in form.items() if k in SETUP_FIELDS or k.startswith(mapped)}
     mine["book_without_attachment"] = "1" if form.get("book_without_attachment") in ("1", "on", "true") else ""
     return [
         f"{key.replace('__', ' ')}: {now.get(key) or '—'} → {value or '—'}"

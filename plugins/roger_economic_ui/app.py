@@ -851,34 +851,29 @@ def _change_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     ]
 
 
+ACTION_TEXTS = {  # setup_audit.action → how the agreement's history says it ({target}, {note}, {outcome} filled in)
+    "save_setup": "saved the setup",
+    "resync_bill": "re-synced bill {target}",
+    "resync_quarantined": "re-synced all quarantined bills ({target})",
+    "config_add": "added by loading the agreements file (config load)",
+    "config_replace": "changed by loading the agreements file (config load --replace)",
+    "config_deactivate": "deactivated: not in the agreements file (config load --deactivate-missing)",
+    "import_csv": "added by a CSV import ({target})",
+    "add_client": "added this client (Roger checked, e-conomic app approved)",
+    "remove_client": "removed this client (inactive, grant connection deleted)",
+    "check_prerequisites": "checked the prerequisites in e-conomic",
+    "refresh": f"started a master-data refresh: {MASTER_DATA_DAG} run {{target}}",
+    fetching.STARTED: "started fetching the master data here ({note}): {target}",
+    fetching.FINISHED: "master data fetch {target}: {outcome}",
+}
+
+
 def _action_text(row: Any) -> str:
-    if row.action == "save_setup":
-        return "saved the setup"
-    if row.action == "resync_bill":
-        return f"re-synced bill {row.target}"
-    if row.action == "resync_quarantined":
-        return f"re-synced all quarantined bills ({row.target})"
-    if row.action == "config_add":
-        return "added by loading the agreements file (config load)"
-    if row.action == "config_replace":
-        return "changed by loading the agreements file (config load --replace)"
-    if row.action == "config_deactivate":
-        return "deactivated: not in the agreements file (config load --deactivate-missing)"
-    if row.action == "import_csv":
-        return f"added by a CSV import ({row.target})"
-    if row.action == "add_client":
-        return "added this client (Roger checked, e-conomic app approved)"
-    if row.action == "remove_client":
-        return "removed this client (inactive, grant connection deleted)"
-    if row.action == "check_prerequisites":
-        return "checked the prerequisites in e-conomic"
-    if row.action == "refresh":
-        return f"started a master-data refresh: {MASTER_DATA_DAG} run {row.target or '?'}"
-    if row.action == fetching.STARTED:
-        return f"started fetching the master data here ({row.note or 'direct fetch'}): {row.target}"
-    if row.action == fetching.FINISHED:
-        return f"master data fetch {row.target}: {(row.after or {}).get('outcome', '?')}"
-    return row.action
+    text = ACTION_TEXTS.get(row.action)
+    if text is None:
+        return row.action
+    outcome = (row.after or {}).get("outcome", "?")
+    return text.format(target=row.target or "?", note=row.note or "direct fetch", outcome=outcome)
 
 
 def _render_setup(

@@ -56,7 +56,8 @@ def test_domain_package_type_checks():
 
 def test_mypy_covers_every_layer_and_refuses_untyped_defs_in_the_domain():
     mypy = PYPROJECT["tool"]["mypy"]
-    assert set(mypy["files"]) == {"dags", "plugins", "include/roger_economic_airflow", "include/roger_economic"}
+    layers = {"dags", "plugins", "include/roger_economic_airflow", "include/roger_economic"}
+    assert set(mypy["files"]) == layers | {"include/roger_economic_migrations"}
     domain = [o for o in mypy["overrides"] if "roger_economic.*" in o["module"]]
     assert domain and domain[0]["disallow_untyped_defs"] is True
 
@@ -99,6 +100,7 @@ def test_the_installed_package_leaves_sandboxes_demo_and_benchmark_out():
     found = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
     packages = find_packages(where=str(ROOT / found["where"][0]), include=found["include"])
     assert {"roger_economic", "roger_economic_airflow"} <= set(packages)
-    assert all(p.split(".")[0] in {"roger_economic", "roger_economic_airflow"} for p in packages), packages
+    ours = {"roger_economic", "roger_economic_airflow", "roger_economic_migrations"}
+    assert all(p.split(".")[0] in ours for p in packages), packages
     assert (ROOT / "sandboxes").is_dir() and not (ROOT / "include" / "sandboxes").exists()
     assert PYPROJECT["project"]["scripts"] == {"roger-economic": "roger_economic_airflow.cli:main"}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from roger_economic.db import PROJECT_ROOT, models, session
-from roger_economic.http import ApiCaller, RetryPolicy
+from roger_economic.http import ApiCaller, Calls, RetryPolicy
 from roger_economic.states import Outcome
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
     """POST the alert as JSON through the project's HTTP client, once (a POST without an idempotency key is not
     retried: the receiver may have it), all of it within ``timeout``; an error status raises ``ApiError``."""
     body = json.dumps({"subject": alert.subject, "text": alert.text, **alert.payload}, default=str).encode()
-    caller = ApiCaller("alert webhook", "*", url, {"Accept": "*/*"}, RetryPolicy(max_attempts=1, timeout=timeout))
+    caller = ApiCaller(
+        "alert webhook", url, {"Accept": "*/*"}, Calls("*", RetryPolicy(max_attempts=1, timeout=timeout))
+    )
     try:
         caller.request("POST", "", data=body, raw=True)
     finally:

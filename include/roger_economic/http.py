@@ -74,6 +74,16 @@ class RetryPolicy:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
 
+@dataclass(frozen=True)
+class Calls:
+    """Whose calls a client makes and how: the agreement its messages and call counts name, the retry policy,
+    and a hook called before every try (the benchmark counts calls with it)."""
+
+    agreement: str
+    policy: RetryPolicy | None = None
+    on_call: Callable[[str, str], None] | None = None
+
+
 @dataclass
 class Answer:
     status: int
@@ -96,21 +106,19 @@ class ApiCaller:
     def __init__(
         self,
         service: str,
-        agreement: str,
         base_url: str,
         headers: dict[str, str],
-        policy: RetryPolicy | None = None,
-        on_call: Callable[[str, str], None] | None = None,
+        calls: Calls,
         loads: Callable[[bytes], Any] = json.loads,
     ) -> None:
         """``loads`` parses a JSON answer (e-conomic's client passes one that keeps decimals exact)."""
         self.service = service
-        self.agreement = agreement
+        self.agreement = calls.agreement
         self.base_url = base_url.rstrip("/")
-        self.policy = policy or RetryPolicy()
+        self.policy = calls.policy or RetryPolicy()
         self.headers = dict(headers)
         self.pool = _pool_manager(self.base_url)
-        self.on_call = on_call
+        self.on_call = calls.on_call
         self.loads = loads
         self.secrets = _secrets_of(self.headers)
 

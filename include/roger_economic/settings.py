@@ -11,9 +11,12 @@ conventions refuse one at import; the HTTP numbers fall back to their default wi
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -21,31 +24,65 @@ TASK_TIMEOUT_PREFIX = "ROGER_ECONOMIC_TIMEOUT_"
 TASKS = ("default", "plan", "extract", "validate", "load", "summarise", "refresh", "publish")
 
 
-def _number(env: dict[str, str], name: str, default: float) -> float:
-    """A positive number, else ``default`` (a wrong value is logged, not fatal: a retry setting must not stop a
-    night)."""
-    raw = env.get(name)
-    if not raw:
-        return default
+# a setting's reader: the variable's name, its text (set and not empty) and the setting's default → the value
+Reader = Callable[[str, str, Any], Any]
+
+
+def _text(name: str, raw: str, default: Any) -> str:
+    return raw
+
+
+def _strict(name: str, raw: str, default: Any) -> Any:
+    """A number of the default's type; a wrong value stops the DAG file: it is a typo."""
+    return type(default)(raw)
+
+
+def _strict_float(name: str, raw: str, default: Any) -> float:
+    return float(raw)
+
+
+def _int_or_none(name: str, raw: str, default: Any) -> int | None:
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _flag(name: str, raw: str, default: Any) -> bool:
+    return raw == "1"
+
+
+def _emails(name: str, raw: str, default: Any) -> tuple[str, ...]:
+    return tuple(e.strip() for e in raw.split(",") if e.strip())
+
+
+def _positive(name: str, raw: str, default: Any) -> Any:
+    """A positive number of the default's type, else the default: a wrong value is logged, not fatal,
+    because a retry setting must not stop a night."""
     try:
         value = float(raw)
     except ValueError:
         log.warning("%s=%r is not a number; using %s", name, raw, default)
         return default
-    return value if value > 0 else default
+    return type(default)(value) if value > 0 else default
 
 
-def _int_or_none(raw: str | None) -> int | None:
+def _at_least_one(name: str, raw: str, default: Any, high: int | None = None) -> int:
+    """A whole number kept within ``[1, high]``, else the default."""
     try:
-        return int(raw) if raw else None
+        value = int(raw)
     except ValueError:
-        return None
+        return default
+    return max(1, value if high is None else min(high, value))
 
 
-def _given(env: dict[str, str], name: str, default: int) -> int:
-    """The integer given, else ``default`` (unset, empty or not an integer)."""
-    value = _int_or_none(env.get(name))
-    return default if value is None else value
+_one_to_500 = functools.partial(_at_least_one, high=500)
+
+
+def _from(*variables: str, default: Any = None, read: Reader = _text) -> Any:
+    """A setting read from the first of ``variables`` that is set and not empty (an empty one, as
+    docker-compose's ``${VAR:-}`` writes it, is taken as unset), else ``default``."""
+    return field(default=default, metadata={"variables": variables, "read": read})
 
 
 @dataclass(frozen=True)
@@ -53,121 +90,61 @@ class Environment:
     """What the deployment set (docker-compose.yaml lists the ones it sets; the README the others)."""
 
     # the project database (``None``: SQLite under var/)
-    db_url: str | None = None
+    db_url: str | None = _from("ROGER_ECONOMIC_DB_URL")
     # the two services (``None``: the Airflow connection roger_default / economic_default, else the sandboxes)
-    roger_base_url: str | None = None
-    economic_base_url: str | None = None
-    app_secret_token: str | None = None
+    roger_base_url: str | None = _from("ROGER_BASE_URL")
+    economic_base_url: str | None = _from("ECONOMIC_BASE_URL")
+    app_secret_token: str | None = _from("ECONOMIC_APP_SECRET_TOKEN")
     # "Add a client": the app's public token (else economic_default's field), where the browser approves it
-    app_public_token: str | None = None
-    approval_base_url: str | None = None
+    app_public_token: str | None = _from("ECONOMIC_APP_PUBLIC_TOKEN")
+    approval_base_url: str | None = _from("ECONOMIC_APPROVAL_BASE_URL")
     # HTTP: retries, waits and deadlines (seconds), the CA bundle (else certifi's)
-    http_max_attempts: int = 6
-    http_base_delay: float = 0.25
-    http_max_delay: float = 30.0
-    http_budget: float = 120.0
-    http_timeout: float = 30.0
-    ca_bundle: str | None = None
+    http_max_attempts: int = _from("ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS", default=6, read=_positive)
+    http_base_delay: float = _from("ROGER_ECONOMIC_HTTP_BASE_DELAY", default=0.25, read=_positive)
+    http_max_delay: float = _from("ROGER_ECONOMIC_HTTP_MAX_DELAY", default=30.0, read=_positive)
+    http_budget: float = _from("ROGER_ECONOMIC_HTTP_BUDGET", default=120.0, read=_positive)
+    http_timeout: float = _from("ROGER_ECONOMIC_HTTP_TIMEOUT", default=30.0, read=_positive)
+    ca_bundle: str | None = _from("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
     # Roger's feed: bills per page (1..500), pages one walk may take
-    roger_page_size: int = 500
-    roger_max_pages: int = 1000
+    roger_page_size: int = _from("ROGER_ECONOMIC_ROGER_PAGE_SIZE", default=500, read=_one_to_500)
+    roger_max_pages: int = _from("ROGER_ECONOMIC_ROGER_MAX_PAGES", default=1000, read=_at_least_one)
     # a night's shape: agreements per mapped group, groups at most, agreements at once per group, vouchers per
     # POST (``None``: the loader's maximum), how long one agreement's step may take, a lease's wait
-    group_size: int = 100
-    max_groups: int = 25
-    load_threads: int = 8
-    batch_size: int | None = None
-    agreement_deadline: float | None = None
-    lease_wait: float = 300.0
-    data_docs: bool = True
+    group_size: int = _from("ROGER_ECONOMIC_GROUP_SIZE", default=100, read=_strict)
+    max_groups: int = _from("ROGER_ECONOMIC_MAX_GROUPS", default=25, read=_strict)
+    load_threads: int = _from("ROGER_ECONOMIC_LOAD_THREADS", default=8, read=_strict)
+    batch_size: int | None = _from("ROGER_ECONOMIC_BATCH_SIZE", read=_int_or_none)
+    agreement_deadline: float | None = _from("ROGER_ECONOMIC_AGREEMENT_DEADLINE", read=_strict_float)
+    lease_wait: float = _from("ROGER_ECONOMIC_LEASE_WAIT", default=300.0, read=_strict)
+    data_docs: bool = _from("ROGER_ECONOMIC_DATA_DOCS", default=True, read=_flag)
     # the assumed e-conomic conventions, as written (economic/conventions.py checks them)
-    credit_sign: str = "-"
-    scanning_module_names: str = "Indscanning,Scanning"
-    too_large_status: str = "413"
-    gone_entry_status: str = "404"
-    vat_zones: str = "1,2,3"
+    credit_sign: str = _from("ECONOMIC_CREDIT_SIGN", default="-")
+    scanning_module_names: str = _from("ECONOMIC_SCANNING_MODULE_NAMES", default="Indscanning,Scanning")
+    too_large_status: str = _from("ECONOMIC_TOO_LARGE_STATUS", default="413")
+    gone_entry_status: str = _from("ECONOMIC_GONE_ENTRY_STATUS", default="404")
+    vat_zones: str = _from("ECONOMIC_VAT_ZONES", default="1,2,3")
     # alerts: a JSON webhook, e-mail recipients and the SMTP connection
-    alert_webhook: str | None = None
-    alert_emails: tuple[str, ...] = ()
-    alert_smtp_conn: str = "smtp_default"
+    alert_webhook: str | None = _from("ROGER_ECONOMIC_ALERT_WEBHOOK")
+    alert_emails: tuple[str, ...] = _from("ROGER_ECONOMIC_ALERT_EMAILS", default=(), read=_emails)
+    alert_smtp_conn: str = _from("ROGER_ECONOMIC_ALERT_SMTP_CONN", default="smtp_default")
     # Airflow task timeouts in seconds by task, as written (roger_economic_airflow.limits checks them)
     task_timeouts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, env: dict[str, str]) -> Environment:
-        def text(name: str) -> str | None:
-            return env.get(name) or None
-
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name)
-            return int(raw) if raw is not None else default  # a wrong value stops the DAG file: it is a typo
-
-        return cls(
-            db_url=text("ROGER_ECONOMIC_DB_URL"),
-            roger_base_url=text("ROGER_BASE_URL"),
-            economic_base_url=text("ECONOMIC_BASE_URL"),
-            app_secret_token=text("ECONOMIC_APP_SECRET_TOKEN"),
-            app_public_token=text("ECONOMIC_APP_PUBLIC_TOKEN"),
-            approval_base_url=text("ECONOMIC_APPROVAL_BASE_URL"),
-            http_max_attempts=int(_number(env, "ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS", 6)),
-            http_base_delay=_number(env, "ROGER_ECONOMIC_HTTP_BASE_DELAY", 0.25),
-            http_max_delay=_number(env, "ROGER_ECONOMIC_HTTP_MAX_DELAY", 30.0),
-            http_budget=_number(env, "ROGER_ECONOMIC_HTTP_BUDGET", 120.0),
-            http_timeout=_number(env, "ROGER_ECONOMIC_HTTP_TIMEOUT", 30.0),
-            ca_bundle=text("REQUESTS_CA_BUNDLE") or text("CURL_CA_BUNDLE"),
-            roger_page_size=max(1, min(500, _given(env, "ROGER_ECONOMIC_ROGER_PAGE_SIZE", 500))),
-            roger_max_pages=max(1, _given(env, "ROGER_ECONOMIC_ROGER_MAX_PAGES", 1000)),
-            group_size=integer("ROGER_ECONOMIC_GROUP_SIZE", 100),
-            max_groups=integer("ROGER_ECONOMIC_MAX_GROUPS", 25),
-            load_threads=integer("ROGER_ECONOMIC_LOAD_THREADS", 8),
-            batch_size=_int_or_none(env.get("ROGER_ECONOMIC_BATCH_SIZE")),
-            agreement_deadline=float(raw) if (raw := env.get("ROGER_ECONOMIC_AGREEMENT_DEADLINE")) else None,
-            lease_wait=float(env.get("ROGER_ECONOMIC_LEASE_WAIT", "300")),
-            data_docs=env.get("ROGER_ECONOMIC_DATA_DOCS", "1") == "1",
-            credit_sign=env.get("ECONOMIC_CREDIT_SIGN", "-"),
-            scanning_module_names=env.get("ECONOMIC_SCANNING_MODULE_NAMES", "Indscanning,Scanning"),
-            too_large_status=env.get("ECONOMIC_TOO_LARGE_STATUS", "413"),
-            gone_entry_status=env.get("ECONOMIC_GONE_ENTRY_STATUS", "404"),
-            vat_zones=env.get("ECONOMIC_VAT_ZONES", "1,2,3"),
-            alert_webhook=text("ROGER_ECONOMIC_ALERT_WEBHOOK"),
-            alert_emails=tuple(e.strip() for e in env.get("ROGER_ECONOMIC_ALERT_EMAILS", "").split(",") if e.strip()),
-            alert_smtp_conn=env.get("ROGER_ECONOMIC_ALERT_SMTP_CONN", "smtp_default"),
-            task_timeouts={task: raw for task in TASKS if (raw := env.get(f"{TASK_TIMEOUT_PREFIX}{task.upper()}", ""))},
-        )
+        given: dict[str, Any] = {}
+        for setting in fields(cls):
+            variables = setting.metadata.get("variables", ())
+            name = next((v for v in variables if env.get(v)), None)
+            if name is not None:
+                given[setting.name] = setting.metadata["read"](name, env[name], setting.default)
+        timeouts = {task: raw for task in TASKS if (raw := env.get(f"{TASK_TIMEOUT_PREFIX}{task.upper()}", ""))}
+        return cls(**given, task_timeouts=timeouts)
 
 
 # every variable the settings come from: they are read again only when one of these changes
 NAMES = (
-    "ROGER_ECONOMIC_DB_URL",
-    "ROGER_BASE_URL",
-    "ECONOMIC_BASE_URL",
-    "ECONOMIC_APP_SECRET_TOKEN",
-    "ECONOMIC_APP_PUBLIC_TOKEN",
-    "ECONOMIC_APPROVAL_BASE_URL",
-    "ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS",
-    "ROGER_ECONOMIC_HTTP_BASE_DELAY",
-    "ROGER_ECONOMIC_HTTP_MAX_DELAY",
-    "ROGER_ECONOMIC_HTTP_BUDGET",
-    "ROGER_ECONOMIC_HTTP_TIMEOUT",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "ROGER_ECONOMIC_ROGER_PAGE_SIZE",
-    "ROGER_ECONOMIC_ROGER_MAX_PAGES",
-    "ROGER_ECONOMIC_GROUP_SIZE",
-    "ROGER_ECONOMIC_MAX_GROUPS",
-    "ROGER_ECONOMIC_LOAD_THREADS",
-    "ROGER_ECONOMIC_BATCH_SIZE",
-    "ROGER_ECONOMIC_AGREEMENT_DEADLINE",
-    "ROGER_ECONOMIC_LEASE_WAIT",
-    "ROGER_ECONOMIC_DATA_DOCS",
-    "ECONOMIC_CREDIT_SIGN",
-    "ECONOMIC_SCANNING_MODULE_NAMES",
-    "ECONOMIC_TOO_LARGE_STATUS",
-    "ECONOMIC_GONE_ENTRY_STATUS",
-    "ECONOMIC_VAT_ZONES",
-    "ROGER_ECONOMIC_ALERT_WEBHOOK",
-    "ROGER_ECONOMIC_ALERT_EMAILS",
-    "ROGER_ECONOMIC_ALERT_SMTP_CONN",
+    *(v for setting in fields(Environment) for v in setting.metadata.get("variables", ())),
     *(f"{TASK_TIMEOUT_PREFIX}{task.upper()}" for task in TASKS),
 )
 

@@ -47,12 +47,12 @@ def check_agreement(agreement_id: str) -> Check:
     """Call both services with the agreement's own tokens (two tries, a few seconds at most per call)."""
     from roger_economic.db import models, session
     from roger_economic.economic.client import EconomicClient
-    from roger_economic.http import RetryPolicy
+    from roger_economic.http import Calls, RetryPolicy
     from roger_economic.masterdata import has_scanning
     from roger_economic.roger.client import RogerClient
     from roger_economic_airflow import runtime
 
-    policy = RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, budget=5.0, timeout=15.0)
+    calls = Calls(agreement_id, RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, budget=5.0, timeout=15.0))
     ends = runtime.endpoints()  # base URLs from the environment or connections; conn: tokens looked up there
     with session() as sess:
         row = sess.get_one(models.Agreement, agreement_id)
@@ -62,7 +62,7 @@ def check_agreement(agreement_id: str) -> Check:
 
     roger_answer: tuple[bool, str]
     try:
-        roger = RogerClient(ends.roger_base_url, company_id, ends.token(roger_ref), agreement_id, policy)
+        roger = RogerClient(ends.roger_base_url, company_id, ends.token(roger_ref), calls)
         try:
             company = roger.company()
         finally:
@@ -73,9 +73,7 @@ def check_agreement(agreement_id: str) -> Check:
 
     not_read = (False, "✗ /self not read")
     try:
-        economic = EconomicClient(
-            ends.economic_base_url, ends.app_secret, ends.token(economic_ref), agreement_id, policy
-        )
+        economic = EconomicClient(ends.economic_base_url, ends.app_secret, ends.token(economic_ref), calls)
         try:
             me = economic.self_()
         finally:

@@ -43,7 +43,7 @@ from roger_economic.credentials import resolve
 from roger_economic.db import models
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import ConfigError
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from roger_economic.model import Agreement
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
@@ -214,7 +214,7 @@ def roger_company(company_id: str, token: str) -> dict[str, Any]:
         raise OnboardingError("The Roger company id is 1-64 letters, digits or _ . : -")
     if not token:
         raise OnboardingError("The Roger API token is missing.")
-    client = RogerClient(endpoints().roger_base_url, company_id, token, "onboarding", CHECK_POLICY)
+    client = RogerClient(endpoints().roger_base_url, company_id, token, Calls("onboarding", CHECK_POLICY))
     try:
         company = client.company()
     except Exception as exc:
@@ -423,7 +423,7 @@ def _attach(sess: Any, taken: dict[str, Any], grant: str) -> str:
     if not grant:
         raise OnboardingError("e-conomic sent no token back: the app was not approved. Nothing was attached.")
     ends = endpoints()
-    client = EconomicClient(ends.economic_base_url, app_secret(), grant, "onboarding", CHECK_POLICY)
+    client = EconomicClient(ends.economic_base_url, app_secret(), grant, Calls("onboarding", CHECK_POLICY))
     try:
         me = client.self_()
     except Exception as exc:
@@ -485,7 +485,7 @@ def check_prerequisites(sess: Any, agreement_id: str) -> dict[str, Any] | None:
     ends = endpoints()
     try:
         grant = resolve(row.economic_token_ref, connection_password)
-        client = EconomicClient(ends.economic_base_url, app_secret(), grant, agreement_id, CHECK_POLICY)
+        client = EconomicClient(ends.economic_base_url, app_secret(), grant, Calls(agreement_id, CHECK_POLICY))
     except (ConfigError, OnboardingError) as exc:
         update_prerequisites(sess, agreement_id, None, f"no token: {exc}")
         return None

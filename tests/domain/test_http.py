@@ -9,7 +9,7 @@ import pytest
 from devkit import local
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AuthError, RateLimited, ValidationRejected
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from roger_economic.roger.client import RogerClient
 from sandboxes import world
 
@@ -26,12 +26,14 @@ def economic_client(economic, token: str | None = None, sleeps: list[float] | No
     policy = RetryPolicy(
         base_delay=0.01, budget=budget, sleep=(sleeps.append if sleeps is not None else lambda s: None)
     )
-    return EconomicClient(economic.base_url, "cli-app", token or world.grant_token(1, "cli-"), "agr_0001", policy)
+    return EconomicClient(
+        economic.base_url, "cli-app", token or world.grant_token(1, "cli-"), Calls("agr_0001", policy)
+    )
 
 
 def test_roger_walk_returns_every_bill_once_in_feed_order(boxes):
     roger, _ = boxes
-    client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", world.roger_token(1, "cli-"), "agr_0001")
+    client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", world.roger_token(1, "cli-"), Calls("agr_0001"))
     bills = list(client.bills(None, None, limit=7))
     truth = roger.control("GET", "bills?company_id=cmp_0001")["data"]
     assert [b["id"] for b in bills] == [b["id"] for b in truth]
@@ -40,7 +42,7 @@ def test_roger_walk_returns_every_bill_once_in_feed_order(boxes):
 
 def test_roger_rejected_token_names_agreement_and_endpoint_but_not_the_token(boxes):
     roger, _ = boxes
-    client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", "cli-wrong-token-123", "agr_0001")
+    client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", "cli-wrong-token-123", Calls("agr_0001"))
     with pytest.raises(AuthError) as caught:
         client.categories()
     assert "agr_0001" in str(caught.value) and "/categories" in str(caught.value)

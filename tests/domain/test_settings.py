@@ -39,6 +39,19 @@ def test_a_wrong_http_number_falls_back_to_its_default(caplog):
     assert "ROGER_ECONOMIC_HTTP_TIMEOUT='soon' is not a number" in caplog.text
 
 
+def test_an_empty_variable_is_taken_as_unset_and_the_ca_bundle_has_a_second_name():
+    """docker-compose's ``${VAR:-}`` sets a variable to nothing: the setting keeps its default."""
+    env = Environment.read({"ROGER_ECONOMIC_GROUP_SIZE": "", "REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/ca.pem"})
+    assert (env.group_size, env.ca_bundle) == (100, "/ca.pem")
+    assert Environment.read({"ROGER_ECONOMIC_ROGER_PAGE_SIZE": "900"}).roger_page_size == 500
+    assert Environment.read({"ROGER_ECONOMIC_HTTP_MAX_ATTEMPTS": "0"}).http_max_attempts == 6
+
+
+def test_every_setting_names_its_variable_once():
+    assert len(settings.NAMES) == len(set(settings.NAMES))
+    assert {"ROGER_ECONOMIC_DB_URL", "CURL_CA_BUNDLE", "ROGER_ECONOMIC_TIMEOUT_LOAD"} <= set(settings.NAMES)
+
+
 def test_alert_recipients_and_task_timeouts():
     env = Environment.read({"ROGER_ECONOMIC_ALERT_EMAILS": " a@x.test, ,b@x.test", "ROGER_ECONOMIC_TIMEOUT_LOAD": "60"})
     assert env.alert_emails == ("a@x.test", "b@x.test")

@@ -13,7 +13,7 @@ import pytest
 from roger_economic import pipeline
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import Unreachable
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from sandboxes import world
 from tests.faults.helpers import arm, endpoints, fired, ledger_rows, prepare, state_of
 from tests.integration.helpers import live_entries
@@ -23,7 +23,7 @@ DRIP = 0.02  # seconds between two bytes: a /self answer takes about half a minu
 
 def _client(economic, **policy) -> EconomicClient:
     return EconomicClient(
-        economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(1), "agr_0001", RetryPolicy(**policy)
+        economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(1), Calls("agr_0001", RetryPolicy(**policy))
     )
 
 

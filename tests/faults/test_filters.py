@@ -15,7 +15,7 @@ from roger_economic import pipeline
 from roger_economic.db import models, session
 from roger_economic.economic.client import EconomicClient
 from roger_economic.economic.conventions import filter_eq
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from sandboxes import world
 from tests.faults.helpers import arm, control, disarm, endpoints, fired, ledger_rows, prepare, state_of
 
@@ -25,7 +25,10 @@ NAMES = (TRICKY, "Alpha (DK) ApS", "Beta) $and:name$like:*", "Gamma *", "Delta $
 
 def _client(economic) -> EconomicClient:
     return EconomicClient(
-        economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(1), "agr_0001", RetryPolicy(max_attempts=1)
+        economic.base_url,
+        world.DEFAULT_APP_SECRET,
+        world.grant_token(1),
+        Calls("agr_0001", RetryPolicy(max_attempts=1)),
     )
 
 

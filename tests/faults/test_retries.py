@@ -18,13 +18,13 @@ from roger_economic import pipeline
 from roger_economic.db import models, session
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import RateLimited
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from sandboxes import world
 from tests.faults.helpers import arm, endpoints, ledger_rows, prepare, state_of
 
 
 def _client(economic, policy: RetryPolicy) -> EconomicClient:
-    return EconomicClient(economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(1), "agr_0001", policy)
+    return EconomicClient(economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(1), Calls("agr_0001", policy))
 
 
 @pytest.fixture()
@@ -109,7 +109,10 @@ def test_throttling_gives_up_within_the_budget_naming_agreement_and_endpoint(eco
     assert "gave up after 4 attempt(s)" in message
     # the other agreement is not throttled at all
     other = EconomicClient(
-        economic.base_url, world.DEFAULT_APP_SECRET, world.grant_token(2), "agr_0002", RetryPolicy(sleep=waits.append)
+        economic.base_url,
+        world.DEFAULT_APP_SECRET,
+        world.grant_token(2),
+        Calls("agr_0002", RetryPolicy(sleep=waits.append)),
     )
     assert other.self_()["agreementNumber"] == 700002
     assert len(waits) == 3

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from roger_economic.settings import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "roger_economic_migrations"  # beside the domain package
 
 
 def default_url() -> str:

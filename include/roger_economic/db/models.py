@@ -1,4 +1,4 @@
-"""The project's own tables (SQLAlchemy 2). Alembic migrations in ``migrations/`` create them.
+"""The project's own tables (SQLAlchemy 2). Alembic migrations in ``roger_economic_migrations/`` create them.
 
 Nothing here holds a token: agreements keep *references* (``env:VAR`` or
 ``conn:ID``) that are resolved at run time.

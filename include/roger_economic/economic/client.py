@@ -21,13 +21,12 @@ e-conomic conventions relied on here (``economic-api/README.md`` sections; the a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from roger_economic.economic.conventions import GONE_ENTRY_STATUS, TOO_LARGE_STATUS, voucher_path, year_path
 from roger_economic.economic.jsonnum import dumps, loads
 from roger_economic.errors import AnswerLost, ApiError, IntegrationError, NotFound
-from roger_economic.http import Answer, ApiCaller, RetryPolicy
+from roger_economic.http import Answer, ApiCaller, Calls
 
 PAGE_SIZE = 1000  # the largest page e-conomic allows (documented: "Paging and filtering")
 MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024  # per request, the multipart envelope included (documented: "Attachments")
@@ -43,24 +42,10 @@ def fits_one_request(document: bytes) -> bool:
 class EconomicClient:
     """One client agreement (one Agreement Grant Token) of one app (one App Secret Token)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        app_secret_token: str,
-        grant_token: str,
-        agreement: str,
-        policy: RetryPolicy | None = None,
-        on_call: Callable[[str, str], None] | None = None,
-    ) -> None:
-        self.http = ApiCaller(
-            "e-conomic",
-            agreement,
-            base_url,
-            {"X-AppSecretToken": app_secret_token, "X-AgreementGrantToken": grant_token, "Accept": "application/json"},
-            policy,
-            on_call,
-            loads,  # every answer with exact decimals (amounts, rates)
-        )
+    def __init__(self, base_url: str, app_secret_token: str, grant_token: str, calls: Calls) -> None:
+        tokens = {"X-AppSecretToken": app_secret_token, "X-AgreementGrantToken": grant_token}
+        # every answer is parsed with exact decimals (amounts, rates)
+        self.http = ApiCaller("e-conomic", base_url, {**tokens, "Accept": "application/json"}, calls, loads)
 
     def close(self) -> None:
         self.http.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from roger_economic.errors import IntegrationError
-from roger_economic.http import ApiCaller, RetryPolicy
+from roger_economic.http import ApiCaller, Calls
 from roger_economic.roger import contract
 from roger_economic.settings import environment
 
@@ -34,23 +34,11 @@ class FeedBroken(IntegrationError):
 class RogerClient:
     """One Roger business account, read through its bearer token."""
 
-    def __init__(
-        self,
-        base_url: str,
-        company_id: str,
-        token: str,
-        agreement: str,
-        policy: RetryPolicy | None = None,
-        on_call: Callable[[str, str], None] | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, company_id: str, token: str, calls: Calls) -> None:
         self.company_id = company_id
+        company_url = f"{base_url.rstrip('/')}/companies/{company_id}"
         self.http = ApiCaller(
-            "Roger",
-            agreement,
-            f"{base_url.rstrip('/')}/companies/{company_id}",
-            {"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            policy,
-            on_call,
+            "Roger", company_url, {"Authorization": f"Bearer {token}", "Accept": "application/json"}, calls
         )
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from roger_economic import agreement_status, states
 from roger_economic.credentials import Endpoints
 from roger_economic.db import in_chunks, models, session
 from roger_economic.errors import AgreementStopped, AuthError, RecordsUnusable
+from roger_economic.http import Calls
 from roger_economic.roger.client import RogerClient
 from roger_economic.states import BillState, Outcome
 from roger_economic.steps.fanout import LOAD_THREADS, again_on_race, each, settings_of
@@ -150,7 +151,7 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
             endpoints.roger_base_url,
             settings[aid].roger_company_id,
             endpoints.token(settings[aid].roger_token_ref),
-            aid,
+            Calls(aid),
         )
         unusable: list[str] = []
         try:

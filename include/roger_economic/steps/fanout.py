@@ -27,7 +27,7 @@ from roger_economic.credentials import Endpoints
 from roger_economic.db import models, session
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import AgreementStopped, IntegrationError, RecordsUnusable, scrub
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from roger_economic.model import Agreement
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
@@ -82,10 +82,10 @@ def clients(
         endpoints.token(settings.economic_token_ref),
         endpoints.token(settings.roger_token_ref),
     )
-    tail = (settings.id, policy, on_call)  # the agreement the calls are counted for, retries, the call hook
+    calls = Calls(settings.id, policy, on_call)
     return (
-        EconomicClient(endpoints.economic_base_url, endpoints.app_secret, economic_token, *tail),
-        RogerClient(endpoints.roger_base_url, settings.roger_company_id, roger_token, *tail),
+        EconomicClient(endpoints.economic_base_url, endpoints.app_secret, economic_token, calls),
+        RogerClient(endpoints.roger_base_url, settings.roger_company_id, roger_token, calls),
     )
 
 

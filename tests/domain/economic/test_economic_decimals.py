@@ -14,7 +14,7 @@ import pytest
 from devkit import local
 from roger_economic.economic.client import EconomicClient
 from roger_economic.errors import ValidationRejected
-from roger_economic.http import RetryPolicy
+from roger_economic.http import Calls, RetryPolicy
 from sandboxes import world
 
 
@@ -33,7 +33,7 @@ def economic(boxes):
 
 def _client(economic) -> EconomicClient:
     return EconomicClient(
-        economic.base_url, "dec-app", world.grant_token(1, "dec-"), "agr_0001", RetryPolicy(base_delay=0.01)
+        economic.base_url, "dec-app", world.grant_token(1, "dec-"), Calls("agr_0001", RetryPolicy(base_delay=0.01))
     )
 
 

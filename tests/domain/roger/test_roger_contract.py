@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devkit import local
+from roger_economic.http import Calls
 from roger_economic.roger import contract
 from roger_economic.roger.client import RogerClient
 from sandboxes import world
@@ -32,7 +33,7 @@ def test_the_packaged_contract_is_the_shared_one():
 def test_the_sandboxs_bills_keep_the_contract_and_numbers_stay_decimal():
     roger, economic = local.start_sandboxes(agreements=1, bills=40, prefix="ctr-")
     try:
-        client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", world.roger_token(1, "ctr-"), "agr_0001")
+        client = RogerClient(f"{roger.base_url}/v1", "cmp_0001", world.roger_token(1, "ctr-"), Calls("agr_0001"))
         bills = list(client.bills(None, None, limit=9))
         problems = roger.control("GET", "problems?company_id=cmp_0001")
     finally:

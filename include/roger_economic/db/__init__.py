@@ -17,10 +17,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+import roger_economic_migrations
 from roger_economic.settings import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-MIGRATIONS = Path(__file__).resolve().parents[2] / "roger_economic_migrations"  # beside the domain package
+MIGRATIONS = Path(roger_economic_migrations.__file__).resolve().parent  # the Alembic scripts, beside the domain
 
 
 def default_url() -> str:

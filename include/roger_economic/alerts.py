@@ -128,7 +128,11 @@ def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
     retried: the receiver may have it), all of it within ``timeout``; an error status raises ``ApiError``."""
     body = json.dumps({"subject": alert.subject, "text": alert.text, **alert.payload}, default=str).encode()
     caller = ApiCaller(
-        "alert webhook", url, {"Accept": "*/*"}, Calls("*", RetryPolicy(max_attempts=1, timeout=timeout))
+        "alert webhook",
+        url,
+        {"Accept": "*/*"},
+        Calls("*", RetryPolicy(max_attempts=1, timeout=timeout)),
+        shared=False,  # a one-off call to the firm's receiver: fresh connections, closed after it
     )
     try:
         caller.request("POST", "", data=body, raw=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -47,24 +48,57 @@ class AgreementContext:
     snapshots: dict[str, Any]
     supplier_links: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        snap = self.snapshots
-        self.accounts = {a["accountNumber"]: a for a in snap.get("accounts", [])}
-        self.journals = {j["journalNumber"]: j for j in snap.get("journals", [])}
-        self.vat_rates = {v["vatCode"]: Decimal(str(v.get("ratePercentage", 0))) for v in snap.get("vat_accounts", [])}
-        self.currencies = {c["code"] for c in snap.get("currencies", [])}
-        self.calendar = Calendar(snap.get("accounting_years", []))
-        self.payment_types = masterdata.payment_type_numbers(snap)
-        self.base_currency = ((snap.get("self") or {}).get("settings") or {}).get("baseCurrency", "DKK")
-        self.suppliers_by_cvr: dict[str, int] = {}
-        self.suppliers_by_name: dict[str, int] = {}
-        for sup in snap.get("suppliers", []):
+    # The look-ups below are built when first asked for: a load or an extract reads an agreement's context
+    # for its setup and supplier links, and most agreements never need the accounting calendar.
+    @cached_property
+    def accounts(self) -> dict[int, dict[str, Any]]:
+        return {a["accountNumber"]: a for a in self.snapshots.get("accounts", [])}
+
+    @cached_property
+    def journals(self) -> dict[int, dict[str, Any]]:
+        return {j["journalNumber"]: j for j in self.snapshots.get("journals", [])}
+
+    @cached_property
+    def vat_rates(self) -> dict[str, Decimal]:
+        return {v["vatCode"]: Decimal(str(v.get("ratePercentage", 0))) for v in self.snapshots.get("vat_accounts", [])}
+
+    @cached_property
+    def currencies(self) -> set[str]:
+        return {c["code"] for c in self.snapshots.get("currencies", [])}
+
+    @cached_property
+    def calendar(self) -> Calendar:
+        return Calendar(self.snapshots.get("accounting_years", []))
+
+    @cached_property
+    def payment_types(self) -> frozenset[int] | None:
+        return masterdata.payment_type_numbers(self.snapshots)
+
+    @cached_property
+    def base_currency(self) -> str:
+        return ((self.snapshots.get("self") or {}).get("settings") or {}).get("baseCurrency", "DKK")
+
+    @cached_property
+    def _suppliers(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(by CVR, by name) of the agreement's suppliers in e-conomic, barred ones left out."""
+        by_cvr: dict[str, int] = {}
+        by_name: dict[str, int] = {}
+        for sup in self.snapshots.get("suppliers", []):
             if sup.get("barred"):
                 continue
             cvr = normalise_cvr(sup.get("corporateIdentificationNumber"))
             if cvr:
-                self.suppliers_by_cvr.setdefault(cvr, sup["supplierNumber"])
-            self.suppliers_by_name.setdefault(normalise_name(sup.get("name")), sup["supplierNumber"])
+                by_cvr.setdefault(cvr, sup["supplierNumber"])
+            by_name.setdefault(normalise_name(sup.get("name")), sup["supplierNumber"])
+        return by_cvr, by_name
+
+    @property
+    def suppliers_by_cvr(self) -> dict[str, int]:
+        return self._suppliers[0]
+
+    @property
+    def suppliers_by_name(self) -> dict[str, int]:
+        return self._suppliers[1]
 
     @property
     def has_master_data(self) -> bool:

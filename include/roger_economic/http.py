@@ -110,20 +110,26 @@ class ApiCaller:
         headers: dict[str, str],
         calls: Calls,
         loads: Callable[[bytes], Any] = json.loads,
+        shared: bool = True,
     ) -> None:
-        """``loads`` parses a JSON answer (e-conomic's client passes one that keeps decimals exact)."""
+        """``loads`` parses a JSON answer (e-conomic's client passes one that keeps decimals exact); ``shared``:
+        over the process's connections to the service (False: its own, closed by :meth:`close`)."""
         self.service = service
         self.agreement = calls.agreement
         self.base_url = base_url.rstrip("/")
         self.policy = calls.policy or RetryPolicy()
         self.headers = dict(headers)
-        self.pool = _pool_manager(self.base_url)
+        self.shared = shared
+        self.pool = _pool_manager(self.base_url) if shared else _new_pool(self.base_url, 1)
         self.on_call = calls.on_call
         self.loads = loads
         self.secrets = _secrets_of(self.headers)
 
     def close(self) -> None:
-        self.pool.clear()
+        """Its own connections closed; shared ones stay, for the service's other callers (:func:`_pool_manager`):
+        clearing them here would cut another agreement's call short."""
+        if not self.shared:
+            self.pool.clear()
 
     def request(
         self,
@@ -412,19 +418,39 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 def _pool_manager(base_url: str) -> urllib3.PoolManager:
-    """Connections for one caller: through the proxy the environment names, verified with its CA bundle
-    (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's, as ``requests`` did)."""
-    ca_bundle = environment().ca_bundle or certifi.where()
+    """The connections to ``base_url``'s service: through the proxy the environment names, verified with its CA
+    bundle (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's, as ``requests`` did).
+
+    One pool per service and process, shared by every agreement's caller: a connection carries no agreement
+    (its tokens are headers of each request), so a night of thousands of agreements opens a handful of
+    connections (and TLS handshakes) per service and process instead of one or two per agreement.
+    """
+    parts = urlsplit(base_url)
+    return _shared_pool(f"{parts.scheme}://{parts.netloc}", _ca_bundle(), max(8, environment().load_threads))
+
+
+def _ca_bundle() -> str:
+    return environment().ca_bundle or certifi.where()
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_pool(origin: str, ca_bundle: str, size: int) -> urllib3.PoolManager:
+    """``size`` connections kept per host: as many as a step's agreements call at once."""
+    return _new_pool(origin, size, ca_bundle)
+
+
+def _new_pool(base_url: str, size: int, ca_bundle: str | None = None) -> urllib3.PoolManager:
     parts = urlsplit(base_url)
     proxy = _proxy_for(parts.scheme, parts.hostname or "")
+    ca_bundle = ca_bundle or _ca_bundle()
     if proxy:
         auth = urllib3.util.parse_url(proxy).auth
         headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
         manager: urllib3.PoolManager = urllib3.ProxyManager(
-            proxy, num_pools=4, maxsize=8, ca_certs=ca_bundle, proxy_headers=headers
+            proxy, num_pools=4, maxsize=size, ca_certs=ca_bundle, proxy_headers=headers
         )
     else:
-        manager = urllib3.PoolManager(num_pools=4, maxsize=8, ca_certs=ca_bundle)
+        manager = urllib3.PoolManager(num_pools=4, maxsize=size, ca_certs=ca_bundle)
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}  # tries with a deadline
     return manager
 

@@ -111,7 +111,7 @@ class Environment:
     # a night's shape: agreements per mapped group, groups at most, agreements at once per group, vouchers per
     # POST (``None``: the loader's maximum), how long one agreement's step may take, a lease's wait
     group_size: int = _from("ROGER_ECONOMIC_GROUP_SIZE", default=100, read=_strict)
-    max_groups: int = _from("ROGER_ECONOMIC_MAX_GROUPS", default=25, read=_strict)
+    max_groups: int = _from("ROGER_ECONOMIC_MAX_GROUPS", default=8, read=_strict)
     load_threads: int = _from("ROGER_ECONOMIC_LOAD_THREADS", default=8, read=_strict)
     batch_size: int | None = _from("ROGER_ECONOMIC_BATCH_SIZE", read=_int_or_none)
     agreement_deadline: float | None = _from("ROGER_ECONOMIC_AGREEMENT_DEADLINE", read=_strict_float)

@@ -155,3 +155,19 @@ def test_a_vendor_name_with_filter_syntax_finds_only_its_own_supplier(boxes):
         "key-zeta",
     )
     assert suppliers.find(client, vendor) == created["supplierNumber"]
+
+
+def test_agreements_share_connections_but_each_call_carries_its_own_tokens(boxes):
+    """One pool per service and process: the second agreement's calls go over the first one's connection,
+    answered for the second agreement, and closing one client leaves the other's calls working."""
+    _, economic = boxes
+    first = economic_client(economic)
+    second = EconomicClient(economic.base_url, "cli-app", world.grant_token(2, "cli-"), Calls("agr_0002"))
+    assert first.http.pool is second.http.pool
+    assert first.self_()["agreementNumber"] == world.agreement_number(1)
+    first.close()
+    assert second.self_()["agreementNumber"] == world.agreement_number(2)
+    assert first.self_()["agreementNumber"] == world.agreement_number(1)
+    wrong = EconomicClient(economic.base_url, "cli-app", "cli-wrong-grant", Calls("agr_0003"))
+    with pytest.raises(AuthError):  # a connection another agreement used lends it nothing
+        wrong.self_()

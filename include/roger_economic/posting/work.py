@@ -44,6 +44,11 @@ class Work:
     # posted invoices whose PDF is still to go up: (row id, bill, journal, year, voucher number)
     to_attach: list[tuple[int, str, int, str, int | None]] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        """Calls it will take, roughly: one per document to attach (and its entry), plus a withdrawal's."""
+        return 2 * len(self.planned) + 2 * len(self.to_attach) + len(self.withdrawn)
+
 
 def read_work(sess: Session, agreement_ids: list[str]) -> dict[str, Work]:
     """What each agreement's load starts from, for a whole group in a few queries (not four per agreement).

@@ -53,9 +53,12 @@ class AgreementsFailed(IntegrationError):
 def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = MAX_GROUPS) -> list[dict[str, Any]]:
     """Agreements in groups of about ``size``, each labelled by the agreements it holds (the mapped task's name).
 
-    Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped task groups: a readable grid
-    is far smaller than Airflow's ``max_map_length`` (1024), and every task pays a fixed cost (a task
-    process, a Great Expectations context and Data Docs, its sessions) of about a CPU-second. The
+    Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped task groups (default 8, about
+    twice the tasks a small Airflow runs at once: enough for one group's load to overlap the next one's
+    validation, few enough that a quiet night is not mostly task start-ups): every task pays a fixed
+    cost (a task process, a Great Expectations context and Data Docs, its sessions) of one to two
+    CPU-seconds, whatever its group's size, and a readable grid is far smaller than Airflow's
+    ``max_map_length`` (1024). The
     agreements are spread evenly, so groups finish together (250 → 84 + 83 + 83, not 100 + 100 + 50).
     """
     if not agreement_ids:

@@ -94,8 +94,11 @@ def load(
             economic.close()
             roger.close()
 
+    # the largest agreements first: a 400-bill client started last would keep the group waiting alone at its
+    # end while the other threads idle (longest first is the simple schedule that keeps the threads busy)
+    largest_first = sorted(agreement_ids, key=lambda a: -works[a].size if a in works else 0)
     try:
-        results = each(agreement_ids, work, run_id, "load", threads=LOAD_THREADS)
+        results = each(largest_first, work, run_id, "load", threads=LOAD_THREADS)
     except BaseException:  # the task was stopped: leases of agreements never reached are given back
         with session() as sess:
             release_all(sess, sorted(taken), owner)
@@ -109,4 +112,4 @@ def load(
     failed = {a: r["message"] for a, r in results.items() if r["outcome"] == Outcome.FAILED}
     if failed:
         raise AgreementsFailed(failed)
-    return results
+    return {aid: results[aid] for aid in agreement_ids}  # in the group's order, for its table

@@ -6,9 +6,9 @@ from roger_economic.pipeline import groups
 def test_2000_agreements_fit_well_under_max_map_length_with_every_agreement_once():
     ids = [f"agr_{i:04d}" for i in range(1, 2001)]
     got = groups(ids)
-    assert len(got) == 20  # groups of the default size, well under the bound of 25
+    assert len(got) == 8  # the bound: groups grow to 250 rather than become 20 task groups of 100
     assert [a for g in got for a in g["agreements"]] == ids
-    assert got[0]["label"] == "agr_0001 … agr_0100 (100)"
+    assert got[0]["label"] == "agr_0001 … agr_0250 (250)"
 
 
 def test_a_firm_of_200_agreements_runs_in_groups_of_the_default_size():
@@ -26,7 +26,7 @@ def test_groups_are_even_so_they_finish_together():
 def test_beyond_the_bound_groups_grow_instead_of_their_number():
     ids = [f"agr_{i:04d}" for i in range(1, 5001)]
     got = groups(ids)
-    assert len(got) == 25 and {len(g["agreements"]) for g in got} == {200}
+    assert len(got) == 8 and {len(g["agreements"]) for g in got} == {625}
 
 
 def test_very_many_agreements_grow_the_groups_instead_of_the_task_count():

@@ -314,7 +314,9 @@ class _Call:
             if self.done:
                 return
             self.expired = True
-            sock = getattr(self.conn, "sock", None)
+            # the connection may be back in the shared pool, already another call's: that one is left alone
+            conn = self.conn
+            sock = getattr(conn, "sock", None) if getattr(conn, "watched_by", None) is self else None
         if sock is not None:  # the blocked read returns at once; the connection is not reused
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -387,6 +389,7 @@ class _WatchedConnection:
 
     def _watched(self) -> None:
         call = _WATCHDOG.current()
+        self.watched_by = call  # the try that uses it now (a pooled connection serves one try after another)
         if call is not None:
             call.conn = self
             if call.expired:

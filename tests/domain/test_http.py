@@ -171,3 +171,28 @@ def test_agreements_share_connections_but_each_call_carries_its_own_tokens(boxes
     wrong = EconomicClient(economic.base_url, "cli-app", "cli-wrong-grant", Calls("agr_0003"))
     with pytest.raises(AuthError):  # a connection another agreement used lends it nothing
         wrong.self_()
+
+
+def test_a_deadline_that_fires_late_leaves_alone_a_connection_the_next_call_took():
+    """Connections are shared: the moment a try's answer is read, its connection is back in the pool and may be
+    another agreement's. That try's deadline, firing just then, must not cut the other call's socket."""
+    import socket
+
+    from roger_economic.http import _WATCHDOG, _Call, _HTTPConnection
+
+    conn = _HTTPConnection("127.0.0.1", 9)
+    ours, peer = socket.socketpair()
+    conn.sock = ours
+    first, second = _Call(float("inf")), _Call(float("inf"))
+    for call in (first, second):  # the first try used the connection, then the pool gave it to the second
+        _WATCHDOG._local.call = call
+        conn._watched()
+    _WATCHDOG._local.call = None
+    first.expire()
+    ours.sendall(b"x")
+    assert peer.recv(1) == b"x", "the second call's connection is still open"
+    second.expire()
+    with pytest.raises(OSError):
+        ours.sendall(b"y")  # its own deadline does close it
+    ours.close()
+    peer.close()

@@ -226,7 +226,7 @@ class ApiCaller:
                 if call.expired:
                     raise DeadlineExceeded(f"no complete answer within {self.policy.timeout:g}s") from None
                 raise
-        if call.expired:  # the answer may be cut short: not trusted
+        if call.cut:  # the answer may be cut short: not trusted (a deadline that found it read cuts nothing)
             resp.release_conn()
             raise DeadlineExceeded(f"no complete answer within {self.policy.timeout:g}s")
         return resp
@@ -300,26 +300,29 @@ class DeadlineExceeded(TransportTimeout):
 class _Call:
     """One try under a deadline; ``conn`` is the connection it uses (set by :class:`_WatchedConnection`)."""
 
-    __slots__ = ("at", "conn", "done", "expired", "lock")
+    __slots__ = ("at", "conn", "cut", "done", "expired", "lock")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.conn: Any = None
         self.done = False
         self.expired = False
+        self.cut = False  # its connection was shut down mid-try
         self.lock = threading.Lock()
 
     def expire(self) -> None:
-        with self.lock:
+        with self.lock:  # the pool takes the same lock to detach the connection when the answer is read
             if self.done:
                 return
             self.expired = True
-            # the connection may be back in the shared pool, already another call's: that one is left alone
             conn = self.conn
-            sock = getattr(conn, "sock", None) if getattr(conn, "watched_by", None) is self else None
-        if sock is not None:  # the blocked read returns at once; the connection is not reused
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            if conn is None or getattr(conn, "watched_by", None) is not self:
+                return  # no connection yet, or it is back in the shared pool (the answer was read)
+            sock = getattr(conn, "sock", None)
+            if sock is not None:  # the blocked read returns at once; the connection is not reused
+                self.cut = True
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
         with self.lock:
@@ -412,11 +415,26 @@ class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
     pass
 
 
-class _HTTPPool(HTTPConnectionPool):
+class _DetachingPool:
+    """A connection handed back is detached from its try first, under the try's lock: a deadline firing later
+    can no longer cut it, now that it may serve another agreement's call. One its try cut is closed."""
+
+    def _put_conn(self, conn: Any) -> None:
+        call = getattr(conn, "watched_by", None)
+        if call is not None:
+            with call.lock:
+                conn.watched_by = None
+                cut = call.cut
+            if cut:
+                conn.close()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_DetachingPool, HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSPool(HTTPSConnectionPool):
+class _HTTPSPool(_DetachingPool, HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
@@ -429,11 +447,15 @@ def _pool_manager(base_url: str) -> urllib3.PoolManager:
     connections (and TLS handshakes) per service and process instead of one or two per agreement.
     """
     parts = urlsplit(base_url)
-    return _shared_pool(f"{parts.scheme}://{parts.netloc}", _ca_bundle(), max(8, environment().load_threads))
+    with _SHARED_POOLS_LOCK:  # agreements' threads start together: one pool per service, not one each
+        return _shared_pool(f"{parts.scheme}://{parts.netloc}", _ca_bundle(), max(8, environment().load_threads))
 
 
 def _ca_bundle() -> str:
     return environment().ca_bundle or certifi.where()
+
+
+_SHARED_POOLS_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=32)
@@ -490,3 +512,14 @@ def _message_of(details: Any) -> str | None:
     if message:
         return str(message)
     return json.dumps(details, default=str)[:300]
+
+
+def _forget_pools() -> None:
+    """After a fork: the child opens its own connections (a socket is one process's), under a fresh lock."""
+    global _SHARED_POOLS_LOCK
+    _SHARED_POOLS_LOCK = threading.Lock()
+    _shared_pool.cache_clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from roger_economic.settings import environment
 
-# seconds; a group's step is sized for 100+ agreements with room for a large client's first night (many
+# seconds; a group's step is sized for 250+ agreements with room for a large client's first night (many
 # times a usual night's work); plan and summarise only read and write the project database
 DEFAULTS = {
     "default": 3600,

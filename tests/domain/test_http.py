@@ -178,15 +178,21 @@ def test_a_deadline_that_fires_late_leaves_alone_a_connection_the_next_call_took
     another agreement's. That try's deadline, firing just then, must not cut the other call's socket."""
     import socket
 
-    from roger_economic.http import _WATCHDOG, _Call, _HTTPConnection
+    from roger_economic.http import _WATCHDOG, _Call, _HTTPConnection, _HTTPPool
 
-    conn = _HTTPConnection("127.0.0.1", 9)
+    pool = _HTTPPool("127.0.0.1", 9, maxsize=1)
+    conn = pool._get_conn()  # the pool's one connection, taken for the first try
+    assert isinstance(conn, _HTTPConnection)
     ours, peer = socket.socketpair()
     conn.sock = ours
     first, second = _Call(float("inf")), _Call(float("inf"))
-    for call in (first, second):  # the first try used the connection, then the pool gave it to the second
-        _WATCHDOG._local.call = call
-        conn._watched()
+    _WATCHDOG._local.call = first
+    conn._watched()  # the first try uses the connection; its answer is read and the connection handed back
+    pool._put_conn(conn)
+    first.expire()  # its deadline fires just then: nothing to cut
+    assert not first.cut
+    _WATCHDOG._local.call = second
+    conn._watched()  # the pool gives it to the next try
     _WATCHDOG._local.call = None
     first.expire()
     ours.sendall(b"x")

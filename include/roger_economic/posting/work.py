@@ -46,7 +46,8 @@ class Work:
 
     @property
     def size(self) -> int:
-        """Calls it will take, roughly: one per document to attach (and its entry), plus a withdrawal's."""
+        """Calls it will take, roughly: two per entry to post or document to attach (its PDF read from Roger,
+        sent to e-conomic), one per withdrawal."""
         return 2 * len(self.planned) + 2 * len(self.to_attach) + len(self.withdrawn)
 
 

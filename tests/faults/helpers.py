@@ -80,7 +80,7 @@ def state_of(economic, i: int) -> dict[str, Any]:
 
 
 def voucher_posts(economic, i: int) -> int:
-    return state_of(economic, i)["counters"]["vouchers"].get("POST", 0)
+    return state_of(economic, i)["counters"].get("vouchers", {}).get("POST", 0)
 
 
 def all_roger_ids(roger, i: int) -> set[str]:

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
+import pytest
+
+from roger_economic import pipeline
+from roger_economic.context import load_contexts
+from roger_economic.db import models, session
+from roger_economic.errors import IntegrationError
+from roger_economic.posting.leases import lease
+from roger_economic.posting.loader import Loader
 from tests.faults.helpers import (
     AGREEMENTS,
     ALL,
@@ -17,10 +26,12 @@ from tests.faults.helpers import (
     arm,
     check,
     disarm,
+    endpoints,
     ledger_rows,
     prepare,
     run_bills,
     state_of,
+    voucher_posts,
 )
 
 LOAD = """
@@ -203,3 +214,28 @@ def test_one_agreement_failing_in_a_group_leaves_the_others_booked_and_no_lease_
         assert {a.id: a.lease_owner for a in sess.query(models.Agreement)} == dict.fromkeys(ids)
     assert pipeline.load(["agr_0002"], endpoints(), "run-again")["agr_0002"]["outcome"] == "ok"
     assert {r.status for r in ledger_rows("agr_0002")} == {"posted"}
+
+
+def test_a_load_that_lost_its_lease_posts_nothing_more(demo):
+    """Whatever happened to the renewals: once another run holds the agreement, this load marks and posts
+    no batch (the lease is checked in the transaction that marks each batch)."""
+    _roger, economic = demo
+    me = f"{socket.gethostname()}:{os.getpid()}:run-lost"
+    prepare(["agr_0001"])
+    with session() as sess:
+        ctx = load_contexts(sess, ["agr_0001"])["agr_0001"]
+        assert lease(sess, "agr_0001", me)
+    posts = voucher_posts(economic, 1)
+    with session() as sess:  # its lease ran out meanwhile and a backfill took the agreement
+        sess.get_one(models.Agreement, "agr_0001").lease_owner = "another-host:1:run-backfill"
+    economic_client, roger_client = pipeline.clients(ctx.settings, endpoints())
+    loader = Loader(session, ctx, economic_client, roger_client, "run-lost", owner=me)
+
+    with pytest.raises(IntegrationError, match="lost its lease"):
+        loader.run()
+
+    assert voucher_posts(economic, 1) == posts
+    assert "posting" not in {r.status for r in ledger_rows("agr_0001")}
+    assert "planned" in {r.status for r in ledger_rows("agr_0001")}
+    with session() as sess:  # not given back by the load that lost it
+        assert sess.get_one(models.Agreement, "agr_0001").lease_owner == "another-host:1:run-backfill"

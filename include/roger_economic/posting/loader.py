@@ -19,9 +19,9 @@ from roger_economic import states
 from roger_economic.context import AgreementContext
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
-from roger_economic.errors import NotFound, ValidationRejected
+from roger_economic.errors import IntegrationError, NotFound, ValidationRejected
 from roger_economic.posting import suppliers
-from roger_economic.posting.leases import release
+from roger_economic.posting.leases import release, still_held
 from roger_economic.posting.work import LOADER_RULES, Planned, Work, read_work
 from roger_economic.roger.client import RogerClient
 from roger_economic.settings import environment
@@ -120,6 +120,7 @@ class Loader:
         self.why_refused: dict[str, str] = {}  # bill → e-conomic's error codes and messages for it
         self.work_refused: set[str] = set()  # bills with an open refusal (``LOADER_RULES``) from an earlier run
         self.attached_unsaved: list[int] = []  # uploaded, recorded in the load's last transaction
+        self.suppliers_unsaved: dict[str, int] = {}  # created, recorded with the next vouchers marked (or at the end)
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
@@ -144,13 +145,16 @@ class Loader:
             return read_work(sess, [self.aid])[self.aid]
 
     def _finish(self) -> None:
-        """The last attachments recorded and the lease given back, in one transaction (also on failure)."""
-        if not self.attached_unsaved and not self.owner:
+        """The last attachments (and any suppliers not yet recorded) recorded and the lease given back, in one
+        transaction (also on failure)."""
+        if not self.attached_unsaved and not self.suppliers_unsaved and not self.owner:
             return
         with self.session() as sess:
+            suppliers.record_created(sess, self.aid, self.suppliers_unsaved)
             self._save_attached(sess, self.attached_unsaved)
             if self.owner:
                 release(sess, self.aid, self.owner)
+        self.suppliers_unsaved.clear()
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(
@@ -405,7 +409,9 @@ class Loader:
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
-        suppliers.create_missing(self.session, self.ctx, self.economic, planned, self.result.counts)
+        suppliers.create_missing(
+            self.session, self.ctx, self.economic, planned, self.result.counts, self.suppliers_unsaved
+        )
 
     # ------------------------------------------------------------------ 4. vouchers
     def post_planned(self, planned: list[Planned]) -> None:
@@ -427,6 +433,9 @@ class Loader:
             if not rows:
                 return
         with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
+            if self.owner and not still_held(sess, self.aid, self.owner):
+                raise IntegrationError(f"agreement {self.aid}: this load lost its lease; another run may hold it")
+            suppliers.record_created(sess, self.aid, self.suppliers_unsaved)  # the suppliers these vouchers name
             # still planned as read at the start of this load? an overlapping run (a backfill's validation)
             # may have re-planned a row since: such a row waits for the next load, with its new content
             # (one statement: rows still planned with the content read are marked, and say so)
@@ -458,8 +467,9 @@ class Loader:
                         .values(batch_key=key)
                         .execution_options(synchronize_session=False)
                     )
-            if not rows:
-                return
+        self.suppliers_unsaved.clear()  # recorded: that transaction is committed
+        if not rows:
+            return
         vouchers = []
         for row in rows:
             voucher = _voucher(row.payload)

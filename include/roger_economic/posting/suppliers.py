@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import in_chunks, models
@@ -26,10 +27,21 @@ SessionFactory = Callable[[], Any]
 
 
 def create_missing(
-    session: SessionFactory, ctx: AgreementContext, economic: EconomicClient, planned: list[Planned], counts: Counter
+    session: SessionFactory,
+    ctx: AgreementContext,
+    economic: EconomicClient,
+    planned: list[Planned],
+    counts: Counter,
+    created: dict[str, int],
 ) -> None:
     """Create the suppliers of the vendors ``planned`` needs that ``ctx`` has none for (noted in
-    ``ctx.supplier_links``; ``counts["suppliers_created"]`` counts them)."""
+    ``ctx.supplier_links``; ``counts["suppliers_created"]`` counts them).
+
+    Each one made is put in ``created`` (vendor key → supplier number) as soon as e-conomic answers, also
+    when a later creation fails: the caller records them (:func:`record_created`) in its next
+    transaction, the one that marks the vouchers that need them. Until then their links say
+    ``creating``, so a crash in between makes the next load look them up, never create them again.
+    """
     aid = ctx.settings.id
     unknown: dict[str, dict[str, Any]] = {}  # vendors to create that the context has no supplier for
     for row in planned:
@@ -69,27 +81,29 @@ def create_missing(
     for key, link in links.items():  # made by another run since this one read its context
         if link.supplier_number is not None:
             ctx.supplier_links[key] = link.supplier_number
-    numbers: dict[str, int] = {}
-    try:
-        for key, vendor in vendors.items():
-            # looked up first only when an earlier attempt was interrupted: a first creation is one call
-            number = find(economic, vendor) if key in links else None
-            if number is None:
-                created = economic.create_supplier(supplier_body(ctx, vendor), _supplier_key(aid, key))
-                number = created["supplierNumber"]
-                counts["suppliers_created"] += 1
-            numbers[key] = number
-            ctx.supplier_links[key] = number
-    finally:  # what was created is recorded even when a later creation fails
-        if numbers:
-            table = cast(Table, models.SupplierLink.__table__)
-            with session() as sess:
-                sess.execute(
-                    update(table)
-                    .where(table.c.agreement_id == aid, table.c.vendor_key == bindparam("key"))
-                    .values(supplier_number=bindparam("number"), how="created"),
-                    [{"key": k, "number": n} for k, n in numbers.items()],
-                )
+    for key, vendor in vendors.items():
+        # looked up first only when an earlier attempt was interrupted: a first creation is one call
+        number = find(economic, vendor) if key in links else None
+        if number is None:
+            answer = economic.create_supplier(supplier_body(ctx, vendor), _supplier_key(aid, key))
+            number = answer["supplierNumber"]
+            counts["suppliers_created"] += 1
+        created[key] = number
+        ctx.supplier_links[key] = number
+
+
+def record_created(sess: Session, agreement_id: str, created: dict[str, int]) -> None:
+    """The suppliers :func:`create_missing` made, written to their links (the caller empties ``created`` once
+    ``sess`` is committed: written again after a rollback, it changes nothing twice)."""
+    if not created:
+        return
+    table = cast(Table, models.SupplierLink.__table__)
+    sess.execute(
+        update(table)
+        .where(table.c.agreement_id == agreement_id, table.c.vendor_key == bindparam("key"))
+        .values(supplier_number=bindparam("number"), how="created"),
+        [{"key": k, "number": n} for k, n in created.items()],
+    )
 
 
 def _supplier_key(agreement_id: str, vendor_key: str) -> str:

@@ -21,7 +21,8 @@ from roger_economic.states import Outcome
 from roger_economic.steps.fanout import LOAD_THREADS, AgreementsFailed, clients, each
 
 LEASE_WAIT = environment().lease_wait
-LEASE_RENEW_AFTER = 600.0  # seconds: a group's up-front leases last 10 minutes; later, an agreement reads afresh
+LEASE_RENEW_EVERY = 60.0  # seconds between renewals of a group's leases (each lasts 10 minutes)
+READ_AGAIN_AFTER = 600.0  # seconds: an agreement of a long group reads what it starts from afresh
 
 
 def _wait_for_lease(aid: str, owner: str) -> None:
@@ -48,15 +49,17 @@ def load(
 ) -> dict[str, Any]:
     """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
 
-    The group's leases, what each agreement starts from, and at the end the bill states, are each read
-    or written for the whole group at once; per agreement remain its batches and uploads.
+    The group's leases (taken, kept alive, given back), what each agreement starts from, and at the end
+    the bill states, are each read or written for the whole group at once; per agreement remain its
+    batches and uploads.
     """
-    from roger_economic.posting.leases import lease, lease_all, release_all
+    from roger_economic.posting.leases import KeptLeases, lease_all, release_all
     from roger_economic.posting.loader import Loader
     from roger_economic.posting.settle import settle_bill_states
     from roger_economic.posting.work import agreements_with_work, read_work
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+    taken_at = time.monotonic()
     with session() as sess:
         contexts = load_contexts(sess, agreement_ids)
         busy = agreements_with_work(sess, agreement_ids)
@@ -64,7 +67,8 @@ def load(
         held = lease_all(sess, ready, owner)
     with session() as sess:  # leases committed first: a read does not hold SQLite's write lock
         works = read_work(sess, sorted(held))
-    leased_at = time.monotonic()
+    read_at = time.monotonic()
+    leases = KeptLeases(session, owner, held, taken_at, every=LEASE_RENEW_EVERY)
     taken = set(held)  # every agreement this run took a lease of (the group's, and those it waited for)
 
     def work(aid: str) -> dict[str, Any]:
@@ -75,16 +79,13 @@ def load(
         if aid not in busy:
             return {}
         start = works.pop(aid, None)
-        if start is not None and time.monotonic() - leased_at > LEASE_RENEW_AFTER:
-            start = None  # a long group: what was read at its start is read again
-        renewed = False
-        if start is not None:  # the group's lease, renewed for this agreement's own 30 minutes
-            with session() as sess:
-                renewed = lease(sess, aid, owner)
-        if not renewed:  # held by another run at the start (or lost since): its own lease, its own read
-            start = None
+        if start is None or not leases.holds(aid):  # held by another run at the start (or lost since, or the
+            start = None  # renewals are late): its own lease, its own read, and kept alive from then on
             _wait_for_lease(aid, owner)
             taken.add(aid)
+            leases.keep(aid)
+        elif time.monotonic() - read_at > READ_AGAIN_AFTER:
+            start = None  # a long group: what was read at its start (withdrawals, booked entries) is read again
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:
             return dict(Loader(session, ctx, economic, roger, run_id, work=start, owner=owner).run().counts)
@@ -98,7 +99,8 @@ def load(
     # end while the other threads idle (longest first is the simple schedule that keeps the threads busy)
     largest_first = sorted(agreement_ids, key=lambda a: -works[a].size if a in works else 0)
     try:
-        results = each(largest_first, work, run_id, "load", threads=LOAD_THREADS)
+        with leases:
+            results = each(largest_first, work, run_id, "load", threads=LOAD_THREADS)
     except BaseException:  # the task was stopped: leases of agreements never reached are given back
         with session() as sess:
             release_all(sess, sorted(taken), owner)

@@ -149,6 +149,11 @@ NAMES = (
 )
 
 _read: tuple[tuple[Any, ...], Environment] | None = None
+_ENCODED_NAMES = tuple(os.fsencode(name) for name in NAMES)
+# the mapping os.environ and os.environb share on POSIX (keyed by encoded names); None elsewhere
+_SHARED_DATA: dict[bytes, bytes] | None = getattr(os.environ, "_data", None) if os.name == "posix" else None
+if getattr(getattr(os, "environb", None), "_data", None) is not _SHARED_DATA:  # not the same mapping after all
+    _SHARED_DATA = None
 
 
 def _raw_values() -> tuple[Any, ...]:
@@ -162,15 +167,6 @@ def _raw_values() -> tuple[Any, ...]:
     if getattr(os.environ, "_data", None) is not shared or shared is None:  # not POSIX, or os.environ replaced
         return tuple(map(os.environ.get, NAMES))
     return tuple(map(shared.get, _ENCODED_NAMES))
-
-
-_ENCODED_NAMES = tuple(os.fsencode(name) for name in NAMES)
-# the mapping os.environ and os.environb share on POSIX (keyed by encoded names); None elsewhere
-_SHARED_DATA: dict[bytes, bytes] | None = (
-    getattr(os.environ, "_data", None) if os.name == "posix" and hasattr(os, "environb") else None
-)
-if _SHARED_DATA is not None and getattr(os.environb, "_data", None) is not _SHARED_DATA:
-    _SHARED_DATA = None
 
 
 def environment() -> Environment:

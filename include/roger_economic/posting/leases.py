@@ -75,12 +75,21 @@ def lease_all(sess: Session, agreement_ids: list[str], owner: str, minutes: floa
     now = datetime.now(UTC)
     agreement = models.Agreement
     free = (agreement.lease_until.is_(None)) | (agreement.lease_until < now) | (agreement.lease_owner == owner)
+    return _set_leases(
+        sess, agreement_ids, owner, free, {"lease_owner": owner, "lease_until": now + timedelta(minutes=minutes)}
+    )
+
+
+def _set_leases(sess: Session, agreement_ids: list[str], owner: str, where: Any, values: dict[str, Any]) -> set[str]:
+    """``values`` set on the agreements among ``agreement_ids`` that match ``where``; returns those this owner
+    holds afterwards (an UPDATE's row count cannot say which)."""
+    agreement = models.Agreement
     held: set[str] = set()
     for ids in in_chunks(agreement_ids):
         sess.execute(
             update(agreement)
-            .where(agreement.id.in_(ids), free)
-            .values(lease_owner=owner, lease_until=now + timedelta(minutes=minutes))
+            .where(agreement.id.in_(ids), where)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
         held |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
@@ -95,18 +104,10 @@ def _extended(until: datetime) -> Any:
 
 def renew_all(sess: Session, agreement_ids: list[str], owner: str, minutes: float) -> set[str]:
     """Extend the leases this owner still holds among ``agreement_ids``; returns those agreements."""
-    agreement = models.Agreement
     until = datetime.now(UTC) + timedelta(minutes=minutes)
-    kept: set[str] = set()
-    for ids in in_chunks(agreement_ids):
-        sess.execute(
-            update(agreement)
-            .where(agreement.id.in_(ids), agreement.lease_owner == owner)
-            .values(lease_until=_extended(until))
-            .execution_options(synchronize_session=False)
-        )
-        kept |= set(sess.scalars(select(agreement.id).where(agreement.id.in_(ids), agreement.lease_owner == owner)))
-    return kept
+    return _set_leases(
+        sess, agreement_ids, owner, models.Agreement.lease_owner == owner, {"lease_until": _extended(until)}
+    )
 
 
 def still_held(sess: Session, agreement_id: str, owner: str, minutes: float = GROUP_LEASE_MINUTES) -> bool:

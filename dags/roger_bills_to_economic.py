@@ -76,14 +76,14 @@ def roger_bills_to_economic():
         from roger_economic.config import active_agreement_ids
         from roger_economic.db import session
         from roger_economic.pipeline import groups
-        from roger_economic_airflow.runtime import selected_agreements, window
+        from roger_economic_airflow.runtime import max_groups, selected_agreements, window
 
         context = get_current_context()
         with session() as sess:
             ids = active_agreement_ids(sess, selected_agreements(context))
         win = window(context)
         print(f"{len(ids)} agreements, window {win.label()}, dry_run={context['params'].get('dry_run')}")
-        return [{**g, "since": win.since, "before": win.before} for g in groups(ids)]
+        return [{**g, "since": win.since, "before": win.before} for g in groups(ids, max_groups=max_groups())]
 
     @task(map_index_template="{{ group_label }}", execution_timeout=timeout("extract"))
     def extract(group: dict) -> dict | None:

@@ -39,11 +39,11 @@ def roger_master_data():
         from roger_economic.config import active_agreement_ids
         from roger_economic.db import session
         from roger_economic.pipeline import groups
-        from roger_economic_airflow.runtime import selected_agreements
+        from roger_economic_airflow.runtime import max_groups, selected_agreements
 
         with session() as sess:
             ids = active_agreement_ids(sess, selected_agreements(get_current_context()))
-        return groups(ids)
+        return groups(ids, max_groups=max_groups())
 
     @task(map_index_template="{{ group_label }}", pool=ECONOMIC_POOL, execution_timeout=timeout("refresh"))
     def refresh(group: dict) -> dict:

@@ -574,16 +574,17 @@ class Phase:
         """CPU seconds of the task processes, per task, from the line each task logs at its end."""
         import re
 
-        pattern = re.compile(r"task process CPU: ([0-9.]+) s")
+        pattern = re.compile(r"task process CPU: ([0-9.]+) s(?: \(garbage collector ([0-9.]+) s\))?")
         runs = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={row['run_id']}"
         for task_id, summary in row["tasks"].items():
             found = [
-                float(m.group(1))
+                (float(m.group(1)), float(m.group(2) or 0))
                 for path in (runs / f"task_id={task_id}").rglob("attempt=*.log")
                 for m in pattern.finditer(path.read_text(errors="replace"))
             ]
             if found:
-                summary["cpu_s"] = round(sum(found), 1)
+                summary["cpu_s"] = round(sum(cpu for cpu, _gc in found), 1)
+                summary["gc_s"] = round(sum(gc for _cpu, gc in found), 2)
 
     def _throttle(self, label: str) -> str | None:
         """One agreement answered 429 (Retry-After 2 s) on its first three voucher or attachment calls."""
@@ -1063,7 +1064,7 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
         if fcpu:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
         for task_id, s in r["tasks"].items():
-            cpu_s = f", task CPU {s['cpu_s']:.1f} s" if "cpu_s" in s else ""
+            cpu_s = f", task CPU {s['cpu_s']:.1f} s (GC {s.get('gc_s', 0):.2f})" if "cpu_s" in s else ""
             skipped = f" ({s['skipped']} skipped)" if s.get("skipped") else ""
             print(
                 f"    {task_id:<10} {s['tis']:>3} TIs{skipped}, busy {s['busy_s']:>6.1f} s "

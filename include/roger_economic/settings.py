@@ -41,6 +41,14 @@ def _strict_float(name: str, raw: str, default: Any) -> float:
     return float(raw)
 
 
+def _strict_count(name: str, raw: str, default: Any) -> int:
+    """A whole number of at least 1; anything else stops the DAG file: it is a typo."""
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {raw!r}")
+    return value
+
+
 def _int_or_none(name: str, raw: str, default: Any) -> int | None:
     try:
         return int(raw)
@@ -108,10 +116,11 @@ class Environment:
     # Roger's feed: bills per page (1..500), pages one walk may take
     roger_page_size: int = _from("ROGER_ECONOMIC_ROGER_PAGE_SIZE", default=500, read=_one_to_500)
     roger_max_pages: int = _from("ROGER_ECONOMIC_ROGER_MAX_PAGES", default=1000, read=_at_least_one)
-    # a night's shape: agreements per mapped group, groups at most, agreements at once per group, vouchers per
-    # POST (``None``: the loader's maximum), how long one agreement's step may take, a lease's wait
+    # a night's shape: agreements per mapped group, groups at most (``None``: as many as Airflow runs tasks at
+    # once), agreements at once per group, vouchers per POST (``None``: the loader's maximum), how long one
+    # agreement's step may take, a lease's wait
     group_size: int = _from("ROGER_ECONOMIC_GROUP_SIZE", default=100, read=_strict)
-    max_groups: int = _from("ROGER_ECONOMIC_MAX_GROUPS", default=8, read=_strict)
+    max_groups: int | None = _from("ROGER_ECONOMIC_MAX_GROUPS", read=_strict_count)
     load_threads: int = _from("ROGER_ECONOMIC_LOAD_THREADS", default=8, read=_strict)
     batch_size: int | None = _from("ROGER_ECONOMIC_BATCH_SIZE", read=_int_or_none)
     agreement_deadline: float | None = _from("ROGER_ECONOMIC_AGREEMENT_DEADLINE", read=_strict_float)

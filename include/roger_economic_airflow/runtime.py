@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ import pendulum
 from roger_economic.credentials import Endpoints
 from roger_economic.pipeline import Window
 from roger_economic.settings import environment
+from roger_economic.steps.fanout import MAX_GROUPS
 
 LOCAL_TZ = "Europe/Copenhagen"
 
@@ -86,9 +88,45 @@ def selected_agreements(context: Mapping[str, Any]) -> list[str] | None:
     return [str(a).strip() for a in chosen if str(a).strip()] or None
 
 
+def max_groups() -> int:
+    """Mapped groups at most: ``ROGER_ECONOMIC_MAX_GROUPS``, else 8, or fewer when Airflow runs fewer tasks of
+    one run at once (``[core] parallelism``, ``max_active_tasks_per_dag``).
+
+    A group's steps run one after another in one slot, so groups beyond the slots only wait for one and
+    pay each step's start-up again (README, Performance).
+    """
+    given = environment().max_groups
+    if given:
+        return given
+    from airflow.sdk.configuration import conf
+
+    slots = min(conf.getint("core", "parallelism"), conf.getint("core", "max_active_tasks_per_dag"))
+    return max(1, min(MAX_GROUPS, slots))
+
+
+class _CollectorTime:
+    """CPU seconds this process spent in Python's cyclic garbage collector since this module was imported
+    (a collection runs in the thread that triggered it, holding the GIL: that thread's CPU time)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._began = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.total += time.thread_time() - self._began
+
+
+_COLLECTOR = _CollectorTime()
+
+
 def cpu_used() -> str:
-    """The task process's CPU time so far, for its log (the benchmark adds these up per task)."""
-    return f"task process CPU: {time.process_time():.2f} s"
+    """The task process's CPU time so far, and its time in the garbage collector, for its log (the benchmark
+    adds these up per task)."""
+    return f"task process CPU: {time.process_time():.2f} s (garbage collector {_COLLECTOR.total:.2f} s)"
 
 
 # ---------------------------------------------------------------------------- the run's outcome (summarise)

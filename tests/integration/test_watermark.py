@@ -86,3 +86,59 @@ def watermarks() -> dict[str, str | None]:
                 )
             ).all()
         )
+
+
+@pytest.mark.parametrize("project_db", ["sqlite", "postgres"], indirect=True)
+def test_a_rerun_stages_nothing_page_by_page_yet_a_bill_changed_in_its_window_is_staged(project_db, sandboxes):
+    """A quiet rerun of a window reads what it already holds once for the group (no transaction per page);
+    a bill Roger changed meanwhile still has its new version staged, and nothing else moves."""
+    from sqlalchemy import event, select
+
+    from roger_economic.db import engine, models, session
+
+    roger, _economic = sandboxes
+    load_file(ROOT / "config" / "agreements.example.yaml")
+    endpoints = Endpoints.from_env()
+    night = Window("2026-11-18T23:00:00Z", "2026-11-26T23:00:00Z")
+    first = extract(["agr_0001", "agr_0002"], night, endpoints, "night")
+    assert first["agr_0001"]["staged"] > 0 and first["agr_0002"]["staged"] > 0
+
+    staging: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "staged_bills" in statement:
+            staging.append(" ".join(statement.split())[:60])
+
+    event.listen(engine(), "before_cursor_execute", count)
+    try:
+        rerun = extract(["agr_0001", "agr_0002"], night, endpoints, "rerun")
+        assert len(staging) == 1, f"one read for the group, not one per page: {staging}"
+        for aid in ("agr_0001", "agr_0002"):
+            assert rerun[aid]["outcome"] == "ok"
+            assert rerun[aid].get("staged", 0) == 0 and rerun[aid]["unchanged"] == first[aid]["staged"]
+
+        in_window = [b for b in roger_bills(roger, 1) if night.since <= b["updated_at"] < night.before]
+        changed = in_window[0]
+        roger.control(
+            "POST",
+            "bills/update",
+            {
+                "company_id": "cmp_0001",
+                "bill_id": changed["id"],
+                "changes": {"description": "changed <b>meanwhile</b>"},
+                "updated_at": "2026-11-25T12:00:00Z",
+            },
+        )
+        staging.clear()
+        again = extract(["agr_0001", "agr_0002"], night, endpoints, "again")
+    finally:
+        event.remove(engine(), "before_cursor_execute", count)
+    assert again["agr_0001"]["staged"] == 1 and again["agr_0001"]["unchanged"] == first["agr_0001"]["staged"] - 1
+    assert again["agr_0002"].get("staged", 0) == 0
+    with session() as sess:
+        version, payload, state = sess.execute(
+            select(models.StagedBill.version, models.StagedBill.payload, models.StagedBill.state).where(
+                models.StagedBill.agreement_id == "agr_0001", models.StagedBill.bill_id == changed["id"]
+            )
+        ).one()
+    assert (version, payload["description"], state) == (changed["version"] + 1, "changed <b>meanwhile</b>", "new")

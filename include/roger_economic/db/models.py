@@ -147,7 +147,10 @@ class StagedBill(Base):
     # bill_search_text(payload): filled on insert; staging passes it with every new version
     search_text: Mapped[str | None] = mapped_column(Text, nullable=True, default=_search_text_default)
 
-    __table_args__ = (Index("ix_staged_state", "agreement_id", "state"),)
+    __table_args__ = (
+        Index("ix_staged_state", "agreement_id", "state"),
+        Index("ix_staged_updated", "agreement_id", "updated_at"),  # what a window already holds (steps.extract)
+    )
 
 
 class _EntryOfABill:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GROUP_SIZE = environment().group_size
-MAX_GROUPS = environment().max_groups
+MAX_GROUPS = 8  # groups at most unless ROGER_ECONOMIC_MAX_GROUPS says (or Airflow runs fewer tasks at once)
 LOAD_THREADS = environment().load_threads
 RECORD_EVERY = 25  # agreements' outcomes written to the run report per transaction
 AGREEMENT_DEADLINE = 1800.0  # seconds one agreement's work in one step may take (ROGER_ECONOMIC_AGREEMENT_DEADLINE)
@@ -50,20 +50,21 @@ class AgreementsFailed(IntegrationError):
         super().__init__(f"{len(failures)} agreement(s) failed: {lines}")
 
 
-def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int = MAX_GROUPS) -> list[dict[str, Any]]:
+def groups(agreement_ids: list[str], size: int = GROUP_SIZE, max_groups: int | None = None) -> list[dict[str, Any]]:
     """Agreements in groups of about ``size``, each labelled by the agreements it holds (the mapped task's name).
 
-    Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped task groups (default 8, about
-    twice the tasks a small Airflow runs at once: enough for one group's load to overlap the next one's
-    validation, few enough that a quiet night is not mostly task start-ups): every task pays a fixed
-    cost (a task process, a Great Expectations context and Data Docs, its sessions) of one to two
-    CPU-seconds, whatever its group's size, and a readable grid is far smaller than Airflow's
-    ``max_map_length`` (1024). The
-    agreements are spread evenly, so groups finish together (250 → 84 + 83 + 83, not 100 + 100 + 50).
+    Groups grow beyond ``size`` rather than exceed ``max_groups`` mapped task groups (the plan task passes
+    ``roger_economic_airflow.runtime.max_groups()``: ``ROGER_ECONOMIC_MAX_GROUPS``, else :data:`MAX_GROUPS`,
+    or fewer when Airflow runs fewer tasks at once; called without a bound: that variable, else
+    :data:`MAX_GROUPS`). Every task pays a fixed cost (a task process, a Great Expectations context and Data
+    Docs, its sessions) whatever its group's size, and groups beyond the tasks Airflow runs at once only wait
+    for a slot and pay it again; a readable grid is far smaller than Airflow's ``max_map_length`` (1024).
+    The agreements are spread evenly, so groups finish together (250 → 84 + 83 + 83, not 100 + 100 + 50).
     """
     if not agreement_ids:
         return []
-    count = min(max_groups, -(-len(agreement_ids) // size))
+    bound = max_groups or environment().max_groups or MAX_GROUPS
+    count = min(bound, -(-len(agreement_ids) // size))
     base, extra = divmod(len(agreement_ids), count)
     out = []
     start = 0
@@ -219,11 +220,16 @@ def each(
     try:
         futures = {pools[0].submit(one, aid): aid for aid in agreement_ids}
         pending = set(futures)
+        every = min(1.0, max(limit / 4, 0.05))  # seconds between looks for agreements past their deadline
+        looked = time.monotonic()
         while pending:
-            done, pending = wait(pending, timeout=min(1.0, max(limit / 4, 0.05)), return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=every, return_when=FIRST_COMPLETED)
             for future in done:
                 aid, result = future.result()
                 results.setdefault(aid, result)
+            if time.monotonic() - looked < every:
+                continue  # not after every agreement that ends: a look goes over all the pending ones
+            looked = time.monotonic()
             late = {future: overdue(futures[future]) for future in pending}
             for future, line in late.items():
                 if line is not None:

@@ -20,7 +20,7 @@ def test_migrating_twice_changes_nothing(project_db):
 
     migrate(project_db)
     with engine(project_db).connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0003_setup_audit"
+        assert MigrationContext.configure(conn).get_current_revision() == "0004_staged_updated"
 
 
 def test_bills_staged_before_0003_get_their_search_text(project_db):

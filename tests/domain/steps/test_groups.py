@@ -41,3 +41,19 @@ def test_a_single_agreement_run_is_named_by_the_agreement():
 
 def test_no_agreements_no_groups():
     assert groups([]) == []
+
+
+def test_the_bound_follows_the_variable_unless_the_caller_names_one(monkeypatch):
+    ids = [f"agr_{i:04d}" for i in range(1, 2001)]
+    monkeypatch.setenv("ROGER_ECONOMIC_MAX_GROUPS", "4")
+    assert [len(g["agreements"]) for g in groups(ids)] == [500] * 4
+    assert len(groups(ids, max_groups=2)) == 2
+
+
+def test_a_bound_below_one_is_a_typo_that_stops_the_dag_file():
+    import pytest
+
+    from roger_economic.settings import Environment
+
+    with pytest.raises(ValueError, match="ROGER_ECONOMIC_MAX_GROUPS must be at least 1"):
+        Environment.read({"ROGER_ECONOMIC_MAX_GROUPS": "0"})

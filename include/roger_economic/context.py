@@ -132,8 +132,14 @@ class AgreementContext:
         return None
 
 
-def load_contexts(sess: Session, agreement_ids: list[str]) -> dict[str, AgreementContext]:
-    """Contexts for many agreements with a handful of queries (not a few per agreement)."""
+def load_contexts(
+    sess: Session, agreement_ids: list[str], kinds: tuple[str, ...] | None = None
+) -> dict[str, AgreementContext]:
+    """Contexts for many agreements with a handful of queries (not a few per agreement).
+
+    ``kinds`` restricts the master data read to those kinds: a context that only answers
+    :meth:`AgreementContext.stop_reason` needs :data:`setup_rules.STOP_KINDS`, not every snapshot.
+    """
     rows = {a.id: a for a in sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))}
     cats: dict[str, dict[str, tuple[int, str | None]]] = {a: {} for a in agreement_ids}
     for m in sess.scalars(select(models.CategoryMapping).where(models.CategoryMapping.agreement_id.in_(agreement_ids))):
@@ -147,7 +153,7 @@ def load_contexts(sess: Session, agreement_ids: list[str]) -> dict[str, Agreemen
     for link in sess.scalars(select(models.SupplierLink).where(models.SupplierLink.agreement_id.in_(agreement_ids))):
         if link.supplier_number is not None:
             links[link.agreement_id][link.vendor_key] = link.supplier_number
-    snaps = masterdata.load(sess, agreement_ids)
+    snaps = masterdata.load(sess, agreement_ids, kinds)
     return {
         aid: AgreementContext(Agreement.from_row(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
         for aid in agreement_ids

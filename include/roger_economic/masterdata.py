@@ -63,14 +63,13 @@ def save(sess: Session, agreement_id: str, snapshots: dict[str, Any]) -> None:
         sess.add(row)
 
 
-def load(sess: Session, agreement_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """{agreement_id: {kind: payload}} for many agreements in one query."""
+def load(sess: Session, agreement_ids: list[str], kinds: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """{agreement_id: {kind: payload}} for many agreements in one query (only ``kinds``, when given)."""
     out: dict[str, dict[str, Any]] = {a: {} for a in agreement_ids}
-    rows = sess.execute(
-        select(models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.payload).where(
-            models.MasterData.agreement_id.in_(agreement_ids)
-        )
+    query = select(models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.payload).where(
+        models.MasterData.agreement_id.in_(agreement_ids)
     )
+    rows = sess.execute(query if kinds is None else query.where(models.MasterData.kind.in_(kinds)))
     for aid, kind, payload in rows:
         out[aid][kind] = payload
     return out

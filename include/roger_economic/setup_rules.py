@@ -45,6 +45,7 @@ NO_SCANNING = (
     "is off: enable the add-on or allow booking without the PDF"
 )
 JOURNAL_ENTRY_TYPES = {"invoice_journal": "supplierInvoice", "payment_journal": "supplierPayment"}
+STOP_KINDS = ("accounts", "journals", "self")  # the master data :func:`problems` reads (``self``: its modules)
 
 
 def values_of(setup: Any) -> dict[str, Any]:

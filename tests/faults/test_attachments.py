@@ -193,3 +193,27 @@ def test_a_group_is_settled_only_when_nothing_waits(demo):
     with session() as sess:  # a mapping changed: quarantined bills must be judged again
         sess.get(m.Agreement, "agr_0003").default_account = 3990
     assert not pipeline.settled(ids, "run-3", quiet)
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("journals", []),  # the agreement's journals are gone
+        ("accounts", []),  # and its chart of accounts
+        ("self", {"modules": []}),  # the scanning add-on was switched off (book_without_attachment is off)
+    ],
+)
+def test_a_group_is_not_settled_when_its_master_data_stops_an_agreement(demo, kind, payload):
+    """A quiet night still reports an agreement that cannot book: the master data that stops it is read,
+    even when its refresh time (what the setup fingerprint sees) did not move."""
+    from roger_economic.db import models as m
+
+    ids = ["agr_0001", "agr_0002", "agr_0003"]
+    quiet = {aid: {"outcome": "ok", "seen": 8, "unchanged": 8} for aid in ids}
+    prepare(ids)
+    assert all(r["outcome"] == "ok" for r in pipeline.load(ids, endpoints(), "run-1").values())
+    assert pipeline.settled(ids, "run-2", quiet)
+
+    with session() as sess:
+        sess.get(m.MasterData, ("agr_0002", kind)).payload = payload
+    assert not pipeline.settled(ids, "run-3", quiet)

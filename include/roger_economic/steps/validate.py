@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from roger_economic import agreement_status, states
+from roger_economic import agreement_status, setup_rules, states
 from roger_economic.context import AgreementContext, load_contexts
 from roger_economic.db import PROJECT_ROOT, in_chunks, models, session
 from roger_economic.model import MAPPINGS
@@ -59,8 +59,9 @@ class _Judgement:
     rejudge: set[str]
 
 
-def _judgement(sess: Any, agreement_ids: list[str], dry_run: bool) -> _Judgement:
-    contexts = load_contexts(sess, agreement_ids)
+def _judgement(sess: Any, agreement_ids: list[str], dry_run: bool, kinds: tuple[str, ...] | None = None) -> _Judgement:
+    """``kinds``: the master data the contexts hold (all when None; validation judges bills against them)."""
+    contexts = load_contexts(sess, agreement_ids, kinds)
     stopped: dict[str, dict[str, Any]] = {}
     runnable: dict[str, AgreementContext] = {}
     for aid in agreement_ids:
@@ -113,7 +114,7 @@ def settled(agreement_ids: list[str], run_id: str, extracted: dict[str, Any]) ->
     if any(res.get("staged") for res in extracted.values()):
         return False
     with session() as sess:
-        judgement = _judgement(sess, agreement_ids, dry_run=False)
+        judgement = _judgement(sess, agreement_ids, dry_run=False, kinds=setup_rules.STOP_KINDS)
         if judgement.stopped or judgement.rejudge or agreements_with_work(sess, agreement_ids):
             return False
     record_all(run_id, "validate", {aid: {"outcome": Outcome.OK, "unchanged": True} for aid in agreement_ids})

@@ -63,9 +63,30 @@ def save(sess: Session, agreement_id: str, snapshots: dict[str, Any]) -> None:
         sess.add(row)
 
 
-def load(sess: Session, agreement_ids: list[str], kinds: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+class Snapshots(dict[str, Any]):
+    """One agreement's master data by kind. Read for some kinds only, it refuses to answer for the others:
+    an empty answer would read as "e-conomic has none" (no accounts, no suppliers) and judge wrongly."""
+
+    def __init__(self, kinds: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        self.kinds = None if kinds is None else frozenset(kinds)
+
+    def _readable(self, kind: str) -> None:
+        if self.kinds is not None and kind not in self.kinds:
+            raise LookupError(f"master data {kind!r} was not read here (only {', '.join(sorted(self.kinds))})")
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        self._readable(kind)
+        return super().get(kind, default)
+
+    def __getitem__(self, kind: str) -> Any:
+        self._readable(kind)
+        return super().__getitem__(kind)
+
+
+def load(sess: Session, agreement_ids: list[str], kinds: tuple[str, ...] | None = None) -> dict[str, Snapshots]:
     """{agreement_id: {kind: payload}} for many agreements in one query (only ``kinds``, when given)."""
-    out: dict[str, dict[str, Any]] = {a: {} for a in agreement_ids}
+    out = {a: Snapshots(kinds) for a in agreement_ids}
     query = select(models.MasterData.agreement_id, models.MasterData.kind, models.MasterData.payload).where(
         models.MasterData.agreement_id.in_(agreement_ids)
     )

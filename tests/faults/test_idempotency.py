@@ -36,6 +36,21 @@ def _attachment_pages(economic) -> dict[tuple[str, int], int]:
     }
 
 
+def _loader_ready_to_post(run_id: str):
+    """agr_0001's load taken step by step, up to the vouchers: (loader, its e-conomic client, planned rows)."""
+    from roger_economic.context import load_contexts
+    from roger_economic.posting.loader import Loader
+
+    prepare(["agr_0001"])
+    with session() as sess:
+        ctx = load_contexts(sess, ["agr_0001"])["agr_0001"]
+    economic, roger = pipeline.clients(ctx.settings, endpoints())
+    loader = Loader(session, ctx, economic, roger, run_id)
+    planned = loader.withdraw_and_replace(loader._read())
+    loader.create_suppliers(planned)
+    return loader, economic, planned
+
+
 def test_lost_answer_within_the_hour_is_replayed_by_its_key(demo):
     _roger, economic = demo
     prepare(["agr_0001"])
@@ -95,21 +110,13 @@ def test_lost_answer_after_the_hour_is_found_by_bill_id_before_posting_again(dem
 def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
     """A backfill's validation may re-plan an entry while a load runs: the load must not post the content it
     read earlier; the entry stays planned and the next load posts what is planned now."""
-    from roger_economic.context import load_contexts
-    from roger_economic.posting.loader import Loader
-
-    prepare(["agr_0001"])
-    with session() as sess:
-        ctx = load_contexts(sess, ["agr_0001"])["agr_0001"]
-    economic, roger = pipeline.clients(ctx.settings, endpoints())
-    loader = Loader(session, ctx, economic, roger, "run-1")
-    planned = loader.withdraw_and_replace(loader._read())
-    loader.create_suppliers(planned)
+    loader, economic, planned = _loader_ready_to_post("run-1")
     moved = planned[0]
     with session() as sess:  # what an overlapping run's ledger.plan does to a planned row
         sess.get(models.Posting, moved.id).payload_hash = "re-planned-meanwhile"
 
     loader.post_planned(planned)
+    loader._finish()  # the load's last transaction: the posted vouchers are recorded with it at the latest
 
     rows = {r.id: r for r in ledger_rows("agr_0001")}
     assert rows[moved.id].status == "planned"
@@ -124,3 +131,26 @@ def test_an_entry_re_planned_during_a_load_waits_for_the_next_load(demo):
         assert again.from_cache
     assert pipeline.load(["agr_0001"], endpoints(), "run-2")["agr_0001"]["outcome"] == "ok"
     assert {r.id: r.status for r in ledger_rows("agr_0001")}[moved.id] == "posted"
+
+
+def test_a_late_posted_record_does_not_undo_what_a_run_that_took_over_found(demo):
+    """A load past its deadline (or a stopped task) records its last vouchers late, after its lease lapsed:
+    by then another run may have taken the agreement over and sorted the rows out itself (found among the
+    booked entries, superseded by a newer version). The late record must leave that as it is."""
+    late, _economic, planned = _loader_ready_to_post("run-late")
+    late.post_planned(planned)  # posted in e-conomic; the record waits for the load's next transaction
+    sent = [r for r in ledger_rows("agr_0001") if r.status == "posting"]
+    assert len(sent) >= 2
+    booked, superseded = sent[0], sent[1]
+    with session() as sess:  # what the run that took over recorded meanwhile
+        row = sess.get(models.Posting, booked.id)
+        row.status, row.entry_number, row.batch_key = "posted", None, None  # booked by the accountant since
+        row = sess.get(models.Posting, superseded.id)
+        row.status, row.batch_key = "superseded", None  # its draft deleted: a newer version of the bill came
+
+    late._finish()
+
+    rows = {r.id: r for r in ledger_rows("agr_0001")}
+    assert rows[booked.id].status == "posted" and rows[booked.id].entry_number is None
+    assert rows[superseded.id].status == "superseded"
+    assert {rows[r.id].status for r in sent[2:]} <= {"posted"}  # the others are recorded as usual

@@ -88,7 +88,11 @@ def _create(url: str) -> Engine:
     if url.startswith(("postgresql://", "postgresql+psycopg2://")):
         # UPDATEs of many rows by primary key (a posted batch) in pages, not one round trip per row
         options["executemany_mode"] = "values_plus_batch"
-    eng = create_engine(url, pool_size=5, max_overflow=5, json_deserializer=_json_loads, **options)
+    # connections kept, not opened and closed: a step's threads, the lease keeper and the step itself each hold
+    # one at once (with 5 kept, a busy load opened and closed the others: a server process each time); at most
+    # 10 as before, more only for more threads (an agreement past its deadline keeps its thread's connection)
+    kept = max(10, environment().load_threads + 2)
+    eng = create_engine(url, pool_size=kept, max_overflow=0, json_deserializer=_json_loads, **options)
     _ping_when_idle(eng)
     return eng
 

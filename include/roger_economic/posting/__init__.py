@@ -11,7 +11,9 @@ the end by :func:`settle.settle_bill_states`):
 3. create missing suppliers (once, under the ``create`` policy: :mod:`suppliers`);
 4. post the planned vouchers in batches, one POST per journal and batch, with a
    ledger row marked ``posting`` *before* the call and an idempotency key that
-   a retry of the same batch repeats;
+   a retry of the same batch repeats; the answer (``posted``, voucher numbers)
+   is written first in the load's next transaction, at the latest its last one
+   (a crash before it leaves the rows ``posting``: step 1 finds them);
 5. attach each invoice's PDF.
 
 Modules, in the order a load uses them: :mod:`ledger` (planning entries, what counts as booked),

@@ -112,7 +112,8 @@ def renew_all(sess: Session, agreement_ids: list[str], owner: str, minutes: floa
 
 def still_held(sess: Session, agreement_id: str, owner: str, minutes: float = GROUP_LEASE_MINUTES) -> bool:
     """In the transaction that marks a batch ``posting``: the lease is still this owner's and not run out,
-    and now lasts at least ``minutes`` more (the POST and its record fit in it).
+    and now lasts at least ``minutes`` more (the POST fits in it; its record, written later, is guarded by the
+    rows' own state: :meth:`~roger_economic.posting.loader.Loader._save_posted`).
 
     The guard behind every voucher POST: whatever happened to the renewals, a load that lost its lease
     (it ran out and another run took the agreement) marks and posts nothing more.
@@ -226,6 +227,7 @@ def release(sess: Session, agreement_id: str, owner: str) -> None:
         update(models.Agreement)
         .where(models.Agreement.id == agreement_id, models.Agreement.lease_owner == owner)
         .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -119,8 +120,12 @@ class Loader:
         self.refused: set[str] = set()  # bills whose invoice e-conomic refused in this load
         self.why_refused: dict[str, str] = {}  # bill → e-conomic's error codes and messages for it
         self.work_refused: set[str] = set()  # bills with an open refusal (``LOADER_RULES``) from an earlier run
-        self.attached_unsaved: list[int] = []  # uploaded, recorded in the load's last transaction
-        self.suppliers_unsaved: dict[str, int] = {}  # created, recorded with the next vouchers marked (or at the end)
+        # what e-conomic answered and the ledger does not hold yet: written first in the load's next transaction
+        # (:meth:`_transaction`), at the latest in its last one; a crash before that leaves rows ``posting`` and
+        # links ``creating``, which the next load looks up in e-conomic before it sends anything again
+        self.suppliers_unsaved: dict[str, int] = {}  # created suppliers (vendor key → supplier number)
+        self.posted_unsaved: list[dict[str, Any]] = []  # posted vouchers' rows (:meth:`_post_batch`)
+        self.attached_unsaved: list[int] = []  # uploaded, recorded every few uploads and in the last transaction
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
@@ -141,20 +146,33 @@ class Loader:
         return self.result
 
     def _read(self) -> Work:
-        with self.session() as sess:
+        with self._transaction() as sess:
             return read_work(sess, [self.aid])[self.aid]
 
-    def _finish(self) -> None:
-        """The last attachments (and any suppliers not yet recorded) recorded and the lease given back, in one
-        transaction (also on failure)."""
-        if not self.attached_unsaved and not self.suppliers_unsaved and not self.owner:
-            return
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction of this load, which first writes what e-conomic answered since the last one (suppliers
+        created, vouchers posted): every later read and write of the load sees them, and a voucher's record
+        costs no transaction of its own. Forgotten only once committed (written again after a rollback, they
+        change nothing twice). Never nested: a second connection would wait on the first one's row locks."""
+        created, posted = dict(self.suppliers_unsaved), len(self.posted_unsaved)
         with self.session() as sess:
-            suppliers.record_created(sess, self.aid, self.suppliers_unsaved)
+            suppliers.record_created(sess, self.aid, created)
+            self._save_posted(sess, self.posted_unsaved[:posted])
+            yield sess
+        for key in created:
+            self.suppliers_unsaved.pop(key, None)
+        del self.posted_unsaved[:posted]
+
+    def _finish(self) -> None:
+        """What is not yet recorded (vouchers posted, the last attachments, suppliers) written and the lease
+        given back, in one transaction (also on failure)."""
+        if not (self.attached_unsaved or self.suppliers_unsaved or self.posted_unsaved or self.owner):
+            return
+        with self._transaction() as sess:
             self._save_attached(sess, self.attached_unsaved)
             if self.owner:
                 release(sess, self.aid, self.owner)
-        self.suppliers_unsaved.clear()
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(
@@ -172,17 +190,19 @@ class Loader:
         journal entry number: a later change of its bill becomes a review item). Not found: planned again,
         unless a newer version of the bill is in the ledger: then it is superseded (versions only move forward).
         """
-        with self.session() as sess:
+        with self._transaction() as sess:
             stuck = self._rows(sess, PostingStatus.POSTING)
             if not stuck:
                 return
-            known = set(
-                sess.scalars(
+            known = {
+                number
+                for number in sess.scalars(
                     select(models.Posting.entry_number).where(
                         models.Posting.agreement_id == self.aid, models.Posting.entry_number.is_not(None)
                     )
                 )
-            )
+                if number is not None
+            }
             drafts = self._drafts_of(stuck, known)
             booked = self._booked_of(sess, stuck)
             newer = self._newer_versions(sess, stuck)
@@ -325,7 +345,7 @@ class Loader:
                 to_retire.append((old, None))
         if not to_retire and not withdrawn_bills and not stale:  # the usual night: nothing to write
             return planned
-        with self.session() as sess:
+        with self._transaction() as sess:
             if stale:  # an overlapping run planned two versions of an entry: only the newest may go out
                 sess.execute(
                     update(models.Posting)
@@ -410,7 +430,7 @@ class Loader:
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
         suppliers.create_missing(
-            self.session, self.ctx, self.economic, planned, self.result.counts, self.suppliers_unsaved
+            self._transaction, self.ctx, self.economic, planned, self.result.counts, self.suppliers_unsaved
         )
 
     # ------------------------------------------------------------------ 4. vouchers
@@ -432,10 +452,11 @@ class Loader:
             rows = [r for r in rows if r not in waiting]
             if not rows:
                 return
-        with self.session() as sess:  # marked before the call: a crash leaves rows that say what to look for
+        # marked before the call: a crash leaves rows that say what to look for (and the transaction records the
+        # suppliers these vouchers name, and the vouchers posted before them)
+        with self._transaction() as sess:
             if self.owner and not still_held(sess, self.aid, self.owner):
                 raise IntegrationError(f"agreement {self.aid}: this load lost its lease; another run may hold it")
-            suppliers.record_created(sess, self.aid, self.suppliers_unsaved)  # the suppliers these vouchers name
             # still planned as read at the start of this load? an overlapping run (a backfill's validation)
             # may have re-planned a row since: such a row waits for the next load, with its new content
             # (one statement: rows still planned with the content read are marked, and say so)
@@ -467,7 +488,6 @@ class Loader:
                         .values(batch_key=key)
                         .execution_options(synchronize_session=False)
                     )
-        self.suppliers_unsaved.clear()  # recorded: that transaction is committed
         if not rows:
             return
         vouchers = []
@@ -493,6 +513,8 @@ class Loader:
             done.append(
                 {
                     "row_id": row.id,
+                    "sent_key": key,
+                    "posted_at": now,
                     "voucher_number": voucher.get("voucherNumber"),
                     "accounting_year": (voucher.get("accountingYear") or {}).get("year", row.year),
                     "entry_number": items[0].get("journalEntryNumber"),
@@ -506,23 +528,39 @@ class Loader:
                     (row.id, row.bill_id, journal, done[-1]["accounting_year"], done[-1]["voucher_number"])
                 )
             self.result.counts[f"{row.kind}s_booked"] += 1
-        table = cast(Table, posting.__table__)
-        with self.session() as sess:  # one statement for the batch (executemany by primary key)
-            sess.execute(
-                update(table)
-                .where(table.c.id == bindparam("row_id"))
-                .values(
-                    status=PostingStatus.POSTED,
-                    posted_at=now,
-                    voucher_number=bindparam("voucher_number"),
-                    accounting_year=bindparam("accounting_year"),
-                    entry_number=bindparam("entry_number"),
-                    attachment=bindparam("attachment"),
-                ),
-                done,
-            )
-            if {r.bill_id for r in rows} & self.work_refused:
+        self.posted_unsaved += done  # recorded in the load's next transaction (:meth:`_transaction`)
+        if {r.bill_id for r in rows} & self.work_refused:
+            with self._transaction() as sess:
                 self._release_refusals(sess, rows, now)
+
+    @staticmethod
+    def _save_posted(sess: Session, done: list[dict[str, Any]]) -> None:
+        """Posted vouchers' rows, one statement (executemany by primary key).
+
+        Only rows still ``posting`` in the batch sent: written after the lease lapsed (an agreement past its
+        deadline, a stopped task), the record must not undo what the run that took the agreement over found
+        meanwhile (the rows recovered, superseded, booked by the accountant).
+        """
+        if not done:
+            return
+        table = cast(Table, models.Posting.__table__)
+        sess.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("row_id"),
+                table.c.status == PostingStatus.POSTING,
+                table.c.batch_key == bindparam("sent_key"),
+            )
+            .values(
+                status=PostingStatus.POSTED,
+                posted_at=bindparam("posted_at"),
+                voucher_number=bindparam("voucher_number"),
+                accounting_year=bindparam("accounting_year"),
+                entry_number=bindparam("entry_number"),
+                attachment=bindparam("attachment"),
+            ),
+            done,
+        )
 
     def _release_refusals(self, sess: Session, posted: list[Planned], now: datetime) -> None:
         """Entries refused on an earlier run are in now: their records are released, and so is the record of a
@@ -569,7 +607,7 @@ class Loader:
         rest = [row for i, row in enumerate(rows) if i not in reasons]
         waiting = [row for row in rest if row.kind == "payment" and row.bill_id in self.refused]
         rest = [row for row in rest if row not in waiting]
-        with self.session() as sess:
+        with self._transaction() as sess:
             now = datetime.now(UTC)
             for row, why in rejected:
                 self.why_refused.setdefault(row.bill_id, why)
@@ -601,7 +639,7 @@ class Loader:
         """Payments held back because e-conomic refused their invoice in this load (``marked``: already
         ``posting``)."""
         posting = models.Posting
-        with self.session() as sess:
+        with self._transaction() as sess:
             now = datetime.now(UTC)
             for row in rows:
                 why = self.why_refused.get(row.bill_id, "see the invoice's quarantine record")
@@ -658,7 +696,7 @@ class Loader:
         if not self.to_attach:
             return
         if not has_scanning(self.ctx.snapshots):
-            with self.session() as sess:
+            with self._transaction() as sess:
                 skipped = cast(
                     CursorResult,
                     sess.execute(
@@ -695,8 +733,8 @@ class Loader:
             if len(attached) >= ATTACHED_WRITE_EVERY:
                 self._mark_attached(attached)
             return
-        with self.session() as sess:
-            row = sess.get(models.Posting, row_id)
+        with self._transaction() as sess:
+            row = sess.get_one(models.Posting, row_id)
             row.attachment = state
             self._review(
                 sess,
@@ -717,7 +755,7 @@ class Loader:
         """
         if not row_ids:
             return
-        with self.session() as sess:
+        with self._transaction() as sess:
             self._save_attached(sess, row_ids)
 
     @staticmethod

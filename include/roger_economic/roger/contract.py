@@ -41,7 +41,7 @@ def document() -> dict[str, Any]:
     import yaml
 
     with CONTRACT.open(encoding="utf-8") as handle:
-        doc = yaml.safe_load(handle)
+        doc = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's, when built in
     if not str(doc.get("openapi", "")).startswith("3.1"):
         raise ConfigError(f"{CONTRACT}: OpenAPI {doc.get('openapi')!r}; this judge reads 3.1 (JSON Schema 2020-12)")
     return doc

@@ -12,11 +12,12 @@ them again.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -214,36 +215,48 @@ def each(
         }
         return keep(aid, result)[1]
 
+    # Each agreement's thread hands its line to ``finished``; the caller waits on that queue, not on the
+    # futures: waiting on a group's futures installs a waiter on every pending one each time an agreement
+    # ends, a cost quadratic in the group's size.
+    finished: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None]] = queue.SimpleQueue()
+
+    def run(aid: str) -> None:
+        try:
+            line = one(aid)[1]
+        except BaseException as exc:  # not an agreement's failure (``one`` records those): the step's
+            finished.put((aid, None, exc))
+            raise
+        finished.put((aid, line, None))
+
     results: dict[str, Any] = {}
     size = max(1, min(threads, len(agreement_ids)))
     pools = [ThreadPoolExecutor(max_workers=size)]
     try:
-        futures = {pools[0].submit(one, aid): aid for aid in agreement_ids}
-        pending = set(futures)
+        futures = {aid: pools[0].submit(run, aid) for aid in agreement_ids}
         every = min(1.0, max(limit / 4, 0.05))  # seconds between looks for agreements past their deadline
         looked = time.monotonic()
-        while pending:
-            done, pending = wait(pending, timeout=every, return_when=FIRST_COMPLETED)
-            for future in done:
-                aid, result = future.result()
-                results.setdefault(aid, result)
+        while len(results) < len(futures):
+            try:
+                aid, line, exc = finished.get(timeout=every)
+            except queue.Empty:
+                pass
+            else:
+                if exc is not None:
+                    raise exc
+                results.setdefault(aid, line)
             if time.monotonic() - looked < every:
                 continue  # not after every agreement that ends: a look goes over all the pending ones
             looked = time.monotonic()
-            late = {future: overdue(futures[future]) for future in pending}
-            for future, line in late.items():
+            late = {aid: overdue(aid) for aid in futures if aid not in results}
+            for aid, line in late.items():
                 if line is not None:
-                    results[futures[future]] = line
-                    pending.discard(future)
-            queued = [f for f in pending if f.cancel()] if any(late.values()) else []
+                    results[aid] = line
+            stuck = any(line is not None for line in late.values())
+            queued = [aid for aid in late if aid not in results and futures[aid].cancel()] if stuck else []
             if queued:  # not started yet: moved to a fresh pool, so the stuck threads hold no one back
                 pools.append(ThreadPoolExecutor(max_workers=size))
-                for future in queued:
-                    pending.discard(future)
-                    aid = futures.pop(future)
-                    moved = pools[-1].submit(one, aid)
-                    futures[moved] = aid
-                    pending.add(moved)
+                for aid in queued:
+                    futures[aid] = pools[-1].submit(run, aid)
         return {aid: results[aid] for aid in agreement_ids}
     finally:
         for pool in pools:  # an agreement past its deadline is not waited for

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from roger_economic import setup_rules
 from roger_economic.context import load_contexts
 from roger_economic.credentials import Endpoints
 from roger_economic.db import session
@@ -20,6 +21,9 @@ from roger_economic.settings import environment
 from roger_economic.states import Outcome
 from roger_economic.steps.fanout import LOAD_THREADS, AgreementsFailed, clients, each
 
+# the master data a load reads: what can stop an agreement, and ``self`` (the scanning add-on, the base currency
+# of a supplier it creates); never the chart of suppliers or the calendar, which validation judged bills by
+LOAD_KINDS = setup_rules.STOP_KINDS
 LEASE_WAIT = environment().lease_wait
 LEASE_RENEW_EVERY = 60.0  # seconds between renewals of a group's leases (each lasts 10 minutes)
 READ_AGAIN_AFTER = 600.0  # seconds: an agreement of a long group reads what it starts from afresh
@@ -61,7 +65,7 @@ def load(
     owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     taken_at = time.monotonic()
     with session() as sess:
-        contexts = load_contexts(sess, agreement_ids)
+        contexts = load_contexts(sess, agreement_ids, LOAD_KINDS)
         busy = agreements_with_work(sess, agreement_ids)
         ready = [a for a in agreement_ids if a in busy and a in contexts and not contexts[a].stop_reason()]
         held = lease_all(sess, ready, owner)

@@ -16,6 +16,14 @@ from sandboxes.httpbase import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A task's supervisor can miss its process's exit (the sockets close a moment before the process is reaped) and then
+# waits out ``[workers] min_heartbeat_interval`` (5 s) before it notices: all that time the executor slot stays taken
+# and the night's next task waits for it. At 1 s (the least: an integer) the wait is short, for one heartbeat per
+# running task a second instead of one in five. ``max_failed_heartbeats`` stays Airflow's 3: each failed heartbeat is
+# itself retried for several seconds, so three still let an api-server be away about half a minute (15 at 1 s would
+# outlast the scheduler's task heartbeat timeout). docker-compose.yaml sets the same.
+TASK_SUPERVISOR = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1"}
+
 
 def configure(home: Path | None = None, db_url: str | None = None, airflow_db_url: str | None = None) -> Path:
     """Point Airflow and the project at a local home; returns it."""
@@ -41,6 +49,7 @@ def configure(home: Path | None = None, db_url: str | None = None, airflow_db_ur
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get(
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"
         ),
+        **{name: os.environ.get(name, value) for name, value in TASK_SUPERVISOR.items()},
     }
     os.environ.update(env)
     return home

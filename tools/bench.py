@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -52,6 +53,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1023,6 +1025,32 @@ def per_agreement_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def same_calls_line(cpu: dict[str, float], floor_cpu: dict[str, float]) -> str:
+    """The sandboxes' CPU for the run's calls against the floor's replay of the same calls: well above 1, the
+    machine was slower during the run than during the floor (its speed drifts), or the run's concurrency cost the
+    sandboxes more; either way the run/floor ratio of that run says less."""
+    names = [n for n in ("e-conomic sandbox", "roger sandbox") if floor_cpu.get(n)]
+    run, floor = sum(cpu.get(n, 0.0) for n in names), sum(floor_cpu[n] for n in names)
+    if not floor:
+        return "    the sandboxes' CPU for the same calls: no calls"
+    return f"    the sandboxes' CPU for the same calls: run {run:.1f} s, floor {floor:.1f} s ({run / floor:.2f}x)"
+
+
+def slots_held_after_tasks(scheduler_log: Path, run_id: str) -> list[float]:
+    """Seconds each of the run's tasks kept its LocalExecutor slot after it ended (the scheduler log's
+    "Workload finished" line against the task's end); empty where the log does not say (CeleryExecutor)."""
+    if not scheduler_log.exists():
+        return []
+    finished: dict[str, datetime] = {}
+    ended: dict[str, datetime] = {}
+    for line in scheduler_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "Workload finished" in line and (m := re.search(r"^(\S+?)Z? .*workload_id=(\S+)", line)):
+            finished[m.group(2)] = datetime.fromisoformat(m.group(1).replace("Z", "")).replace(tzinfo=UTC)
+        elif f"run_id={run_id}," in line and (m := re.search(r"ti_id=(\S+), .*run_end_date=(\d{4}-\S+ \S+),", line)):
+            ended[m.group(1)] = datetime.fromisoformat(m.group(2))
+    return [(finished[ti] - end).total_seconds() for ti, end in ended.items() if ti in finished]
+
+
 def report(phase: Phase, parse: dict[str, float]) -> None:
     print()
     print(table(phase.rows, phase.executor))
@@ -1063,6 +1091,13 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
         fcpu = r.get("floor_cpu") or {}
         if fcpu:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
+            print(same_calls_line(cpu, fcpu))
+        held = slots_held_after_tasks(phase.home / "scheduler.log", r["run_id"])
+        if held:
+            print(
+                f"    executor slots held after a task ended (until its worker was free again): max "
+                f"{max(held):.2f} s, {sum(1 for h in held if h > 0.5)} of {len(held)} tasks over 0.5 s"
+            )
         for task_id, s in r["tasks"].items():
             cpu_s = f", task CPU {s['cpu_s']:.1f} s (GC {s.get('gc_s', 0):.2f})" if "cpu_s" in s else ""
             skipped = f" ({s['skipped']} skipped)" if s.get("skipped") else ""

@@ -1031,8 +1031,8 @@ def same_calls_line(cpu: dict[str, float], floor_cpu: dict[str, float]) -> str:
     sandboxes more; either way the run/floor ratio of that run says less."""
     names = [n for n in ("e-conomic sandbox", "roger sandbox") if floor_cpu.get(n)]
     run, floor = sum(cpu.get(n, 0.0) for n in names), sum(floor_cpu[n] for n in names)
-    if not floor:
-        return "    the sandboxes' CPU for the same calls: no calls"
+    if floor < 2.0:  # a few seconds' calls: the CPU counters' granularity says more than the machine
+        return ""
     return f"    the sandboxes' CPU for the same calls: run {run:.1f} s, floor {floor:.1f} s ({run / floor:.2f}x)"
 
 
@@ -1091,7 +1091,8 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
         fcpu = r.get("floor_cpu") or {}
         if fcpu:
             print("    floor CPU seconds (per replay): " + ", ".join(f"{k} {v:.1f}" for k, v in fcpu.items()))
-            print(same_calls_line(cpu, fcpu))
+            if line := same_calls_line(cpu, fcpu):
+                print(line)
         held = slots_held_after_tasks(phase.home / "scheduler.log", r["run_id"])
         if held:
             print(

@@ -120,6 +120,9 @@ def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 # ---------------------------------------------------------------------------- processes
 
 
+PSS_EVERY = 5  # RSS samples per PSS sample (PSS reads each process's smaps_rollup)
+
+
 class Components:
     """Airflow components, each in its own process group; RSS of their trees sampled."""
 
@@ -129,6 +132,10 @@ class Components:
         self.peak = 0
         self.peak_tasks = 0  # the scheduler's descendants: executor workers and the task processes
         self.peak_task_process = 0  # the largest single one of them
+        # PSS: each shared page split between the processes that share it (forked task processes share the
+        # libraries their executor worker imported, which RSS counts once per process)
+        self.peak_pss = 0
+        self.peak_tasks_pss = 0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -144,9 +151,10 @@ class Components:
             cwd=str(self.home),
         )
 
-    def rss(self) -> tuple[int, int, int]:
-        """RSS of every tree; of the scheduler's descendants; of the largest of them."""
-        total = tasks = largest = 0
+    def rss(self, pss: bool = False) -> tuple[int, int, int, int, int]:
+        """RSS of every tree; of the scheduler's descendants; of the largest of them; with ``pss``, PSS of every
+        tree and of the scheduler's descendants (0 without: reading it costs far more CPU than RSS)."""
+        total = tasks = largest = all_pss = tasks_pss = 0
         for name, proc in list(self.procs.items()):
             try:
                 root = psutil.Process(proc.pid)
@@ -157,20 +165,30 @@ class Components:
                         if name == "scheduler" and p.pid != root.pid:
                             tasks += rss
                             largest = max(largest, rss)
+                    if pss:
+                        with contextlib.suppress(psutil.Error):
+                            share = p.memory_full_info().pss
+                            all_pss += share
+                            if name == "scheduler" and p.pid != root.pid:
+                                tasks_pss += share
             except psutil.Error:
                 pass
-        return total, tasks, largest
+        return total, tasks, largest, all_pss, tasks_pss
 
     def _sample(self) -> None:
+        tick = 0
         while not self._stop.is_set():  # once a second: walking the process trees costs CPU the run needs
-            total, tasks, largest = self.rss()
+            total, tasks, largest, pss, tasks_pss = self.rss(pss=tick % PSS_EVERY == 0)
             self.peak = max(self.peak, total)
             self.peak_tasks = max(self.peak_tasks, tasks)
             self.peak_task_process = max(self.peak_task_process, largest)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_tasks_pss = max(self.peak_tasks_pss, tasks_pss)
+            tick += 1
             self._stop.wait(1.0)
 
     def reset_peak(self) -> None:
-        self.peak, self.peak_tasks, self.peak_task_process = self.rss()
+        self.peak, self.peak_tasks, self.peak_task_process, self.peak_pss, self.peak_tasks_pss = self.rss(pss=True)
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -540,6 +558,8 @@ class Phase:
             "night_bills": night_bills,
             "peak_tasks_mb": c.peak_tasks / 2**20,
             "peak_task_process_mb": c.peak_task_process / 2**20,
+            "peak_pss_mb": c.peak_pss / 2**20,
+            "peak_tasks_pss_mb": c.peak_tasks_pss / 2**20,
             "per_agreement": self._per_agreement(timing, throttled),
             "throttled": throttled,
             "entries": entries,
@@ -1083,8 +1103,9 @@ def report(phase: Phase, parse: dict[str, float]) -> None:
         )
         print(
             f"    peak RSS: {r['peak_mb']:.0f} MB all Airflow processes, {r['peak_tasks_mb']:.0f} MB the task "
-            f"processes and executor workers (largest one {r['peak_task_process_mb']:.0f} MB); floor threads "
-            f"{r['floor_threads']}"
+            f"processes and executor workers (largest one {r['peak_task_process_mb']:.0f} MB); PSS (shared pages "
+            f"split, every {PSS_EVERY} s): {r['peak_pss_mb']:.0f} MB all, {r['peak_tasks_pss_mb']:.0f} MB the task "
+            f"processes and workers; floor threads {r['floor_threads']}"
         )
         for line in per_agreement_lines(r):
             print(line)

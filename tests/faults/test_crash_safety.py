@@ -41,10 +41,19 @@ pipeline.load(["agr_0001"], Endpoints.from_env(), "run-to-be-killed")
 """
 
 
-def _load_killed_when(ready: Callable[[], bool], env: dict[str, str] | None = None) -> None:
-    """Run agr_0001's load in its own process and SIGKILL it as soon as ``ready()`` holds."""
+GROUP_LOAD = """
+from roger_economic import pipeline
+from roger_economic.credentials import Endpoints
+from roger_economic.posting import records
+records.WRITE_EVERY = 3600  # the finished agreements' records wait for the group's end, where the kill comes first
+pipeline.load(["agr_0001", "agr_0002", "agr_0003"], Endpoints.from_env(), "group-to-be-killed")
+"""
+
+
+def _load_killed_when(ready: Callable[[], bool], env: dict[str, str] | None = None, script: str = LOAD) -> None:
+    """Run agr_0001's load (or ``script``) in its own process and SIGKILL it as soon as ``ready()`` holds."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", LOAD],
+        [sys.executable, "-c", script],
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -142,6 +151,52 @@ def test_sigkill_between_attachments_then_rerun_attaches_each_pdf_once(demo, air
     bills = {i: sorted(all_roger_ids(roger, i)) for i in AGREEMENTS}
     result = check(roger, economic, bills, final=True)
     assert result.duplicates == 0 and result.lost == 0, result.problems
+
+
+def test_sigkill_before_the_group_wrote_a_finished_agreement_s_records_then_rerun_books_each_bill_once(
+    demo, airflow_db
+):
+    """A group's load leaves each finished agreement's last records (its vouchers posted, its uploads) and its
+    lease to the group's next write, about a second later. Killed before that write, the rerun finds those
+    vouchers in e-conomic and meets those uploads as already made: every bill booked once, every PDF once."""
+    roger, economic = demo
+    ids = list(AGREEMENTS.values())
+    prepare(ids)
+    planned = {aid: sum(1 for r in ledger_rows(aid) if r.status == "planned") for aid in ids}
+    with_pdf = sum(1 for r in ledger_rows("agr_0001") if r.entry_kind == "invoice" and r.payload.get("has_document"))
+    assert planned["agr_0001"] >= 4 and with_pdf >= 1
+    # the other two agreements' vouchers answered slowly: the group is still loading once agr_0001 is done
+    for scope in ("700002", "700003"):
+        arm(economic, kind="slow", delay=8, scope=scope, method="POST", path=r"^/journals/\d+/vouchers$", times=-1)
+
+    def agr_0001_done() -> bool:
+        uploaded = [pages for pages in _attached_in_economic(economic).values() if pages]
+        return _live_vouchers(economic) >= planned["agr_0001"] and len(uploaded) >= with_pdf
+
+    _load_killed_when(agr_0001_done, script=GROUP_LOAD)
+    disarm(economic)
+    time.sleep(9)  # the slow requests the dead process had sent still land in e-conomic
+    statuses = {r.status for r in ledger_rows("agr_0001")}  # its last batch's answer not written yet
+    assert "posting" in statuses and "planned" not in statuses, "agr_0001's last records should wait for the group"
+    with session() as sess:
+        assert sess.get_one(models.Agreement, "agr_0001").lease_owner.endswith(":group-to-be-killed")
+
+    run = run_bills(ALL)
+
+    assert run.state == "success", run.failures
+    for i, aid in AGREEMENTS.items():
+        rows = ledger_rows(aid)
+        assert {r.status for r in rows} == {"posted"}, aid
+        assert len(rows) == planned[aid], aid
+        for row in rows:
+            if row.entry_kind == "invoice" and row.payload.get("has_document"):
+                assert row.attachment == "attached", (aid, row.bill_id)
+        live = [v for v in state_of(economic, i)["vouchers"] if v["status"] != "deleted"]
+        assert len(live) == planned[aid], aid  # none posted twice
+        assert all((v["attachment"] or {}).get("pages", 0) <= 1 for v in live), aid
+    bills = {i: sorted(all_roger_ids(roger, i)) for i in AGREEMENTS}
+    result = check(roger, economic, bills, final=True)
+    assert result.duplicates == 0 and result.lost == 0 and result.foreign == 0, result.problems
 
 
 def test_a_lease_is_shared_by_turns_and_a_dead_holder_s_lease_is_taken_over(demo):

@@ -12,11 +12,13 @@ the end by :func:`settle.settle_bill_states`):
 4. post the planned vouchers in batches, one POST per journal and batch, with a
    ledger row marked ``posting`` *before* the call and an idempotency key that
    a retry of the same batch repeats; the answer (``posted``, voucher numbers)
-   is written first in the load's next transaction, at the latest its last one
-   (a crash before it leaves the rows ``posting``: step 1 finds them);
+   is written first in the load's next transaction, else after the load ends,
+   with its group's next write a second later (:mod:`records`; a crash before
+   it leaves the rows ``posting``: step 1 finds them);
 5. attach each invoice's PDF.
 
 Modules, in the order a load uses them: :mod:`ledger` (planning entries, what counts as booked),
 :mod:`work` (what a load starts from), :mod:`leases` (one run per agreement at a time),
-:mod:`loader` (steps 1, 2, 4 and 5), :mod:`suppliers` (step 3), :mod:`settle` (the bills' states after).
+:mod:`loader` (steps 1, 2, 4 and 5), :mod:`suppliers` (step 3), :mod:`records` (what e-conomic answered,
+written for many agreements at once), :mod:`settle` (the bills' states after).
 """

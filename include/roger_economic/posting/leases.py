@@ -113,7 +113,7 @@ def renew_all(sess: Session, agreement_ids: list[str], owner: str, minutes: floa
 def still_held(sess: Session, agreement_id: str, owner: str, minutes: float = GROUP_LEASE_MINUTES) -> bool:
     """In the transaction that marks a batch ``posting``: the lease is still this owner's and not run out,
     and now lasts at least ``minutes`` more (the POST fits in it; its record, written later, is guarded by the
-    rows' own state: :meth:`~roger_economic.posting.loader.Loader._save_posted`).
+    rows' own state: :func:`~roger_economic.posting.records.save_posted`).
 
     The guard behind every voucher POST: whatever happened to the renewals, a load that lost its lease
     (it ran out and another run took the agreement) marks and posts nothing more.
@@ -159,6 +159,9 @@ class KeptLeases:
         self._renewed = taken_at
         self._late_told = False
         self._lock = threading.Lock()
+        # taken by the renewal and by the group's timed records (:class:`~roger_economic.posting.records.GroupRecords`):
+        # both change many of the group's agreement rows in one statement while its loads run, and would deadlock
+        self.turns = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-renewal", daemon=True)
 
@@ -192,7 +195,7 @@ class KeptLeases:
             ids = sorted(self._held)
             self._added.clear()
         began = time.monotonic()
-        with self._session() as sess:
+        with self.turns, self._session() as sess:
             kept = renew_all(sess, ids, self._owner, self._minutes)
         with self._lock:  # given back by their loads, or lost to another run (unless taken again meanwhile)
             self._held -= set(ids) - kept - self._added

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, select, tuple_, update
+from sqlalchemy import CursorResult, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from roger_economic import states
@@ -21,7 +21,7 @@ from roger_economic.context import AgreementContext
 from roger_economic.db import in_chunks, models
 from roger_economic.economic.client import EconomicClient, fits_one_request
 from roger_economic.errors import IntegrationError, NotFound, ValidationRejected
-from roger_economic.posting import suppliers
+from roger_economic.posting import records, suppliers
 from roger_economic.posting.leases import release, still_held
 from roger_economic.posting.work import LOADER_RULES, Planned, Work, read_work
 from roger_economic.roger.client import RogerClient
@@ -95,7 +95,8 @@ def _batch_key(agreement_id: str, journal: int, rows: list[Planned]) -> str:
 
 class Loader:
     """One agreement's load. ``work``: what it starts from, when the caller read it for a whole group;
-    ``owner``: the lease this load holds, given back in its last transaction."""
+    ``owner``: the lease this load holds, given back in its last transaction; ``group``: where a load of a
+    group leaves its last records and its lease instead, for the group's next write (:meth:`_finish`)."""
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class Loader:
         run_id: str,
         work: Work | None = None,
         owner: str | None = None,
+        group: records.GroupRecords | None = None,
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -115,17 +117,19 @@ class Loader:
         self.run_id = run_id
         self.work = work
         self.owner = owner
+        self.group = group
         self.result = LoadResult()
         self.to_attach: list[tuple[int, str, int, str, int | None]] = []
         self.refused: set[str] = set()  # bills whose invoice e-conomic refused in this load
         self.why_refused: dict[str, str] = {}  # bill → e-conomic's error codes and messages for it
         self.work_refused: set[str] = set()  # bills with an open refusal (``LOADER_RULES``) from an earlier run
         # what e-conomic answered and the ledger does not hold yet: written first in the load's next transaction
-        # (:meth:`_transaction`), at the latest in its last one; a crash before that leaves rows ``posting`` and
-        # links ``creating``, which the next load looks up in e-conomic before it sends anything again
+        # (:meth:`_transaction`), else when it ends (:meth:`_finish`: with its group's next write); a crash
+        # before that leaves rows ``posting`` and links ``creating``, which the next load looks up in e-conomic
+        # before it sends anything again
         self.suppliers_unsaved: dict[str, int] = {}  # created suppliers (vendor key → supplier number)
         self.posted_unsaved: list[dict[str, Any]] = []  # posted vouchers' rows (:meth:`_post_batch`)
-        self.attached_unsaved: list[int] = []  # uploaded, recorded every few uploads and in the last transaction
+        self.attached_unsaved: list[int] = []  # uploaded, recorded every few uploads and when the load ends
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> LoadResult:
@@ -157,8 +161,8 @@ class Loader:
         change nothing twice). Never nested: a second connection would wait on the first one's row locks."""
         created, posted = dict(self.suppliers_unsaved), len(self.posted_unsaved)
         with self.session() as sess:
-            suppliers.record_created(sess, self.aid, created)
-            self._save_posted(sess, self.posted_unsaved[:posted])
+            records.save_suppliers(sess, {self.aid: created})
+            records.save_posted(sess, self.posted_unsaved[:posted])
             yield sess
         for key in created:
             self.suppliers_unsaved.pop(key, None)
@@ -166,13 +170,21 @@ class Loader:
 
     def _finish(self) -> None:
         """What is not yet recorded (vouchers posted, the last attachments, suppliers) written and the lease
-        given back, in one transaction (also on failure)."""
+        given back (also on failure): handed to the group's next write when the load is one of a group
+        (:class:`~roger_economic.posting.records.GroupRecords`), else in a transaction of its own."""
+        unsaved = records.Unsaved(dict(self.suppliers_unsaved), list(self.posted_unsaved), list(self.attached_unsaved))
+        if self.group is not None and self.group.add(self.aid, unsaved):
+            self.suppliers_unsaved.clear()
+            self.posted_unsaved.clear()
+            self.attached_unsaved.clear()
+            return
         if not (self.attached_unsaved or self.suppliers_unsaved or self.posted_unsaved or self.owner):
             return
         with self._transaction() as sess:
-            self._save_attached(sess, self.attached_unsaved)
+            records.save_attached(sess, self.attached_unsaved)
             if self.owner:
                 release(sess, self.aid, self.owner)
+        self.attached_unsaved.clear()
 
     def _rows(self, sess: Session, *statuses: str) -> list[models.Posting]:
         return list(
@@ -533,35 +545,6 @@ class Loader:
             with self._transaction() as sess:
                 self._release_refusals(sess, rows, now)
 
-    @staticmethod
-    def _save_posted(sess: Session, done: list[dict[str, Any]]) -> None:
-        """Posted vouchers' rows, one statement (executemany by primary key).
-
-        Only rows still ``posting`` in the batch sent: written after the lease lapsed (an agreement past its
-        deadline, a stopped task), the record must not undo what the run that took the agreement over found
-        meanwhile (the rows recovered, superseded, booked by the accountant).
-        """
-        if not done:
-            return
-        table = cast(Table, models.Posting.__table__)
-        sess.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("row_id"),
-                table.c.status == PostingStatus.POSTING,
-                table.c.batch_key == bindparam("sent_key"),
-            )
-            .values(
-                status=PostingStatus.POSTED,
-                posted_at=bindparam("posted_at"),
-                voucher_number=bindparam("voucher_number"),
-                accounting_year=bindparam("accounting_year"),
-                entry_number=bindparam("entry_number"),
-                attachment=bindparam("attachment"),
-            ),
-            done,
-        )
-
     def _release_refusals(self, sess: Session, posted: list[Planned], now: datetime) -> None:
         """Entries refused on an earlier run are in now: their records are released, and so is the record of a
         payment its invoice held back once that invoice is in (the cause is gone; the payment, if the bill
@@ -756,12 +739,5 @@ class Loader:
         if not row_ids:
             return
         with self._transaction() as sess:
-            self._save_attached(sess, row_ids)
-
-    @staticmethod
-    def _save_attached(sess: Session, row_ids: list[int]) -> None:
-        if row_ids:
-            sess.execute(
-                update(models.Posting).where(models.Posting.id.in_(row_ids)).values(attachment=Attachment.ATTACHED)
-            )
-            row_ids.clear()
+            records.save_attached(sess, row_ids)
+        row_ids.clear()

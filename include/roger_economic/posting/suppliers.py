@@ -10,10 +10,9 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
 
 from roger_economic.context import AgreementContext, normalise_cvr
 from roger_economic.db import in_chunks, models
@@ -38,8 +37,9 @@ def create_missing(
     ``ctx.supplier_links``; ``counts["suppliers_created"]`` counts them).
 
     Each one made is put in ``created`` (vendor key → supplier number) as soon as e-conomic answers, also
-    when a later creation fails: the caller records them (:func:`record_created`) in its next
-    transaction, the one that marks the vouchers that need them. Until then their links say
+    when a later creation fails: the caller records them
+    (:func:`~roger_economic.posting.records.save_suppliers`) in its next transaction, the one that marks
+    the vouchers that need them. Until then their links say
     ``creating``, so a crash in between makes the next load look them up, never create them again.
     """
     aid = ctx.settings.id
@@ -90,20 +90,6 @@ def create_missing(
             counts["suppliers_created"] += 1
         created[key] = number
         ctx.supplier_links[key] = number
-
-
-def record_created(sess: Session, agreement_id: str, created: dict[str, int]) -> None:
-    """The suppliers :func:`create_missing` made, written to their links (the caller empties ``created`` once
-    ``sess`` is committed: written again after a rollback, it changes nothing twice)."""
-    if not created:
-        return
-    table = cast(Table, models.SupplierLink.__table__)
-    sess.execute(
-        update(table)
-        .where(table.c.agreement_id == agreement_id, table.c.vendor_key == bindparam("key"))
-        .values(supplier_number=bindparam("number"), how="created"),
-        [{"key": k, "number": n} for k, n in created.items()],
-    )
 
 
 def _supplier_key(agreement_id: str, vendor_key: str) -> str:

@@ -53,12 +53,14 @@ def load(
 ) -> dict[str, Any]:
     """Post what is planned, agreement by agreement (a few at a time); fail at the end, naming failures.
 
-    The group's leases (taken, kept alive, given back), what each agreement starts from, and at the end
-    the bill states, are each read or written for the whole group at once; per agreement remain its
+    The group's leases (taken, kept alive, given back), what each agreement starts from, each load's last
+    records (every second: :class:`~roger_economic.posting.records.GroupRecords`) and at the end
+    the bill states, are each read or written for many agreements at once; per agreement remain its
     batches and uploads.
     """
     from roger_economic.posting.leases import KeptLeases, lease_all, release_all
     from roger_economic.posting.loader import Loader
+    from roger_economic.posting.records import GroupRecords, RecordsUnwritten
     from roger_economic.posting.settle import settle_bill_states
     from roger_economic.posting.work import agreements_with_work, read_work
 
@@ -73,6 +75,7 @@ def load(
         works = read_work(sess, sorted(held))
     read_at = time.monotonic()
     leases = KeptLeases(session, owner, held, taken_at, every=LEASE_RENEW_EVERY)
+    last_records = GroupRecords(session, owner, leases.turns)  # each load's last records and lease, many at once
     taken = set(held)  # every agreement this run took a lease of (the group's, and those it waited for)
 
     def work(aid: str) -> dict[str, Any]:
@@ -92,7 +95,8 @@ def load(
             start = None  # a long group: what was read at its start (withdrawals, booked entries) is read again
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:
-            return dict(Loader(session, ctx, economic, roger, run_id, work=start, owner=owner).run().counts)
+            loader = Loader(session, ctx, economic, roger, run_id, work=start, owner=owner, group=last_records)
+            return dict(loader.run().counts)
         except AuthError as exc:
             raise AgreementStopped(aid, f"token rejected: {exc}") from None
         finally:
@@ -103,16 +107,18 @@ def load(
     # end while the other threads idle (longest first is the simple schedule that keeps the threads busy)
     largest_first = sorted(agreement_ids, key=lambda a: -works[a].size if a in works else 0)
     try:
-        with leases:
+        with leases, last_records:  # the records are written before the leases stop being renewed
             results = each(largest_first, work, run_id, "load", threads=LOAD_THREADS)
-    except BaseException:  # the task was stopped: leases of agreements never reached are given back
+    except RecordsUnwritten:  # the database is away: no lease is given back (one past its deadline may still post)
+        raise
+    except BaseException:  # the task was stopped, or the group's last write failed: this run's leases are given back
         with session() as sess:
             release_all(sess, sorted(taken), owner)
         raise
     # an agreement past its deadline may still be posting in its thread: its lease stays (it ends with
     # this process, whose leases the next load takes over), and its bills are settled by that next load
     done = sorted(taken - {a for a, r in results.items() if r.get("timed_out")})
-    with session() as sess:  # each load gave its lease back as it ended; this is for any it could not
+    with session() as sess:  # each load's lease was given back with its last records; this is for any that was not
         settle_bill_states(sess, done)
         release_all(sess, done, owner)
     failed = {a: r["message"] for a, r in results.items() if r["outcome"] == Outcome.FAILED}

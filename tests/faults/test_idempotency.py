@@ -154,3 +154,41 @@ def test_a_late_posted_record_does_not_undo_what_a_run_that_took_over_found(demo
     assert rows[booked.id].status == "posted" and rows[booked.id].entry_number is None
     assert rows[superseded.id].status == "superseded"
     assert {rows[r.id].status for r in sent[2:]} <= {"posted"}  # the others are recorded as usual
+
+
+def test_late_upload_and_supplier_records_leave_what_a_run_that_took_over_wrote(demo):
+    """Records written late (a group's write after a lease lapsed) complete only what is still theirs: a
+    supplier link another run completed keeps its number, and a row another run planned again (its draft
+    deleted by the accountant) stays waiting for its own upload."""
+    from sqlalchemy import select
+
+    from roger_economic.posting import records
+
+    late, _economic, planned = _loader_ready_to_post("run-late")
+    created = dict(late.suppliers_unsaved)
+    assert created, "the demo agreement's load should create suppliers"
+    vendor_key = next(iter(created))
+    with session() as sess:  # the run that took over found that supplier by name and completed the link
+        link = sess.scalar(
+            select(models.SupplierLink).where(
+                models.SupplierLink.agreement_id == "agr_0001", models.SupplierLink.vendor_key == vendor_key
+            )
+        )
+        link.how, link.supplier_number = "created", 99_999
+    late.post_planned(planned)
+    late._finish()
+    invoice = next(r for r in ledger_rows("agr_0001") if r.entry_kind == "invoice" and r.attachment == "pending")
+    with session() as sess:  # the accountant deleted its draft; the other run planned it again
+        sess.get(models.Posting, invoice.id).status = "planned"
+
+    with session() as sess:
+        records.save_attached(sess, [invoice.id])
+
+    with session() as sess:
+        assert sess.get(models.Posting, invoice.id).attachment == "pending"
+        link = sess.scalar(
+            select(models.SupplierLink).where(
+                models.SupplierLink.agreement_id == "agr_0001", models.SupplierLink.vendor_key == vendor_key
+            )
+        )
+        assert link.supplier_number == 99_999

@@ -172,11 +172,9 @@ class Loader:
         """What is not yet recorded (vouchers posted, the last attachments, suppliers) written and the lease
         given back (also on failure): handed to the group's next write when the load is one of a group
         (:class:`~roger_economic.posting.records.GroupRecords`), else in a transaction of its own."""
-        unsaved = records.Unsaved(dict(self.suppliers_unsaved), list(self.posted_unsaved), list(self.attached_unsaved))
+        unsaved = records.Unsaved(self.suppliers_unsaved, self.posted_unsaved, self.attached_unsaved)
         if self.group is not None and self.group.add(self.aid, unsaved):
-            self.suppliers_unsaved.clear()
-            self.posted_unsaved.clear()
-            self.attached_unsaved.clear()
+            self.suppliers_unsaved, self.posted_unsaved, self.attached_unsaved = {}, [], []  # the group's now
             return
         if not (self.attached_unsaved or self.suppliers_unsaved or self.posted_unsaved or self.owner):
             return

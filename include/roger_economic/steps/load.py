@@ -111,7 +111,7 @@ def load(
             results = each(largest_first, work, run_id, "load", threads=LOAD_THREADS)
     except RecordsUnwritten:  # the database is away: no lease is given back (one past its deadline may still post)
         raise
-    except BaseException:  # the task was stopped, or the group's last write failed: this run's leases are given back
+    except BaseException:  # the task was stopped: this run's leases are given back
         with session() as sess:
             release_all(sess, sorted(taken), owner)
         raise

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from roger_economic import masterdata, setup_rules
 from roger_economic.db import models
-from roger_economic.model import Agreement
+from roger_economic.model import COLUMNS, Agreement
 from roger_economic.periods import Calendar
 
 
@@ -132,30 +132,51 @@ class AgreementContext:
         return None
 
 
+def read_agreements(sess: Session, agreement_ids: list[str]) -> dict[str, Agreement]:
+    """The stored setup of these agreements, read as plain rows: no ORM object is built for a read-only
+    setup (an ORM instance costs more to build than the whole row costs to fetch)."""
+    columns = [getattr(models.Agreement, name) for name in COLUMNS]
+    rows = sess.execute(select(*columns).where(models.Agreement.id.in_(agreement_ids)))
+    return {row.id: Agreement.from_row(row) for row in rows}
+
+
 def load_contexts(
     sess: Session, agreement_ids: list[str], kinds: tuple[str, ...] | None = None
 ) -> dict[str, AgreementContext]:
-    """Contexts for many agreements with a handful of queries (not a few per agreement).
+    """Contexts for many agreements with a handful of queries (not a few per agreement), as plain rows.
 
     ``kinds`` restricts the master data read to those kinds: a context that only answers
     :meth:`AgreementContext.stop_reason` needs :data:`setup_rules.STOP_KINDS`, not every snapshot.
     """
-    rows = {a.id: a for a in sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))}
+    settings = read_agreements(sess, agreement_ids)
     cats: dict[str, dict[str, tuple[int, str | None]]] = {a: {} for a in agreement_ids}
-    for m in sess.scalars(select(models.CategoryMapping).where(models.CategoryMapping.agreement_id.in_(agreement_ids))):
-        cats[m.agreement_id][m.category_id] = (m.account_number, m.vat_code)
-    methods: dict[str, dict[str, int]] = {a: {} for a in agreement_ids}
-    for p in sess.scalars(
-        select(models.PaymentMethodMapping).where(models.PaymentMethodMapping.agreement_id.in_(agreement_ids))
+    category = models.CategoryMapping
+    for aid, category_id, account, vat in sess.execute(
+        select(category.agreement_id, category.category_id, category.account_number, category.vat_code).where(
+            category.agreement_id.in_(agreement_ids)
+        )
     ):
-        methods[p.agreement_id][p.method_id] = p.account_number
+        cats[aid][category_id] = (account, vat)
+    methods: dict[str, dict[str, int]] = {a: {} for a in agreement_ids}
+    method = models.PaymentMethodMapping
+    for aid, method_id, account in sess.execute(
+        select(method.agreement_id, method.method_id, method.account_number).where(
+            method.agreement_id.in_(agreement_ids)
+        )
+    ):
+        methods[aid][method_id] = account
     links: dict[str, dict[str, int]] = {a: {} for a in agreement_ids}
-    for link in sess.scalars(select(models.SupplierLink).where(models.SupplierLink.agreement_id.in_(agreement_ids))):
-        if link.supplier_number is not None:
-            links[link.agreement_id][link.vendor_key] = link.supplier_number
+    link = models.SupplierLink
+    for aid, key, number in sess.execute(
+        select(link.agreement_id, link.vendor_key, link.supplier_number).where(
+            link.agreement_id.in_(agreement_ids), link.supplier_number.is_not(None)
+        )
+    ):
+        if number is not None:  # always (the query asks for made ones); for the type checker
+            links[aid][key] = number
     snaps = masterdata.load(sess, agreement_ids, kinds)
     return {
-        aid: AgreementContext(Agreement.from_row(rows[aid]), cats[aid], methods[aid], snaps[aid], links[aid])
+        aid: AgreementContext(settings[aid], cats[aid], methods[aid], snaps[aid], links[aid])
         for aid in agreement_ids
-        if aid in rows
+        if aid in settings
     }

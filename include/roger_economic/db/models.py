@@ -140,7 +140,7 @@ class StagedBill(Base):
     version: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[str] = mapped_column(String(40))
-    # a states.BillState, written only through states.move (its diagram is in roger_economic.states)
+    # a states.BillState, written through states.move (its diagram is in roger_economic.states), or ``new`` by staging
     state: Mapped[str] = mapped_column(String(16), default="new")
     staged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -50,19 +50,18 @@ def create_missing(
             unknown.setdefault(vendor["key"], vendor)
     if not unknown:
         return
+    link = models.SupplierLink
     with session() as sess:
-        links = {
-            link.vendor_key: link
+        links: dict[str, int | None] = {  # vendor key → its supplier (None: ``creating``), as plain rows
+            key: number
             for chunk in in_chunks(sorted(unknown))
-            for link in sess.scalars(
-                select(models.SupplierLink).where(
-                    models.SupplierLink.agreement_id == aid, models.SupplierLink.vendor_key.in_(chunk)
+            for key, number in sess.execute(
+                select(link.vendor_key, link.supplier_number).where(
+                    link.agreement_id == aid, link.vendor_key.in_(chunk)
                 )
             )
         }
-        vendors = {
-            key: vendor for key, vendor in unknown.items() if key not in links or links[key].supplier_number is None
-        }
+        vendors = {key: vendor for key, vendor in unknown.items() if links.get(key) is None}
         # Marked ``creating`` before any call, in the same transaction: a crash after a creation leaves
         # a link that says to look the supplier up first, so it is never created twice.
         marks = [
@@ -78,9 +77,9 @@ def create_missing(
         ]
         if marks:
             sess.execute(insert(models.SupplierLink), marks)
-    for key, link in links.items():  # made by another run since this one read its context
-        if link.supplier_number is not None:
-            ctx.supplier_links[key] = link.supplier_number
+    for key, number in links.items():  # made by another run since this one read its context
+        if number is not None:
+            ctx.supplier_links[key] = number
     for key, vendor in vendors.items():
         # looked up first only when an earlier attempt was interrupted: a first creation is one call
         number = find(economic, vendor) if key in links else None

@@ -7,17 +7,20 @@ that cannot be held per bill is named, and its agreement's outcome is ``incomple
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from roger_economic import agreement_status, states
 from roger_economic.credentials import Endpoints
 from roger_economic.db import in_chunks, models, session
-from roger_economic.errors import AgreementStopped, AuthError, RecordsUnusable
+from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, RecordsUnusable, scrub
 from roger_economic.http import Calls
 from roger_economic.roger.client import RogerClient
 from roger_economic.states import BillState, Outcome
@@ -29,6 +32,104 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HELD_AT_MOST = 50_000  # staged versions a group reads ahead; a window holding more is compared page by page
+
+
+STAGE_TOGETHER = 16  # pages written in one transaction at most (a group's threads bound it first: 7 of 8 wait)
+STAGE_WAIT = 30.0  # seconds a page waits for a write to take it before it is staged on its own
+
+
+def _staged_rows(
+    aid: str,
+    bills: list[dict[str, Any]],
+    held: dict[tuple[str, str], int],
+    writes: dict[tuple[str, str], dict[str, Any]],
+    counts: Counter,
+    run_id: str,
+    judge: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> None:
+    """Put in ``writes`` the row of each bill of the page newer than what is staged (``held``) or written
+    before it in the same transaction; count the rest as unchanged, the records without id/version as malformed."""
+    now = datetime.now(UTC)
+    for bill in bills:
+        bill_id, version = bill.get("id"), bill.get("version")
+        if not isinstance(bill_id, str) or not isinstance(version, int):
+            counts["malformed"] += 1
+            log.warning("agreement %s: a Roger record without id/version was skipped", aid)
+            continue
+        written = writes.get((aid, bill_id))
+        have = written["version"] if written is not None else held.get((aid, bill_id))
+        if have is not None and have >= version:
+            counts["unchanged"] += 1
+            continue
+        counts["staged"] += 1
+        if judge is not None:
+            bill = judge(bill)
+        writes[(aid, bill_id)] = {
+            "agreement_id": aid,
+            "bill_id": bill_id,
+            "version": version,
+            "payload": bill,
+            "updated_at": str(bill.get("updated_at"))[:40],
+            "staged_at": now,
+            "run_id": run_id,
+            "search_text": models.bill_search_text(bill),
+        }
+
+
+def _stage_pages(
+    pages: list[tuple[str, list[dict[str, Any]], Counter]],
+    run_id: str,
+    judge: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """Stage pages (``(agreement, bills, counts)``; each page's ``counts`` counted up) in one transaction: the
+    staged versions read once per 500 bill ids, one multi-row INSERT of the new bills, one executemany of the
+    newer versions.
+
+    Each statement takes its rows in key order, and a newer version replaces only an older one, the bill then
+    ``new`` again in the same statement: what an overlapping run staged since the read here (the same version
+    or a newer one) is kept as it is, its state too (versions only move forward).
+    """
+    staged_bill = models.StagedBill
+    aids = sorted({aid for aid, _bills, _counts in pages})
+    ids = sorted({b["id"] for _aid, bills, _counts in pages for b in bills if isinstance(b.get("id"), str)})
+    with session() as sess:
+        held: dict[tuple[str, str], int] = {
+            (aid, bill_id): version
+            for chunk in in_chunks(ids)
+            for aid, bill_id, version in sess.execute(
+                select(staged_bill.agreement_id, staged_bill.bill_id, staged_bill.version).where(
+                    staged_bill.agreement_id.in_(aids), staged_bill.bill_id.in_(chunk)
+                )
+            )
+        }
+        writes: dict[tuple[str, str], dict[str, Any]] = {}  # (agreement, bill) → its newest row
+        for aid, bills, counts in pages:
+            _staged_rows(aid, bills, held, writes, counts, run_id, judge)
+        fresh = [{**writes[key], "state": BillState.NEW} for key in sorted(writes) if key not in held]
+        changed = [writes[key] for key in sorted(writes) if key in held]
+        if fresh:  # one multi-row INSERT: a bill enters the diagram as new
+            sess.execute(insert(staged_bill), fresh)
+        if changed:  # one executemany; a newer version starts again from new, in the same statement
+            sess.connection().execute(_NEWER, [_newer_params(r) for r in changed])
+
+
+_TABLE = cast(Table, models.StagedBill.__table__)
+_WRITTEN = ("version", "payload", "updated_at", "staged_at", "run_id", "search_text")  # what a newer version sets
+states.check(states.EVERY_STATE, BillState.NEW)  # the arrows the statement below takes, from the diagram
+_NEWER = (  # a staged bill's newer version, written only over an older one, and the bill new again
+    update(_TABLE)
+    .where(
+        _TABLE.c.agreement_id == bindparam("key_agreement"),
+        _TABLE.c.bill_id == bindparam("key_bill"),
+        _TABLE.c.version < bindparam("key_version"),
+    )
+    .values({**{name: bindparam(name) for name in _WRITTEN}, "state": str(BillState.NEW)})
+)
+
+
+def _newer_params(row: dict[str, Any]) -> dict[str, Any]:
+    key = {"key_agreement": row["agreement_id"], "key_bill": row["bill_id"], "key_version": row["version"]}
+    return {**key, **{name: row[name] for name in _WRITTEN}}
 
 
 def stage(
@@ -44,49 +145,7 @@ def stage(
     not newer than the staged one changes nothing, and the staged bodies need not be read back. Only
     the records written are judged against the Roger contract: a quiet night judges nothing.
     """
-    now = datetime.now(UTC)
-    staged_bill = models.StagedBill
-    with session() as sess:
-        held: dict[str, int] = {
-            bill_id: version
-            for chunk in in_chunks([b.get("id") for b in bills if isinstance(b.get("id"), str)])
-            for bill_id, version in sess.execute(
-                select(staged_bill.bill_id, staged_bill.version).where(
-                    staged_bill.agreement_id == aid, staged_bill.bill_id.in_(chunk)
-                )
-            )
-        }
-        writes: dict[str, dict[str, Any]] = {}  # bill id → its newest row; known ones updated, new ones inserted
-        for bill in bills:
-            bill_id, version = bill.get("id"), bill.get("version")
-            if not isinstance(bill_id, str) or not isinstance(version, int):
-                counts["malformed"] += 1
-                log.warning("agreement %s: a Roger record without id/version was skipped", aid)
-                continue
-            have = writes[bill_id]["version"] if bill_id in writes else held.get(bill_id)
-            if have is not None and have >= version:
-                counts["unchanged"] += 1
-                continue
-            counts["staged"] += 1
-            if judge is not None:
-                bill = judge(bill)
-            writes[bill_id] = {
-                "agreement_id": aid,
-                "bill_id": bill_id,
-                "version": version,
-                "payload": bill,
-                "updated_at": str(bill.get("updated_at"))[:40],
-                "staged_at": now,
-                "run_id": run_id,
-                "search_text": models.bill_search_text(bill),
-            }
-        fresh = [{**row, "state": BillState.NEW} for bill_id, row in writes.items() if bill_id not in held]
-        changed = [row for bill_id, row in writes.items() if bill_id in held]
-        if fresh:  # one multi-row INSERT: a bill enters the diagram as new
-            sess.execute(insert(staged_bill), fresh)
-        if changed:  # one executemany by primary key; a newer version starts again from new
-            sess.execute(update(staged_bill), changed)
-            states.move(sess, [(aid, row["bill_id"]) for row in changed], BillState.NEW, since=states.EVERY_STATE)
+    _stage_pages([(aid, bills, counts)], run_id, judge)
     return dict(counts)
 
 
@@ -100,6 +159,121 @@ def stage_page(aid: str, bills: list[dict[str, Any]], run_id: str, counts: Count
             lambda: stage(aid, bills, run_id, Counter(counts), judge=contract.judged), f"agreement {aid}: staging"
         )
     )
+
+
+@dataclass(eq=False)  # one page is one handing-over, whatever it holds
+class _Page:
+    aid: str
+    bills: list[dict[str, Any]]
+    counts: Counter
+    woken: threading.Event = field(default_factory=threading.Event)  # written, handed back, or its turn to write
+    staged: Counter | None = None
+    error: BaseException | None = None
+    alone: bool = False  # to be staged by its own thread, in a transaction of its own
+
+
+class GroupStaging:
+    """The pages a group's agreements read, staged many in one transaction instead of one each.
+
+    An agreement's thread hands its page over and waits until it is staged, so nothing is counted or
+    extracted before it is in the table. A thread that finds no write under way writes its own page and those
+    handed over before it starts (:data:`STAGE_TOGETHER` at most); the pages handed over meanwhile wait, and
+    the first of them writes them next. No page waits for a timer: pages come together only while a write is
+    under way, and a page that comes alone is staged as before, in its own transaction. A write of several
+    pages that fails (an overlapping run wrote the same rows first, the database refused one page) hands each
+    page back to its own thread, which stages it alone: one page's fault, and the time it takes, stay its own
+    agreement's. A page that no write has taken after :data:`STAGE_WAIT` seconds is staged alone as well (one
+    that a write has taken waits for that write), and while a write has run longer than that, every page handed
+    over is staged alone at once: a write that hangs holds the pages it took, never the group.
+    """
+
+    def __init__(self, run_id: str, most: int = STAGE_TOGETHER) -> None:
+        self.run_id = run_id
+        self.most = most
+        self._lock = threading.Lock()
+        self._waiting: list[_Page] = []
+        self._writing = False  # a write is under way, or a waiting page has been given the turn to write next
+        self._turn: _Page | None = None
+        self._began: float | None = None  # when the write under way began
+
+    def stage(self, aid: str, bills: list[dict[str, Any]], counts: Counter) -> Counter:
+        """``counts`` counted up by the page (staged, unchanged, malformed), once the page is in the table."""
+        page = _Page(aid, bills, Counter(counts))
+        leads = False
+        with self._lock:
+            if self._began is not None and time.monotonic() - self._began > STAGE_WAIT:
+                page.alone = True  # the write under way is stuck: not waited for
+            else:
+                self._waiting.append(page)
+                leads = not self._writing
+                self._writing = True
+                if leads:
+                    self._turn = page
+        if page.alone:
+            return stage_page(page.aid, page.bills, self.run_id, page.counts)
+        if not leads and not page.woken.wait(STAGE_WAIT):
+            with self._lock:  # not taken yet (nor given the turn): staged alone
+                if not page.woken.is_set() and self._turn is not page and page in self._waiting:
+                    self._waiting.remove(page)
+                    page.alone = True
+            if not page.alone:
+                page.woken.wait()  # taken by a write under way, or its turn just came
+        if not page.alone and page.staged is None and page.error is None:  # its turn: it is the first waiting
+            self._write()
+        if page.alone:
+            return stage_page(page.aid, page.bills, self.run_id, page.counts)
+        if page.error is not None:
+            raise page.error
+        assert page.staged is not None
+        return page.staged
+
+    def _write(self) -> None:
+        with self._lock:
+            self._turn = None
+            self._began = time.monotonic()
+            batch, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
+        try:
+            self._stage(batch)
+        finally:
+            with self._lock:
+                self._began = None
+                self._turn = self._waiting[0] if self._waiting else None
+                self._writing = self._turn is not None
+                after = self._turn
+            for page in batch:
+                if page.staged is None and page.error is None and not page.alone:  # not known to be staged
+                    page.error = IntegrationError(f"agreement {page.aid}: staging was interrupted")
+                page.woken.set()
+            if after is not None:
+                after.woken.set()  # the first page waiting writes the ones waiting now
+
+    def _stage(self, batch: list[_Page]) -> None:
+        from roger_economic.roger import contract
+
+        if len(batch) > 1:
+            pages = [(p.aid, p.bills, Counter(p.counts)) for p in batch]
+            try:
+                _stage_pages(pages, self.run_id, judge=contract.judged)
+            except Exception as exc:  # handed back: each page staged alone by its own thread
+                first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:200]
+                log.warning(
+                    "staging %d pages together failed (%s: %s); each is staged alone",
+                    len(batch),
+                    type(exc).__name__,
+                    scrub(first),
+                )
+            else:
+                for page, (_aid, _bills, counts) in zip(batch, pages, strict=True):
+                    page.staged = counts
+                return
+            for page in batch:
+                page.alone = True
+            return
+        (page,) = batch  # the writer's own: staged as before, while the pages handed over meanwhile wait
+        try:
+            page.staged = stage_page(page.aid, page.bills, self.run_id, page.counts)
+        except Exception as exc:
+            page.error = exc
 
 
 def _judge_page(aid: str, page: list[Any], before: int, unusable: list[str]) -> list[dict[str, Any]]:
@@ -183,6 +357,7 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
             ).all()
         )
     held = _held_in_window(agreement_ids, window)
+    staging = GroupStaging(run_id)
 
     def work(aid: str) -> dict[str, Any]:
         counts: Counter = Counter()
@@ -205,7 +380,7 @@ def extract(agreement_ids: list[str], window: Window, endpoints: Endpoints, run_
                     if _all_held(aid, bills, held):  # a rerun's page: no transaction at all
                         counts["unchanged"] += len(bills)
                         continue
-                    counts = stage_page(aid, bills, run_id, counts)
+                    counts = staging.stage(aid, bills, counts)
             except AuthError as exc:
                 raise AgreementStopped(aid, f"Roger token rejected: {exc}") from None
         finally:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from roger_economic.context import read_agreements
 from roger_economic.credentials import Endpoints
 from roger_economic.db import models, session
 from roger_economic.economic.client import EconomicClient
@@ -119,8 +120,7 @@ def record_all(run_id: str, phase: str, results: dict[str, dict[str, Any]]) -> N
 
 def settings_of(agreement_ids: list[str]) -> dict[str, Agreement]:
     with session() as sess:
-        rows = sess.scalars(select(models.Agreement).where(models.Agreement.id.in_(agreement_ids)))
-        return {r.id: Agreement.from_row(r) for r in rows}
+        return read_agreements(sess, agreement_ids)
 
 
 def agreement_deadline() -> float:

@@ -9,7 +9,7 @@ from typing import Any
 from roger_economic import agreement_status, masterdata
 from roger_economic.context import load_contexts
 from roger_economic.credentials import Endpoints
-from roger_economic.db import models, session
+from roger_economic.db import session
 from roger_economic.errors import AgreementStopped, AuthError
 from roger_economic.steps.fanout import LOAD_THREADS, clients, each, settings_of
 
@@ -32,7 +32,7 @@ def refresh_master_data(agreement_ids: list[str], endpoints: Endpoints, run_id: 
         with session() as sess:
             masterdata.save(sess, aid, snaps)
             ctx = load_contexts(sess, [aid])[aid]
-            row = sess.get_one(models.Agreement, aid)
+            row = ctx.settings  # the stored setup, as every step reads it
             gaps = masterdata.mapping_gaps(row, ctx.categories, ctx.methods, snaps)
             if not masterdata.has_scanning(snaps):
                 gaps.append(

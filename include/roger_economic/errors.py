@@ -22,6 +22,13 @@ _NAMED_SECRET = re.compile(
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
+def database_error(exc: BaseException) -> str:
+    """The database's own first line (``connection … refused``), never the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first[:200]}"
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every secret value and anything that looks like a token replaced by ``***``.
 

@@ -11,6 +11,7 @@ from typing import Any
 import pendulum
 
 from roger_economic.credentials import Endpoints
+from roger_economic.errors import database_error
 from roger_economic.pipeline import Window
 from roger_economic.settings import environment
 from roger_economic.steps.fanout import MAX_GROUPS
@@ -132,13 +133,6 @@ def cpu_used() -> str:
 # ---------------------------------------------------------------------------- the run's outcome (summarise)
 
 
-def _db_error(exc: BaseException) -> str:
-    """The database's own first line (``connection … refused``), never the SQL or its parameters."""
-    orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [""])[0]
-    return f"{type(orig).__name__}: {first[:200]}"
-
-
 def _failed_tasks(context: Mapping[str, Any]) -> list[tuple[str, int | None]]:
     """(task id, map index or None) of each task of this run that failed (retries spent)."""
     ti = context["ti"]
@@ -186,7 +180,7 @@ def run_outcome(context: Mapping[str, Any], dry_run: bool = False) -> dict[str, 
         else:
             result = report.build(run_id, ids, ("extract",) if dry_run else report.PHASES, failed_steps)
     except Exception as exc:  # the project database is down (or unreadable): report what is known
-        problem = f"the project database could not be read: {_db_error(exc)}"
+        problem = f"the project database could not be read: {database_error(exc)}"
         print(f"summarise: {problem}")
         result = report.unreadable(run_id, ids, problem)
         for (phase, agreements), group in ((s, g) for s in failed_steps for g in planned if g["agreements"] == s[1]):

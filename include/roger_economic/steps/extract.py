@@ -20,7 +20,14 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from roger_economic import agreement_status, states
 from roger_economic.credentials import Endpoints
 from roger_economic.db import in_chunks, models, session
-from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, RecordsUnusable, scrub
+from roger_economic.errors import (
+    AgreementStopped,
+    AuthError,
+    IntegrationError,
+    RecordsUnusable,
+    database_error,
+    scrub,
+)
 from roger_economic.http import Calls
 from roger_economic.roger.client import RogerClient
 from roger_economic.states import BillState, Outcome
@@ -209,9 +216,7 @@ class GroupStaging:
                 self._writing = True
                 if leads:
                     self._turn = page
-        if page.alone:
-            return stage_page(page.aid, page.bills, self.run_id, page.counts)
-        if not leads and not page.woken.wait(STAGE_WAIT):
+        if not page.alone and not leads and not page.woken.wait(STAGE_WAIT):
             with self._lock:  # not taken yet (nor given the turn): staged alone
                 if not page.woken.is_set() and self._turn is not page and page in self._waiting:
                     self._waiting.remove(page)
@@ -255,12 +260,10 @@ class GroupStaging:
             try:
                 _stage_pages(pages, self.run_id, judge=contract.judged)
             except Exception as exc:  # handed back: each page staged alone by its own thread
-                first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:200]
                 log.warning(
-                    "staging %d pages together failed (%s: %s); each is staged alone",
+                    "staging %d pages together failed (%s); each is staged alone",
                     len(batch),
-                    type(exc).__name__,
-                    scrub(first),
+                    scrub(database_error(exc)),
                 )
             else:
                 for page, (_aid, _bills, counts) in zip(batch, pages, strict=True):

@@ -8,7 +8,8 @@ the end by :func:`settle.settle_bill_states`):
    planned again);
 2. withdraw or replace entries whose bill changed or was deleted in Roger
    (drafts are deleted; booked entries become review items, never edited);
-3. create missing suppliers (once, under the ``create`` policy: :mod:`suppliers`);
+3. create missing suppliers (once, under the ``create`` policy: :mod:`suppliers`; a group marks the new
+   suppliers of its agreements that need no recovery ``creating`` at its start, in one transaction);
 4. post the planned vouchers in batches, one POST per journal and batch, with a
    ledger row marked ``posting`` *before* the call and an idempotency key that
    a retry of the same batch repeats; the answer (``posted``, voucher numbers)

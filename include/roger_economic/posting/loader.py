@@ -65,7 +65,7 @@ def _voucher(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _newest_only(
+def newest_only(
     planned: list[Planned], live: dict[tuple[str, str], models.Posting]
 ) -> tuple[list[Planned], list[Planned]]:
     """The planned rows to post, and the stale ones: at most one version of each entry goes out, the newest,
@@ -96,7 +96,8 @@ def _batch_key(agreement_id: str, journal: int, rows: list[Planned]) -> str:
 class Loader:
     """One agreement's load. ``work``: what it starts from, when the caller read it for a whole group;
     ``owner``: the lease this load holds, given back in its last transaction; ``group``: where a load of a
-    group leaves its last records and its lease instead, for the group's next write (:meth:`_finish`)."""
+    group leaves its last records and its lease instead, for the group's next write (:meth:`_finish`);
+    ``marks``: the vendors its group marked ``creating`` for it (:class:`~roger_economic.posting.suppliers.Marks`)."""
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class Loader:
         work: Work | None = None,
         owner: str | None = None,
         group: records.GroupRecords | None = None,
+        marks: suppliers.Marks | None = None,
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -118,6 +120,7 @@ class Loader:
         self.work = work
         self.owner = owner
         self.group = group
+        self.marks = marks
         self.result = LoadResult()
         self.to_attach: list[tuple[int, str, int, str, int | None]] = []
         self.refused: set[str] = set()  # bills whose invoice e-conomic refused in this load
@@ -343,7 +346,7 @@ class Loader:
     def withdraw_and_replace(self, work: Work) -> list[Planned]:
         """Retire booked entries whose bill changed or went away; returns the planned rows still to post."""
         live, withdrawn_bills = work.live, work.withdrawn
-        planned, stale = _newest_only(work.planned, live)
+        planned, stale = newest_only(work.planned, live)
         held: set[int] = set()
         to_retire: list[tuple[models.Posting, Planned | None]] = []
         for row in planned:
@@ -439,9 +442,8 @@ class Loader:
 
     # ------------------------------------------------------------------ 3. suppliers
     def create_suppliers(self, planned: list[Planned]) -> None:
-        suppliers.create_missing(
-            self._transaction, self.ctx, self.economic, planned, self.result.counts, self.suppliers_unsaved
-        )
+        counts, unsaved = self.result.counts, self.suppliers_unsaved
+        suppliers.create_missing(self._transaction, self.ctx, self.economic, planned, counts, unsaved, marks=self.marks)
 
     # ------------------------------------------------------------------ 4. vouchers
     def post_planned(self, planned: list[Planned]) -> None:

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
@@ -158,7 +159,8 @@ def save_suppliers(sess: Session, created: dict[str, dict[str, int]]) -> None:
             table.c.vendor_key == bindparam("key"),
             table.c.how == "creating",  # a link another run completed meanwhile keeps what it found
         )
-        .values(supplier_number=bindparam("number"), how="created"),
+        # when it was made: the report counts it in this run, also when an earlier run had marked it
+        .values(supplier_number=bindparam("number"), how="created", created_at=datetime.now(UTC)),
         rows,
     )
 

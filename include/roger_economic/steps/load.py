@@ -5,21 +5,30 @@ The posting itself (recovery, withdrawals, suppliers, vouchers, documents) is :m
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from roger_economic import setup_rules
-from roger_economic.context import load_contexts
+from roger_economic.context import AgreementContext, load_contexts
 from roger_economic.credentials import Endpoints
 from roger_economic.db import session
-from roger_economic.errors import AgreementStopped, AuthError, IntegrationError
+from roger_economic.errors import AgreementStopped, AuthError, IntegrationError, database_error
 from roger_economic.http import RetryPolicy
 from roger_economic.settings import environment
 from roger_economic.states import Outcome
 from roger_economic.steps.fanout import LOAD_THREADS, AgreementsFailed, clients, each
+
+if TYPE_CHECKING:
+    from roger_economic.posting.suppliers import LookUp
+    from roger_economic.posting.work import Work
+
+log = logging.getLogger(__name__)
 
 # the master data a load reads: what can stop an agreement, and ``self`` (the scanning add-on, the base currency
 # of a supplier it creates); never the chart of suppliers or the calendar, which validation judged bills by
@@ -44,6 +53,41 @@ def _wait_for_lease(aid: str, owner: str) -> None:
         waited += 2.0
 
 
+def _give_back(agreement_ids: list[str], owner: str) -> None:
+    """A failing load's leases given back at once, if the database lets it; else they lapse (the failure that
+    got here is the one raised, not this one's)."""
+    from roger_economic.posting.leases import release_all
+
+    try:
+        with session() as sess:
+            release_all(sess, agreement_ids, owner)
+    except Exception as exc:
+        log.warning("leases of %d agreements not given back: %s", len(agreement_ids), database_error(exc))
+
+
+def _mark_suppliers(contexts: dict[str, AgreementContext], works: dict[str, Work]) -> dict[str, LookUp]:
+    """The vendors the group's loads will create, marked ``creating`` in one transaction for all of them
+    (:func:`~roger_economic.posting.suppliers.mark_creating`) instead of one per agreement at its turn: those of
+    the newest planned version of each entry, of agreements that need no recovery first. If the write fails
+    (the database away for a moment), each load marks its own."""
+    from roger_economic.posting.loader import newest_only
+    from roger_economic.posting.suppliers import mark_creating, unknown_vendors
+
+    wanted = {
+        aid: (contexts[aid], vendors)
+        for aid, work in works.items()
+        if not work.stuck and (vendors := unknown_vendors(contexts[aid], newest_only(work.planned, work.live)[0]))
+    }
+    if not wanted:
+        return {}
+    try:
+        with session() as sess:
+            return mark_creating(sess, wanted)
+    except SQLAlchemyError as exc:
+        log.warning("suppliers of %d agreements not marked together: %s", len(wanted), database_error(exc))
+        return {}
+
+
 def load(
     agreement_ids: list[str],
     endpoints: Endpoints,
@@ -62,6 +106,7 @@ def load(
     from roger_economic.posting.loader import Loader
     from roger_economic.posting.records import GroupRecords, RecordsUnwritten
     from roger_economic.posting.settle import settle_bill_states
+    from roger_economic.posting.suppliers import Marks
     from roger_economic.posting.work import agreements_with_work, read_work
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
@@ -71,8 +116,13 @@ def load(
         busy = agreements_with_work(sess, agreement_ids)
         ready = [a for a in agreement_ids if a in busy and a in contexts and not contexts[a].stop_reason()]
         held = lease_all(sess, ready, owner)
-    with session() as sess:  # leases committed first: a read does not hold SQLite's write lock
-        works = read_work(sess, sorted(held))
+    try:
+        with session() as sess:  # leases committed first: a read does not hold SQLite's write lock
+            works = read_work(sess, sorted(held))
+        marked = _mark_suppliers(contexts, works)
+    except BaseException:  # the task was stopped, the database away: the leases are given back
+        _give_back(sorted(held), owner)
+        raise
     read_at = time.monotonic()
     leases = KeptLeases(session, owner, held, taken_at, every=LEASE_RENEW_EVERY)
     last_records = GroupRecords(session, owner, leases.turns)  # each load's last records and lease, many at once
@@ -85,17 +135,28 @@ def load(
             raise AgreementStopped(aid, reason)
         if aid not in busy:
             return {}
-        start = works.pop(aid, None)
+        start, look_up = works.pop(aid, None), marked.pop(aid, None)
+        marks = None if look_up is None else Marks(look_up, lease_kept=lambda: leases.holds(aid))
         if start is None or not leases.holds(aid):  # held by another run at the start (or lost since, or the
-            start = None  # renewals are late): its own lease, its own read, and kept alive from then on
+            start = marks = None  # renewals are late): its own lease, its own read, and kept alive from then on
             _wait_for_lease(aid, owner)
             taken.add(aid)
             leases.keep(aid)
-        elif time.monotonic() - read_at > READ_AGAIN_AFTER:
-            start = None  # a long group: what was read at its start (withdrawals, booked entries) is read again
+        elif time.monotonic() - read_at > READ_AGAIN_AFTER:  # a long group: what was read at its start
+            start = marks = None  # (withdrawals, booked entries, suppliers' links) is read again
         economic, roger = clients(ctx.settings, endpoints, policy, on_call)
         try:
-            loader = Loader(session, ctx, economic, roger, run_id, work=start, owner=owner, group=last_records)
+            loader = Loader(
+                session,
+                ctx,
+                economic,
+                roger,
+                run_id,
+                work=start,
+                owner=owner,
+                group=last_records,
+                marks=marks,
+            )
             return dict(loader.run().counts)
         except AuthError as exc:
             raise AgreementStopped(aid, f"token rejected: {exc}") from None
@@ -112,8 +173,7 @@ def load(
     except RecordsUnwritten:  # the database is away: no lease is given back (one past its deadline may still post)
         raise
     except BaseException:  # the task was stopped: this run's leases are given back
-        with session() as sess:
-            release_all(sess, sorted(taken), owner)
+        _give_back(sorted(taken), owner)
         raise
     # an agreement past its deadline may still be posting in its thread: its lease stays (it ends with
     # this process, whose leases the next load takes over), and its bills are settled by that next load

@@ -175,3 +175,34 @@ def test_marks_made_before_the_lease_lapsed_are_not_trusted(demo):
     assert _links("agr_0001")[wanted[0]] == ("created", theirs)
     # the others' links say ``creating`` now: each looked up before it is made
     assert _lookups(economic)[1] - looked_up == len(wanted) - 1
+
+
+def test_when_the_group_cannot_write_its_marks_each_load_marks_its_own(demo, monkeypatch):
+    """The database refuses the group's one write of its marks (away for a moment): nothing is half marked,
+    each agreement's load marks its own suppliers as it comes to them, and each is made once, with no look-up."""
+    from sqlalchemy.exc import OperationalError
+
+    from roger_economic.posting import suppliers
+
+    roger, economic = demo
+    ids = list(AGREEMENTS.values())
+    prepare(ids)
+    wanted = {aid: _vendors_to_create(aid) for aid in ids}
+    real, refused = suppliers.mark_creating, []
+
+    def refused_for_the_group(sess, vendors):
+        if len(vendors) > 1:  # the group's write; an agreement's own has one
+            refused.append(sorted(vendors))
+            real(sess, vendors)  # written, then the database goes away before the commit
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return real(sess, vendors)
+
+    monkeypatch.setattr(suppliers, "mark_creating", refused_for_the_group)
+    looked_up = _lookups(economic)
+
+    result = pipeline.load(ids, endpoints(), "run-marks-refused")
+
+    assert refused == [sorted(aid for aid, vendors in wanted.items() if vendors)]
+    assert all(r["outcome"] == "ok" for r in result.values()), result
+    assert _lookups(economic) == looked_up  # the refused write left no mark behind to look up
+    _assert_each_supplier_once_and_every_bill_booked(roger, economic)
